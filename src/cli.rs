@@ -1,0 +1,337 @@
+//! Command-line flags, each tested next to its definition, and their
+//! validation into what the pipeline runs with.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::codec::{DecodeOptions, Format};
+use crate::pipeline::{OnError, PipelineConfig};
+use crate::sink::OutputFormat;
+use crate::source::FileOptions;
+
+/// What each exit status means; shown by `--help` and the README.
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  every record was processed (also: the output's reader went away, as in `| head`)
+  1  the run failed (unreadable input, unwritable output, --on-error stop)
+  2  bad command line
+  3  the run finished, but some records were rejected (see the warnings or --dead-letter)";
+
+/// Listen to a stream and turn every record in it into a JSON object.
+#[derive(Debug, Parser)]
+#[command(name = "streamer", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Flags of the pipeline and the output; accepted before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Where the records come from.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags of the pipeline and output, shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Write records to PATH instead of stdout (`-` is stdout).
+    #[arg(short, long, global = true, value_name = "PATH", default_value = "-")]
+    pub output: String,
+    /// How records are written.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
+    pub output_format: OutputFormat,
+    /// Add an "_origin" object to each record saying where it came from.
+    #[arg(long, global = true)]
+    pub origin: bool,
+    /// What to do with a bad record: skip it (warn, count, go on) or stop the run.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "POLICY"
+    )]
+    pub on_error: OnError,
+    /// Also write each rejected record (raw text, origin, reason) to PATH as a JSON line.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub dead_letter: Option<PathBuf>,
+    /// Stop after N records.
+    #[arg(long, global = true, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Records each channel of the pipeline holds at most (memory bound).
+    #[arg(long, global = true, value_name = "N", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub buffer_records: u64,
+    /// Records moved through the pipeline together at most.
+    #[arg(long, global = true, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_records: u64,
+    /// No summary line, and only errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More log output (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl GlobalArgs {
+    /// The pipeline's sizes and options.
+    pub fn pipeline_config(&self) -> PipelineConfig {
+        let mut config =
+            PipelineConfig::with_buffer(self.buffer_records as usize, self.batch_records as usize);
+        config.decode = DecodeOptions {
+            origin: self.origin,
+        };
+        config.limit = self.limit;
+        config
+    }
+}
+
+/// The sources.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read files (`-` is stdin), in the order given.
+    File(FileArgs),
+}
+
+/// `streamer file`.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The files to read, in order; `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// What the input holds [default: from the extension: .csv, .jsonl/.ndjson, else lines].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+    /// A longer line or CSV row is rejected rather than buffered (bytes; K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_bytes)]
+    pub max_record_bytes: usize,
+}
+
+impl FileArgs {
+    /// How the file source reads.
+    pub fn file_options(&self) -> FileOptions {
+        FileOptions {
+            format: self.format,
+            delimiter: self.csv.delimiter,
+            header: !self.csv.no_header,
+            max_record_bytes: self.max_record_bytes,
+        }
+    }
+}
+
+/// CSV flags, shared by every source that can read CSV.
+#[derive(Debug, Args)]
+pub struct CsvArgs {
+    /// CSV cell separator: one ASCII character, or `tab`.
+    #[arg(long, value_name = "CHAR", default_value = ",", value_parser = parse_delimiter)]
+    pub delimiter: u8,
+    /// The CSV has no header row: keys are c1, c2, ...
+    #[arg(long)]
+    pub no_header: bool,
+}
+
+fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() && text != "\"" && text != "\n" => {
+            Ok(text.as_bytes()[0])
+        }
+        _ => Err("must be one ASCII character other than a quote or newline (or `tab`)".into()),
+    }
+}
+
+/// Parses a byte count: `1048576`, `64K`, `16M`, `1G` (powers of 1024; an
+/// optional `iB`/`B` after the letter).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let trimmed = text.trim();
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(digits_end);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count (like 65536, 64K, 16M)"))?;
+    let multiplier: usize = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("`{text}` has an unknown unit (use K, M or G)")),
+    };
+    match number.checked_mul(multiplier) {
+        Some(0) => Err("must be at least 1".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("`{text}` is too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("streamer").chain(args.iter().copied()))
+    }
+
+    fn file_args(cli: &Cli) -> &FileArgs {
+        match &cli.command {
+            Command::File(args) => args,
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_before_and_after_the_subcommand() {
+        let before = parse(&["-o", "out.jsonl", "--origin", "file", "x.csv"]).unwrap();
+        let after = parse(&["file", "x.csv", "-o", "out.jsonl", "--origin"]).unwrap();
+        for cli in [&before, &after] {
+            assert_eq!(cli.global.output, "out.jsonl");
+            assert!(cli.global.origin);
+            assert_eq!(file_args(cli).paths, vec!["x.csv"]);
+        }
+    }
+
+    #[test]
+    fn output_defaults_to_stdout_as_jsonl() {
+        let cli = parse(&["file", "a.csv", "b.csv"]).unwrap();
+        assert_eq!(cli.global.output, "-");
+        assert_eq!(cli.global.output_format, OutputFormat::Jsonl);
+        assert_eq!(file_args(&cli).paths, vec!["a.csv", "b.csv"]);
+    }
+
+    #[test]
+    fn output_format_csv() {
+        let cli = parse(&["file", "a.csv", "--output-format", "csv"]).unwrap();
+        assert_eq!(cli.global.output_format, OutputFormat::Csv);
+        assert!(parse(&["file", "a.csv", "--output-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn on_error_and_dead_letter() {
+        let cli = parse(&[
+            "--on-error",
+            "stop",
+            "file",
+            "a.csv",
+            "--dead-letter",
+            "bad.jsonl",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.on_error, OnError::Stop);
+        assert_eq!(cli.global.dead_letter, Some(PathBuf::from("bad.jsonl")));
+        assert_eq!(
+            parse(&["file", "a"]).unwrap().global.on_error,
+            OnError::Skip
+        );
+        assert!(parse(&["file", "a", "--on-error", "ignore"]).is_err());
+    }
+
+    #[test]
+    fn file_needs_a_path() {
+        assert!(parse(&["file"]).is_err());
+    }
+
+    #[test]
+    fn format_is_optional_and_checked() {
+        assert_eq!(parse(&["file", "a"]).unwrap().command_format(), None);
+        let cli = parse(&["file", "a", "--format", "jsonl"]).unwrap();
+        assert_eq!(cli.command_format(), Some(Format::Jsonl));
+        assert!(parse(&["file", "a", "--format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn delimiter_takes_one_ascii_character_or_tab() {
+        let cli = parse(&["file", "a", "--delimiter", ";"]).unwrap();
+        assert_eq!(file_args(&cli).csv.delimiter, b';');
+        let cli = parse(&["file", "a", "--delimiter", "tab"]).unwrap();
+        assert_eq!(file_args(&cli).csv.delimiter, b'\t');
+        assert_eq!(
+            file_args(&parse(&["file", "a"]).unwrap()).csv.delimiter,
+            b','
+        );
+        for bad in [";;", "é", "\"", ""] {
+            assert!(
+                parse(&["file", "a", "--delimiter", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_header_turns_the_header_off() {
+        let cli = parse(&["file", "a", "--no-header"]).unwrap();
+        assert!(!file_args(&cli).file_options().header);
+        assert!(
+            file_args(&parse(&["file", "a"]).unwrap())
+                .file_options()
+                .header
+        );
+    }
+
+    #[test]
+    fn buffer_and_batch_sizes_shape_the_pipeline() {
+        let cli = parse(&[
+            "file",
+            "a",
+            "--buffer-records",
+            "100",
+            "--batch-records",
+            "10",
+        ])
+        .unwrap();
+        let config = cli.global.pipeline_config();
+        assert_eq!(config.batch_records, 10);
+        assert_eq!(config.channel_batches, 10);
+        assert!(parse(&["file", "a", "--buffer-records", "0"]).is_err());
+        assert!(parse(&["file", "a", "--batch-records", "0"]).is_err());
+    }
+
+    #[test]
+    fn limit_and_origin_reach_the_pipeline() {
+        let config = parse(&["--limit", "5", "--origin", "file", "a"])
+            .unwrap()
+            .global
+            .pipeline_config();
+        assert_eq!(config.limit, Some(5));
+        assert!(config.decode.origin);
+    }
+
+    #[test]
+    fn quiet_and_verbose() {
+        let cli = parse(&["-q", "file", "a", "-vv"]).unwrap();
+        assert!(cli.global.quiet);
+        assert_eq!(cli.global.verbose, 2);
+    }
+
+    #[test]
+    fn byte_counts_take_units() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64K"), Ok(65536));
+        assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("12Q").is_err());
+        assert!(parse_bytes("M").is_err());
+        let cli = parse(&["file", "a", "--max-record-bytes", "1K"]).unwrap();
+        assert_eq!(file_args(&cli).max_record_bytes, 1024);
+    }
+
+    impl Cli {
+        fn command_format(&self) -> Option<Format> {
+            file_args(self).format
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! CSV rows to JSON objects, keyed by the header row (or `c1`, `c2`, ...).
+//! Cells stay strings: a CSV cell has no type, and `007` must stay `007`.
+
+use std::collections::HashSet;
+
+use super::{require_utf8, Rejection};
+use crate::json;
+use crate::record::RawRecord;
+
+/// The column names of a CSV input, kept ready to write (`"name":`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvHeader {
+    names: Vec<String>,
+    encoded_keys: Vec<Vec<u8>>,
+}
+
+impl CsvHeader {
+    /// Builds the header from the cells of a header row. Empty names become
+    /// `cN`; a repeated name gets `_2`, `_3`, ... so no key is lost.
+    pub fn from_fields<'a>(fields: impl Iterator<Item = &'a [u8]>) -> Result<Self, Rejection> {
+        let mut names = Vec::new();
+        let mut seen = HashSet::new();
+        for (index, field) in fields.enumerate() {
+            let column = index + 1;
+            require_utf8(field, || format!("header column {column}"))?;
+            let raw = std::str::from_utf8(field).expect("checked above");
+            let base = if raw.is_empty() {
+                format!("c{column}")
+            } else {
+                raw.to_string()
+            };
+            let mut name = base.clone();
+            let mut suffix = 2;
+            while !seen.insert(name.clone()) {
+                name = format!("{base}_{suffix}");
+                suffix += 1;
+            }
+            names.push(name);
+        }
+        let encoded_keys = names.iter().map(|name| encode_key(name)).collect();
+        Ok(CsvHeader {
+            names,
+            encoded_keys,
+        })
+    }
+
+    /// The column names, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True for a header with no column.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+fn encode_key(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 3);
+    json::write_str(&mut key, name.as_bytes());
+    key.push(b':');
+    key
+}
+
+/// Writes a row as an object keyed by `header`; the row must have exactly
+/// as many cells as the header has columns.
+pub(super) fn encode_named(
+    header: &CsvHeader,
+    record: &RawRecord<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), Rejection> {
+    let found = record.field_count();
+    if found != header.len() {
+        return Err(format!(
+            "expected {} fields (as in the header), found {found}",
+            header.len()
+        ));
+    }
+    out.reserve(record.bytes().len() + found * 16);
+    out.push(b'{');
+    for (index, (field, key)) in record.fields().zip(&header.encoded_keys).enumerate() {
+        require_utf8(field, || format!("field '{}'", header.names[index]))?;
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(key);
+        json::write_str(out, field);
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Writes a row as an object keyed `c1`, `c2`, ... (`--no-header`).
+pub(super) fn encode_numbered(record: &RawRecord<'_>, out: &mut Vec<u8>) -> Result<(), Rejection> {
+    out.push(b'{');
+    for (index, field) in record.fields().enumerate() {
+        let column = index + 1;
+        require_utf8(field, || format!("field c{column}"))?;
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"c");
+        json::write_int(out, column);
+        out.extend_from_slice(b"\":");
+        json::write_str(out, field);
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Decode;
+    use crate::record::{RawBatch, SourceInfo};
+    use std::sync::Arc;
+
+    fn header(names: &[&str]) -> CsvHeader {
+        CsvHeader::from_fields(names.iter().map(|n| n.as_bytes())).unwrap()
+    }
+
+    fn row(fields: &[&[u8]]) -> RawBatch {
+        let source = Arc::new(SourceInfo::File {
+            path: "t.csv".into(),
+        });
+        let mut batch = RawBatch::new(source, Decode::CsvNumbered);
+        for field in fields {
+            batch.push_field(field);
+        }
+        batch.finish_record(1);
+        batch
+    }
+
+    fn named(header: &CsvHeader, fields: &[&[u8]]) -> Result<String, Rejection> {
+        let batch = row(fields);
+        let mut out = Vec::new();
+        encode_named(header, &batch.records().next().unwrap(), &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn header_names_are_made_unique_and_never_empty() {
+        let h = header(&["id", "", "id", "id", "name \"q\""]);
+        assert_eq!(h.names(), &["id", "c2", "id_2", "id_3", "name \"q\""]);
+        assert_eq!(
+            named(&h, &[b"1", b"2", b"3", b"4", b"5"]).unwrap(),
+            r#"{"id":"1","c2":"2","id_2":"3","id_3":"4","name \"q\"":"5"}"#
+        );
+    }
+
+    #[test]
+    fn cells_stay_strings_and_are_escaped() {
+        let h = header(&["a", "b"]);
+        assert_eq!(
+            named(&h, &[b"007", b"x,\"y\"\nz"]).unwrap(),
+            r#"{"a":"007","b":"x,\"y\"\nz"}"#
+        );
+    }
+
+    #[test]
+    fn wrong_field_count_and_bad_utf8_are_rejected() {
+        let h = header(&["a", "b"]);
+        assert_eq!(
+            named(&h, &[b"1"]).unwrap_err(),
+            "expected 2 fields (as in the header), found 1"
+        );
+        assert_eq!(
+            named(&h, &[b"1", b"\xe9t\xe9"]).unwrap_err(),
+            "invalid UTF-8 in field 'b' (byte 1)"
+        );
+    }
+
+    #[test]
+    fn numbered_keys() {
+        let batch = row(&[b"x", b"y"]);
+        let mut out = Vec::new();
+        encode_numbered(&batch.records().next().unwrap(), &mut out).unwrap();
+        assert_eq!(out, br#"{"c1":"x","c2":"y"}"#);
+    }
+}

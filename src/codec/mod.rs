@@ -1,0 +1,180 @@
+//! Bytes to records: how the decode stage turns a source's raw records
+//! (lines, frames, CSV rows) into JSON objects. Shared by every source.
+
+mod csv;
+mod jsonl;
+mod lines;
+
+use std::sync::Arc;
+
+pub use self::csv::CsvHeader;
+
+use crate::record::{Batch, RawRecord};
+
+/// What the records of an input are, as the user names it (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Comma-separated values; the first row is the header unless `--no-header`.
+    Csv,
+    /// One JSON object per line, passed through as it is.
+    Jsonl,
+    /// Each line becomes `{"message": "<line>"}`.
+    Lines,
+}
+
+impl Format {
+    /// The format a path's extension implies: `.csv`, `.jsonl`/`.ndjson`,
+    /// anything else is lines.
+    pub fn from_path(path: &str) -> Format {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".csv") {
+            Format::Csv
+        } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
+            Format::Jsonl
+        } else {
+            Format::Lines
+        }
+    }
+}
+
+/// How one raw batch is to be decoded; set by the source that filled it.
+#[derive(Debug, Clone)]
+pub enum Decode {
+    /// One field per record, the text of a line: `{"message": ...}`.
+    Lines,
+    /// One field per record, a JSON object.
+    Jsonl,
+    /// CSV cells, named by a header row.
+    Csv(Arc<CsvHeader>),
+    /// CSV cells, named `c1`, `c2`, ... (`--no-header`).
+    CsvNumbered,
+}
+
+/// Options of the decode stage that hold for every record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeOptions {
+    /// Add an `"_origin"` object saying where each record came from.
+    pub origin: bool,
+}
+
+/// Why a record was rejected: shown to the user after its location.
+pub type Rejection = String;
+
+impl Decode {
+    /// Appends `record` to `out` as one JSON object, or says why it cannot.
+    /// On rejection `out` is left as it was. A record that is no record at
+    /// all (a blank line in JSON lines) is skipped: `Ok(false)`.
+    pub fn decode_into(
+        &self,
+        record: &RawRecord<'_>,
+        options: DecodeOptions,
+        out: &mut Batch,
+    ) -> Result<bool, Rejection> {
+        let buf = out.record_buf();
+        let written = match self {
+            Decode::Lines => lines::encode(record.bytes(), buf),
+            Decode::Jsonl => match jsonl::encode(record.bytes(), buf) {
+                Ok(true) => Ok(()),
+                Ok(false) => return Ok(false),
+                Err(reason) => Err(reason),
+            },
+            Decode::Csv(header) => csv::encode_named(header, record, buf),
+            Decode::CsvNumbered => csv::encode_numbered(record, buf),
+        };
+        if let Err(reason) = written {
+            out.abandon_record();
+            return Err(reason);
+        }
+        if options.origin {
+            close_with_origin(out.record_buf(), record);
+        }
+        out.finish_record(record.location.pos);
+        Ok(true)
+    }
+}
+
+/// Replaces the closing `}` of the object just written with
+/// `,"_origin":{...}}`.
+fn close_with_origin(buf: &mut Vec<u8>, record: &RawRecord<'_>) {
+    debug_assert_eq!(buf.last(), Some(&b'}'));
+    buf.pop();
+    let empty_object = buf.last() == Some(&b'{')
+        || buf
+            .iter()
+            .rev()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b == b'{');
+    if !empty_object {
+        buf.push(b',');
+    }
+    buf.extend_from_slice(b"\"_origin\":");
+    record.location.write_json(buf);
+    buf.push(b'}');
+}
+
+/// Checks that `text` is UTF-8, naming `what` in the rejection.
+fn require_utf8(text: &[u8], what: impl FnOnce() -> String) -> Result<(), Rejection> {
+    match std::str::from_utf8(text) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(format!(
+            "invalid UTF-8 in {} (byte {})",
+            what(),
+            error.valid_up_to() + 1
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RawBatch, SourceInfo};
+
+    fn decode_one(decode: Decode, fields: &[&[u8]], origin: bool) -> Result<String, Rejection> {
+        let source = Arc::new(SourceInfo::File {
+            path: "x.csv".into(),
+        });
+        let mut raw = RawBatch::new(source.clone(), decode.clone());
+        for field in fields {
+            raw.push_field(field);
+        }
+        raw.finish_record(9);
+        let mut out = Batch::new(source);
+        let record = raw.records().next().unwrap();
+        decode.decode_into(&record, DecodeOptions { origin }, &mut out)?;
+        Ok(String::from_utf8(out.as_ndjson().to_vec()).unwrap())
+    }
+
+    #[test]
+    fn format_follows_the_extension() {
+        assert_eq!(Format::from_path("a/b.CSV"), Format::Csv);
+        assert_eq!(Format::from_path("x.ndjson"), Format::Jsonl);
+        assert_eq!(Format::from_path("x.jsonl"), Format::Jsonl);
+        assert_eq!(Format::from_path("x.log"), Format::Lines);
+        assert_eq!(Format::from_path("-"), Format::Lines);
+    }
+
+    #[test]
+    fn origin_is_added_as_last_key() {
+        let header = Arc::new(CsvHeader::from_fields([&b"a"[..], b"b"].into_iter()).unwrap());
+        assert_eq!(
+            decode_one(Decode::Csv(header), &[b"1", b"2"], true).unwrap(),
+            "{\"a\":\"1\",\"b\":\"2\",\"_origin\":{\"path\":\"x.csv\",\"line\":9}}\n"
+        );
+        assert_eq!(
+            decode_one(Decode::Jsonl, &[b" { } "], true).unwrap(),
+            "{ \"_origin\":{\"path\":\"x.csv\",\"line\":9}}\n"
+        );
+        assert_eq!(
+            decode_one(Decode::Lines, &[b"hi"], true).unwrap(),
+            "{\"message\":\"hi\",\"_origin\":{\"path\":\"x.csv\",\"line\":9}}\n"
+        );
+    }
+
+    #[test]
+    fn rejected_records_leave_nothing_behind() {
+        let err = decode_one(Decode::Jsonl, &[b"[1]"], false).unwrap_err();
+        assert_eq!(err, "not a JSON object (found an array)");
+        let err = decode_one(Decode::Lines, &[b"ok\xff"], false).unwrap_err();
+        assert_eq!(err, "invalid UTF-8 in line (byte 3)");
+    }
+}

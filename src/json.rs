@@ -1,0 +1,144 @@
+//! Hand-written JSON encoding for the hot path: strings are escaped straight
+//! into a reused output buffer, with no intermediate `Value` or `String`.
+
+/// What each byte turns into inside a JSON string: 0 = itself, `u` = `\u00XX`,
+/// anything else = a two-character escape `\X`.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = b'u';
+        i += 1;
+    }
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `value` (which must be valid UTF-8) as a quoted JSON string.
+pub fn write_str(out: &mut Vec<u8>, value: &[u8]) {
+    out.reserve(value.len() + 2);
+    out.push(b'"');
+    write_escaped(out, value);
+    out.push(b'"');
+}
+
+/// Appends the escaped body of a JSON string, without the quotes.
+pub fn write_escaped(out: &mut Vec<u8>, value: &[u8]) {
+    let mut start = 0;
+    for (i, &byte) in value.iter().enumerate() {
+        let escape = ESCAPE[byte as usize];
+        if escape == 0 {
+            continue;
+        }
+        out.extend_from_slice(&value[start..i]);
+        if escape == b'u' {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(byte >> 4) as usize]);
+            out.push(HEX[(byte & 0xf) as usize]);
+        } else {
+            out.push(b'\\');
+            out.push(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&value[start..]);
+}
+
+/// Appends `text` as a JSON string, replacing invalid UTF-8 with U+FFFD.
+pub fn write_lossy_str(out: &mut Vec<u8>, text: &[u8]) {
+    write_str(out, String::from_utf8_lossy(text).as_bytes());
+}
+
+/// Appends a decimal integer.
+pub fn write_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// True when `text` is exactly a JSON number (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`),
+/// so it can be written unquoted without changing what it says.
+pub fn is_json_number(text: &[u8]) -> bool {
+    let mut i = 0;
+    let n = text.len();
+    if i < n && text[i] == b'-' {
+        i += 1;
+    }
+    match text.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            while i < n && text[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        _ => return false,
+    }
+    if i < n && text[i] == b'.' {
+        i += 1;
+        let digits = i;
+        while i < n && text[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == digits {
+            return false;
+        }
+    }
+    if i < n && (text[i] == b'e' || text[i] == b'E') {
+        i += 1;
+        if i < n && (text[i] == b'+' || text[i] == b'-') {
+            i += 1;
+        }
+        let digits = i;
+        while i < n && text[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == digits {
+            return false;
+        }
+    }
+    i == n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(value: &str) -> String {
+        let mut out = Vec::new();
+        write_str(&mut out, value.as_bytes());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_match_serde_json() {
+        for value in [
+            "",
+            "plain",
+            "quote \" backslash \\ slash /",
+            "tab\tnewline\ncr\r",
+            "\u{0}\u{1}\u{1f}\u{7f}",
+            "\u{8}\u{c}",
+            "unicode é 漢字 🎉",
+        ] {
+            assert_eq!(encoded(value), serde_json::to_string(value).unwrap());
+        }
+    }
+
+    #[test]
+    fn numbers_follow_the_json_grammar() {
+        for yes in ["0", "-0", "12", "-12.5", "1e5", "1.5E-3", "0.25"] {
+            assert!(is_json_number(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "", "-", "007", "1.", ".5", "1e", "+1", "NaN", "inf", "1 ", " 1", "0x10", "1.2.3",
+        ] {
+            assert!(!is_json_number(no.as_bytes()), "{no}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `streamer`: listen to a stream — a file, a TCP socket, a Kafka topic —
+//! and turn every record in it into a JSON object, fast, with flat memory
+//! and without losing a record.
+//!
+//! Module map:
+//! - [`record`]: what flows through the pipeline ([`record::RawBatch`] from
+//!   sources, [`record::Batch`] of JSON objects after decoding) and where
+//!   each record came from ([`record::SourceInfo`]).
+//! - [`ack`]: acknowledgements that travel with a batch and fire once the
+//!   sink has written it (offset commits, file checkpoints).
+//! - [`source`]: the [`source::Source`] trait and the file source; the only
+//!   code that reads the outside world.
+//! - [`codec`]: bytes to records: CSV, JSON lines, plain lines.
+//! - [`pipeline`]: [`pipeline::run`] wires source → decode → stages → sink
+//!   with bounded channels, and returns a [`pipeline::Report`].
+//! - [`sink`]: stdout and file sinks (NDJSON or CSV).
+//! - [`json`]: the hand-written JSON encoding used on the hot path.
+//! - [`error`]: the library's error type.
+//! - [`cli`]: flags, and their validation into a run configuration.
+//! - [`run`]: one command-line run: build, run, summary, exit status.
+
+pub mod ack;
+pub mod cli;
+pub mod codec;
+pub mod error;
+pub mod json;
+pub mod pipeline;
+pub mod record;
+pub mod run;
+pub mod sink;
+pub mod source;
+
+pub use error::Error;

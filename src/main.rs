@@ -1,0 +1,77 @@
+//! The `streamer` binary: parse the flags, set up logging and the runtime,
+//! run, exit with the run's status.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use streamer::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.quiet, cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("streamer: error: cannot start the runtime: {error}");
+            return ExitCode::from(streamer::run::EXIT_FAILED);
+        }
+    };
+    let status = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        streamer::run::run(cli, shutdown).await
+    });
+    // A read of stdin may still be parked on a blocking thread: do not wait for it.
+    runtime.shutdown_background();
+    status
+}
+
+/// Logs go to stderr: warnings by default, errors only with `-q`, more with
+/// each `-v`; `RUST_LOG` overrides all of it.
+fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// The first Ctrl-C or SIGTERM stops the sources (records already read are
+/// still written); the second exits at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot watch for signals; Ctrl-C will exit at once");
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("stopping: writing out the records already read (signal again to exit at once)");
+    shutdown.cancel();
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("streamer: second signal: exiting at once");
+    std::process::exit(130);
+}

@@ -1,0 +1,80 @@
+//! The decode stage: raw records to JSON objects, rejected records to the
+//! `--on-error` policy, and `--limit`.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{PipelineConfig, Rejects};
+use crate::error::Result;
+use crate::record::{Batch, RawBatch, RawRecord};
+
+/// Decodes every batch of `input` into `output`, in order. Ends when
+/// `input` closes, when nobody reads `output`, or at `--limit` (then it
+/// cancels `stop` so the source ends too).
+pub(super) async fn run(
+    mut input: mpsc::Receiver<RawBatch>,
+    output: mpsc::Sender<Batch>,
+    config: PipelineConfig,
+    rejects: Arc<Rejects>,
+    stop: CancellationToken,
+) -> Result<()> {
+    let mut remaining = config.limit.unwrap_or(u64::MAX);
+    while let Some(raw) = input.recv().await {
+        let mut out = Batch::with_capacity(
+            raw.source.clone(),
+            raw.len(),
+            raw.byte_len() + raw.len() * 32,
+        );
+        let mut failure = None;
+        for record in raw.records() {
+            if out.len() as u64 == remaining {
+                break;
+            }
+            if let Err(reason) = raw.decode.decode_into(&record, config.decode, &mut out) {
+                if let Err(error) = rejects.reject(record.location, &raw_text(&record), &reason) {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        remaining -= out.len() as u64;
+        let complete = failure.is_none() && (remaining > 0 || out.len() == raw.len());
+        if complete {
+            // Every record of the raw batch is handled (written or
+            // rejected), so its acks may fire once the sink writes.
+            out.acks = raw.acks;
+        }
+        // An empty batch still travels when it carries acks, so they fire
+        // in order behind the batches before it.
+        if (!out.is_empty() || !out.acks.is_empty()) && output.send(out).await.is_err() {
+            return Ok(());
+        }
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        if remaining == 0 {
+            stop.cancel();
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The record as text for the dead-letter file: the line itself, or a CSV
+/// row's cells written back as CSV.
+fn raw_text(record: &RawRecord<'_>) -> Vec<u8> {
+    if record.field_count() == 1 {
+        return record.bytes().to_vec();
+    }
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let _ = writer.write_record(record.fields());
+    let mut text = writer.into_inner().unwrap_or_default();
+    if text.last() == Some(&b'\n') {
+        text.pop();
+    }
+    text
+}

@@ -1,0 +1,243 @@
+//! The pipeline: source → decode → your stages → sink, joined by bounded
+//! channels of batches, with acknowledgements flowing back from the sink.
+//!
+//! ```text
+//! source ─RawBatch─▶ decode ─Batch─▶ stage … ─Batch─▶ sink
+//!    ▲                                                  │
+//!    └──────────── acks fire once written ──────────────┘
+//! ```
+//!
+//! Every channel is bounded (in batches, each batch bounded in records and
+//! bytes), so a slow sink makes the source wait, and the source stops
+//! reading the outside world. Each part ends when its input closes, so
+//! ending the source drains everything downstream.
+
+mod decode;
+mod reject;
+mod stage;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use self::reject::{OnError, Rejects};
+pub use self::stage::Stage;
+
+use crate::codec::DecodeOptions;
+use crate::error::{Error, Result};
+use crate::record::{Batch, RawBatch};
+use crate::sink::{Sink, SinkInput};
+use crate::source::{Source, SourceContext};
+
+/// Sizes and options of one run.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Most records in one batch.
+    pub batch_records: usize,
+    /// A batch is sent once it holds this many bytes, whatever its count.
+    pub batch_bytes: usize,
+    /// Capacity of each channel, in batches.
+    pub channel_batches: usize,
+    /// Options of the decode stage (`--origin`).
+    pub decode: DecodeOptions,
+    /// Stop after this many records are decoded (`--limit`).
+    pub limit: Option<u64>,
+}
+
+impl PipelineConfig {
+    /// A configuration that holds about `buffer_records` records in each
+    /// channel, in batches of at most `batch_records`.
+    pub fn with_buffer(buffer_records: usize, batch_records: usize) -> Self {
+        let batch_records = batch_records.clamp(1, buffer_records.max(1));
+        PipelineConfig {
+            batch_records,
+            batch_bytes: 256 * 1024,
+            channel_batches: buffer_records.div_ceil(batch_records).max(1),
+            decode: DecodeOptions::default(),
+            limit: None,
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self::with_buffer(16 * 1024, 1024)
+    }
+}
+
+/// Counters shared by every part of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Records the source handed to the pipeline.
+    pub read: AtomicU64,
+    /// Records the sink wrote out.
+    pub written: AtomicU64,
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Records read from the source.
+    pub read: u64,
+    /// Records written by the sink.
+    pub written: u64,
+    /// Records rejected (bad input).
+    pub rejected: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Written records per second of wall time.
+    pub fn records_per_second(&self) -> f64 {
+        self.written as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The result of a run: its report, and the error that ended it, if any
+/// (the report is true either way: records written before a failure were
+/// written).
+#[derive(Debug)]
+pub struct Outcome {
+    /// What was done.
+    pub report: Report,
+    /// Why the run ended early, if it did.
+    pub error: Option<Error>,
+}
+
+/// A source, the stages after decoding, and a sink, ready to run.
+pub struct Pipeline {
+    source: Box<dyn Source>,
+    stages: Vec<Box<dyn Stage>>,
+    sink: Box<dyn Sink>,
+    config: PipelineConfig,
+    rejects: Arc<Rejects>,
+}
+
+impl Pipeline {
+    /// A pipeline from `source` to `sink`, skipping bad records.
+    pub fn new(source: Box<dyn Source>, sink: Box<dyn Sink>, config: PipelineConfig) -> Self {
+        Pipeline {
+            source,
+            stages: Vec::new(),
+            sink,
+            config,
+            rejects: Arc::new(Rejects::skip()),
+        }
+    }
+
+    /// Adds a processing stage after decoding (and after earlier stages).
+    pub fn stage(mut self, stage: impl Stage) -> Self {
+        self.stages.push(Box::new(stage));
+        self
+    }
+
+    /// Sets how rejected records are handled.
+    pub fn rejects(mut self, rejects: Arc<Rejects>) -> Self {
+        self.rejects = rejects;
+        self
+    }
+
+    /// Runs until the source ends (or `shutdown` is cancelled and the
+    /// records already read are written), or until a part fails.
+    pub async fn run(self, shutdown: CancellationToken) -> Outcome {
+        let started = Instant::now();
+        let Pipeline {
+            source,
+            stages,
+            sink,
+            config,
+            rejects,
+        } = self;
+        let stats = Arc::new(Stats::default());
+        // Cancelled by the user's signal, or by any part that ends the run
+        // early (limit reached, `--on-error stop`, the sink failing): only
+        // sources watch it.
+        let stop = shutdown.child_token();
+
+        // Source → decode. The decode stage holds the receiver; once it is
+        // gone, the source's sends fail and the source returns.
+        let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(config.channel_batches);
+        let context = SourceContext {
+            out: crate::source::RawSender::new(raw_tx, stats.clone()),
+            shutdown: stop.clone(),
+            rejects: rejects.clone(),
+            batch_records: config.batch_records,
+            batch_bytes: config.batch_bytes,
+        };
+        let source_task = spawn_part(stop.clone(), source.run(context));
+
+        // Decode → first stage (or sink). Closing it (the decode stage
+        // ending) tells the next part that no more batches come.
+        let (decoded_tx, mut next_rx) = mpsc::channel::<Batch>(config.channel_batches);
+        let decode_task = spawn_part(
+            stop.clone(),
+            decode::run(
+                raw_rx,
+                decoded_tx,
+                config.clone(),
+                rejects.clone(),
+                stop.clone(),
+            ),
+        );
+
+        let mut stage_tasks = Vec::new();
+        for stage in stages {
+            // Stage → next stage (or sink); closed when this stage ends.
+            let (tx, rx) = mpsc::channel::<Batch>(config.channel_batches);
+            stage_tasks.push(tokio::spawn(stage::run(stage, next_rx, tx)));
+            next_rx = rx;
+        }
+
+        let input = SinkInput::new(next_rx, stats.clone());
+        let sink_result = spawn_part(stop.clone(), sink.run(input)).await;
+        // The sink is done: nothing more can be written, so make sure the
+        // source stops too (it may be waiting for input, not sending).
+        stop.cancel();
+        let decode_result = decode_task.await;
+        for task in stage_tasks {
+            let _ = task.await;
+        }
+        let source_result = source_task.await;
+        let finish_result = rejects.finish();
+
+        let error = [sink_result, decode_result, source_result, finish_result]
+            .into_iter()
+            .find_map(|result| result.err());
+        Outcome {
+            report: Report {
+                read: stats.read.load(Ordering::Relaxed),
+                written: stats.written.load(Ordering::Relaxed),
+                rejected: rejects.count(),
+                elapsed: started.elapsed(),
+            },
+            error,
+        }
+    }
+}
+
+/// Runs one part of the pipeline as its own task; if it fails, the whole
+/// run is told to stop.
+fn spawn_part(
+    stop: CancellationToken,
+    part: impl std::future::Future<Output = Result<()>> + Send + 'static,
+) -> impl std::future::Future<Output = Result<()>> {
+    let task = tokio::spawn(async move {
+        let result = part.await;
+        if result.is_err() {
+            stop.cancel();
+        }
+        result
+    });
+    async move {
+        match task.await {
+            Ok(result) => result,
+            Err(join_error) => Err(Error::Config(format!(
+                "internal error: a pipeline task failed: {join_error}"
+            ))),
+        }
+    }
+}

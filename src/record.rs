@@ -1,0 +1,448 @@
+//! What flows through the pipeline.
+//!
+//! Sources fill [`RawBatch`]es (records as undecoded fields); the decode
+//! stage turns each into a [`Batch`] of JSON objects. Both keep records in
+//! one buffer with an index beside it, so a batch of thousands of records
+//! is a handful of allocations, and a sink can write a whole batch with one
+//! copy.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::ack::Acks;
+use crate::codec::Decode;
+use crate::json;
+
+/// Where the records of a batch came from; shared by every record in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceInfo {
+    /// A file, or standard input (`path` is then `<stdin>`).
+    File {
+        /// The path as the user gave it.
+        path: String,
+    },
+    /// One TCP connection.
+    Tcp {
+        /// The client's address.
+        peer: SocketAddr,
+        /// A per-run connection number, 1 for the first accepted.
+        conn: u64,
+    },
+    /// One partition of a Kafka topic.
+    Kafka {
+        /// The topic name.
+        topic: String,
+        /// The partition number.
+        partition: i32,
+    },
+}
+
+impl SourceInfo {
+    /// The name standard input goes by in messages and origins.
+    pub const STDIN: &'static str = "<stdin>";
+}
+
+/// One record's place: its source plus a position in it (a line number for
+/// files, a record number for TCP connections, an offset for Kafka).
+#[derive(Debug, Clone, Copy)]
+pub struct Location<'a> {
+    /// The source the record came from.
+    pub source: &'a SourceInfo,
+    /// Line number (files, 1-based), record number (TCP, 1-based) or offset (Kafka).
+    pub pos: u64,
+}
+
+impl Location<'_> {
+    /// Appends this location as a JSON object (the `_origin` field and the
+    /// dead-letter `origin`).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self.source {
+            SourceInfo::File { path } => {
+                out.extend_from_slice(b"{\"path\":");
+                json::write_lossy_str(out, path.as_bytes());
+                out.extend_from_slice(b",\"line\":");
+                json::write_int(out, self.pos);
+            }
+            SourceInfo::Tcp { peer, conn } => {
+                out.extend_from_slice(b"{\"peer\":");
+                json::write_str(out, peer.to_string().as_bytes());
+                out.extend_from_slice(b",\"conn\":");
+                json::write_int(out, *conn);
+                out.extend_from_slice(b",\"record\":");
+                json::write_int(out, self.pos);
+            }
+            SourceInfo::Kafka { topic, partition } => {
+                out.extend_from_slice(b"{\"topic\":");
+                json::write_lossy_str(out, topic.as_bytes());
+                out.extend_from_slice(b",\"partition\":");
+                json::write_int(out, *partition);
+                out.extend_from_slice(b",\"offset\":");
+                json::write_int(out, self.pos);
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.source {
+            SourceInfo::File { path } => write!(f, "{path}:{}", self.pos),
+            SourceInfo::Tcp { peer, conn } => {
+                write!(f, "{peer} (conn {conn}, record {})", self.pos)
+            }
+            SourceInfo::Kafka { topic, partition } => {
+                write!(f, "{topic}/{partition}@{}", self.pos)
+            }
+        }
+    }
+}
+
+/// Index entry of one raw record: where its fields end in `field_ends`, and
+/// its position in the source.
+#[derive(Debug, Clone, Copy)]
+struct RawIndex {
+    fields_end: u32,
+    pos: u64,
+}
+
+/// Undecoded records from one source, as a source produces them: each
+/// record is one or more fields of bytes (a line, or a CSV row's cells).
+#[derive(Debug)]
+pub struct RawBatch {
+    /// Where these records came from.
+    pub source: Arc<SourceInfo>,
+    /// How the decode stage turns these records into JSON objects.
+    pub decode: Decode,
+    /// Fired once every record of this batch is written by the sink.
+    pub acks: Acks,
+    data: Vec<u8>,
+    field_ends: Vec<u32>,
+    records: Vec<RawIndex>,
+}
+
+impl RawBatch {
+    /// An empty batch for records from `source`, to be decoded as `decode`.
+    pub fn new(source: Arc<SourceInfo>, decode: Decode) -> Self {
+        RawBatch {
+            source,
+            decode,
+            acks: Acks::none(),
+            data: Vec::new(),
+            field_ends: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// Appends one field to the record being built.
+    pub fn push_field(&mut self, field: &[u8]) {
+        self.data.extend_from_slice(field);
+        self.field_ends.push(self.data.len() as u32);
+    }
+
+    /// Ends the record being built (its fields are those pushed since the
+    /// last record); `pos` is its line, record number or offset.
+    pub fn finish_record(&mut self, pos: u64) {
+        self.records.push(RawIndex {
+            fields_end: self.field_ends.len() as u32,
+            pos,
+        });
+    }
+
+    /// Appends a record of one field (a line, a frame, a message).
+    pub fn push_record(&mut self, bytes: &[u8], pos: u64) {
+        self.push_field(bytes);
+        self.finish_record(pos);
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Bytes of record data held.
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The records, in order.
+    pub fn records(&self) -> impl Iterator<Item = RawRecord<'_>> {
+        let mut fields_start = 0u32;
+        self.records.iter().map(move |index| {
+            let field_ends = &self.field_ends[fields_start as usize..index.fields_end as usize];
+            let data_start = if fields_start == 0 {
+                0
+            } else {
+                self.field_ends[fields_start as usize - 1]
+            };
+            fields_start = index.fields_end;
+            RawRecord {
+                data: &self.data,
+                data_start,
+                field_ends,
+                location: Location {
+                    source: &self.source,
+                    pos: index.pos,
+                },
+            }
+        })
+    }
+}
+
+/// One undecoded record of a [`RawBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    data: &'a [u8],
+    data_start: u32,
+    field_ends: &'a [u32],
+    /// Where the record came from.
+    pub location: Location<'a>,
+}
+
+impl<'a> RawRecord<'a> {
+    /// Number of fields (1 for lines and frames).
+    pub fn field_count(&self) -> usize {
+        self.field_ends.len()
+    }
+
+    /// The fields, in order.
+    pub fn fields(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let data = self.data;
+        let mut start = self.data_start;
+        self.field_ends.iter().map(move |&end| {
+            let field = &data[start as usize..end as usize];
+            start = end;
+            field
+        })
+    }
+
+    /// Every field's bytes back to back (the whole line for one-field records).
+    pub fn bytes(&self) -> &'a [u8] {
+        let end = self.field_ends.last().copied().unwrap_or(self.data_start);
+        &self.data[self.data_start as usize..end as usize]
+    }
+}
+
+/// Decoded records: each one JSON object, written as NDJSON (object, `\n`)
+/// into one buffer, with each record's position kept beside it.
+#[derive(Debug)]
+pub struct Batch {
+    /// Where these records came from.
+    pub source: Arc<SourceInfo>,
+    /// Fired once every record of this batch is written by the sink.
+    pub acks: Acks,
+    ndjson: Vec<u8>,
+    ends: Vec<u32>,
+    positions: Vec<u64>,
+}
+
+impl Batch {
+    /// An empty batch of records from `source`.
+    pub fn new(source: Arc<SourceInfo>) -> Self {
+        Self::with_capacity(source, 0, 0)
+    }
+
+    /// An empty batch with room for `records` records of `bytes` bytes in all.
+    pub fn with_capacity(source: Arc<SourceInfo>, records: usize, bytes: usize) -> Self {
+        Batch {
+            source,
+            acks: Acks::none(),
+            ndjson: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(records),
+            positions: Vec::with_capacity(records),
+        }
+    }
+
+    /// The buffer to write the next record's JSON object into; end the
+    /// record with [`Batch::finish_record`] or drop what was written with
+    /// [`Batch::abandon_record`].
+    pub fn record_buf(&mut self) -> &mut Vec<u8> {
+        &mut self.ndjson
+    }
+
+    /// Ends the record written into [`Batch::record_buf`] since the last one.
+    pub fn finish_record(&mut self, pos: u64) {
+        self.ndjson.push(b'\n');
+        self.ends.push(self.ndjson.len() as u32);
+        self.positions.push(pos);
+    }
+
+    /// Drops whatever was written into [`Batch::record_buf`] since the last
+    /// finished record.
+    pub fn abandon_record(&mut self) {
+        let end = self.ends.last().copied().unwrap_or(0);
+        self.ndjson.truncate(end as usize);
+    }
+
+    /// Appends a record that is already one JSON object (no trailing newline).
+    pub fn push_json(&mut self, object: &[u8], pos: u64) {
+        self.ndjson.extend_from_slice(object);
+        self.finish_record(pos);
+    }
+
+    /// Appends a record from a parsed JSON object.
+    pub fn push_value(&mut self, object: &serde_json::Map<String, serde_json::Value>, pos: u64) {
+        serde_json::to_writer(&mut self.ndjson, object).expect("a JSON map always serializes");
+        self.finish_record(pos);
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// All records as NDJSON: one JSON object per line, each ending in `\n`.
+    pub fn as_ndjson(&self) -> &[u8] {
+        &self.ndjson
+    }
+
+    /// Keeps only the first `len` records.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.ends.len() {
+            let end = if len == 0 { 0 } else { self.ends[len - 1] };
+            self.ndjson.truncate(end as usize);
+            self.ends.truncate(len);
+            self.positions.truncate(len);
+        }
+    }
+
+    /// The records, in order.
+    pub fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> {
+        let mut start = 0usize;
+        self.ends
+            .iter()
+            .zip(&self.positions)
+            .map(move |(&end, &pos)| {
+                let json = &self.ndjson[start..end as usize - 1];
+                start = end as usize;
+                RecordRef {
+                    json,
+                    location: Location {
+                        source: &self.source,
+                        pos,
+                    },
+                }
+            })
+    }
+
+    /// Rebuilds the batch record by record: `step` gets each record and the
+    /// output batch, and pushes zero, one or more records. The acks carry
+    /// over, so dropped records still count as delivered once the rest are.
+    pub fn rebuild(self, mut step: impl FnMut(RecordRef<'_>, &mut Batch)) -> Batch {
+        let mut out = Batch::with_capacity(self.source.clone(), self.len(), self.ndjson.len());
+        for record in self.iter() {
+            step(record, &mut out);
+        }
+        out.acks = self.acks;
+        out
+    }
+
+    /// Keeps the records for which `keep` is true.
+    pub fn retain(self, mut keep: impl FnMut(&RecordRef<'_>) -> bool) -> Batch {
+        self.rebuild(|record, out| {
+            if keep(&record) {
+                out.push_json(record.json, record.location.pos);
+            }
+        })
+    }
+}
+
+/// One decoded record of a [`Batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// The record as one JSON object, without the trailing newline.
+    pub json: &'a [u8],
+    /// Where the record came from.
+    pub location: Location<'a>,
+}
+
+impl RecordRef<'_> {
+    /// Parses the record into a JSON object (keys keep their order).
+    pub fn to_object(&self) -> serde_json::Result<serde_json::Map<String, serde_json::Value>> {
+        serde_json::from_slice(self.json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_source() -> Arc<SourceInfo> {
+        Arc::new(SourceInfo::File {
+            path: "in.csv".into(),
+        })
+    }
+
+    #[test]
+    fn raw_batch_keeps_fields_and_positions() {
+        let mut batch = RawBatch::new(file_source(), Decode::Lines);
+        batch.push_field(b"a");
+        batch.push_field(b"");
+        batch.push_field(b"ccc");
+        batch.finish_record(2);
+        batch.push_record(b"line", 5);
+        let records: Vec<_> = batch.records().collect();
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            records[0].fields().collect::<Vec<_>>(),
+            vec![&b"a"[..], b"", b"ccc"]
+        );
+        assert_eq!(records[0].bytes(), b"accc");
+        assert_eq!(records[0].location.to_string(), "in.csv:2");
+        assert_eq!(records[1].fields().collect::<Vec<_>>(), vec![&b"line"[..]]);
+        assert_eq!(records[1].location.pos, 5);
+    }
+
+    #[test]
+    fn batch_truncate_retain_and_iter_agree() {
+        let mut batch = Batch::new(file_source());
+        for n in 1..=4u64 {
+            batch.push_json(format!("{{\"n\":{n}}}").as_bytes(), n);
+        }
+        let batch = batch.retain(|r| r.location.pos % 2 == 0);
+        assert_eq!(batch.as_ndjson(), b"{\"n\":2}\n{\"n\":4}\n");
+        let mut batch = batch;
+        batch.truncate(1);
+        let records: Vec<_> = batch.iter().map(|r| r.json.to_vec()).collect();
+        assert_eq!(records, vec![b"{\"n\":2}".to_vec()]);
+        batch.record_buf().extend_from_slice(b"{\"half");
+        batch.abandon_record();
+        assert_eq!(batch.as_ndjson(), b"{\"n\":2}\n");
+    }
+
+    #[test]
+    fn locations_render_for_every_source() {
+        let tcp = SourceInfo::Tcp {
+            peer: "127.0.0.1:4000".parse().unwrap(),
+            conn: 3,
+        };
+        let kafka = SourceInfo::Kafka {
+            topic: "ticks".into(),
+            partition: 2,
+        };
+        let mut out = Vec::new();
+        let at = Location {
+            source: &tcp,
+            pos: 7,
+        };
+        at.write_json(&mut out);
+        assert_eq!(at.to_string(), "127.0.0.1:4000 (conn 3, record 7)");
+        assert_eq!(out, br#"{"peer":"127.0.0.1:4000","conn":3,"record":7}"#);
+        let at = Location {
+            source: &kafka,
+            pos: 42,
+        };
+        assert_eq!(at.to_string(), "ticks/2@42");
+    }
+}

@@ -1,0 +1,77 @@
+//! One command-line run: build the source and sink the flags ask for, run
+//! the pipeline, and say how it went (summary line, exit status).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+use crate::pipeline::{Outcome, Pipeline, Rejects};
+use crate::sink::{Sink, WriterSink};
+use crate::source::{FileSource, Source};
+
+/// Every record was processed.
+pub const EXIT_OK: u8 = 0;
+/// The run failed.
+pub const EXIT_FAILED: u8 = 1;
+/// The run finished, but some records were rejected.
+pub const EXIT_REJECTED: u8 = 3;
+
+/// Runs what `cli` asks for until its source ends or `shutdown` is
+/// cancelled; returns the exit status, having printed the summary and any
+/// error.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
+    let quiet = cli.global.quiet;
+    let outcome = match execute(cli, shutdown).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("streamer: error: {error:#}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let report = &outcome.report;
+    if !quiet {
+        eprintln!(
+            "streamer: {} records read, {} written, {} rejected in {:.2} s ({:.0} records/s)",
+            report.read,
+            report.written,
+            report.rejected,
+            report.elapsed.as_secs_f64(),
+            report.records_per_second()
+        );
+    }
+    match outcome.error {
+        None | Some(Error::BrokenPipe) if report.rejected > 0 => ExitCode::from(EXIT_REJECTED),
+        None | Some(Error::BrokenPipe) => ExitCode::from(EXIT_OK),
+        Some(error) => {
+            eprintln!("streamer: error: {error}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Builds the pipeline from the flags and runs it.
+async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcome> {
+    let global = &cli.global;
+    let rejects = Arc::new(Rejects::new(
+        global.on_error,
+        global.dead_letter.as_deref(),
+    )?);
+    let source: Box<dyn Source> = match &cli.command {
+        Command::File(args) => Box::new(FileSource::open(args.paths.clone(), args.file_options())?),
+    };
+    let sink: Box<dyn Sink> = if global.output == "-" {
+        Box::new(WriterSink::stdout(global.output_format))
+    } else {
+        Box::new(
+            WriterSink::create(&global.output, global.output_format)
+                .await
+                .context("cannot open the output")?,
+        )
+    };
+    let pipeline = Pipeline::new(source, sink, global.pipeline_config()).rejects(rejects);
+    Ok(pipeline.run(shutdown).await)
+}

@@ -1,0 +1,65 @@
+//! Sinks: where records end. A sink writes each batch, then fires the
+//! batch's acks, so upstream checkpoints and commits follow the output.
+
+mod csv_out;
+mod writer;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+
+pub use self::writer::{OutputFormat, WriterSink};
+
+use crate::error::Result;
+use crate::pipeline::Stats;
+use crate::record::Batch;
+
+/// A consumer of records.
+pub trait Sink: Send + 'static {
+    /// Writes every batch of `input` until it closes, flushes, and returns.
+    fn run(self: Box<Self>, input: SinkInput) -> BoxFuture<'static, Result<()>>;
+}
+
+/// The receiving end of the last channel of the pipeline. The last stage
+/// (or the decode stage) holds the sender; it closes once everything
+/// upstream has ended, which tells the sink to flush and return.
+pub struct SinkInput {
+    rx: mpsc::Receiver<Batch>,
+    stats: Arc<Stats>,
+}
+
+impl SinkInput {
+    /// Wraps the channel; `stats.written` counts what the sink reports written.
+    pub fn new(rx: mpsc::Receiver<Batch>, stats: Arc<Stats>) -> Self {
+        SinkInput { rx, stats }
+    }
+
+    /// A sink input fed by the returned sender, for testing a sink alone.
+    pub fn for_test(capacity: usize) -> (mpsc::Sender<Batch>, SinkInput, Arc<Stats>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let stats = Arc::new(Stats::default());
+        (tx, SinkInput::new(rx, stats.clone()), stats)
+    }
+
+    /// The next batch, waiting for it; `None` once the input is closed and drained.
+    pub async fn recv(&mut self) -> Option<Batch> {
+        self.rx.recv().await
+    }
+
+    /// The next batch if one is ready now; `Err(true)` once closed and drained.
+    pub fn try_recv(&mut self) -> Result<Batch, bool> {
+        self.rx.try_recv().map_err(|error| match error {
+            mpsc::error::TryRecvError::Empty => false,
+            mpsc::error::TryRecvError::Disconnected => true,
+        })
+    }
+
+    /// Counts `records` as written out.
+    pub fn count_written(&self, records: usize) {
+        self.stats
+            .written
+            .fetch_add(records as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,363 @@
+//! The file source: files and standard input, read in the order given, as
+//! CSV (through csv-async), JSON lines or plain lines.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use csv_async::{AsyncReaderBuilder, ByteRecord};
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::input::{InputReader, RecordStart, RECORD_TOO_LONG};
+use super::{Closed, Source, SourceContext};
+use crate::ack::Ack;
+use crate::codec::{CsvHeader, Decode, Format};
+use crate::error::{Error, Result};
+use crate::record::{Location, RawBatch, SourceInfo};
+
+/// How much to ask of the input per read.
+const READ_SIZE: usize = 256 * 1024;
+
+/// How the file source reads its inputs.
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// The format of every input; `None` picks it from each path's extension.
+    pub format: Option<Format>,
+    /// CSV cell separator.
+    pub delimiter: u8,
+    /// CSV: the first row names the columns (else they are `c1`, `c2`, ...).
+    pub header: bool,
+    /// A line or CSV row longer than this is rejected, never buffered whole.
+    pub max_record_bytes: usize,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions {
+            format: None,
+            delimiter: b',',
+            header: true,
+            max_record_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// How far the records of one input have been written by the sink: the
+/// last line number acknowledged (0 before any).
+#[derive(Debug, Default)]
+pub struct FileCheckpoint {
+    delivered_line: AtomicU64,
+}
+
+impl FileCheckpoint {
+    /// The last line whose record (or rejection) the sink has written out.
+    pub fn delivered_line(&self) -> u64 {
+        self.delivered_line.load(Ordering::Acquire)
+    }
+}
+
+/// Reads files (and `-`, standard input) in order.
+pub struct FileSource {
+    paths: Vec<String>,
+    options: FileOptions,
+    checkpoints: Vec<Arc<FileCheckpoint>>,
+}
+
+impl FileSource {
+    /// Checks that every path can be read before any is, so a typo in the
+    /// last path fails the run before the first file is output.
+    pub fn open(paths: Vec<String>, options: FileOptions) -> Result<Self> {
+        for path in paths.iter().filter(|path| path.as_str() != "-") {
+            let as_path = Path::new(path);
+            let metadata = std::fs::metadata(as_path).map_err(|source| Error::Open {
+                path: as_path.to_path_buf(),
+                source,
+            })?;
+            if metadata.is_dir() {
+                return Err(Error::IsDirectory {
+                    path: as_path.to_path_buf(),
+                });
+            }
+            std::fs::File::open(as_path).map_err(|source| Error::Open {
+                path: as_path.to_path_buf(),
+                source,
+            })?;
+        }
+        let checkpoints = paths.iter().map(|_| Arc::default()).collect();
+        Ok(FileSource {
+            paths,
+            options,
+            checkpoints,
+        })
+    }
+
+    /// One checkpoint per path, in order, advanced as the sink writes.
+    pub fn checkpoints(&self) -> Vec<Arc<FileCheckpoint>> {
+        self.checkpoints.clone()
+    }
+}
+
+impl Source for FileSource {
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            for (path, checkpoint) in self.paths.iter().zip(&self.checkpoints) {
+                if ctx.shutdown.is_cancelled() {
+                    break;
+                }
+                let input: Box<dyn AsyncRead + Unpin + Send> = if path == "-" {
+                    Box::new(tokio::io::stdin())
+                } else {
+                    let file = tokio::fs::File::open(path)
+                        .await
+                        .map_err(|source| Error::Open {
+                            path: PathBuf::from(path),
+                            source,
+                        })?;
+                    Box::new(file)
+                };
+                let display = if path == "-" {
+                    SourceInfo::STDIN.to_string()
+                } else {
+                    path.clone()
+                };
+                let reader = FileReader {
+                    ctx: &ctx,
+                    source: Arc::new(SourceInfo::File { path: display }),
+                    options: &self.options,
+                    checkpoint: checkpoint.clone(),
+                };
+                let format = self
+                    .options
+                    .format
+                    .unwrap_or_else(|| Format::from_path(path));
+                let read = match format {
+                    Format::Csv => reader.read_csv(input).await,
+                    Format::Jsonl => reader.read_lines(input, Decode::Jsonl).await,
+                    Format::Lines => reader.read_lines(input, Decode::Lines).await,
+                };
+                match read {
+                    Ok(()) => {}
+                    Err(ReadError::Closed) => break,
+                    Err(ReadError::Failed(error)) => return Err(error),
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// How reading one input ended early.
+enum ReadError {
+    /// The pipeline stopped taking records.
+    Closed,
+    /// The input failed, or a rejection under `--on-error stop`.
+    Failed(Error),
+}
+
+impl From<Closed> for ReadError {
+    fn from(_: Closed) -> Self {
+        ReadError::Closed
+    }
+}
+
+impl From<Error> for ReadError {
+    fn from(error: Error) -> Self {
+        ReadError::Failed(error)
+    }
+}
+
+/// Reads one input.
+struct FileReader<'a> {
+    ctx: &'a SourceContext,
+    source: Arc<SourceInfo>,
+    options: &'a FileOptions,
+    checkpoint: Arc<FileCheckpoint>,
+}
+
+impl FileReader<'_> {
+    fn location(&self, line: u64) -> Location<'_> {
+        Location {
+            source: &self.source,
+            pos: line,
+        }
+    }
+
+    fn read_error(&self, line: u64, source: std::io::Error) -> ReadError {
+        ReadError::Failed(Error::Read {
+            location: self.location(line).to_string(),
+            source,
+        })
+    }
+
+    /// Sends `batch` with an ack that moves this input's checkpoint to its
+    /// last line once the sink has written it.
+    async fn send(&self, mut batch: RawBatch, last_line: u64) -> Result<(), Closed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let checkpoint = self.checkpoint.clone();
+        batch.acks.push(Ack::new(move || {
+            checkpoint
+                .delivered_line
+                .fetch_max(last_line, Ordering::AcqRel);
+        }));
+        self.ctx.out.send(batch).await
+    }
+
+    /// Lines (for `lines` and `jsonl`): split on `\n`, the last line may
+    /// lack one. A line longer than the cap is rejected and skipped without
+    /// ever being held whole.
+    async fn read_lines(
+        &self,
+        input: impl AsyncRead + Unpin,
+        decode: Decode,
+    ) -> Result<(), ReadError> {
+        let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
+        let max_line = self.options.max_record_bytes;
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
+        let mut batch = RawBatch::new(self.source.clone(), decode.clone());
+        let mut line = 0u64;
+        // Inside a line that was already rejected as too long, its number
+        // already counted: drop bytes up to its end.
+        let mut skipping = false;
+        loop {
+            buf.reserve(READ_SIZE);
+            let asked = buf.capacity() - buf.len();
+            let read = match reader.read_buf(&mut buf).await {
+                Ok(read) => read,
+                Err(_) if self.ctx.shutdown.is_cancelled() => break,
+                Err(error) => return Err(self.read_error(line + 1, error)),
+            };
+            let mut consumed = 0;
+            while let Some(end) = memchr::memchr(b'\n', &buf[consumed..]) {
+                if skipping {
+                    skipping = false;
+                } else {
+                    line += 1;
+                    batch.push_record(&buf[consumed..consumed + end], line);
+                }
+                consumed += end + 1;
+                if self.ctx.is_full(&batch) {
+                    let full = std::mem::replace(
+                        &mut batch,
+                        RawBatch::new(self.source.clone(), decode.clone()),
+                    );
+                    self.send(full, line).await?;
+                }
+            }
+            buf.drain(..consumed);
+            if read == 0 {
+                if !buf.is_empty() && !skipping {
+                    line += 1;
+                    batch.push_record(&buf, line);
+                }
+                break;
+            }
+            if buf.len() > max_line {
+                if !skipping {
+                    line += 1;
+                    let reason = format!("line longer than {max_line} bytes (--max-record-bytes)");
+                    let head = &buf[..buf.len().min(256)];
+                    self.ctx
+                        .rejects
+                        .reject(self.location(line), head, &reason)?;
+                    skipping = true;
+                }
+                buf.clear();
+            }
+            // A short read means we caught up with the writer (a pipe, a
+            // growing file): pass on what we have rather than wait for a
+            // full batch.
+            if read < asked && !batch.is_empty() {
+                let partial = std::mem::replace(
+                    &mut batch,
+                    RawBatch::new(self.source.clone(), decode.clone()),
+                );
+                self.send(partial, line).await?;
+            }
+        }
+        self.send(batch, line).await?;
+        Ok(())
+    }
+
+    /// CSV through csv-async: quoted cells may hold delimiters, doubled
+    /// quotes and newlines; the first row is the header unless
+    /// `--no-header`.
+    async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<(), ReadError> {
+        let record_start = RecordStart::default();
+        let reader = InputReader::new(input, self.ctx.shutdown.clone())
+            .with_record_bound(record_start.clone(), self.options.max_record_bytes as u64);
+        let mut csv = AsyncReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(self.options.delimiter)
+            .buffer_capacity(64 * 1024)
+            .create_reader(reader);
+        let mut decode = (!self.options.header).then_some(Decode::CsvNumbered);
+        let mut batch = decode
+            .clone()
+            .map(|decode| RawBatch::new(self.source.clone(), decode));
+        let mut record = ByteRecord::new();
+        let mut next_line = 1u64;
+        let mut last_line = 0u64;
+        loop {
+            match csv.read_byte_record(&mut record).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(_) if self.ctx.shutdown.is_cancelled() => break,
+                Err(error) => {
+                    let too_long = matches!(error.kind(),
+                        csv_async::ErrorKind::Io(io) if io.to_string() == RECORD_TOO_LONG);
+                    if !too_long {
+                        let io = std::io::Error::other(error.to_string());
+                        return Err(self.read_error(next_line, io));
+                    }
+                    // No way to find where the next record starts after a
+                    // runaway quote: reject it and end this input.
+                    let reason = format!(
+                        "CSV record longer than {} bytes (--max-record-bytes; an unclosed quote?)",
+                        self.options.max_record_bytes
+                    );
+                    self.ctx
+                        .rejects
+                        .reject(self.location(next_line), b"", &reason)?;
+                    break;
+                }
+            }
+            let line = record.position().map_or(next_line, |p| p.line());
+            next_line = csv.position().line();
+            record_start.set(csv.position().byte());
+            let Some(decode) = &decode else {
+                let header = match CsvHeader::from_fields(record.iter()) {
+                    Ok(header) => header,
+                    Err(reason) => {
+                        self.ctx
+                            .rejects
+                            .reject(self.location(line), record.as_slice(), &reason)?;
+                        return Ok(());
+                    }
+                };
+                let csv_decode = Decode::Csv(Arc::new(header));
+                batch = Some(RawBatch::new(self.source.clone(), csv_decode.clone()));
+                decode = Some(csv_decode);
+                continue;
+            };
+            let current = batch.as_mut().expect("made with the decode");
+            for field in record.iter() {
+                current.push_field(field);
+            }
+            current.finish_record(line);
+            last_line = line;
+            if self.ctx.is_full(current) {
+                let full =
+                    std::mem::replace(current, RawBatch::new(self.source.clone(), decode.clone()));
+                self.send(full, last_line).await?;
+            }
+        }
+        if let Some(batch) = batch {
+            self.send(batch, last_line).await?;
+        }
+        Ok(())
+    }
+}
