@@ -1,4 +1,6 @@
-//! The library's error type: one variant per way a run can fail.
+//! The library's error type: one variant per way a run can fail. An
+//! underlying cause is kept as `source()`, not repeated in the message, so
+//! printing the chain (`{:#}` of an `anyhow::Error`) shows it once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An input file could not be opened or read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Open {
         /// The path as the user gave it.
         path: PathBuf,
@@ -21,7 +23,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// An output file could not be created or written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Output {
         /// The output path (`-` for stdout).
         path: PathBuf,
@@ -29,7 +31,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A listening socket could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -45,7 +47,7 @@ pub enum Error {
         reason: String,
     },
     /// Reading an input failed mid-way.
-    #[error("{location}: {source}")]
+    #[error("cannot read {location}")]
     Read {
         /// Where the read failed.
         location: String,

@@ -47,7 +47,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
         None | Some(Error::BrokenPipe) if report.rejected > 0 => ExitCode::from(EXIT_REJECTED),
         None | Some(Error::BrokenPipe) => ExitCode::from(EXIT_OK),
         Some(error) => {
-            eprintln!("streamer: error: {error}");
+            eprintln!("streamer: error: {:#}", anyhow::Error::from(error));
             ExitCode::from(EXIT_FAILED)
         }
     }

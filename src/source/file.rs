@@ -235,7 +235,12 @@ impl FileReader<'_> {
                     skipping = false;
                 } else {
                     line += 1;
-                    batch.push_record(&buf[consumed..consumed + end], line);
+                    let text = &buf[consumed..consumed + end];
+                    if text.len() > max_line {
+                        self.reject_long_line(line, text)?;
+                    } else {
+                        batch.push_record(text, line);
+                    }
                 }
                 consumed += end + 1;
                 if self.ctx.is_full(&batch) {
@@ -250,18 +255,18 @@ impl FileReader<'_> {
             if read == 0 {
                 if !buf.is_empty() && !skipping {
                     line += 1;
-                    batch.push_record(&buf, line);
+                    if buf.len() > max_line {
+                        self.reject_long_line(line, &buf)?;
+                    } else {
+                        batch.push_record(&buf, line);
+                    }
                 }
                 break;
             }
             if buf.len() > max_line {
                 if !skipping {
                     line += 1;
-                    let reason = format!("line longer than {max_line} bytes (--max-record-bytes)");
-                    let head = &buf[..buf.len().min(256)];
-                    self.ctx
-                        .rejects
-                        .reject(self.location(line), head, &reason)?;
+                    self.reject_long_line(line, &buf)?;
                     skipping = true;
                 }
                 buf.clear();
@@ -279,6 +284,17 @@ impl FileReader<'_> {
         }
         self.send(batch, line).await?;
         Ok(())
+    }
+
+    /// Rejects line `line` as too long; the dead-letter file gets its
+    /// first bytes only.
+    fn reject_long_line(&self, line: u64, text: &[u8]) -> Result<(), Error> {
+        let reason = format!(
+            "line longer than {} bytes (--max-record-bytes)",
+            self.options.max_record_bytes
+        );
+        let head = &text[..text.len().min(256)];
+        self.ctx.rejects.reject(self.location(line), head, &reason)
     }
 
     /// CSV through csv-async: quoted cells may hold delimiters, doubled
