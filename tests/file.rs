@@ -27,10 +27,7 @@ fn csv_rows_become_json_objects_in_file_order() {
          {\"id\":\"4\",\"name\":\"unicode\",\"comment\":\"日本語 ✓ é\"}\n"
     );
     assert_eq!(
-        summary(&out.stderr)
-            .split(" in ")
-            .next()
-            .unwrap(),
+        summary(&out.stderr).split(" in ").next().unwrap(),
         "streamer: 4 records read, 4 written, 0 rejected"
     );
 }
@@ -87,7 +84,10 @@ fn jsonl_objects_pass_through_and_blank_lines_are_skipped() {
 #[test]
 fn lines_become_messages() {
     let dir = Dir::new();
-    let path = dir.file("app.log", "GET /index \"ok\"\r\n\nlast line without newline");
+    let path = dir.file(
+        "app.log",
+        "GET /index \"ok\"\r\n\nlast line without newline",
+    );
     let out = run(&["file", &path]);
     assert_eq!(
         out.stdout,
@@ -179,9 +179,9 @@ fn invalid_utf8_and_non_objects_are_rejected_with_their_line() {
     let out = run(&["file", &jsonl]);
     assert_eq!(out.code, 3);
     assert_eq!(out.stdout, "{\"ok\":1}\n{\"ok\":2}\n");
-    assert!(out
-        .stderr
-        .contains(&format!("rejected {jsonl}:2: not a JSON object (found an array)")));
+    assert!(out.stderr.contains(&format!(
+        "rejected {jsonl}:2: not a JSON object (found an array)"
+    )));
     assert!(out.stderr.contains(&format!(
         "rejected {jsonl}:4: invalid JSON at column 2: key must be a string"
     )));
@@ -244,7 +244,10 @@ fn missing_file_and_directory_fail_with_one_line() {
     let missing = dir.path("missing.csv");
     let out = run(&["file", &good, &missing]);
     assert_eq!(out.code, 1);
-    assert_eq!(out.stdout, "", "nothing is output before every path is checked");
+    assert_eq!(
+        out.stdout, "",
+        "nothing is output before every path is checked"
+    );
     assert_eq!(
         out.stderr,
         format!("streamer: error: cannot read {missing}: No such file or directory (os error 2)\n")
@@ -288,7 +291,9 @@ fn limit_stops_after_n_records() {
     let path = dir.file("n.log", lines);
     let out = run(&["file", &path, "--limit", "1500", "--batch-records", "100"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let expected: String = (1..=1500).map(|n| format!("{{\"message\":\"{n}\"}}\n")).collect();
+    let expected: String = (1..=1500)
+        .map(|n| format!("{{\"message\":\"{n}\"}}\n"))
+        .collect();
     assert_eq!(out.stdout, expected);
 }
 
@@ -299,7 +304,10 @@ fn overlong_lines_are_rejected_without_being_buffered() {
     let path = dir.file("long.log", format!("short\n{long}\nafter\n"));
     let out = run(&["file", &path, "--max-record-bytes", "1K"]);
     assert_eq!(out.code, 3);
-    assert_eq!(out.stdout, "{\"message\":\"short\"}\n{\"message\":\"after\"}\n");
+    assert_eq!(
+        out.stdout,
+        "{\"message\":\"short\"}\n{\"message\":\"after\"}\n"
+    );
     assert!(out.stderr.contains(&format!(
         "rejected {path}:2: line longer than 1024 bytes (--max-record-bytes)"
     )));
@@ -335,7 +343,12 @@ fn broken_pipe_ends_quietly_with_status_0() {
     assert_eq!(first, "{\"n\":\"0\",\"text\":\"row 0\"}\n");
     drop(stdout); // like `| head -1`
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
@@ -381,7 +394,12 @@ fn sigterm_writes_what_was_read_and_exits_0() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(summary(&stderr).starts_with("streamer: 3 records read, 3 written, 0 rejected"));
     drop(stdin);
 }
@@ -408,8 +426,67 @@ fn an_overlong_line_split_across_reads_counts_as_one_line() {
     let out = run(&["file", &path, "--max-record-bytes", "100K"]);
     assert_eq!(out.code, 3);
     assert_eq!(out.stdout, "{\"message\":\"a\"}\n{\"message\":\"b\"}\n");
-    let rejected: Vec<&str> = out.stderr.lines().filter(|l| l.contains("WARN rejected")).collect();
+    let rejected: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN rejected"))
+        .collect();
     assert_eq!(rejected.len(), 2, "{}", out.stderr);
-    assert!(rejected[0].ends_with(&format!("rejected {path}:2: line longer than 102400 bytes (--max-record-bytes)")));
-    assert!(rejected[1].ends_with(&format!("rejected {path}:4: line longer than 102400 bytes (--max-record-bytes)")));
+    assert!(rejected[0].ends_with(&format!(
+        "rejected {path}:2: line longer than 102400 bytes (--max-record-bytes)"
+    )));
+    assert!(rejected[1].ends_with(&format!(
+        "rejected {path}:4: line longer than 102400 bytes (--max-record-bytes)"
+    )));
+}
+
+#[test]
+fn a_second_signal_exits_at_once_when_the_output_is_stuck() {
+    let mut child = streamer()
+        .args(["-v", "file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Far more than the pipe to our (never read) stdout end can hold, so
+    // the drain after the first signal cannot finish.
+    let writer = std::thread::spawn(move || {
+        let line = "x".repeat(99) + "\n";
+        for _ in 0..100_000 {
+            if stdin.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    kill("-TERM");
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "no stopping line");
+        if line.contains("stopping: writing out the records already read") {
+            break;
+        }
+    }
+    kill("-INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("second signal: exiting at once"), "{rest}");
+    drop(stdout);
+    writer.join().unwrap();
 }

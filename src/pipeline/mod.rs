@@ -115,6 +115,7 @@ pub struct Pipeline {
     sink: Box<dyn Sink>,
     config: PipelineConfig,
     rejects: Arc<Rejects>,
+    stats: Arc<Stats>,
 }
 
 impl Pipeline {
@@ -126,7 +127,13 @@ impl Pipeline {
             sink,
             config,
             rejects: Arc::new(Rejects::skip()),
+            stats: Arc::default(),
         }
+    }
+
+    /// The run's live counters (records read and written so far).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
     }
 
     /// Adds a processing stage after decoding (and after earlier stages).
@@ -151,8 +158,8 @@ impl Pipeline {
             sink,
             config,
             rejects,
+            stats,
         } = self;
-        let stats = Arc::new(Stats::default());
         // Cancelled by the user's signal, or by any part that ends the run
         // early (limit reached, `--on-error stop`, the sink failing): only
         // sources watch it.
