@@ -48,7 +48,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sink = WriterSink::stdout(OutputFormat::Jsonl);
+    let sink = match WriterSink::stdout(OutputFormat::Jsonl) {
+        Ok(sink) => sink,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = Pipeline::new(Box::new(source), Box::new(sink), PipelineConfig::default())
         .stage(large_trades(min_size))
         .run(CancellationToken::new())

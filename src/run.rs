@@ -64,7 +64,7 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         Command::File(args) => Box::new(FileSource::open(args.paths.clone(), args.file_options())?),
     };
     let sink: Box<dyn Sink> = if global.output == "-" {
-        Box::new(WriterSink::stdout(global.output_format))
+        Box::new(WriterSink::stdout(global.output_format)?)
     } else {
         Box::new(
             WriterSink::create(&global.output, global.output_format)

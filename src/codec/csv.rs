@@ -81,10 +81,13 @@ pub(super) fn encode_named(
             header.len()
         ));
     }
+    let checked = is_utf8_per_field(record);
     out.reserve(record.bytes().len() + found * 16);
     out.push(b'{');
     for (index, (field, key)) in record.fields().zip(&header.encoded_keys).enumerate() {
-        require_utf8(field, || format!("field '{}'", header.names[index]))?;
+        if !checked {
+            require_utf8(field, || format!("field '{}'", header.names[index]))?;
+        }
         if index > 0 {
             out.push(b',');
         }
@@ -93,6 +96,19 @@ pub(super) fn encode_named(
     }
     out.push(b'}');
     Ok(())
+}
+
+/// True when every cell is valid UTF-8, checked in one pass over the whole
+/// row: the row is valid, and no cell starts inside another's character.
+fn is_utf8_per_field(record: &RawRecord<'_>) -> bool {
+    std::str::from_utf8(record.bytes()).is_ok()
+        && record
+            .fields()
+            .all(|field| field.first().is_none_or(|&byte| !is_continuation(byte)))
+}
+
+fn is_continuation(byte: u8) -> bool {
+    byte & 0b1100_0000 == 0b1000_0000
 }
 
 /// Writes a row as an object keyed `c1`, `c2`, ... (`--no-header`).
@@ -172,6 +188,20 @@ mod tests {
         assert_eq!(
             named(&h, &[b"1", b"\xe9t\xe9"]).unwrap_err(),
             "invalid UTF-8 in field 'b' (byte 1)"
+        );
+    }
+
+    #[test]
+    fn a_character_split_between_cells_is_invalid() {
+        let h = header(&["a", "b"]);
+        // "é" is C3 A9: the row as a whole is valid, each cell is not.
+        assert_eq!(
+            named(&h, &[b"x\xc3", b"\xa9y"]).unwrap_err(),
+            "invalid UTF-8 in field 'a' (byte 2)"
+        );
+        assert_eq!(
+            named(&h, &[b"\xc3\xa9", b""]).unwrap(),
+            "{\"a\":\"é\",\"b\":\"\"}"
         );
     }
 

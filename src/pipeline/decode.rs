@@ -21,12 +21,12 @@ pub(super) async fn run(
     stop: CancellationToken,
 ) -> Result<()> {
     let mut remaining = config.limit.unwrap_or(u64::MAX);
+    // Output bytes per input byte of the last batch: sizing the next
+    // batch's buffer from it saves regrowing (and copying) it.
+    let mut growth = 2.0f64;
     while let Some(raw) = input.recv().await {
-        let mut out = Batch::with_capacity(
-            raw.source.clone(),
-            raw.len(),
-            raw.byte_len() + raw.len() * 32,
-        );
+        let estimate = (raw.byte_len() as f64 * growth * 1.1) as usize + raw.len() * 8;
+        let mut out = Batch::with_capacity(raw.source.clone(), raw.len(), estimate);
         let mut failure = None;
         for record in raw.records() {
             if out.len() as u64 == remaining {
@@ -38,6 +38,9 @@ pub(super) async fn run(
                     break;
                 }
             }
+        }
+        if raw.byte_len() > 0 && !out.is_empty() {
+            growth = out.as_ndjson().len() as f64 / raw.byte_len() as f64;
         }
         remaining -= out.len() as u64;
         let complete = failure.is_none() && (remaining > 0 || out.len() == raw.len());

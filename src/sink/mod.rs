@@ -58,8 +58,22 @@ impl SinkInput {
 
     /// Counts `records` as written out.
     pub fn count_written(&self, records: usize) {
-        self.stats
-            .written
-            .fetch_add(records as u64, Ordering::Relaxed);
+        self.written_counter().add(records);
+    }
+
+    /// A handle that counts written records, for use apart from the input.
+    pub fn written_counter(&self) -> WrittenCounter {
+        WrittenCounter(self.stats.clone())
+    }
+}
+
+/// Counts records a sink has written (the run's `written` figure).
+#[derive(Clone)]
+pub struct WrittenCounter(Arc<Stats>);
+
+impl WrittenCounter {
+    /// Counts `records` as written out.
+    pub fn add(&self, records: usize) {
+        self.0.written.fetch_add(records as u64, Ordering::Relaxed);
     }
 }

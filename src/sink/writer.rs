@@ -1,13 +1,15 @@
 //! The byte-stream sink: stdout or a file, as NDJSON or CSV, written in
-//! large buffered writes.
+//! large writes on the blocking pool while the next buffer fills.
 
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinHandle;
 
 use super::csv_out::CsvOutput;
-use super::{Sink, SinkInput};
+use super::{Sink, SinkInput, WrittenCounter};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
 use crate::record::Batch;
@@ -25,21 +27,29 @@ pub enum OutputFormat {
     Csv,
 }
 
-/// Writes records to any byte stream (stdout, a file).
+/// A blocking byte stream the sink owns.
+type Writer = Box<dyn Write + Send>;
+
+/// Writes records to a byte stream (stdout, a file).
 pub struct WriterSink {
-    writer: Box<dyn AsyncWrite + Unpin + Send>,
+    writer: Writer,
     name: PathBuf,
     format: OutputFormat,
 }
 
 impl WriterSink {
-    /// A sink writing to standard output.
-    pub fn stdout(format: OutputFormat) -> Self {
-        WriterSink {
-            writer: Box::new(tokio::io::stdout()),
-            name: PathBuf::from("<stdout>"),
-            format,
-        }
+    /// A sink writing to standard output, unbuffered by Rust's `Stdout`
+    /// (the sink does its own buffering, in large writes).
+    pub fn stdout(format: OutputFormat) -> Result<Self> {
+        let name = PathBuf::from("<stdout>");
+        let fd = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| Error::Output {
+                path: name.clone(),
+                source,
+            })?;
+        Ok(Self::new(std::fs::File::from(fd), name, format))
     }
 
     /// A sink writing to `path`, created (or truncated) now so that a bad
@@ -52,16 +62,12 @@ impl WriterSink {
                 path: path.clone(),
                 source,
             })?;
-        Ok(WriterSink {
-            writer: Box::new(file),
-            name: path,
-            format,
-        })
+        Ok(Self::new(file.into_std().await, path, format))
     }
 
-    /// A sink writing to any stream; `name` is used in error messages.
+    /// A sink writing to any blocking stream; `name` is used in error messages.
     pub fn new(
-        writer: impl AsyncWrite + Unpin + Send + 'static,
+        writer: impl Write + Send + 'static,
         name: impl Into<PathBuf>,
         format: OutputFormat,
     ) -> Self {
@@ -76,75 +82,121 @@ impl WriterSink {
 impl Sink for WriterSink {
     fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
-            let mut out = Output {
-                writer: self.writer,
-                name: self.name,
-                buf: Vec::with_capacity(WRITE_SIZE + WRITE_SIZE / 4),
-                pending: Acks::none(),
-                pending_records: 0,
-            };
+            let mut out = Output::new(self.writer, self.name, input.written_counter());
             let mut csv = (self.format == OutputFormat::Csv).then(CsvOutput::default);
             loop {
-                let batch = match input.try_recv() {
-                    Ok(batch) => batch,
-                    Err(true) => break,
-                    Err(false) => {
-                        // Caught up with the pipeline: write what we have
-                        // now rather than hold it for a full buffer.
-                        out.write(&input).await?;
-                        match input.recv().await {
-                            Some(batch) => batch,
-                            None => break,
+                match input.try_recv() {
+                    Ok(batch) => {
+                        out.add(batch, csv.as_mut());
+                        if out.filling.bytes.len() >= WRITE_SIZE {
+                            out.start_write().await?;
                         }
+                        continue;
                     }
-                };
-                out.add(batch, csv.as_mut());
-                if out.buf.len() >= WRITE_SIZE {
-                    out.write(&input).await?;
+                    Err(true) => break,
+                    Err(false) => {}
+                }
+                // Caught up with the pipeline: write what we have now rather
+                // than hold it for a full buffer, then wait for more input
+                // or for that write to finish (so its acks fire promptly).
+                out.start_write().await?;
+                tokio::select! {
+                    written = out.finish_write(), if out.writing.is_some() => written?,
+                    batch = input.recv() => match batch {
+                        Some(batch) => out.add(batch, csv.as_mut()),
+                        None => break,
+                    },
                 }
             }
-            out.write(&input).await?;
-            out.writer.shutdown().await.map_err(|e| out.error(e))
+            out.start_write().await?;
+            out.finish_write().await
         })
     }
 }
 
-/// Encoded records waiting to be written, and the acks that fire once
-/// they are.
+/// Encoded records and the acks that fire once they are written.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    acks: Acks,
+    records: usize,
+}
+
+/// The writer, the chunk being filled, and the chunk being written (on
+/// the blocking pool, which hands writer and buffer back when done).
 struct Output {
-    writer: Box<dyn AsyncWrite + Unpin + Send>,
+    writer: Option<Writer>,
     name: PathBuf,
-    buf: Vec<u8>,
-    pending: Acks,
-    pending_records: usize,
+    filling: Chunk,
+    writing: Option<(JoinHandle<(Writer, Vec<u8>, std::io::Result<()>)>, Chunk)>,
+    spare: Vec<u8>,
+    written: WrittenCounter,
 }
 
 impl Output {
-    fn add(&mut self, batch: Batch, csv: Option<&mut CsvOutput>) {
-        match csv {
-            None => self.buf.extend_from_slice(batch.as_ndjson()),
-            Some(csv) => csv.encode(&batch, &mut self.buf),
+    fn new(writer: Writer, name: PathBuf, written: WrittenCounter) -> Self {
+        Output {
+            writer: Some(writer),
+            name,
+            filling: Chunk {
+                bytes: Vec::with_capacity(WRITE_SIZE + WRITE_SIZE / 4),
+                ..Chunk::default()
+            },
+            writing: None,
+            spare: Vec::with_capacity(WRITE_SIZE + WRITE_SIZE / 4),
+            written,
         }
-        self.pending_records += batch.len();
-        self.pending.append(batch.acks);
     }
 
-    /// Writes and flushes the buffer, then fires the acks of what it held.
-    async fn write(&mut self, input: &SinkInput) -> Result<()> {
-        if self.pending_records == 0 && self.pending.is_empty() {
+    fn add(&mut self, batch: Batch, csv: Option<&mut CsvOutput>) {
+        match csv {
+            None => self.filling.bytes.extend_from_slice(batch.as_ndjson()),
+            Some(csv) => csv.encode(&batch, &mut self.filling.bytes),
+        }
+        self.filling.records += batch.len();
+        self.filling.acks.append(batch.acks);
+    }
+
+    /// Hands the filled chunk to the blocking pool, after the previous
+    /// write is done (writes stay in order, one at a time).
+    async fn start_write(&mut self) -> Result<()> {
+        if self.filling.records == 0 && self.filling.acks.is_empty() {
             return Ok(());
         }
-        if !self.buf.is_empty() {
-            self.writer
-                .write_all(&self.buf)
-                .await
-                .map_err(|e| self.error(e))?;
-            self.writer.flush().await.map_err(|e| self.error(e))?;
-            self.buf.clear();
-        }
-        input.count_written(self.pending_records);
-        self.pending_records = 0;
-        std::mem::take(&mut self.pending).deliver();
+        self.finish_write().await?;
+        let next = Chunk {
+            bytes: std::mem::take(&mut self.spare),
+            ..Chunk::default()
+        };
+        let mut chunk = std::mem::replace(&mut self.filling, next);
+        let bytes = std::mem::take(&mut chunk.bytes);
+        let mut writer = self.writer.take().expect("no write in flight");
+        let handle = tokio::task::spawn_blocking(move || {
+            let result = writer.write_all(&bytes).and_then(|()| writer.flush());
+            (writer, bytes, result)
+        });
+        self.writing = Some((handle, chunk));
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any, then fires its acks.
+    /// Cancel-safe: the write stays in flight until awaited to the end.
+    async fn finish_write(&mut self) -> Result<()> {
+        let Some((handle, _)) = &mut self.writing else {
+            return Ok(());
+        };
+        let joined = handle.await;
+        let (_, chunk) = self.writing.take().expect("checked above");
+        let (writer, mut bytes, result) = joined.map_err(|join_error| Error::Output {
+            path: self.name.clone(),
+            source: std::io::Error::other(join_error.to_string()),
+        })?;
+        self.writer = Some(writer);
+        result.map_err(|source| self.error(source))?;
+        bytes.clear();
+        self.spare = bytes;
+        self.written.add(chunk.records);
+        chunk.acks.deliver();
         Ok(())
     }
 

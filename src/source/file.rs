@@ -360,9 +360,8 @@ impl FileReader<'_> {
                 continue;
             };
             let current = batch.as_mut().expect("made with the decode");
-            for field in record.iter() {
-                current.push_field(field);
-            }
+            let ends = (0..record.len()).filter_map(|i| record.range(i).map(|r| r.end));
+            current.push_fields(record.as_slice(), ends);
             current.finish_record(line);
             last_line = line;
             if self.ctx.is_full(current) {
