@@ -114,6 +114,10 @@ impl Sink for WriterSink {
     }
 }
 
+/// What a write on the blocking pool hands back: the writer, the emptied
+/// buffer for reuse, and how the write went.
+type WriteDone = (Writer, Vec<u8>, std::io::Result<()>);
+
 /// Encoded records and the acks that fire once they are written.
 #[derive(Default)]
 struct Chunk {
@@ -128,7 +132,7 @@ struct Output {
     writer: Option<Writer>,
     name: PathBuf,
     filling: Chunk,
-    writing: Option<(JoinHandle<(Writer, Vec<u8>, std::io::Result<()>)>, Chunk)>,
+    writing: Option<(JoinHandle<WriteDone>, Chunk)>,
     spare: Vec<u8>,
     written: WrittenCounter,
 }
