@@ -61,6 +61,10 @@ pub enum Error {
     /// for the user, but the run cannot go on.
     #[error("output closed by its reader")]
     BrokenPipe,
+    /// A part of the pipeline (a source, a stage, a sink) panicked; the run
+    /// stops rather than end as if its input were done.
+    #[error("a pipeline task panicked: {0}")]
+    Panicked(String),
     /// A flag combination or value that cannot work.
     #[error("{0}")]
     Config(String),

@@ -116,3 +116,26 @@ async fn file_checkpoints_follow_what_the_sink_wrote() {
     let written = std::fs::read_to_string(&out).unwrap();
     assert_eq!(written.lines().count(), 2503);
 }
+
+#[tokio::test]
+async fn a_panicking_stage_fails_the_run_instead_of_ending_it_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.log");
+    std::fs::write(&path, "a\nb\n").unwrap();
+    let source = FileSource::open(
+        vec![path.to_str().unwrap().to_string()],
+        FileOptions::default(),
+    )
+    .unwrap();
+    let sink = streamer::sink::WriterSink::new(std::io::sink(), "<null>", Default::default());
+    let outcome = Pipeline::new(Box::new(source), Box::new(sink), PipelineConfig::default())
+        .stage(|_batch: streamer::record::Batch| -> streamer::record::Batch { panic!("stage bug") })
+        .run(CancellationToken::new())
+        .await;
+    let error = outcome.error.expect("the run fails");
+    assert!(
+        error.to_string().starts_with("a pipeline task panicked"),
+        "{error}"
+    );
+    assert_eq!(outcome.report.written, 0);
+}

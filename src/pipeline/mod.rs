@@ -195,7 +195,7 @@ impl Pipeline {
         for stage in stages {
             // Stage → next stage (or sink); closed when this stage ends.
             let (tx, rx) = mpsc::channel::<Batch>(config.channel_batches);
-            stage_tasks.push(tokio::spawn(stage::run(stage, next_rx, tx)));
+            stage_tasks.push(spawn_part(stop.clone(), stage::run(stage, next_rx, tx)));
             next_rx = rx;
         }
 
@@ -205,15 +205,22 @@ impl Pipeline {
         // source stops too (it may be waiting for input, not sending).
         stop.cancel();
         let decode_result = decode_task.await;
+        let mut stage_result = Ok(());
         for task in stage_tasks {
-            let _ = task.await;
+            stage_result = stage_result.and(task.await);
         }
         let source_result = source_task.await;
         let finish_result = rejects.finish();
 
-        let error = [sink_result, decode_result, source_result, finish_result]
-            .into_iter()
-            .find_map(|result| result.err());
+        let error = [
+            sink_result,
+            decode_result,
+            stage_result,
+            source_result,
+            finish_result,
+        ]
+        .into_iter()
+        .find_map(|result| result.err());
         Outcome {
             report: Report {
                 read: stats.read.load(Ordering::Relaxed),
@@ -242,9 +249,7 @@ fn spawn_part(
     async move {
         match task.await {
             Ok(result) => result,
-            Err(join_error) => Err(Error::Config(format!(
-                "internal error: a pipeline task failed: {join_error}"
-            ))),
+            Err(join_error) => Err(Error::Panicked(join_error.to_string())),
         }
     }
 }
