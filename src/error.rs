@@ -1,6 +1,5 @@
 //! The library's error type: one variant per way a run can fail.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Why a run (or one of its parts) failed.
@@ -31,8 +30,8 @@ pub enum Error {
     /// A listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address asked for.
-        addr: SocketAddr,
+        /// The address as the user gave it.
+        addr: String,
         /// The operating system's reason.
         source: std::io::Error,
     },

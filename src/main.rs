@@ -1,6 +1,7 @@
 //! The `streamer` binary: parse the flags, set up logging and the runtime,
 //! run, exit with the run's status.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -47,6 +48,9 @@ fn init_logging(quiet: bool, verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person: a log file or a test reading stderr
+        // gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .with_target(false)
         .init();

@@ -11,7 +11,7 @@ use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects};
 use crate::sink::{Sink, WriterSink};
-use crate::source::{FileSource, Source};
+use crate::source::{FileSource, Source, TcpSource};
 
 /// Every record was processed.
 pub const EXIT_OK: u8 = 0;
@@ -28,7 +28,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     let outcome = match execute(cli, shutdown).await {
         Ok(outcome) => outcome,
         Err(error) => {
-            eprintln!("streamer: error: {error:#}");
+            eprintln!("streamer: error: {}", error_chain(&error));
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -60,8 +60,14 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         global.on_error,
         global.dead_letter.as_deref(),
     )?);
+    let mut listening = None;
     let source: Box<dyn Source> = match &cli.command {
         Command::File(args) => Box::new(FileSource::open(args.paths.clone(), args.file_options())?),
+        Command::Tcp(args) => {
+            let source = TcpSource::bind(args.tcp_options()).await?;
+            listening = Some(source.local_addr());
+            Box::new(source)
+        }
     };
     let sink: Box<dyn Sink> = if global.output == "-" {
         Box::new(WriterSink::stdout(global.output_format))
@@ -72,6 +78,50 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
                 .context("cannot open the output")?,
         )
     };
+    // Said even without -v: it is how a script (or a test) that asked for
+    // port 0 learns the port.
+    if let (Some(addr), false) = (listening, global.quiet) {
+        eprintln!("streamer: listening on {addr}");
+    }
     let pipeline = Pipeline::new(source, sink, global.pipeline_config()).rejects(rejects);
     Ok(pipeline.run(shutdown).await)
+}
+
+/// The error and its causes on one line, `: `-separated, skipping a cause
+/// whose text its parent already ends with (our errors show their I/O
+/// cause in their own message).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.ends_with(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let error = anyhow::Error::from(Error::Bind {
+            addr: "127.0.0.1:80".into(),
+            source: io,
+        });
+        assert_eq!(
+            error_chain(&error),
+            "cannot listen on 127.0.0.1:80: Address already in use"
+        );
+        let io = std::io::Error::other("disk full");
+        let error = anyhow::Error::from(io).context("cannot open the output");
+        assert_eq!(error_chain(&error), "cannot open the output: disk full");
+    }
 }
