@@ -651,8 +651,22 @@ fn csv_rows_with_a_header_per_connection() {
     server
         .log
         .wait_for("(conn 2): closed by the client after 2 frames");
+    // Without a usable header nothing of the connection can be decoded.
+    let mut bad = server.connect();
+    let bad_peer = bad.local_addr().unwrap();
+    bad.write_all(b"\xff,x\n1,2\n").unwrap();
+    assert_closed_by_server(&mut bad);
     let done = server.stop();
     assert_eq!(done.status.code(), Some(3));
+    let reason = "bad CSV header: invalid UTF-8 in header column 1 (byte 1)";
+    assert!(done.logged(
+        "WARN",
+        &format!("rejected {bad_peer} (conn 3, record 1): {reason}")
+    ));
+    assert!(done.logged(
+        "WARN",
+        &format!("{bad_peer} (conn 3): closing the connection: {reason}")
+    ));
     assert_eq!(
         done.lines(),
         [
@@ -799,6 +813,38 @@ fn drain_timeout_closes_connections_still_open() {
         "WARN",
         "--drain-timeout 300ms passed: closing 2 connection(s) still open"
     ));
+}
+
+#[test]
+fn on_error_stop_ends_the_run_at_the_first_bad_record() {
+    let server = Server::start(&["--on-error", "stop", "--format", "jsonl"]);
+    let mut client = server.connect();
+    let peer = client.local_addr().unwrap();
+    client.write_all(b"{\"ok\":1}\n[2]\n{\"ok\":3}\n").unwrap();
+    let done = server.finish();
+    assert_eq!(done.status.code(), Some(1));
+    assert_eq!(done.lines(), ["{\"ok\":1}"]);
+    assert_eq!(
+        done.stderr.last().unwrap(),
+        &format!("streamer: error: {peer} (conn 1, record 2): not a JSON object (found an array)")
+    );
+    assert_closed_by_server(&mut client);
+
+    // A frame the source itself rejects stops the run the same way.
+    let server = Server::start(&["--on-error", "stop", "--max-frame-bytes", "4"]);
+    let mut client = server.connect();
+    let peer = client.local_addr().unwrap();
+    client.write_all(b"1234\n12345\n").unwrap();
+    let done = server.finish();
+    assert_eq!(done.status.code(), Some(1));
+    assert_eq!(done.lines(), [message("1234")]);
+    assert_eq!(
+        done.stderr.last().unwrap(),
+        &format!(
+            "streamer: error: {peer} (conn 1, record 2): frame longer than 4 bytes (--max-frame-bytes)"
+        )
+    );
+    assert_closed_by_server(&mut client);
 }
 
 #[test]

@@ -21,12 +21,13 @@
 
 mod connection;
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,12 @@ use self::connection::Connection;
 use super::{Source, SourceContext};
 use crate::codec::{Format, Framing};
 use crate::error::{Error, Result};
+
+/// Connections the kernel completes and queues for us before refusing
+/// more (capped by the system's `net.core.somaxconn`). Larger than the
+/// usual 128 so that hundreds of clients connecting at once, or waiting
+/// for a slot, are queued rather than made to retry.
+const BACKLOG: u32 = 1024;
 
 /// How the TCP source listens and reads.
 #[derive(Debug, Clone)]
@@ -90,9 +97,7 @@ impl TcpSource {
             addr: options.bind.clone(),
             source,
         };
-        let listener = TcpListener::bind(options.bind.as_str())
-            .await
-            .map_err(bind_error)?;
+        let listener = listen(&options.bind).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(TcpSource {
             listener,
@@ -105,6 +110,27 @@ impl TcpSource {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
+}
+
+/// Listens on the first address `addr` resolves to that can be bound.
+async fn listen(addr: &str) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As the standard library does: rebind at once after a restart,
+        // while the last run's connections linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "resolves to no address")))
 }
 
 impl Source for TcpSource {
@@ -258,7 +284,9 @@ impl Server {
     async fn drain(mut self) -> Result<()> {
         let shared = self.shared.clone();
         let drain_timeout = shared.options.drain_timeout;
-        if self.failure.is_none() {
+        if self.failure.is_some() || shared.ctx.out.is_closed() {
+            tracing::info!("stopped accepting connections");
+        } else {
             tracing::info!(
                 "stopped accepting connections ({} open; waiting up to {drain_timeout:?} for them to finish)",
                 self.tasks.len()
