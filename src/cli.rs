@@ -2,13 +2,14 @@
 //! validation into what the pipeline runs with.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::codec::{DecodeOptions, Format};
+use crate::codec::{DecodeOptions, Format, Framing};
 use crate::pipeline::{OnError, PipelineConfig};
 use crate::sink::OutputFormat;
-use crate::source::FileOptions;
+use crate::source::{FileOptions, TcpOptions};
 
 /// What each exit status means; shown by `--help` and the README.
 pub const EXIT_CODES: &str = "\
@@ -61,7 +62,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub dead_letter: Option<PathBuf>,
     /// Stop after N records.
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", visible_alias = "max-records")]
     pub limit: Option<u64>,
     /// Records each channel of the pipeline holds at most (memory bound).
     #[arg(long, global = true, value_name = "N", default_value_t = 16 * 1024,
@@ -97,6 +98,8 @@ impl GlobalArgs {
 pub enum Command {
     /// Read files (`-` is stdin), in the order given.
     File(FileArgs),
+    /// Listen on a TCP address; every frame any client sends is a record.
+    Tcp(TcpArgs),
 }
 
 /// `streamer file`.
@@ -123,6 +126,67 @@ impl FileArgs {
             delimiter: self.csv.delimiter,
             header: !self.csv.no_header,
             max_record_bytes: self.max_record_bytes,
+        }
+    }
+}
+
+/// How `streamer tcp` treats its clients; shown by `streamer tcp --help`.
+const TCP_NOTES: &str = "\
+Clients beyond --max-connections are not refused: they wait, unread, in the
+kernel's listen backlog until a connection closes (once that backlog is full
+too, the kernel refuses them). On Ctrl-C or SIGTERM the server stops
+accepting, reads the open connections until their clients close them or
+--drain-timeout passes, writes everything out and exits; a second signal
+exits at once.
+
+With --format csv each frame is one CSV row, and the first frame of each
+connection is its header unless --no-header. With --framing newline a quoted
+cell cannot hold a line break (use --framing length-delimited for that).";
+
+/// `streamer tcp`.
+#[derive(Debug, Args)]
+#[command(after_help = TCP_NOTES)]
+pub struct TcpArgs {
+    /// Listen on ADDR (host:port); port 0 picks a free port, printed at start.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8888")]
+    pub bind: String,
+    /// How a connection's bytes are cut into frames: lines ending in \n (the last may
+    /// lack it), or a 4-byte big-endian length then that many bytes.
+    #[arg(long, value_enum, value_name = "FRAMING", default_value_t)]
+    pub framing: Framing,
+    /// What each frame holds (csv: one row per frame; see below).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "lines")]
+    pub format: Format,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+    /// A longer frame is rejected and its connection closed (bytes; K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_bytes)]
+    pub max_frame_bytes: usize,
+    /// Most clients served at once; the next ones wait until one leaves.
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Close a connection that sends nothing for this long (500ms, 30s, 5m, 1h; 0: never).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// After Ctrl-C/SIGTERM, how long open connections may still send (0: not at all).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+impl TcpArgs {
+    /// How the TCP source listens and reads.
+    pub fn tcp_options(&self) -> TcpOptions {
+        TcpOptions {
+            bind: self.bind.clone(),
+            framing: self.framing,
+            format: self.format,
+            delimiter: self.csv.delimiter,
+            header: !self.csv.no_header,
+            max_frame_bytes: self.max_frame_bytes,
+            max_connections: self.max_connections as usize,
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            drain_timeout: self.drain_timeout,
         }
     }
 }
@@ -173,6 +237,29 @@ pub fn parse_bytes(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a duration: `500ms`, `30s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(digits_end);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (like 500ms, 30s, 5m)"))?;
+    let seconds_per = match unit {
+        "ms" => return Ok(Duration::from_millis(number)),
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        _ => return Err(format!("`{text}` has an unknown unit (use ms, s, m or h)")),
+    };
+    number
+        .checked_mul(seconds_per)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +271,20 @@ mod tests {
     fn file_args(cli: &Cli) -> &FileArgs {
         match &cli.command {
             Command::File(args) => args,
+            other => panic!("not `file`: {other:?}"),
         }
+    }
+
+    fn tcp_args(cli: &Cli) -> &TcpArgs {
+        match &cli.command {
+            Command::Tcp(args) => args,
+            other => panic!("not `tcp`: {other:?}"),
+        }
+    }
+
+    fn tcp_options(args: &[&str]) -> TcpOptions {
+        let cli = parse(&[&["tcp"], args].concat()).unwrap();
+        tcp_args(&cli).tcp_options()
     }
 
     #[test]
@@ -327,6 +427,104 @@ mod tests {
         assert!(parse_bytes("M").is_err());
         let cli = parse(&["file", "a", "--max-record-bytes", "1K"]).unwrap();
         assert_eq!(file_args(&cli).max_record_bytes, 1024);
+    }
+
+    #[test]
+    fn tcp_defaults() {
+        let options = tcp_options(&[]);
+        assert_eq!(options.bind, "127.0.0.1:8888");
+        assert_eq!(options.framing, Framing::Newline);
+        assert_eq!(options.format, Format::Lines);
+        assert_eq!(options.delimiter, b',');
+        assert!(options.header);
+        assert_eq!(options.max_frame_bytes, 1 << 20);
+        assert_eq!(options.max_connections, 1024);
+        assert_eq!(options.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(options.drain_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn tcp_bind_takes_any_text_checked_when_binding() {
+        assert_eq!(tcp_options(&["--bind", "0.0.0.0:0"]).bind, "0.0.0.0:0");
+        assert_eq!(tcp_options(&["--bind", "localhost:9"]).bind, "localhost:9");
+    }
+
+    #[test]
+    fn tcp_framing_and_format() {
+        let options = tcp_options(&["--framing", "length-delimited", "--format", "jsonl"]);
+        assert_eq!(options.framing, Framing::LengthDelimited);
+        assert_eq!(options.format, Format::Jsonl);
+        assert!(parse(&["tcp", "--framing", "crlf"]).is_err());
+        assert!(parse(&["tcp", "--format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn tcp_csv_flags() {
+        let options = tcp_options(&["--format", "csv", "--no-header", "--delimiter", "tab"]);
+        assert_eq!(options.format, Format::Csv);
+        assert!(!options.header);
+        assert_eq!(options.delimiter, b'\t');
+    }
+
+    #[test]
+    fn tcp_max_frame_bytes() {
+        assert_eq!(
+            tcp_options(&["--max-frame-bytes", "64K"]).max_frame_bytes,
+            65536
+        );
+        assert_eq!(
+            tcp_options(&["--max-frame-bytes", "100"]).max_frame_bytes,
+            100
+        );
+        assert!(parse(&["tcp", "--max-frame-bytes", "0"]).is_err());
+    }
+
+    #[test]
+    fn tcp_max_connections() {
+        assert_eq!(tcp_options(&["--max-connections", "3"]).max_connections, 3);
+        assert!(parse(&["tcp", "--max-connections", "0"]).is_err());
+        assert!(parse(&["tcp", "--max-connections", "-1"]).is_err());
+    }
+
+    #[test]
+    fn tcp_timeouts() {
+        let options = tcp_options(&["--idle-timeout", "250ms", "--drain-timeout", "2m"]);
+        assert_eq!(options.idle_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(options.drain_timeout, Duration::from_secs(120));
+        let options = tcp_options(&["--idle-timeout", "0", "--drain-timeout", "0"]);
+        assert_eq!(options.idle_timeout, None);
+        assert_eq!(options.drain_timeout, Duration::ZERO);
+        assert!(parse(&["tcp", "--idle-timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn global_flags_work_around_tcp() {
+        let cli = parse(&["--origin", "tcp", "--bind", "127.0.0.1:0", "-o", "x.jsonl"]).unwrap();
+        assert!(cli.global.origin);
+        assert_eq!(cli.global.output, "x.jsonl");
+        assert_eq!(tcp_args(&cli).bind, "127.0.0.1:0");
+    }
+
+    #[test]
+    fn max_records_is_limit() {
+        let cli = parse(&["tcp", "--max-records", "7"]).unwrap();
+        assert_eq!(cli.global.pipeline_config().limit, Some(7));
+        let cli = parse(&["--max-records", "7", "file", "a"]).unwrap();
+        assert_eq!(cli.global.limit, Some(7));
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1.5s").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
     }
 
     impl Cli {

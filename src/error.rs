@@ -2,7 +2,6 @@
 //! underlying cause is kept as `source()`, not repeated in the message, so
 //! printing the chain (`{:#}` of an `anyhow::Error`) shows it once.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Why a run (or one of its parts) failed.
@@ -33,8 +32,8 @@ pub enum Error {
     /// A listening socket could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
-        /// The address asked for.
-        addr: SocketAddr,
+        /// The address as the user gave it.
+        addr: String,
         /// The operating system's reason.
         source: std::io::Error,
     },

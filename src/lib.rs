@@ -8,9 +8,11 @@
 //!   each record came from ([`record::SourceInfo`]).
 //! - [`ack`]: acknowledgements that travel with a batch and fire once the
 //!   sink has written it (offset commits, file checkpoints).
-//! - [`source`]: the [`source::Source`] trait and the file source; the only
-//!   code that reads the outside world.
-//! - [`codec`]: bytes to records: CSV, JSON lines, plain lines.
+//! - [`source`]: the [`source::Source`] trait, the file source and the TCP
+//!   source ([`source::tcp`]); the only code that reads the outside world.
+//! - [`codec`]: bytes to records: CSV, JSON lines, plain lines; cutting a
+//!   stream into frames ([`codec::framing`]) and a framed CSV row into
+//!   cells ([`codec::csv_row`]).
 //! - [`pipeline`]: [`pipeline::run`] wires source → decode → stages → sink
 //!   with bounded channels, and returns a [`pipeline::Report`].
 //! - [`sink`]: stdout and file sinks (NDJSON or CSV).

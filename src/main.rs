@@ -48,6 +48,8 @@ fn init_logging(quiet: bool, verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person: a log file or a test reading stderr
+        // gets plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .with_target(false)

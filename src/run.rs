@@ -11,7 +11,7 @@ use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects};
 use crate::sink::{Sink, WriterSink};
-use crate::source::{FileSource, Source};
+use crate::source::{FileSource, Source, TcpSource};
 
 /// Every record was processed.
 pub const EXIT_OK: u8 = 0;
@@ -60,8 +60,14 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         global.on_error,
         global.dead_letter.as_deref(),
     )?);
+    let mut listening = None;
     let source: Box<dyn Source> = match &cli.command {
         Command::File(args) => Box::new(FileSource::open(args.paths.clone(), args.file_options())?),
+        Command::Tcp(args) => {
+            let source = TcpSource::bind(args.tcp_options()).await?;
+            listening = Some(source.local_addr());
+            Box::new(source)
+        }
     };
     let sink: Box<dyn Sink> = if global.output == "-" {
         Box::new(WriterSink::stdout(global.output_format)?)
@@ -72,6 +78,11 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
                 .context("cannot open the output")?,
         )
     };
+    // Said even without -v: it is how a script (or a test) that asked for
+    // port 0 learns the port.
+    if let (Some(addr), false) = (listening, global.quiet) {
+        eprintln!("streamer: listening on {addr}");
+    }
     let pipeline = Pipeline::new(source, sink, global.pipeline_config()).rejects(rejects);
     Ok(pipeline.run(shutdown).await)
 }

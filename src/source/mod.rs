@@ -4,6 +4,7 @@
 
 pub mod file;
 mod input;
+pub mod tcp;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::file::{FileOptions, FileSource};
 pub use self::input::InputReader;
+pub use self::tcp::{TcpOptions, TcpSource};
 
 use crate::error::Result;
 use crate::pipeline::{Rejects, Stats};
@@ -96,5 +98,17 @@ impl RawSender {
         self.tx.send(batch).await.map_err(|_| Closed)?;
         self.stats.read.fetch_add(records, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Resolves once the pipeline takes no more records (the decode stage
+    /// ended: `--limit` reached, or the run failing downstream), so a
+    /// source waiting for input can stop waiting.
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
+
+    /// True once the pipeline takes no more records.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 }

@@ -1,0 +1,353 @@
+//! Cutting a byte stream into frames (`--framing`): lines ending in `\n`,
+//! or frames behind a 4-byte big-endian length prefix (the layout of
+//! tokio-util's `LengthDelimitedCodec` with its defaults).
+//!
+//! The [`Framer`] works on the reader's buffer in place and hands out
+//! frames as slices of it, so framing costs no allocation and no reference
+//! count per frame (tokio-util's `LinesCodec` makes a `String` per line,
+//! `LengthDelimitedCodec` a `BytesMut` per frame). Every frame is bounded:
+//! a frame longer than the limit is an error as soon as the buffer shows
+//! it, so a reader never holds more than the limit plus one read.
+
+use std::fmt;
+
+/// How a byte stream is cut into frames (`--framing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Framing {
+    /// Each frame ends with `\n`; the last one may lack it when the stream ends.
+    #[default]
+    Newline,
+    /// Each frame is a 4-byte big-endian length, then that many bytes.
+    LengthDelimited,
+}
+
+/// Bytes in the length prefix of a length-delimited frame.
+const LENGTH_BYTES: usize = 4;
+
+/// Why a stream cannot be cut further; the text is the rejection reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// A frame is longer than the limit. `len` is its announced length
+    /// (length-delimited); a line has none, only the limit it ran past.
+    TooLong {
+        /// The length the prefix announced, if there was one.
+        len: Option<u64>,
+        /// The limit (`--max-frame-bytes`).
+        max: usize,
+    },
+    /// The stream ended inside a length prefix (`len` is `None`) or inside
+    /// a frame of `len` bytes; `got` bytes of it had arrived.
+    Truncated {
+        /// Bytes of the prefix or frame that arrived.
+        got: usize,
+        /// The frame's announced length, once its prefix is complete.
+        len: Option<u64>,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLong { len: None, max } => {
+                write!(f, "frame longer than {max} bytes (--max-frame-bytes)")
+            }
+            FrameError::TooLong {
+                len: Some(len),
+                max,
+            } => write!(
+                f,
+                "frame of {len} bytes is longer than {max} bytes (--max-frame-bytes)"
+            ),
+            FrameError::Truncated { got, len: None } => write!(
+                f,
+                "connection ended inside a frame's length prefix ({got} of {LENGTH_BYTES} bytes)"
+            ),
+            FrameError::Truncated {
+                got,
+                len: Some(len),
+            } => write!(f, "connection ended inside a frame ({got} of {len} bytes)"),
+        }
+    }
+}
+
+/// Finds frames in a growing buffer. The caller reads into the buffer,
+/// takes the complete frames with [`Framer::frames`], drops the bytes
+/// they used from the front, and reads again; the unfinished frame stays
+/// at the front.
+#[derive(Debug, Clone)]
+pub struct Framer {
+    framing: Framing,
+    max_frame_bytes: usize,
+    /// Newline framing: how many bytes of the unfinished line at the front
+    /// of the buffer were already searched for `\n` (so a long line that
+    /// arrives in many reads is searched once, not once per read).
+    scanned: usize,
+}
+
+impl Framer {
+    /// A framer for `framing` that refuses frames over `max_frame_bytes`.
+    pub fn new(framing: Framing, max_frame_bytes: usize) -> Self {
+        Framer {
+            framing,
+            max_frame_bytes,
+            scanned: 0,
+        }
+    }
+
+    /// The complete frames at the front of `buf`, in order, then at most
+    /// one error (after which the stream cannot be cut any further). Once
+    /// done, [`Frames::consumed`] says how many bytes the frames used: drop
+    /// those from the front of `buf` before the next call, and only append
+    /// to it otherwise.
+    pub fn frames<'a>(&'a mut self, buf: &'a [u8]) -> Frames<'a> {
+        Frames {
+            framer: self,
+            buf,
+            consumed: 0,
+            failed: false,
+        }
+    }
+
+    /// What the unfinished frame `rest` (what is left once the frames are
+    /// taken) amounts to when the stream ends cleanly: the last line of
+    /// newline framing even without its `\n` (none when `rest` is empty),
+    /// or, for length-delimited framing, a truncated frame.
+    pub fn finish<'a>(&self, rest: &'a [u8]) -> Result<Option<&'a [u8]>, FrameError> {
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        match self.framing {
+            // `frames` already refused an unfinished line over the limit.
+            Framing::Newline => Ok(Some(rest)),
+            Framing::LengthDelimited if rest.len() < LENGTH_BYTES => Err(FrameError::Truncated {
+                got: rest.len(),
+                len: None,
+            }),
+            Framing::LengthDelimited => Err(FrameError::Truncated {
+                got: rest.len() - LENGTH_BYTES,
+                len: Some(u64::from(prefix(rest))),
+            }),
+        }
+    }
+
+    /// The bytes of the unfinished frame `rest`, without its length prefix:
+    /// what a rejection of it shows.
+    pub fn unfinished<'a>(&self, rest: &'a [u8]) -> &'a [u8] {
+        match self.framing {
+            Framing::Newline => rest,
+            Framing::LengthDelimited => rest.get(LENGTH_BYTES..).unwrap_or_default(),
+        }
+    }
+}
+
+/// The length a length-delimited frame announces; `buf` holds its prefix.
+fn prefix(buf: &[u8]) -> u32 {
+    u32::from_be_bytes(buf[..LENGTH_BYTES].try_into().expect("4 bytes"))
+}
+
+/// The complete frames at the front of a buffer; see [`Framer::frames`].
+#[derive(Debug)]
+pub struct Frames<'a> {
+    framer: &'a mut Framer,
+    buf: &'a [u8],
+    consumed: usize,
+    failed: bool,
+}
+
+impl<'a> Frames<'a> {
+    /// Bytes at the front of the buffer used by the frames handed out.
+    pub fn consumed(&self) -> usize {
+        self.consumed
+    }
+
+    fn next_line(&mut self) -> Option<Result<&'a [u8], FrameError>> {
+        let rest = &self.buf[self.consumed..];
+        let max = self.framer.max_frame_bytes;
+        let searched = self.framer.scanned.min(rest.len());
+        match memchr::memchr(b'\n', &rest[searched..]) {
+            Some(at) => {
+                let len = searched + at;
+                if len > max {
+                    return Some(Err(FrameError::TooLong { len: None, max }));
+                }
+                self.consumed += len + 1;
+                self.framer.scanned = 0;
+                Some(Ok(&rest[..len]))
+            }
+            None if rest.len() > max => Some(Err(FrameError::TooLong { len: None, max })),
+            None => {
+                self.framer.scanned = rest.len();
+                None
+            }
+        }
+    }
+
+    fn next_length_delimited(&mut self) -> Option<Result<&'a [u8], FrameError>> {
+        let rest = &self.buf[self.consumed..];
+        if rest.len() < LENGTH_BYTES {
+            return None;
+        }
+        let len = prefix(rest) as usize;
+        let max = self.framer.max_frame_bytes;
+        if len > max {
+            return Some(Err(FrameError::TooLong {
+                len: Some(len as u64),
+                max,
+            }));
+        }
+        let end = LENGTH_BYTES + len;
+        if rest.len() < end {
+            return None;
+        }
+        self.consumed += end;
+        Some(Ok(&rest[LENGTH_BYTES..end]))
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Result<&'a [u8], FrameError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = match self.framer.framing {
+            Framing::Newline => self.next_line(),
+            Framing::LengthDelimited => self.next_length_delimited(),
+        };
+        self.failed = matches!(next, Some(Err(_)));
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `chunks` as successive reads; returns the frames (as text),
+    /// the error if one came, and what was left unframed.
+    fn feed(framer: &mut Framer, chunks: &[&[u8]]) -> (Vec<String>, Option<FrameError>, Vec<u8>) {
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            let mut iter = framer.frames(&buf);
+            let mut error = None;
+            for frame in iter.by_ref() {
+                match frame {
+                    Ok(frame) => frames.push(String::from_utf8_lossy(frame).into_owned()),
+                    Err(e) => error = Some(e),
+                }
+            }
+            let consumed = iter.consumed();
+            buf.drain(..consumed);
+            if error.is_some() {
+                return (frames, error, buf);
+            }
+        }
+        (frames, None, buf)
+    }
+
+    fn length_frame(body: &[u8]) -> Vec<u8> {
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        frame
+    }
+
+    #[test]
+    fn lines_split_across_reads() {
+        let mut framer = Framer::new(Framing::Newline, 100);
+        let (frames, error, rest) = feed(&mut framer, &[b"ab", b"c\nd\n\nef", b"g\r\nh"]);
+        assert_eq!(frames, ["abc", "d", "", "efg\r"]);
+        assert_eq!(error, None);
+        assert_eq!(rest, b"h");
+        assert_eq!(framer.finish(&rest), Ok(Some(&b"h"[..])));
+        assert_eq!(framer.finish(b""), Ok(None));
+    }
+
+    #[test]
+    fn a_line_may_be_exactly_the_limit_but_not_longer() {
+        let mut framer = Framer::new(Framing::Newline, 3);
+        let (frames, error, _) = feed(&mut framer, &[b"abc", b"\nabcd\n"]);
+        assert_eq!(frames, ["abc"]);
+        assert_eq!(error, Some(FrameError::TooLong { len: None, max: 3 }));
+    }
+
+    #[test]
+    fn an_endless_line_fails_before_its_end_arrives() {
+        let mut framer = Framer::new(Framing::Newline, 4);
+        let (frames, error, rest) = feed(&mut framer, &[b"ok\nabc", b"de", b"never read"]);
+        assert_eq!(frames, ["ok"]);
+        assert_eq!(error, Some(FrameError::TooLong { len: None, max: 4 }));
+        assert_eq!(rest, b"abcde");
+    }
+
+    #[test]
+    fn length_delimited_frames_across_reads() {
+        let mut framer = Framer::new(Framing::LengthDelimited, 100);
+        let mut stream = length_frame(b"one\ntwo");
+        stream.extend(length_frame(b""));
+        stream.extend(length_frame(b"three"));
+        let (head, tail) = stream.split_at(2);
+        let (middle, tail) = tail.split_at(9);
+        let (frames, error, rest) = feed(&mut framer, &[head, middle, tail, &[0, 0]]);
+        assert_eq!(frames, ["one\ntwo", "", "three"]);
+        assert_eq!(error, None);
+        assert_eq!(rest, [0, 0]);
+        assert_eq!(
+            framer.finish(&rest),
+            Err(FrameError::Truncated { got: 2, len: None })
+        );
+        assert_eq!(
+            framer.finish(&[0, 0, 0, 9, b'a']),
+            Err(FrameError::Truncated {
+                got: 1,
+                len: Some(9)
+            })
+        );
+        assert_eq!(framer.unfinished(&[0, 0, 0, 9, b'a']), b"a");
+        assert_eq!(framer.unfinished(&[0, 0]), b"");
+    }
+
+    #[test]
+    fn an_oversize_length_fails_at_its_prefix() {
+        let mut framer = Framer::new(Framing::LengthDelimited, 5);
+        let mut stream = length_frame(b"12345");
+        stream.extend_from_slice(&6u32.to_be_bytes());
+        let (frames, error, _) = feed(&mut framer, &[&stream]);
+        assert_eq!(frames, ["12345"]);
+        assert_eq!(
+            error,
+            Some(FrameError::TooLong {
+                len: Some(6),
+                max: 5
+            })
+        );
+    }
+
+    #[test]
+    fn errors_read_as_reasons() {
+        let reasons = [
+            FrameError::TooLong { len: None, max: 10 },
+            FrameError::TooLong {
+                len: Some(11),
+                max: 10,
+            },
+            FrameError::Truncated { got: 2, len: None },
+            FrameError::Truncated {
+                got: 2,
+                len: Some(7),
+            },
+        ]
+        .map(|error| error.to_string());
+        assert_eq!(
+            reasons,
+            [
+                "frame longer than 10 bytes (--max-frame-bytes)",
+                "frame of 11 bytes is longer than 10 bytes (--max-frame-bytes)",
+                "connection ended inside a frame's length prefix (2 of 4 bytes)",
+                "connection ended inside a frame (2 of 7 bytes)",
+            ]
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The TCP source: listens on an address, serves every client as its own
+//! task, and feeds every frame a client sends (see
+//! [`crate::codec::framing`]) into the pipeline as one record. Records of
+//! one connection keep their order; connections interleave.
+//!
+//! Bounds against bad or hostile clients: a frame over
+//! [`TcpOptions::max_frame_bytes`] is rejected and closes its connection; at
+//! most [`TcpOptions::max_connections`] clients are served at once (the
+//! next ones wait, unread, in the kernel's listen backlog); a connection
+//! silent for [`TcpOptions::idle_timeout`] is closed. A bad connection is
+//! logged and closed; the others go on.
+//!
+//! Backpressure: a connection whose batch cannot be sent waits and does
+//! not read its socket meanwhile, so the kernel's receive window fills and
+//! TCP flow control slows that client down. Memory per connection is one
+//! read buffer and one batch.
+//!
+//! Shutdown: once [`SourceContext::shutdown`] is cancelled, the listener
+//! closes; the open connections are read until their clients finish, the
+//! pipeline stops taking records, or [`TcpOptions::drain_timeout`] passes.
+
+mod connection;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use self::connection::Connection;
+use super::{Source, SourceContext};
+use crate::codec::{Format, Framing};
+use crate::error::{Error, Result};
+
+/// Connections the kernel completes and queues for us before refusing
+/// more (capped by the system's `net.core.somaxconn`). Larger than the
+/// usual 128 so that hundreds of clients connecting at once, or waiting
+/// for a slot, are queued rather than made to retry.
+const BACKLOG: u32 = 1024;
+
+/// How the TCP source listens and reads.
+#[derive(Debug, Clone)]
+pub struct TcpOptions {
+    /// The address to listen on (`host:port`; port 0 picks a free port).
+    pub bind: String,
+    /// How each connection's byte stream is cut into frames.
+    pub framing: Framing,
+    /// What each frame holds: a line of text, a JSON object, a CSV row.
+    pub format: Format,
+    /// CSV cell separator.
+    pub delimiter: u8,
+    /// CSV: the first frame of each connection names the columns.
+    pub header: bool,
+    /// A longer frame is rejected and closes its connection.
+    pub max_frame_bytes: usize,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// A connection silent this long is closed (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// After shutdown, how long open connections may still send.
+    pub drain_timeout: Duration,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        TcpOptions {
+            bind: "127.0.0.1:8888".into(),
+            framing: Framing::Newline,
+            format: Format::Lines,
+            delimiter: b',',
+            header: true,
+            max_frame_bytes: 1024 * 1024,
+            max_connections: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A bound listener, ready to serve.
+pub struct TcpSource {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    options: TcpOptions,
+}
+
+impl TcpSource {
+    /// Binds `options.bind` now, so that a taken port or a bad address
+    /// fails the run before anything else starts.
+    pub async fn bind(options: TcpOptions) -> Result<Self> {
+        let bind_error = |source| Error::Bind {
+            addr: options.bind.clone(),
+            source,
+        };
+        let listener = listen(&options.bind).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        Ok(TcpSource {
+            listener,
+            local_addr,
+            options,
+        })
+    }
+
+    /// The address actually bound (the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+/// Listens on the first address `addr` resolves to that can be bound.
+async fn listen(addr: &str) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As the standard library does: rebind at once after a restart,
+        // while the last run's connections linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "resolves to no address")))
+}
+
+impl Source for TcpSource {
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<()>> {
+        Box::pin(self.serve(ctx))
+    }
+}
+
+/// Why open connections were told to stop reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    /// Shutdown, and the drain timeout passed with the connection open.
+    DrainTimeout,
+    /// The pipeline takes no more records (`--limit` reached, the sink failed).
+    PipelineClosed,
+    /// A connection failed the run (a rejection under `--on-error stop`).
+    RunFailed,
+}
+
+/// What the server and every connection task share.
+struct Shared {
+    ctx: SourceContext,
+    options: TcpOptions,
+    /// Cancelled when open connections must stop reading now (rather than
+    /// at their client's end); `stop_reason` says why.
+    stop_reading: CancellationToken,
+    stop_reason: OnceLock<StopReason>,
+}
+
+impl Shared {
+    fn stop_reading(&self, reason: StopReason) {
+        let _ = self.stop_reason.set(reason);
+        self.stop_reading.cancel();
+    }
+
+    fn stop_reason(&self) -> Option<StopReason> {
+        self.stop_reason.get().copied()
+    }
+}
+
+/// The accept loop's state.
+struct Server {
+    shared: Arc<Shared>,
+    /// One task per open connection, each holding a connection slot; a
+    /// task's error (only ever a rejection under `--on-error stop`) ends the run.
+    tasks: JoinSet<Result<()>>,
+    /// Connections accepted so far: the last connection number.
+    accepted: u64,
+    /// The first error of a connection task.
+    failure: Option<Error>,
+}
+
+impl TcpSource {
+    /// Accepts until shutdown (or a connection fails the run), then drains.
+    async fn serve(self: Box<Self>, ctx: SourceContext) -> Result<()> {
+        let TcpSource {
+            listener, options, ..
+        } = *self;
+        // A slot per connection: accepting waits for a free one, so extra
+        // clients queue, unread, in the kernel's listen backlog.
+        let slots = Arc::new(Semaphore::new(options.max_connections));
+        let shared = Arc::new(Shared {
+            ctx,
+            options,
+            stop_reading: CancellationToken::new(),
+            stop_reason: OnceLock::new(),
+        });
+        let mut server = Server {
+            shared: shared.clone(),
+            tasks: JoinSet::new(),
+            accepted: 0,
+            failure: None,
+        };
+        let mut slot: Option<OwnedSemaphorePermit> = None;
+        let mut said_full = false;
+        while server.failure.is_none() {
+            if slot.is_none() {
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        slot = Some(permit);
+                        said_full = false;
+                    }
+                    Err(_) if !said_full => {
+                        said_full = true;
+                        tracing::warn!(
+                            "all {} connection slots in use (--max-connections): new clients wait until one closes",
+                            shared.options.max_connections
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = shared.ctx.shutdown.cancelled() => break,
+                Some(joined) = server.tasks.join_next() => server.joined(joined),
+                permit = slots.clone().acquire_owned(), if slot.is_none() => {
+                    slot = Some(permit.expect("the semaphore is never closed"));
+                    said_full = false;
+                }
+                accepted = listener.accept(), if slot.is_some() => match accepted {
+                    Ok((stream, peer)) => {
+                        server.spawn(stream, peer, slot.take().expect("checked by the guard"));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors, or a client that left
+                        // before we took it: the listener itself is fine.
+                        // Pause so a lasting error does not spin.
+                        tracing::warn!("accepting a connection failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        // Closing the listener refuses new clients, including those still
+        // waiting in its backlog.
+        drop(listener);
+        server.drain().await
+    }
+}
+
+impl Server {
+    /// Starts serving one accepted client; its slot is freed when it ends.
+    fn spawn(&mut self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        self.accepted += 1;
+        let connection = Connection::new(stream, peer, self.accepted, self.shared.clone());
+        self.tasks.spawn(async move {
+            let result = connection.run().await;
+            drop(slot);
+            result
+        });
+    }
+
+    /// Takes note of a finished connection task.
+    fn joined(&mut self, joined: Result<Result<()>, JoinError>) {
+        let error = match joined {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error,
+            Err(join_error) => Error::Config(format!(
+                "internal error: a connection task failed: {join_error}"
+            )),
+        };
+        if self.failure.is_none() {
+            self.failure = Some(error);
+            self.shared.stop_reading(StopReason::RunFailed);
+        }
+    }
+
+    /// Waits for the open connections: until their clients finish, the
+    /// pipeline closes, or the drain timeout passes.
+    async fn drain(mut self) -> Result<()> {
+        let shared = self.shared.clone();
+        let drain_timeout = shared.options.drain_timeout;
+        if self.failure.is_some() || shared.ctx.out.is_closed() {
+            tracing::info!("stopped accepting connections");
+        } else {
+            tracing::info!(
+                "stopped accepting connections ({} open; waiting up to {drain_timeout:?} for them to finish)",
+                self.tasks.len()
+            );
+        }
+        let deadline = tokio::time::sleep(drain_timeout);
+        tokio::pin!(deadline);
+        loop {
+            let stopped = shared.stop_reading.is_cancelled();
+            tokio::select! {
+                joined = self.tasks.join_next() => match joined {
+                    Some(joined) => self.joined(joined),
+                    None => break,
+                },
+                _ = &mut deadline, if !stopped => {
+                    tracing::warn!(
+                        "--drain-timeout {drain_timeout:?} passed: closing {} connection(s) still open",
+                        self.tasks.len()
+                    );
+                    shared.stop_reading(StopReason::DrainTimeout);
+                }
+                _ = shared.ctx.out.closed(), if !stopped => {
+                    shared.stop_reading(StopReason::PipelineClosed);
+                }
+            }
+        }
+        match self.failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}

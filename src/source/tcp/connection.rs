@@ -1,0 +1,315 @@
+//! One client connection: read into a buffer, cut what arrived into
+//! frames, and send that read's frames on as one batch right away (so
+//! batches grow with the rate, and a record never waits for a full batch).
+//! While the batch waits for room in the pipeline, the socket is not read.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use super::{Shared, StopReason};
+use crate::codec::{CsvHeader, CsvRowSplitter, Decode, Format, Framer};
+use crate::error::Result;
+use crate::record::{Location, RawBatch, SourceInfo};
+use crate::source::Closed;
+
+/// How much room each read gets.
+const READ_SIZE: usize = 64 * 1024;
+
+/// How much of an oversize frame a rejection shows.
+const REJECTED_HEAD: usize = 256;
+
+/// A UTF-8 byte order mark, dropped from the start of a connection.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What frames turn into.
+enum Content {
+    /// Each frame is one record as it is (a line, a JSON object).
+    Whole(Decode),
+    /// Each frame is one CSV row; `decode` is `None` until the header
+    /// (the connection's first row) is read.
+    Csv {
+        /// Boxed: csv-core's reader is a few kilobytes of tables.
+        splitter: Box<CsvRowSplitter>,
+        decode: Option<Decode>,
+    },
+}
+
+/// What a read brought.
+enum Read {
+    /// Bytes (now in the buffer).
+    Data,
+    /// The client closed its side.
+    Eof,
+    /// The connection broke (reset by the client, ...).
+    Failed(io::Error),
+    /// Nothing arrived for `--idle-timeout`.
+    Idle,
+    /// The server told open connections to stop reading.
+    Stopped,
+}
+
+/// Whether to go on reading after a batch of frames.
+enum Flow {
+    Go,
+    Close,
+}
+
+/// One accepted client.
+pub(super) struct Connection {
+    stream: TcpStream,
+    source: Arc<SourceInfo>,
+    shared: Arc<Shared>,
+    content: Content,
+    /// Frames taken so far: the number of the last record.
+    frames: u64,
+}
+
+impl Connection {
+    /// Connection number `conn` (1 for the first accepted), from `peer`.
+    pub(super) fn new(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Self {
+        let options = &shared.options;
+        let content = match options.format {
+            Format::Lines => Content::Whole(Decode::Lines),
+            Format::Jsonl => Content::Whole(Decode::Jsonl),
+            Format::Csv => Content::Csv {
+                splitter: Box::new(CsvRowSplitter::new(options.delimiter)),
+                decode: (!options.header).then_some(Decode::CsvNumbered),
+            },
+        };
+        Connection {
+            stream,
+            source: Arc::new(SourceInfo::Tcp { peer, conn }),
+            shared,
+            content,
+            frames: 0,
+        }
+    }
+
+    /// Serves the client until it closes, breaks, idles, sends a frame
+    /// that cannot be cut, or the server stops it. Only fails the run on a
+    /// rejection under `--on-error stop`.
+    pub(super) async fn run(mut self) -> Result<()> {
+        tracing::info!("{}: connected", Label(&self.source));
+        let mut buf = BytesMut::with_capacity(READ_SIZE);
+        let mut framer = Framer::new(
+            self.shared.options.framing,
+            self.shared.options.max_frame_bytes,
+        );
+        loop {
+            buf.reserve(READ_SIZE);
+            match self.read(&mut buf).await {
+                Read::Data => match self.take_frames(&mut framer, &mut buf).await? {
+                    Flow::Go => {}
+                    Flow::Close => return Ok(()),
+                },
+                ended => return self.end(ended, &framer, &buf).await,
+            }
+        }
+    }
+
+    /// Reads once, unless the server stops reading or the client stays
+    /// silent for the idle timeout.
+    async fn read(&mut self, buf: &mut BytesMut) -> Read {
+        let idle_timeout = self.shared.options.idle_timeout;
+        let read = self.stream.read_buf(buf);
+        // Both futures are cancel-safe: a read that loses the race has read
+        // nothing.
+        let read_or_idle = async {
+            match idle_timeout {
+                Some(idle) => tokio::time::timeout(idle, read).await.ok(),
+                None => Some(read.await),
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = self.shared.stop_reading.cancelled() => Read::Stopped,
+            result = read_or_idle => match result {
+                None => Read::Idle,
+                Some(Ok(0)) => Read::Eof,
+                Some(Ok(_)) => Read::Data,
+                Some(Err(error)) => Read::Failed(error),
+            },
+        }
+    }
+
+    /// Takes every complete frame in `buf` into one batch and sends it
+    /// (in several if it fills up); the unfinished frame stays in `buf`.
+    async fn take_frames(&mut self, framer: &mut Framer, buf: &mut BytesMut) -> Result<Flow> {
+        let mut batch = None;
+        let mut frames = framer.frames(buf);
+        let mut bad_frame = None;
+        for frame in frames.by_ref() {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(error) => {
+                    bad_frame = Some(error);
+                    break;
+                }
+            };
+            if let Flow::Close = self.take_frame(&mut batch, frame)? {
+                let _ = self.send(batch).await;
+                return Ok(Flow::Close);
+            }
+            if batch
+                .as_ref()
+                .is_some_and(|batch| self.shared.ctx.is_full(batch))
+                && self.send(batch.take()).await.is_err()
+            {
+                return Ok(Flow::Close);
+            }
+        }
+        let consumed = frames.consumed();
+        // What came before a bad frame goes on before the rejection.
+        if self.send(batch).await.is_err() {
+            return Ok(Flow::Close);
+        }
+        if let Some(error) = bad_frame {
+            let unfinished = framer.unfinished(&buf[consumed..]);
+            let head = &unfinished[..unfinished.len().min(REJECTED_HEAD)];
+            self.reject(head, &error.to_string())?;
+            tracing::warn!("{}: closing the connection: {error}", Label(&self.source));
+            return Ok(Flow::Close);
+        }
+        buf.advance(consumed);
+        Ok(Flow::Go)
+    }
+
+    /// Turns one frame into a record of `batch` (or into the CSV header).
+    fn take_frame(&mut self, batch: &mut Option<RawBatch>, frame: &[u8]) -> Result<Flow> {
+        self.frames += 1;
+        let pos = self.frames;
+        let frame = match pos {
+            1 => frame.strip_prefix(BOM).unwrap_or(frame),
+            _ => frame,
+        };
+        let new_batch = |decode: &Decode| RawBatch::new(self.source.clone(), decode.clone());
+        match &mut self.content {
+            Content::Whole(decode) => batch
+                .get_or_insert_with(|| new_batch(decode))
+                .push_record(frame, pos),
+            Content::Csv { splitter, decode } => {
+                let cells = match splitter.split(frame) {
+                    Ok(Some(cells)) => cells,
+                    Ok(None) => return Ok(Flow::Go),
+                    Err(reason) => {
+                        reject(&self.shared, &self.source, pos, frame, &reason)?;
+                        return Ok(Flow::Go);
+                    }
+                };
+                match decode {
+                    Some(decode) => {
+                        let batch = batch.get_or_insert_with(|| new_batch(decode));
+                        for cell in cells {
+                            batch.push_field(cell);
+                        }
+                        batch.finish_record(pos);
+                    }
+                    None => match CsvHeader::from_fields(cells) {
+                        Ok(header) => *decode = Some(Decode::Csv(Arc::new(header))),
+                        Err(reason) => {
+                            let reason = format!("bad CSV header: {reason}");
+                            reject(&self.shared, &self.source, pos, frame, &reason)?;
+                            tracing::warn!(
+                                "{}: closing the connection: {reason}",
+                                Label(&self.source)
+                            );
+                            return Ok(Flow::Close);
+                        }
+                    },
+                }
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    /// Handles how the connection ended; `buf` holds the unfinished frame.
+    async fn end(mut self, ended: Read, framer: &Framer, buf: &[u8]) -> Result<()> {
+        let source = self.source.clone();
+        let label = Label(&source);
+        let unfinished = framer.unfinished(buf);
+        match ended {
+            Read::Data => unreachable!("data is framed, not an end"),
+            Read::Eof => {
+                match framer.finish(buf) {
+                    Ok(None) => {}
+                    Ok(Some(last)) => {
+                        let mut batch = None;
+                        self.take_frame(&mut batch, last)?;
+                        let _ = self.send(batch).await;
+                    }
+                    Err(error) => self.reject(unfinished, &error.to_string())?,
+                }
+                tracing::info!("{label}: closed by the client after {} frames", self.frames);
+            }
+            Read::Failed(error) => {
+                if !buf.is_empty() {
+                    let reason = format!("connection failed inside a frame: {error}");
+                    self.reject(unfinished, &reason)?;
+                }
+                tracing::warn!("{label}: connection failed: {error}");
+            }
+            Read::Idle => {
+                let idle = self.shared.options.idle_timeout.unwrap_or_default();
+                if !buf.is_empty() {
+                    let reason =
+                        format!("connection idle for {idle:?} inside a frame (--idle-timeout)");
+                    self.reject(unfinished, &reason)?;
+                }
+                tracing::info!("{label}: idle for {idle:?}: closing it (--idle-timeout)");
+            }
+            Read::Stopped => {
+                let reason = self.shared.stop_reason();
+                if reason == Some(StopReason::DrainTimeout) && !buf.is_empty() {
+                    let reason = "connection still open at the drain timeout, inside a frame (--drain-timeout)";
+                    self.reject(unfinished, reason)?;
+                }
+                let why = match reason {
+                    Some(StopReason::DrainTimeout) => "the drain timeout passed",
+                    Some(StopReason::PipelineClosed) => "the run is ending",
+                    Some(StopReason::RunFailed) | None => "another connection failed the run",
+                };
+                tracing::info!("{label}: closed by the server: {why}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a batch into the pipeline, waiting while it is full.
+    async fn send(&self, batch: Option<RawBatch>) -> Result<(), Closed> {
+        match batch {
+            Some(batch) => self.shared.ctx.out.send(batch).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Rejects the next (unfinished or oversize) frame.
+    fn reject(&self, raw: &[u8], reason: &str) -> Result<()> {
+        reject(&self.shared, &self.source, self.frames + 1, raw, reason)
+    }
+}
+
+/// Rejects record `pos` of the connection `source`.
+fn reject(shared: &Shared, source: &SourceInfo, pos: u64, raw: &[u8], reason: &str) -> Result<()> {
+    shared
+        .ctx
+        .rejects
+        .reject(Location { source, pos }, raw, reason)
+}
+
+/// A connection in log lines: `127.0.0.1:4000 (conn 3)`.
+struct Label<'a>(&'a SourceInfo);
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            SourceInfo::Tcp { peer, conn } => write!(f, "{peer} (conn {conn})"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
