@@ -8,12 +8,14 @@
 //!   each record came from ([`record::SourceInfo`]).
 //! - [`ack`]: acknowledgements that travel with a batch and fire once the
 //!   sink has written it (offset commits, file checkpoints).
-//! - [`source`]: the [`source::Source`] trait and the file source; the only
-//!   code that reads the outside world.
+//! - [`source`]: the [`source::Source`] trait, the file source and the
+//!   Kafka source; the only code that reads the outside world.
 //! - [`codec`]: bytes to records: CSV, JSON lines, plain lines.
 //! - [`pipeline`]: [`pipeline::run`] wires source → decode → stages → sink
 //!   with bounded channels, and returns a [`pipeline::Report`].
-//! - [`sink`]: stdout and file sinks (NDJSON or CSV).
+//! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink.
+//! - [`kafka`]: what the Kafka source and sink share: `--brokers`/`-X`
+//!   client settings and defaults, librdkafka logs and errors.
 //! - [`json`]: the hand-written JSON encoding used on the hot path.
 //! - [`error`]: the library's error type.
 //! - [`cli`]: flags, and their validation into a run configuration.
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod codec;
 pub mod error;
 pub mod json;
+pub mod kafka;
 pub mod pipeline;
 pub mod record;
 pub mod run;

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects};
-use crate::sink::{Sink, WriterSink};
-use crate::source::{FileSource, Source};
+use crate::sink::{KafkaSink, OutputFormat, Sink, WriterSink};
+use crate::source::{FileSource, KafkaSource, Source};
 
 /// Every record was processed.
 pub const EXIT_OK: u8 = 0;
@@ -62,8 +62,22 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
     )?);
     let source: Box<dyn Source> = match &cli.command {
         Command::File(args) => Box::new(FileSource::open(args.paths.clone(), args.file_options())?),
+        Command::Kafka(args) => Box::new(KafkaSource::new(args.kafka_options(global))?),
     };
-    let sink: Box<dyn Sink> = if global.output == "-" {
+    let sink: Box<dyn Sink> = if let Some(topic) = global.kafka_output_topic() {
+        if global.output_format == OutputFormat::Csv {
+            anyhow::bail!(
+                "--output-format csv does not apply to a kafka:// output (its messages are JSON)"
+            );
+        }
+        Box::new(KafkaSink::new(
+            &global.kafka_config(),
+            topic,
+            global.key.clone(),
+        )?)
+    } else if global.key.is_some() {
+        anyhow::bail!("--key only applies to a kafka:// output");
+    } else if global.output == "-" {
         Box::new(WriterSink::stdout(global.output_format))
     } else {
         Box::new(

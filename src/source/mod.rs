@@ -4,6 +4,7 @@
 
 pub mod file;
 mod input;
+pub mod kafka;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::file::{FileOptions, FileSource};
 pub use self::input::InputReader;
+pub use self::kafka::{KafkaOptions, KafkaSource, OffsetReset};
 
 use crate::error::Result;
 use crate::pipeline::{Rejects, Stats};
