@@ -3,13 +3,14 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
-use crate::pipeline::{Outcome, Pipeline, Rejects};
+use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
 use crate::sink::{KafkaSink, OutputFormat, Sink, WriterSink};
 use crate::source::{FileSource, KafkaSource, Source};
 
@@ -60,9 +61,17 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         global.on_error,
         global.dead_letter.as_deref(),
     )?);
+    let started = Instant::now();
     let source: Box<dyn Source> = match &cli.command {
         Command::File(args) => Box::new(FileSource::open(args.paths.clone(), args.file_options())?),
-        Command::Kafka(args) => Box::new(KafkaSource::new(args.kafka_options(global))?),
+        Command::Kafka(args) => {
+            let mut source = KafkaSource::new(args.kafka_options(global))?;
+            // A missing topic is a start-up error, before any pipeline runs.
+            if !source.connect(&shutdown).await? {
+                return Ok(nothing_done(started));
+            }
+            Box::new(source)
+        }
     };
     let sink: Box<dyn Sink> = if let Some(topic) = global.kafka_output_topic() {
         if global.output_format == OutputFormat::Csv {
@@ -70,11 +79,9 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
                 "--output-format csv does not apply to a kafka:// output (its messages are JSON)"
             );
         }
-        Box::new(KafkaSink::new(
-            &global.kafka_config(),
-            topic,
-            global.key.clone(),
-        )?)
+        let sink = KafkaSink::new(&global.kafka_config(), topic, global.key.clone())?;
+        sink.check_topic().await?;
+        Box::new(sink)
     } else if global.key.is_some() {
         anyhow::bail!("--key only applies to a kafka:// output");
     } else if global.output == "-" {
@@ -88,4 +95,17 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
     };
     let pipeline = Pipeline::new(source, sink, global.pipeline_config()).rejects(rejects);
     Ok(pipeline.run(shutdown).await)
+}
+
+/// The outcome of a run stopped (by a signal) before it began.
+fn nothing_done(started: Instant) -> Outcome {
+    Outcome {
+        report: Report {
+            read: 0,
+            written: 0,
+            rejected: 0,
+            elapsed: started.elapsed(),
+        },
+        error: None,
+    }
 }

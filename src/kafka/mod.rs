@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -126,7 +126,13 @@ pub(crate) struct ClientLog {
     down: AtomicBool,
     /// The last error reason seen, for a fatal error's message.
     last_error: Mutex<Option<String>>,
+    /// When we last said the brokers are down: said again at most once a
+    /// minute while they stay down (librdkafka repeats it every few seconds).
+    down_said: Mutex<Option<Instant>>,
 }
+
+/// How often an outage is repeated in the log while it lasts.
+const OUTAGE_REMINDER: Duration = Duration::from_secs(60);
 
 impl ClientLog {
     /// A log router for one client.
@@ -136,6 +142,7 @@ impl ClientLog {
             brokers: brokers.to_string(),
             down: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            down_said: Mutex::new(None),
         }
     }
 
@@ -150,6 +157,11 @@ impl ClientLog {
     /// True while the brokers are known to be unreachable.
     pub(crate) fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
+    }
+
+    /// Notes that the brokers do not answer (the caller said so).
+    pub(crate) fn mark_down(&self) {
+        self.down.store(true, Ordering::Relaxed);
     }
 
     /// Says (once) that the brokers answer again.
@@ -190,16 +202,26 @@ impl ClientLog {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason.to_string());
         match code {
             Some(RDKafkaErrorCode::AllBrokersDown) => {
-                self.down.store(true, Ordering::Relaxed);
-                tracing::warn!(
-                    "kafka {}: no broker at {} answers ({reason}); retrying until one does",
-                    self.role,
-                    self.brokers
-                );
+                let was_down = self.down.swap(true, Ordering::Relaxed);
+                let mut said = self
+                    .down_said
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !was_down || said.is_none_or(|at| at.elapsed() >= OUTAGE_REMINDER) {
+                    tracing::warn!(
+                        "kafka {}: no broker at {} answers ({reason}); retrying until one does",
+                        self.role,
+                        self.brokers
+                    );
+                    *said = Some(Instant::now());
+                } else {
+                    tracing::debug!("kafka {}: {reason}", self.role);
+                }
             }
-            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => {
-                self.down.store(true, Ordering::Relaxed);
-                tracing::warn!("kafka {}: {reason}", self.role);
+            // A lost connection is re-made by librdkafka; if none can be,
+            // `AllBrokersDown` follows and is what the user sees.
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => {
+                tracing::info!("kafka {}: {reason}", self.role)
             }
             _ => tracing::warn!("kafka {}: {reason}", self.role),
         }

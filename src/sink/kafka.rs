@@ -67,8 +67,9 @@ impl KafkaSink {
 
     /// Fails for a topic that does not exist (and that the brokers will not
     /// create); only warns when the brokers do not answer yet, since the
-    /// producer keeps retrying.
-    async fn check_topic(&self) -> Result<()> {
+    /// producer keeps retrying. Worth calling before the run: without it, a
+    /// missing topic fails each delivery after librdkafka's metadata wait.
+    pub async fn check_topic(&self) -> Result<()> {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
         let metadata = tokio::task::spawn_blocking(move || {
@@ -124,7 +125,6 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     fn run(self: Box<Self>, input: SinkInput) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
-            self.check_topic().await?;
             let producer = self.producer.clone();
             let result = self.write_all(input).await;
             // Every delivery is reported by now (or the run failed): the

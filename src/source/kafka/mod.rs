@@ -120,6 +120,8 @@ pub struct KafkaSource {
     /// Woken by the rebalance callbacks, so `--until-end` notices an
     /// assignment that has nothing to read.
     changed: Arc<Notify>,
+    /// [`KafkaSource::connect`] already saw the brokers and the topics.
+    connected: bool,
 }
 
 impl KafkaSource {
@@ -149,7 +151,18 @@ impl KafkaSource {
             consumer: Arc::new(consumer),
             lag,
             changed,
+            connected: false,
         })
+    }
+
+    /// Waits until the brokers answer (logging while they do not), then
+    /// checks that every named topic exists. False if `shutdown` came
+    /// first. Running the source does this too; doing it first keeps a
+    /// missing topic a start-up error, before any pipeline runs.
+    pub async fn connect(&mut self, shutdown: &CancellationToken) -> Result<bool> {
+        let connected = wait_for_topics(&self.consumer, &self.options, shutdown).await?;
+        self.connected = connected;
+        Ok(connected)
     }
 
     /// The per-partition consumer lag, readable while the source runs.
@@ -174,6 +187,7 @@ async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<()> {
         consumer,
         lag,
         changed,
+        connected,
     } = source;
     let SourceContext {
         out,
@@ -182,7 +196,7 @@ async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<()> {
         batch_records,
         batch_bytes,
     } = ctx;
-    if !wait_for_topics(&consumer, &options, &shutdown).await? {
+    if !connected && !wait_for_topics(&consumer, &options, &shutdown).await? {
         return Ok(());
     }
     let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
@@ -618,11 +632,12 @@ async fn wait_for_topics(
             _ = shutdown.cancelled() => return Ok(false),
             outcome = check => outcome.map_err(|e| Error::Kafka(format!("internal error: {e}")))?,
         };
+        // Serve the client's events, so librdkafka's own reasons (connection
+        // refused, name not resolved...) reach the log while we wait.
+        while let Some(Some(_)) = consumer.stream().next().now_or_never() {}
         match outcome {
             Ok(()) => {
-                if warned.is_some() {
-                    consumer.context().log.mark_up();
-                }
+                consumer.context().log.mark_up();
                 return Ok(true);
             }
             Err(TopicCheck::Missing(topic)) => {
@@ -641,6 +656,7 @@ async fn wait_for_topics(
                     );
                     warned = Some(Instant::now());
                 }
+                consumer.context().log.mark_down();
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(false),
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -649,6 +665,10 @@ async fn wait_for_topics(
         }
     }
 }
+
+/// How long the start-up check waits for the brokers before saying they
+/// do not answer (and trying again).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the start-up metadata check failed.
 enum TopicCheck {
@@ -674,13 +694,13 @@ fn check_topics<C: Consumer<GroupContext>>(
     if topics.is_empty() {
         // Patterns only: just see that the brokers answer.
         return consumer
-            .fetch_metadata(None, QUERY_TIMEOUT)
+            .fetch_metadata(None, PROBE_TIMEOUT)
             .map(|_| ())
             .map_err(classify);
     }
     for topic in topics {
         let metadata = consumer
-            .fetch_metadata(Some(topic), QUERY_TIMEOUT)
+            .fetch_metadata(Some(topic), PROBE_TIMEOUT)
             .map_err(classify)?;
         let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Err(TopicCheck::Missing(topic.clone()));
