@@ -416,3 +416,66 @@ pub fn id_counts<'a>(
     }
     counts
 }
+
+/// A broker of the test's own, on free ports with its data in a temporary
+/// directory, for tests that stop and start it; stopped when dropped.
+pub struct OwnBroker {
+    env: Vec<(String, String)>,
+    _data: tempfile::TempDir,
+    pub bootstrap: String,
+}
+
+impl OwnBroker {
+    /// Starts it (waits until it answers).
+    pub fn start() -> Self {
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (port, controller) = (free_port(), free_port());
+        let data = tempfile::tempdir().expect("broker data dir");
+        let broker = OwnBroker {
+            env: vec![
+                ("KAFKA_PORT".into(), port.to_string()),
+                ("KAFKA_CONTROLLER_PORT".into(), controller.to_string()),
+                (
+                    "STREAMER_KAFKA_DATA".into(),
+                    data.path().join("broker").display().to_string(),
+                ),
+            ],
+            _data: data,
+            bootstrap: format!("127.0.0.1:{port}"),
+        };
+        broker.run("start");
+        broker
+    }
+
+    /// Runs `scripts/kafka-broker COMMAND` for this broker.
+    pub fn run(&self, command: &str) {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let output = broker_script(&env, &[command]);
+        assert!(
+            output.status.success(),
+            "scripts/kafka-broker {command} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let _ = broker_script(&env, &["stop"]);
+    }
+}

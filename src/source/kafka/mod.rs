@@ -13,8 +13,9 @@
 //!
 //! Backpressure: the read loop sends each batch into the pipeline and
 //! waits while it is full, without polling the consumer. librdkafka then
-//! prefetches only up to `queued.max.messages.kbytes` (16 MiB by default
-//! here) and stops fetching, so memory stays flat however far behind we are.
+//! prefetches only up to `queued.max.messages.kbytes` (8 MiB here) or
+//! `queued.min.messages` (50 000) and stops fetching, so memory stays flat
+//! however far behind we are.
 
 mod batcher;
 mod partitions;
@@ -26,7 +27,8 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+    StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message as _};
@@ -103,10 +105,16 @@ fn consumer_defaults(options: &KafkaOptions) -> Vec<(&str, &str)> {
             "enable.partition.eof",
             if options.until_end { "true" } else { "false" },
         ),
-        // Bound the prefetch: this, plus one fetch response, is what the
-        // client holds while the pipeline is full.
-        ("queued.max.messages.kbytes", "16384"),
-        ("fetch.max.bytes", "8388608"),
+        // Bound the prefetch: about this much, plus one fetch response, is
+        // what the client holds while the pipeline is full. The message
+        // count matters as much as the bytes for small messages (each
+        // queued message costs librdkafka a few hundred bytes).
+        ("queued.max.messages.kbytes", "8192"),
+        ("queued.min.messages", "50000"),
+        ("fetch.max.bytes", "4194304"),
+        // Once the prefetch is full, librdkafka waits this long before
+        // fetching again (1 s by default, which stalls a fast pipeline).
+        ("fetch.queue.backoff.ms", "10"),
         // Statistics carry the high watermarks that the lag figure needs.
         ("statistics.interval.ms", "5000"),
     ]
@@ -254,15 +262,16 @@ async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<()> {
             CLOSE_TIMEOUT.as_secs()
         );
     }
+    let known = |offset: Option<i64>| offset.map_or("?".to_string(), |o| o.to_string());
     for partition in lag.snapshot() {
         tracing::info!(
-            "kafka source: {}/{}: read up to {:?}, delivered up to {:?}, committed {:?}, lag {:?}",
+            "kafka source: {}/{}: read to {}, written to {}, committed {}, lag {}",
             partition.topic,
             partition.partition,
-            partition.read,
-            partition.delivered,
-            partition.committed,
-            partition.lag
+            known(partition.read),
+            known(partition.delivered),
+            known(partition.committed),
+            known(partition.lag)
         );
     }
     // Leaving the group runs the revoke callback (nothing left to commit)
@@ -836,10 +845,19 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Revoke(list) => {
                 let revoked = pairs(list);
-                let finished = self
-                    .partitions
-                    .lock()
-                    .revoke(revoked.iter().map(|(t, p)| (t.as_str(), *p)));
+                let finished = {
+                    let mut partitions = self.partitions.lock();
+                    let finished = partitions.revoke(revoked.iter().map(|(t, p)| (t.as_str(), *p)));
+                    // Eager rebalancing takes every partition away and then
+                    // hands out a new assignment; cooperative moves only some.
+                    if !matches!(
+                        consumer.rebalance_protocol(),
+                        RebalanceProtocol::Cooperative
+                    ) {
+                        partitions.await_assignment();
+                    }
+                    finished
+                };
                 tracing::info!("kafka source: partitions revoked: {}", describe_list(list));
                 if consumer.assignment_lost() {
                     tracing::warn!(

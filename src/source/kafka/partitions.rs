@@ -109,6 +109,13 @@ impl Partitions {
         self.last_epoch
     }
 
+    /// An eager rebalance revoked everything and a new assignment is on its
+    /// way: until it comes, `--until-end` must not take "no partitions"
+    /// for "every partition read".
+    pub(crate) fn await_assignment(&mut self) {
+        self.joined = false;
+    }
+
     /// Forgets revoked partitions; returns their delivered offsets that are
     /// not committed yet, to commit before they go.
     pub(crate) fn revoke<'a>(
