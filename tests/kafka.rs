@@ -703,3 +703,139 @@ fn a_stalled_output_keeps_memory_flat() {
     assert!(status.success());
     assert_eq!(lines, total);
 }
+
+#[test]
+fn a_pattern_subscribes_to_every_matching_topic() {
+    let brokers = bootstrap();
+    let prefix = unique("pattern");
+    let topics = [format!("{prefix}-a"), format!("{prefix}-b")];
+    for (n, topic) in topics.iter().enumerate() {
+        create_topic(brokers, topic, 2);
+        let messages: Vec<TestMessage> =
+            numbered(100, 2).into_iter().skip(n * 50).take(50).collect();
+        produce(brokers, topic, &messages);
+    }
+    create_topic(brokers, &format!("{prefix}x-other"), 1);
+    produce(brokers, &format!("{prefix}x-other"), &numbered(5, 1));
+    let pattern = format!("^{}-[ab]$", prefix.replace('-', "[-]"));
+    let output = run_with_deadline(
+        streamer(brokers).args([
+            "--origin",
+            "kafka",
+            "-t",
+            &pattern,
+            "--until-end",
+            "-g",
+            &unique("pattern-g"),
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let counts = id_counts(&records);
+    assert_eq!(counts.len(), 100);
+    assert!(counts.values().all(|&n| n == 1));
+    let seen: BTreeSet<String> = records
+        .iter()
+        .map(|r| r["_origin"]["topic"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen, topics.iter().cloned().collect());
+}
+
+#[test]
+fn a_kafka_output_that_cannot_deliver_fails_the_run() {
+    // Nothing listens on port 1: every message times out (after 1 s here).
+    let output = run_with_deadline(
+        streamer("127.0.0.1:1")
+            .arg("file")
+            .arg(repo().join("data/ticks.csv"))
+            .args(["-o", "kafka://ticks", "-X", "message.timeout.ms=1000"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("0 written"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "streamer: error: kafka: cannot deliver to topic `ticks`: Local: Message timed out"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_refused_login_is_one_clear_error() {
+    if external_broker() {
+        eprintln!("skipped: KAFKA_BOOTSTRAP_SERVERS is set, and this test needs a SASL listener of its own");
+        return;
+    }
+    let broker = OwnBroker::start();
+    let topic = unique("sasl");
+    create_topic(&broker.bootstrap, &topic, 1);
+    let login = |password: &str| {
+        [
+            "-X",
+            "security.protocol=sasl_plaintext",
+            "-X",
+            "sasl.mechanism=PLAIN",
+            "-X",
+            "sasl.username=alice",
+            "-X",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain([format!("sasl.password={password}")])
+        .collect::<Vec<_>>()
+    };
+    let expected = format!(
+        "streamer: error: kafka: sasl_plaintext://{}/bootstrap: SASL authentication error: \
+         Authentication failed: Invalid username or password",
+        broker.sasl_bootstrap
+    );
+
+    let output = run_with_deadline(
+        streamer(&broker.sasl_bootstrap)
+            .args(["kafka", "-t", &topic, "--until-end"])
+            .args(login("wrong")),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&expected), "{stderr}");
+
+    let output = run_with_deadline(
+        streamer(&broker.sasl_bootstrap)
+            .arg("file")
+            .arg(repo().join("data/ticks.csv"))
+            .args(["-o", &format!("kafka://{topic}")])
+            .args(login("wrong")),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&expected), "{stderr}");
+
+    // The right password works, both ways.
+    let output = run_with_deadline(
+        streamer(&broker.sasl_bootstrap)
+            .arg("file")
+            .arg(repo().join("data/ticks.csv"))
+            .args(["-o", &format!("kafka://{topic}")])
+            .args(login("secret")),
+        Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let output = run_with_deadline(
+        streamer(&broker.sasl_bootstrap)
+            .args(["kafka", "-t", &topic, "--until-end"])
+            .args(login("secret")),
+        Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 200);
+}

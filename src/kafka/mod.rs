@@ -129,6 +129,9 @@ pub(crate) struct ClientLog {
     /// When we last said the brokers are down: said again at most once a
     /// minute while they stay down (librdkafka repeats it every few seconds).
     down_said: Mutex<Option<Instant>>,
+    /// The first error that retrying will not cure (bad credentials...):
+    /// the source and sink end the run with it.
+    permanent: Mutex<Option<String>>,
 }
 
 /// How often an outage is repeated in the log while it lasts.
@@ -143,12 +146,21 @@ impl ClientLog {
             down: AtomicBool::new(false),
             last_error: Mutex::new(None),
             down_said: Mutex::new(None),
+            permanent: Mutex::new(None),
         }
     }
 
     /// The reason of the last error librdkafka reported, if any.
     pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The first error librdkafka reported that retrying will not cure.
+    pub(crate) fn permanent_error(&self) -> Option<String> {
+        self.permanent
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -200,6 +212,20 @@ impl ClientLog {
             .last_error
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason.to_string());
+        if code.is_some_and(is_permanent) {
+            // Not logged here: it ends the run, as its one error line.
+            tracing::debug!("kafka {}: {reason}", self.role);
+            self.permanent
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get_or_insert_with(|| reason.to_string());
+            return;
+        }
+        if self.permanent_error().is_some() {
+            // The brokers look down because they turned us away.
+            tracing::debug!("kafka {}: {reason}", self.role);
+            return;
+        }
         match code {
             Some(RDKafkaErrorCode::AllBrokersDown) => {
                 let was_down = self.down.swap(true, Ordering::Relaxed);

@@ -100,6 +100,13 @@ impl KafkaSink {
                 kafka::describe(&KafkaError::MetadataFetch(code))
             ))),
             Ok(_) => Ok(()),
+            Err(_) if self.producer.context().log.permanent_error().is_some() => Err(Error::Kafka(
+                self.producer
+                    .context()
+                    .log
+                    .permanent_error()
+                    .unwrap_or_default(),
+            )),
             Err(error) => match kafka::error_code(&error) {
                 Some(code) if kafka::is_permanent(code) => Err(Error::Kafka(
                     self.producer
@@ -159,6 +166,9 @@ impl KafkaSink {
                     None => open = false,
                 },
                 _ = context.completed.notified() => {}
+                // Errors that end the run (a refused login) come as client
+                // errors, not delivery reports: look for them now and then.
+                _ = tokio::time::sleep(Duration::from_secs(1)), if !pending.is_empty() => {}
             }
         }
     }
@@ -166,6 +176,9 @@ impl KafkaSink {
     /// Acknowledges, in order, the batches at the front whose messages are
     /// all delivered; fails on the first delivery failure.
     fn acknowledge(&self, pending: &mut VecDeque<Pending>, input: &SinkInput) -> Result<()> {
+        if let Some(reason) = self.producer.context().log.permanent_error() {
+            return Err(Error::Kafka(reason));
+        }
         if let Some(failure) = self.producer.context().failure() {
             return Err(Error::Kafka(format!(
                 "cannot deliver to topic `{}`: {failure}",

@@ -418,11 +418,15 @@ pub fn id_counts<'a>(
 }
 
 /// A broker of the test's own, on free ports with its data in a temporary
-/// directory, for tests that stop and start it; stopped when dropped.
+/// directory, for tests that stop and start it; stopped when dropped. It
+/// also listens for SASL/PLAIN logins (user `alice`, password `secret`).
 pub struct OwnBroker {
     env: Vec<(String, String)>,
     _data: tempfile::TempDir,
+    /// Its PLAINTEXT listener.
     pub bootstrap: String,
+    /// Its SASL_PLAINTEXT listener.
+    pub sasl_bootstrap: String,
 }
 
 impl OwnBroker {
@@ -435,8 +439,19 @@ impl OwnBroker {
                 .unwrap()
                 .port()
         };
-        let (port, controller) = (free_port(), free_port());
+        let (port, controller, sasl) = (free_port(), free_port(), free_port());
         let data = tempfile::tempdir().expect("broker data dir");
+        let listeners = format!(
+            "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},SASL_PLAINTEXT://127.0.0.1:{sasl}"
+        );
+        let extra = [
+            format!("listeners={listeners}"),
+            format!("advertised.listeners={listeners}"),
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT".into(),
+            "sasl.enabled.mechanisms=PLAIN".into(),
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"secret\";".into(),
+        ]
+        .join("\n");
         let broker = OwnBroker {
             env: vec![
                 ("KAFKA_PORT".into(), port.to_string()),
@@ -445,9 +460,11 @@ impl OwnBroker {
                     "STREAMER_KAFKA_DATA".into(),
                     data.path().join("broker").display().to_string(),
                 ),
+                ("KAFKA_EXTRA_CONFIG".into(), extra),
             ],
             _data: data,
             bootstrap: format!("127.0.0.1:{port}"),
+            sasl_bootstrap: format!("127.0.0.1:{sasl}"),
         };
         broker.run("start");
         broker

@@ -439,6 +439,9 @@ impl Reader<'_> {
     /// Handles an error the consumer returned instead of a message. Most
     /// are passing (and already logged by the client context).
     fn consumer_error(&mut self, error: KafkaError) -> Result<(), Stop> {
+        if let Some(reason) = self.consumer.context().log.permanent_error() {
+            return Err(Stop::Failed(Error::Kafka(reason)));
+        }
         match error {
             KafkaError::PartitionEOF(partition) => {
                 let ambiguous = self.partitions().end_reached(partition);
@@ -633,6 +636,7 @@ async fn wait_for_topics(
         .cloned()
         .collect();
     let mut warned: Option<Instant> = None;
+    let mut failures = 0u32;
     loop {
         let probe = consumer.clone();
         let topics = named.clone();
@@ -643,7 +647,16 @@ async fn wait_for_topics(
         };
         // Serve the client's events, so librdkafka's own reasons (connection
         // refused, name not resolved...) reach the log while we wait.
-        while let Some(Some(_)) = consumer.stream().next().now_or_never() {}
+        // (`None` also comes after a served non-message event, such as
+        // statistics, with more events queued: so try a few times.)
+        let mut stream = consumer.stream();
+        for _ in 0..64 {
+            let _ = stream.next().now_or_never();
+        }
+        drop(stream);
+        if let Some(reason) = consumer.context().log.permanent_error() {
+            return Err(Error::Kafka(reason));
+        }
         match outcome {
             Ok(()) => {
                 consumer.context().log.mark_up();
@@ -657,7 +670,10 @@ async fn wait_for_topics(
             }
             Err(TopicCheck::Permanent(reason)) => return Err(Error::Kafka(reason)),
             Err(TopicCheck::Unreachable(reason)) => {
-                if warned.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                // Not on the first failure: a refused login shows up as a
+                // lost connection first, and as what it is a moment later.
+                failures += 1;
+                if failures >= 2 && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
                     tracing::warn!(
                         "kafka source: cannot reach the brokers at {} ({reason}); \
                          retrying until they answer (Ctrl-C to stop)",
