@@ -381,6 +381,11 @@ impl Reader<'_> {
                 if self.batcher.has_ready() {
                     let full = self.batcher.take_ready();
                     self.send_batches(full).await?;
+                    // Under a steady stream the burst may not end by
+                    // itself: look for the end here too.
+                    if self.until_end && self.partitions().all_at_end() {
+                        break;
+                    }
                 }
                 if shutdown.is_cancelled() {
                     return Ok(());
