@@ -7,9 +7,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::codec::{DecodeOptions, Format, Framing};
+use crate::kafka::{parse_setting, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
 use crate::sink::OutputFormat;
-use crate::source::{FileOptions, TcpOptions};
+use crate::source::{FileOptions, KafkaOptions, OffsetReset, TcpOptions};
 
 /// What each exit status means; shown by `--help` and the README.
 pub const EXIT_CODES: &str = "\
@@ -34,9 +35,24 @@ pub struct Cli {
 /// Flags of the pipeline and output, shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Write records to PATH instead of stdout (`-` is stdout).
+    /// Write records to PATH instead of stdout (`-` is stdout), or to a Kafka topic with `kafka://TOPIC`.
     #[arg(short, long, global = true, value_name = "PATH", default_value = "-")]
     pub output: String,
+    /// Kafka brokers, for `streamer kafka` and `-o kafka://TOPIC`.
+    #[arg(
+        long,
+        global = true,
+        env = "STREAMER_BROKERS",
+        default_value = "localhost:9092",
+        value_name = "HOST:PORT,..."
+    )]
+    pub brokers: String,
+    /// A librdkafka setting for the Kafka clients (security, tuning), repeatable; wins over streamer's defaults.
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub kafka_settings: Vec<(String, String)>,
+    /// With `-o kafka://TOPIC`: each message's key is this field of the record.
+    #[arg(long, global = true, value_name = "FIELD")]
+    pub key: Option<String>,
     /// How records are written.
     #[arg(
         long,
@@ -91,6 +107,19 @@ impl GlobalArgs {
         config.limit = self.limit;
         config
     }
+
+    /// The Kafka clients' brokers and settings.
+    pub fn kafka_config(&self) -> KafkaConfig {
+        KafkaConfig {
+            brokers: self.brokers.clone(),
+            settings: self.kafka_settings.clone(),
+        }
+    }
+
+    /// The topic of a `-o kafka://TOPIC` output.
+    pub fn kafka_output_topic(&self) -> Option<&str> {
+        self.output.strip_prefix("kafka://")
+    }
 }
 
 /// The sources.
@@ -100,6 +129,47 @@ pub enum Command {
     File(FileArgs),
     /// Listen on a TCP address; every frame any client sends is a record.
     Tcp(TcpArgs),
+    /// Consume Kafka topics as a member of a consumer group (at-least-once).
+    Kafka(KafkaArgs),
+}
+
+/// `streamer kafka`.
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// A topic to consume, repeatable; one starting with `^` is a regular expression.
+    #[arg(short, long = "topic", required = true, value_name = "TOPIC")]
+    pub topics: Vec<String>,
+    /// The consumer group: processes in one group share the partitions.
+    #[arg(short, long, default_value = "streamer", value_name = "GROUP")]
+    pub group: String,
+    /// Where a group without a committed offset starts reading.
+    #[arg(long, value_enum, default_value_t, value_name = "WHERE")]
+    pub offset_reset: OffsetReset,
+    /// Stop, after committing, once every assigned partition is read up to its end offset as of its assignment.
+    #[arg(long)]
+    pub until_end: bool,
+    /// What message values hold (csv: each message is rows, the first a header unless --no-header).
+    #[arg(long, value_enum, default_value = "jsonl", value_name = "FORMAT")]
+    pub format: Format,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+}
+
+impl KafkaArgs {
+    /// How the Kafka source consumes.
+    pub fn kafka_options(&self, global: &GlobalArgs) -> KafkaOptions {
+        KafkaOptions {
+            config: global.kafka_config(),
+            topics: self.topics.clone(),
+            group: self.group.clone(),
+            offset_reset: self.offset_reset,
+            until_end: self.until_end,
+            format: self.format,
+            delimiter: self.csv.delimiter,
+            header: !self.csv.no_header,
+            origin: global.origin,
+        }
+    }
 }
 
 /// `streamer file`.
@@ -285,6 +355,112 @@ mod tests {
     fn tcp_options(args: &[&str]) -> TcpOptions {
         let cli = parse(&[&["tcp"], args].concat()).unwrap();
         tcp_args(&cli).tcp_options()
+    }
+
+    fn kafka_args(cli: &Cli) -> &KafkaArgs {
+        match &cli.command {
+            Command::Kafka(args) => args,
+            other => panic!("not `kafka`: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kafka_needs_a_topic_and_takes_several() {
+        assert!(parse(&["kafka"]).is_err());
+        let cli = parse(&["kafka", "--topic", "a", "-t", "^logs-.*"]).unwrap();
+        let args = kafka_args(&cli);
+        assert_eq!(args.topics, vec!["a", "^logs-.*"]);
+        let options = args.kafka_options(&cli.global);
+        assert_eq!(options.topics, vec!["a", "^logs-.*"]);
+    }
+
+    #[test]
+    fn kafka_defaults() {
+        let cli = parse(&["kafka", "-t", "a"]).unwrap();
+        let options = kafka_args(&cli).kafka_options(&cli.global);
+        assert_eq!(options.group, "streamer");
+        assert_eq!(options.offset_reset, OffsetReset::Earliest);
+        assert!(!options.until_end);
+        assert_eq!(options.format, Format::Jsonl);
+        assert!(options.header);
+        assert_eq!(options.delimiter, b',');
+        assert!(!options.origin);
+    }
+
+    #[test]
+    fn kafka_group_offset_reset_until_end_and_format() {
+        let cli = parse(&[
+            "--origin",
+            "kafka",
+            "-t",
+            "a",
+            "--group",
+            "g1",
+            "--offset-reset",
+            "latest",
+            "--until-end",
+            "--format",
+            "csv",
+            "--no-header",
+            "--delimiter",
+            ";",
+        ])
+        .unwrap();
+        let options = kafka_args(&cli).kafka_options(&cli.global);
+        assert_eq!(options.group, "g1");
+        assert_eq!(options.offset_reset, OffsetReset::Latest);
+        assert!(options.until_end);
+        assert_eq!(options.format, Format::Csv);
+        assert!(!options.header);
+        assert_eq!(options.delimiter, b';');
+        assert!(options.origin);
+        assert!(parse(&["kafka", "-t", "a", "--offset-reset", "middle"]).is_err());
+    }
+
+    #[test]
+    fn brokers_default_to_localhost_and_are_global() {
+        // STREAMER_BROKERS from the environment would change the default;
+        // the explicit flag is tested instead of relying on its absence.
+        let cli = parse(&["kafka", "-t", "a", "--brokers", "k1:9092,k2:9092"]).unwrap();
+        assert_eq!(cli.global.kafka_config().brokers, "k1:9092,k2:9092");
+        let cli = parse(&["--brokers", "k:1", "file", "x", "-o", "kafka://t"]).unwrap();
+        assert_eq!(cli.global.brokers, "k:1");
+        if std::env::var_os("STREAMER_BROKERS").is_none() {
+            let cli = parse(&["kafka", "-t", "a"]).unwrap();
+            assert_eq!(cli.global.brokers, "localhost:9092");
+        }
+    }
+
+    #[test]
+    fn kafka_settings_are_repeatable_key_values() {
+        let cli = parse(&[
+            "kafka",
+            "-t",
+            "a",
+            "-X",
+            "security.protocol=sasl_ssl",
+            "-X",
+            "sasl.password=p=w",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.global.kafka_config().settings,
+            vec![
+                ("security.protocol".to_string(), "sasl_ssl".to_string()),
+                ("sasl.password".to_string(), "p=w".to_string())
+            ]
+        );
+        assert!(parse(&["kafka", "-t", "a", "-X", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn kafka_output_and_key() {
+        let cli = parse(&["file", "x.csv", "-o", "kafka://ticks", "--key", "id"]).unwrap();
+        assert_eq!(cli.global.kafka_output_topic(), Some("ticks"));
+        assert_eq!(cli.global.key.as_deref(), Some("id"));
+        let cli = parse(&["file", "x.csv", "-o", "out.jsonl"]).unwrap();
+        assert_eq!(cli.global.kafka_output_topic(), None);
+        assert_eq!(cli.global.key, None);
     }
 
     #[test]

@@ -8,14 +8,17 @@
 //!   each record came from ([`record::SourceInfo`]).
 //! - [`ack`]: acknowledgements that travel with a batch and fire once the
 //!   sink has written it (offset commits, file checkpoints).
-//! - [`source`]: the [`source::Source`] trait, the file source and the TCP
-//!   source ([`source::tcp`]); the only code that reads the outside world.
+//! - [`source`]: the [`source::Source`] trait, the file source, the TCP
+//!   source ([`source::tcp`]) and the Kafka source ([`source::kafka`]); the
+//!   only code that reads the outside world.
 //! - [`codec`]: bytes to records: CSV, JSON lines, plain lines; cutting a
 //!   stream into frames ([`codec::framing`]) and a framed CSV row into
 //!   cells ([`codec::csv_row`]).
 //! - [`pipeline`]: [`pipeline::run`] wires source → decode → stages → sink
 //!   with bounded channels, and returns a [`pipeline::Report`].
-//! - [`sink`]: stdout and file sinks (NDJSON or CSV).
+//! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink.
+//! - [`kafka`]: what the Kafka source and sink share: `--brokers`/`-X`
+//!   client settings and defaults, librdkafka logs and errors.
 //! - [`json`]: the hand-written JSON encoding used on the hot path.
 //! - [`error`]: the library's error type.
 //! - [`cli`]: flags, and their validation into a run configuration.
@@ -26,6 +29,7 @@ pub mod cli;
 pub mod codec;
 pub mod error;
 pub mod json;
+pub mod kafka;
 pub mod pipeline;
 pub mod record;
 pub mod run;

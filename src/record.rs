@@ -99,11 +99,13 @@ impl fmt::Display for Location<'_> {
     }
 }
 
-/// Index entry of one raw record: where its fields end in `field_ends`, and
-/// its position in the source.
+/// Index entry of one raw record: where its fields end in `field_ends`,
+/// where its origin members end in `origin_extra`, and its position in the
+/// source.
 #[derive(Debug, Clone, Copy)]
 struct RawIndex {
     fields_end: u32,
+    extra_end: u32,
     pos: u64,
 }
 
@@ -119,6 +121,9 @@ pub struct RawBatch {
     pub acks: Acks,
     data: Vec<u8>,
     field_ends: Vec<u32>,
+    /// Pre-rendered JSON members per record for its `_origin` object (a
+    /// Kafka message's key, timestamp, headers); empty for most sources.
+    origin_extra: Vec<u8>,
     records: Vec<RawIndex>,
 }
 
@@ -131,6 +136,7 @@ impl RawBatch {
             acks: Acks::none(),
             data: Vec::new(),
             field_ends: Vec::new(),
+            origin_extra: Vec::new(),
             records: Vec::new(),
         }
     }
@@ -150,11 +156,19 @@ impl RawBatch {
         self.field_ends.extend(ends.map(|end| (base + end) as u32));
     }
 
+    /// Adds JSON object members (`,"key":...`, each with its leading comma)
+    /// that `--origin` appends to the `_origin` object of the record being
+    /// built, after those its [`Location`] writes.
+    pub fn push_origin_extra(&mut self, members: &[u8]) {
+        self.origin_extra.extend_from_slice(members);
+    }
+
     /// Ends the record being built (its fields are those pushed since the
     /// last record); `pos` is its line, record number or offset.
     pub fn finish_record(&mut self, pos: u64) {
         self.records.push(RawIndex {
             fields_end: self.field_ends.len() as u32,
+            extra_end: self.origin_extra.len() as u32,
             pos,
         });
     }
@@ -175,14 +189,15 @@ impl RawBatch {
         self.records.is_empty()
     }
 
-    /// Bytes of record data held.
+    /// Bytes of record data held (with their origin members).
     pub fn byte_len(&self) -> usize {
-        self.data.len()
+        self.data.len() + self.origin_extra.len()
     }
 
     /// The records, in order.
     pub fn records(&self) -> impl Iterator<Item = RawRecord<'_>> {
         let mut fields_start = 0u32;
+        let mut extra_start = 0u32;
         self.records.iter().map(move |index| {
             let field_ends = &self.field_ends[fields_start as usize..index.fields_end as usize];
             let data_start = if fields_start == 0 {
@@ -191,10 +206,13 @@ impl RawBatch {
                 self.field_ends[fields_start as usize - 1]
             };
             fields_start = index.fields_end;
+            let origin_extra = &self.origin_extra[extra_start as usize..index.extra_end as usize];
+            extra_start = index.extra_end;
             RawRecord {
                 data: &self.data,
                 data_start,
                 field_ends,
+                origin_extra,
                 location: Location {
                     source: &self.source,
                     pos: index.pos,
@@ -210,6 +228,7 @@ pub struct RawRecord<'a> {
     data: &'a [u8],
     data_start: u32,
     field_ends: &'a [u32],
+    origin_extra: &'a [u8],
     /// Where the record came from.
     pub location: Location<'a>,
 }
@@ -229,6 +248,12 @@ impl<'a> RawRecord<'a> {
             start = end;
             field
         })
+    }
+
+    /// JSON members to append inside the record's `_origin` object after its
+    /// location (see [`RawBatch::push_origin_extra`]); usually empty.
+    pub fn origin_extra(&self) -> &'a [u8] {
+        self.origin_extra
     }
 
     /// Every field's bytes back to back (the whole line for one-field records).
@@ -411,6 +436,32 @@ mod tests {
         assert_eq!(records[0].location.to_string(), "in.csv:2");
         assert_eq!(records[1].fields().collect::<Vec<_>>(), vec![&b"line"[..]]);
         assert_eq!(records[1].location.pos, 5);
+        assert!(records[0].origin_extra().is_empty());
+    }
+
+    #[test]
+    fn origin_extra_belongs_to_its_own_record() {
+        let mut batch = RawBatch::new(file_source(), Decode::Lines);
+        batch.push_field(b"a");
+        batch.push_origin_extra(br#","key":"k1""#);
+        batch.finish_record(1);
+        batch.push_record(b"b", 2);
+        batch.push_origin_extra(br#","key":null"#);
+        batch.push_origin_extra(br#","timestamp":5"#);
+        batch.push_record(b"c", 3);
+        let extras: Vec<_> = batch.records().map(|r| r.origin_extra().to_vec()).collect();
+        assert_eq!(
+            extras,
+            vec![
+                br#","key":"k1""#.to_vec(),
+                Vec::new(),
+                br#","key":null,"timestamp":5"#.to_vec()
+            ]
+        );
+        assert_eq!(
+            batch.byte_len(),
+            3 + extras.iter().map(Vec::len).sum::<usize>()
+        );
     }
 
     #[test]

@@ -3,15 +3,16 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
-use crate::pipeline::{Outcome, Pipeline, Rejects};
-use crate::sink::{Sink, WriterSink};
-use crate::source::{FileSource, Source, TcpSource};
+use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
+use crate::sink::{KafkaSink, OutputFormat, Sink, WriterSink};
+use crate::source::{FileSource, KafkaSource, Source, TcpSource};
 
 /// Every record was processed.
 pub const EXIT_OK: u8 = 0;
@@ -60,6 +61,7 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         global.on_error,
         global.dead_letter.as_deref(),
     )?);
+    let started = Instant::now();
     let mut listening = None;
     let source: Box<dyn Source> = match &cli.command {
         Command::File(args) => Box::new(FileSource::open(args.paths.clone(), args.file_options())?),
@@ -68,8 +70,27 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
             listening = Some(source.local_addr());
             Box::new(source)
         }
+        Command::Kafka(args) => {
+            let mut source = KafkaSource::new(args.kafka_options(global))?;
+            // A missing topic is a start-up error, before any pipeline runs.
+            if !source.connect(&shutdown).await? {
+                return Ok(nothing_done(started));
+            }
+            Box::new(source)
+        }
     };
-    let sink: Box<dyn Sink> = if global.output == "-" {
+    let sink: Box<dyn Sink> = if let Some(topic) = global.kafka_output_topic() {
+        if global.output_format == OutputFormat::Csv {
+            anyhow::bail!(
+                "--output-format csv does not apply to a kafka:// output (its messages are JSON)"
+            );
+        }
+        let sink = KafkaSink::new(&global.kafka_config(), topic, global.key.clone())?;
+        sink.check_topic().await?;
+        Box::new(sink)
+    } else if global.key.is_some() {
+        anyhow::bail!("--key only applies to a kafka:// output");
+    } else if global.output == "-" {
         Box::new(WriterSink::stdout(global.output_format)?)
     } else {
         Box::new(
@@ -85,4 +106,17 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
     }
     let pipeline = Pipeline::new(source, sink, global.pipeline_config()).rejects(rejects);
     Ok(pipeline.run(shutdown).await)
+}
+
+/// The outcome of a run stopped (by a signal) before it began.
+fn nothing_done(started: Instant) -> Outcome {
+    Outcome {
+        report: Report {
+            read: 0,
+            written: 0,
+            rejected: 0,
+            elapsed: started.elapsed(),
+        },
+        error: None,
+    }
 }

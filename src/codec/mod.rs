@@ -100,7 +100,7 @@ impl Decode {
 }
 
 /// Replaces the closing `}` of the object just written with
-/// `,"_origin":{...}}`.
+/// `,"_origin":{...}}`; the record's origin extras go inside `_origin`.
 fn close_with_origin(buf: &mut Vec<u8>, record: &RawRecord<'_>) {
     debug_assert_eq!(buf.last(), Some(&b'}'));
     buf.pop();
@@ -115,6 +115,12 @@ fn close_with_origin(buf: &mut Vec<u8>, record: &RawRecord<'_>) {
     }
     buf.extend_from_slice(b"\"_origin\":");
     record.location.write_json(buf);
+    let extra = record.origin_extra();
+    if !extra.is_empty() {
+        buf.pop();
+        buf.extend_from_slice(extra);
+        buf.push(b'}');
+    }
     buf.push(b'}');
 }
 
@@ -174,6 +180,29 @@ mod tests {
             decode_one(Decode::Lines, &[b"hi"], true).unwrap(),
             "{\"message\":\"hi\",\"_origin\":{\"path\":\"x.csv\",\"line\":9}}\n"
         );
+    }
+
+    #[test]
+    fn origin_extras_go_inside_the_origin_object() {
+        let source = Arc::new(SourceInfo::Kafka {
+            topic: "ticks".into(),
+            partition: 3,
+        });
+        let mut raw = RawBatch::new(source.clone(), Decode::Jsonl);
+        raw.push_field(br#"{"a":1}"#);
+        raw.push_origin_extra(br#","key":"k","timestamp":7,"headers":{}"#);
+        raw.finish_record(42);
+        let mut out = Batch::new(source);
+        let record = raw.records().next().unwrap();
+        Decode::Jsonl
+            .decode_into(&record, DecodeOptions { origin: true }, &mut out)
+            .unwrap();
+        let line = String::from_utf8(out.as_ndjson().to_vec()).unwrap();
+        assert_eq!(
+            line,
+            "{\"a\":1,\"_origin\":{\"topic\":\"ticks\",\"partition\":3,\"offset\":42,\"key\":\"k\",\"timestamp\":7,\"headers\":{}}}\n"
+        );
+        serde_json::from_str::<serde_json::Value>(&line).unwrap();
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! batch's acks, so upstream checkpoints and commits follow the output.
 
 mod csv_out;
+mod kafka;
 mod writer;
 
 use std::sync::atomic::Ordering;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+pub use self::kafka::KafkaSink;
 pub use self::writer::{OutputFormat, WriterSink};
 
 use crate::error::Result;

@@ -4,6 +4,7 @@
 
 pub mod file;
 mod input;
+pub mod kafka;
 pub mod tcp;
 
 use std::sync::atomic::Ordering;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::file::{FileOptions, FileSource};
 pub use self::input::InputReader;
+pub use self::kafka::{KafkaOptions, KafkaSource, OffsetReset};
 pub use self::tcp::{TcpOptions, TcpSource};
 
 use crate::error::Result;

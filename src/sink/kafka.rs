@@ -1,0 +1,398 @@
+//! The Kafka sink (`-o kafka://TOPIC`): each record's JSON object becomes
+//! one message value, keyed by a field of the record with `--key FIELD`.
+//!
+//! A batch is acknowledged upstream only once the broker has confirmed
+//! every message of it (librdkafka's delivery reports), and batches are
+//! acknowledged in the order they came, whatever order their deliveries
+//! finish in. librdkafka retries failed sends itself; a message it finally
+//! gives up on (`message.timeout.ms`, 5 minutes by default) fails the run,
+//! and its batch is never acknowledged.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::Statistics;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use tokio::sync::Notify;
+
+use super::{Sink, SinkInput};
+use crate::ack::Acks;
+use crate::error::{Error, Result};
+use crate::kafka::{self, client_context_via_log, ClientLog, KafkaConfig, QUERY_TIMEOUT};
+use crate::record::Batch;
+
+/// The producer's settings that differ from librdkafka's defaults; `-X`
+/// overrides any of them.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    // Retries neither duplicate nor reorder messages.
+    ("enable.idempotence", "true"),
+    // Bound what waits in the client for the broker (librdkafka's default is 1 GiB).
+    ("queue.buffering.max.kbytes", "16384"),
+    ("linger.ms", "5"),
+];
+
+/// Writes records to a Kafka topic.
+pub struct KafkaSink {
+    producer: Arc<ThreadedProducer<DeliveryContext>>,
+    topic: String,
+    key_field: Option<String>,
+    brokers: String,
+}
+
+impl KafkaSink {
+    /// Makes the producer (no network traffic yet: a bad `-X` fails here).
+    pub fn new(config: &KafkaConfig, topic: &str, key_field: Option<String>) -> Result<Self> {
+        kafka::check_topic_name(topic).map_err(Error::Config)?;
+        let context = DeliveryContext {
+            log: ClientLog::new("sink", &config.brokers),
+            completed: Notify::new(),
+            failure: Mutex::new(None),
+        };
+        let producer = config
+            .client_config(PRODUCER_DEFAULTS)
+            .create_with_context(context)
+            .map_err(kafka::creation_error)?;
+        Ok(KafkaSink {
+            producer: Arc::new(producer),
+            topic: topic.to_string(),
+            key_field,
+            brokers: config.brokers.clone(),
+        })
+    }
+
+    /// Fails for a topic that does not exist (and that the brokers will not
+    /// create); only warns when the brokers do not answer yet, since the
+    /// producer keeps retrying. Worth calling before the run: without it, a
+    /// missing topic fails each delivery after librdkafka's metadata wait.
+    pub async fn check_topic(&self) -> Result<()> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), QUERY_TIMEOUT)
+                .map(|metadata| {
+                    metadata
+                        .topics()
+                        .iter()
+                        .find(|t| t.name() == topic)
+                        .and_then(|t| t.error())
+                        .map(RDKafkaErrorCode::from)
+                })
+        })
+        .await
+        .map_err(|e| Error::Kafka(format!("internal error: {e}")))?;
+        match metadata {
+            Ok(Some(
+                RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+            )) => Err(Error::Kafka(format!(
+                "topic `{}` does not exist on {} (and the brokers do not create topics)",
+                self.topic, self.brokers
+            ))),
+            Ok(Some(code)) if kafka::is_permanent(code) => Err(Error::Kafka(format!(
+                "topic `{}`: {}",
+                self.topic,
+                kafka::describe(&KafkaError::MetadataFetch(code))
+            ))),
+            Ok(_) => Ok(()),
+            Err(_) if self.producer.context().log.permanent_error().is_some() => Err(Error::Kafka(
+                self.producer
+                    .context()
+                    .log
+                    .permanent_error()
+                    .unwrap_or_default(),
+            )),
+            Err(error) => match kafka::error_code(&error) {
+                Some(code) if kafka::is_permanent(code) => Err(Error::Kafka(
+                    self.producer
+                        .context()
+                        .log
+                        .last_error()
+                        .unwrap_or_else(|| kafka::describe(&error)),
+                )),
+                _ => {
+                    tracing::warn!(
+                        "kafka sink: cannot reach the brokers at {} yet ({}); \
+                         records wait in the producer until they answer",
+                        self.brokers,
+                        kafka::describe(&error)
+                    );
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn run(self: Box<Self>, input: SinkInput) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let producer = self.producer.clone();
+            let result = self.write_all(input).await;
+            // Every delivery is reported by now (or the run failed): the
+            // producer has nothing left worth flushing. Dropping it joins
+            // its polling thread, so do it off the runtime.
+            let _ = tokio::task::spawn_blocking(move || drop(producer)).await;
+            result
+        })
+    }
+}
+
+/// A batch handed to the producer, waiting for its deliveries.
+struct Pending {
+    delivery: Arc<BatchDelivery>,
+    records: usize,
+    acks: Acks,
+}
+
+impl KafkaSink {
+    async fn write_all(self: Box<Self>, mut input: SinkInput) -> Result<()> {
+        let context = self.producer.context().clone();
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut open = true;
+        loop {
+            self.acknowledge(&mut pending, &input)?;
+            if !open && pending.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                batch = input.recv(), if open => match batch {
+                    Some(batch) => pending.push_back(self.produce(batch, &context).await?),
+                    None => open = false,
+                },
+                _ = context.completed.notified() => {}
+                // Errors that end the run (a refused login) come as client
+                // errors, not delivery reports: look for them now and then.
+                _ = tokio::time::sleep(Duration::from_secs(1)), if !pending.is_empty() => {}
+            }
+        }
+    }
+
+    /// Acknowledges, in order, the batches at the front whose messages are
+    /// all delivered; fails on the first delivery failure.
+    fn acknowledge(&self, pending: &mut VecDeque<Pending>, input: &SinkInput) -> Result<()> {
+        if let Some(reason) = self.producer.context().log.permanent_error() {
+            return Err(Error::Kafka(reason));
+        }
+        if let Some(failure) = self.producer.context().failure() {
+            return Err(Error::Kafka(format!(
+                "cannot deliver to topic `{}`: {failure}",
+                self.topic
+            )));
+        }
+        while pending
+            .front()
+            .is_some_and(|front| front.delivery.remaining.load(Ordering::Acquire) == 0)
+        {
+            let done = pending.pop_front().expect("checked above");
+            input.count_written(done.records);
+            done.acks.deliver();
+        }
+        Ok(())
+    }
+
+    /// Hands every record of `batch` to the producer, waiting while its
+    /// queue is full.
+    async fn produce(&self, batch: Batch, context: &DeliveryContext) -> Result<Pending> {
+        let delivery = Arc::new(BatchDelivery {
+            remaining: AtomicUsize::new(batch.len()),
+        });
+        let mut next = 0;
+        while let Some(full_at) = self.enqueue(&batch, next, &delivery)? {
+            if let Some(failure) = context.failure() {
+                return Err(Error::Kafka(format!(
+                    "cannot deliver to topic `{}`: {failure}",
+                    self.topic
+                )));
+            }
+            // The queue drains as the broker confirms messages.
+            tokio::select! {
+                _ = context.completed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            next = full_at;
+        }
+        Ok(Pending {
+            delivery,
+            records: batch.len(),
+            acks: batch.acks,
+        })
+    }
+
+    /// Enqueues the records of `batch` from the `first`th on; returns where
+    /// it stopped if the producer's queue is full. (Not async: a batch is
+    /// not `Sync`, so no reference to it may be held across an await.)
+    fn enqueue(
+        &self,
+        batch: &Batch,
+        first: usize,
+        delivery: &Arc<BatchDelivery>,
+    ) -> Result<Option<usize>> {
+        for (index, record) in batch.iter().enumerate().skip(first) {
+            let key = match &self.key_field {
+                Some(field) => key_of(record.json, field),
+                None => None,
+            };
+            let mut message =
+                BaseRecord::with_opaque_to(&self.topic, delivery.clone()).payload(record.json);
+            if let Some(key) = &key {
+                message = message.key(key.as_slice());
+            }
+            match self.producer.send(message) {
+                Ok(()) => {}
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    return Ok(Some(index))
+                }
+                Err((error, _)) => {
+                    return Err(Error::Kafka(format!(
+                        "{}: cannot produce to topic `{}`: {}",
+                        record.location,
+                        self.topic,
+                        kafka::describe(&error)
+                    )))
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// How many messages of one batch the broker has yet to confirm.
+#[derive(Debug)]
+struct BatchDelivery {
+    remaining: AtomicUsize,
+}
+
+/// The producer's context: logs, and delivery reports counted per batch.
+struct DeliveryContext {
+    log: ClientLog,
+    /// Woken when a batch is fully delivered or a delivery failed; the
+    /// sink's write loop waits on it.
+    completed: Notify,
+    /// The first delivery failure.
+    failure: Mutex<Option<String>>,
+}
+
+impl DeliveryContext {
+    fn on_stats(&self, _statistics: &Statistics) {}
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+client_context_via_log!(DeliveryContext);
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Arc<BatchDelivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchDelivery>) {
+        match result {
+            Ok(_) => {
+                if self.log.is_down() {
+                    self.log.mark_up();
+                }
+                if batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.completed.notify_one();
+                }
+            }
+            Err((error, _)) => {
+                let mut failure = self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if failure.is_none() {
+                    *failure = Some(kafka::describe(error));
+                }
+                drop(failure);
+                self.completed.notify_one();
+            }
+        }
+    }
+}
+
+/// The message key for `--key FIELD`: the field's value in the record's
+/// top-level object (a string as its text, anything else as its JSON);
+/// no key when the field is missing or null.
+fn key_of(json: &[u8], field: &str) -> Option<Vec<u8>> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let value = KeySeed(field).deserialize(&mut deserializer).ok()??;
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) => Some(text.into_bytes()),
+        other => Some(other.to_string().into_bytes()),
+    }
+}
+
+/// Finds one top-level field of a JSON object, skipping the others unbuilt.
+struct KeySeed<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<serde_json::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<serde_json::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if found.is_none() && key == self.0 {
+                found = Some(map.next_value::<serde_json::Value>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_a_top_level_field() {
+        let json =
+            br#"{"id":"a-1","n":7,"nested":{"id":"no"},"flag":true,"gone":null,"esc\"aped":"x"}"#;
+        assert_eq!(key_of(json, "id"), Some(b"a-1".to_vec()));
+        assert_eq!(key_of(json, "n"), Some(b"7".to_vec()));
+        assert_eq!(key_of(json, "nested"), Some(br#"{"id":"no"}"#.to_vec()));
+        assert_eq!(key_of(json, "flag"), Some(b"true".to_vec()));
+        assert_eq!(key_of(json, "gone"), None);
+        assert_eq!(key_of(json, "missing"), None);
+        assert_eq!(key_of(json, "esc\"aped"), Some(b"x".to_vec()));
+        assert_eq!(key_of(b"[1]", "id"), None);
+    }
+
+    #[tokio::test]
+    async fn a_bad_setting_fails_when_the_sink_is_made() {
+        let config = KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            settings: vec![("no.such.setting".into(), "1".into())],
+        };
+        let error = KafkaSink::new(&config, "t", None).err().unwrap();
+        assert!(error.to_string().contains("no.such.setting"), "{error}");
+        let config = KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            settings: vec![],
+        };
+        assert!(KafkaSink::new(&config, "bad/topic", None).is_err());
+    }
+}

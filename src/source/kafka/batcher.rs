@@ -1,0 +1,465 @@
+//! Kafka messages to raw batches: one batch per run of messages from one
+//! partition, message values read as JSON lines, lines or CSV, and (with
+//! `--origin`) each message's key, timestamp and headers kept for its
+//! `_origin`.
+
+use std::sync::Arc;
+
+use crate::codec::{CsvHeader, Decode, Format};
+use crate::error::Result;
+use crate::json;
+use crate::pipeline::Rejects;
+use crate::record::{Location, RawBatch, SourceInfo};
+
+/// What the batcher needs of one Kafka message.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Message<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// `None` for a message without a value (a tombstone).
+    pub payload: Option<&'a [u8]>,
+    pub key: Option<&'a [u8]>,
+    /// Milliseconds since the epoch, when the message has a timestamp.
+    pub timestamp: Option<i64>,
+    /// The headers, in order (only read when `--origin` wants them).
+    pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+/// How message values are read.
+#[derive(Debug, Clone)]
+pub(super) struct ValueFormat {
+    pub format: Format,
+    pub delimiter: u8,
+    /// CSV: each message's first row names its columns.
+    pub header: bool,
+    /// Keep key, timestamp and headers for `_origin`.
+    pub origin: bool,
+}
+
+/// A batch of one partition's messages, ready to send once the caller has
+/// attached its acknowledgement.
+#[derive(Debug)]
+pub(super) struct Finished {
+    pub batch: RawBatch,
+    /// The partition's assignment epoch when the batch was started.
+    pub epoch: u64,
+    /// The offset after the batch's last message (rejected ones included):
+    /// what to commit once the sink has written the batch.
+    pub next_offset: i64,
+}
+
+struct Open {
+    batch: RawBatch,
+    epoch: u64,
+    next_offset: i64,
+}
+
+/// Builds batches from messages in the order they are read.
+pub(super) struct Batcher {
+    format: ValueFormat,
+    batch_records: usize,
+    batch_bytes: usize,
+    current: Option<Open>,
+    /// Batches finished but not yet taken by [`Batcher::take_ready`].
+    ready: Vec<Finished>,
+    extra: Vec<u8>,
+}
+
+impl Batcher {
+    /// A batcher making batches of at most `batch_records` records or
+    /// about `batch_bytes` bytes.
+    pub(super) fn new(format: ValueFormat, batch_records: usize, batch_bytes: usize) -> Self {
+        Batcher {
+            format,
+            batch_records: batch_records.max(1),
+            batch_bytes: batch_bytes.max(1),
+            current: None,
+            ready: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// True when records keep their message's key, timestamp and headers.
+    pub(super) fn origin(&self) -> bool {
+        self.format.origin
+    }
+
+    /// True when full batches wait to be taken.
+    pub(super) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Takes the full batches, in order.
+    pub(super) fn take_ready(&mut self) -> Vec<Finished> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Ends the batch being filled (even if not full) and takes every
+    /// batch, in order.
+    pub(super) fn take_all(&mut self) -> Vec<Finished> {
+        self.finish();
+        self.take_ready()
+    }
+
+    fn finish(&mut self) {
+        if let Some(open) = self.current.take() {
+            self.ready.push(Finished {
+                batch: open.batch,
+                epoch: open.epoch,
+                next_offset: open.next_offset,
+            });
+        }
+    }
+
+    /// Adds one message. `partition_info` names its partition's source and
+    /// current assignment epoch when a new batch starts. A message that is
+    /// no record (no value, a bad CSV document) goes to `rejects`; the
+    /// error is `--on-error stop`'s.
+    pub(super) fn add(
+        &mut self,
+        message: &Message<'_>,
+        partition_info: impl FnOnce() -> (Arc<SourceInfo>, u64),
+        rejects: &Rejects,
+    ) -> Result<()> {
+        let same_partition = self.current.as_ref().is_some_and(|open| {
+            matches!(&*open.batch.source,
+                SourceInfo::Kafka { topic, partition }
+                    if topic == message.topic && *partition == message.partition)
+        });
+        if !same_partition {
+            self.finish();
+        }
+        if self.current.is_none() {
+            let (source, epoch) = partition_info();
+            self.current = Some(Open {
+                batch: RawBatch::new(source, self.plain_decode()),
+                epoch,
+                next_offset: message.offset,
+            });
+        }
+        self.extra.clear();
+        if self.format.origin {
+            write_origin_extra(&mut self.extra, message);
+        }
+        let result = match message.payload {
+            None => self.reject(message, b"", "message has no value (a tombstone)", rejects),
+            Some(value) => match self.format.format {
+                Format::Jsonl => {
+                    self.push_one(value, message.offset);
+                    Ok(())
+                }
+                Format::Lines => {
+                    let line = value.strip_suffix(b"\n").unwrap_or(value);
+                    self.push_one(line, message.offset);
+                    Ok(())
+                }
+                Format::Csv => self.push_csv(message, value, rejects),
+            },
+        };
+        let open = self.current.as_mut().expect("opened above");
+        open.next_offset = open.next_offset.max(message.offset + 1);
+        if open.batch.len() >= self.batch_records || open.batch.byte_len() >= self.batch_bytes {
+            self.finish();
+        }
+        result
+    }
+
+    /// The decode of a new batch; CSV with headers sets its own per
+    /// message (see [`Batcher::use_header`]).
+    fn plain_decode(&self) -> Decode {
+        match self.format.format {
+            Format::Jsonl => Decode::Jsonl,
+            Format::Lines => Decode::Lines,
+            Format::Csv => Decode::CsvNumbered,
+        }
+    }
+
+    fn push_one(&mut self, value: &[u8], offset: i64) {
+        let batch = &mut self.current.as_mut().expect("open batch").batch;
+        batch.push_field(value);
+        batch.push_origin_extra(&self.extra);
+        batch.finish_record(offset as u64);
+    }
+
+    fn reject(
+        &self,
+        message: &Message<'_>,
+        raw: &[u8],
+        reason: &str,
+        rejects: &Rejects,
+    ) -> Result<()> {
+        let open = self.current.as_ref().expect("open batch");
+        let location = Location {
+            source: &open.batch.source,
+            pos: message.offset as u64,
+        };
+        rejects.reject(location, raw, reason)
+    }
+
+    /// A CSV document: every row is a record; unless `--no-header`, the
+    /// first row names the columns of the rest.
+    fn push_csv(&mut self, message: &Message<'_>, value: &[u8], rejects: &Rejects) -> Result<()> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(self.format.delimiter)
+            .from_reader(value);
+        let mut rows = Vec::new();
+        let mut row = csv::ByteRecord::new();
+        loop {
+            match reader.read_byte_record(&mut row) {
+                Ok(true) => rows.push(row.clone()),
+                Ok(false) => break,
+                Err(error) => {
+                    return self.reject(message, value, &format!("invalid CSV: {error}"), rejects);
+                }
+            }
+        }
+        let mut rows = rows.into_iter();
+        if self.format.header {
+            let Some(header_row) = rows.next() else {
+                return self.reject(message, value, "empty CSV message", rejects);
+            };
+            let header = match CsvHeader::from_fields(header_row.iter()) {
+                Ok(header) => header,
+                Err(reason) => return self.reject(message, value, &reason, rejects),
+            };
+            if rows.len() == 0 {
+                return self.reject(
+                    message,
+                    value,
+                    "CSV message has a header row but no data rows (messages of one row need --no-header)",
+                    rejects,
+                );
+            }
+            self.use_header(header);
+        }
+        let batch = &mut self.current.as_mut().expect("open batch").batch;
+        for row in rows {
+            for field in row.iter() {
+                batch.push_field(field);
+            }
+            batch.push_origin_extra(&self.extra);
+            batch.finish_record(message.offset as u64);
+        }
+        Ok(())
+    }
+
+    /// Makes the open batch one decoded with `header`, starting a new batch
+    /// when its records were named by another header.
+    fn use_header(&mut self, header: CsvHeader) {
+        let open = self.current.as_mut().expect("open batch");
+        match &open.batch.decode {
+            Decode::Csv(current) if **current == header => {}
+            _ if open.batch.is_empty() => open.batch.decode = Decode::Csv(Arc::new(header)),
+            _ => {
+                let source = open.batch.source.clone();
+                let epoch = open.epoch;
+                let next_offset = open.next_offset;
+                self.finish();
+                self.current = Some(Open {
+                    batch: RawBatch::new(source, Decode::Csv(Arc::new(header))),
+                    epoch,
+                    next_offset,
+                });
+            }
+        }
+    }
+}
+
+/// `,"key":...,"timestamp":...,"headers":{...}` for a message's `_origin`.
+fn write_origin_extra(out: &mut Vec<u8>, message: &Message<'_>) {
+    out.extend_from_slice(b",\"key\":");
+    match message.key {
+        Some(key) => json::write_lossy_str(out, key),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"timestamp\":");
+    match message.timestamp {
+        Some(millis) => json::write_int(out, millis),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"headers\":{");
+    for (index, (name, value)) in message.headers.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        json::write_lossy_str(out, name.as_bytes());
+        out.push(b':');
+        match value {
+            Some(value) => json::write_lossy_str(out, value),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::DecodeOptions;
+    use crate::pipeline::OnError;
+    use crate::record::Batch;
+
+    fn batcher(format: Format, header: bool, origin: bool, batch_records: usize) -> Batcher {
+        let format = ValueFormat {
+            format,
+            delimiter: b',',
+            header,
+            origin,
+        };
+        Batcher::new(format, batch_records, 1 << 20)
+    }
+
+    fn message<'a>(partition: i32, offset: i64, payload: Option<&'a [u8]>) -> Message<'a> {
+        Message {
+            topic: "t",
+            partition,
+            offset,
+            payload,
+            ..Message::default()
+        }
+    }
+
+    fn info(partition: i32) -> impl FnOnce() -> (Arc<SourceInfo>, u64) {
+        move || {
+            let source = SourceInfo::Kafka {
+                topic: "t".into(),
+                partition,
+            };
+            (Arc::new(source), 7)
+        }
+    }
+
+    fn decoded(finished: &Finished, origin: bool) -> Vec<String> {
+        let mut out = Batch::new(finished.batch.source.clone());
+        for record in finished.batch.records() {
+            finished
+                .batch
+                .decode
+                .decode_into(&record, DecodeOptions { origin }, &mut out)
+                .unwrap();
+        }
+        out.iter()
+            .map(|r| String::from_utf8(r.json.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_batch_per_run_of_a_partition() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Jsonl, true, false, 100);
+        for (partition, offset) in [(0, 5), (0, 6), (1, 0), (0, 7)] {
+            let value = format!("{{\"n\":{offset}}}");
+            let m = message(partition, offset, Some(value.as_bytes()));
+            b.add(&m, info(partition), &rejects).unwrap();
+        }
+        assert!(b.has_ready());
+        let batches = b.take_all();
+        let runs: Vec<_> = batches
+            .iter()
+            .map(|f| (f.batch.len(), f.next_offset, f.epoch))
+            .collect();
+        assert_eq!(runs, vec![(2, 7, 7), (1, 1, 7), (1, 8, 7)]);
+        assert_eq!(decoded(&batches[0], false), vec!["{\"n\":5}", "{\"n\":6}"]);
+    }
+
+    #[test]
+    fn batches_end_at_the_record_limit() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Lines, true, false, 2);
+        for offset in 0..5 {
+            b.add(&message(0, offset, Some(b"x\n")), info(0), &rejects)
+                .unwrap();
+        }
+        let sizes: Vec<_> = b.take_all().iter().map(|f| f.batch.len()).collect();
+        assert_eq!(sizes, vec![2, 2, 1]);
+    }
+
+    #[test]
+    fn a_tombstone_is_rejected_but_its_offset_is_covered() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Jsonl, true, false, 100);
+        b.add(&message(0, 1, Some(b"{}")), info(0), &rejects)
+            .unwrap();
+        b.add(&message(0, 2, None), info(0), &rejects).unwrap();
+        let batches = b.take_all();
+        assert_eq!(batches[0].batch.len(), 1);
+        assert_eq!(batches[0].next_offset, 3);
+        assert_eq!(rejects.count(), 1);
+        let stop = Rejects::new(OnError::Stop, None).unwrap();
+        let error = batcher(Format::Jsonl, true, false, 100)
+            .add(&message(0, 9, None), info(0), &stop)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "t/0@9: message has no value (a tombstone)"
+        );
+    }
+
+    #[test]
+    fn origin_carries_key_timestamp_and_headers() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Lines, true, true, 100);
+        let mut m = message(2, 40, Some(b"hello"));
+        m.key = Some(b"k\"1");
+        m.timestamp = Some(1_700_000_000_123);
+        m.headers = vec![("trace", Some(&b"abc"[..])), ("empty", None)];
+        b.add(&m, info(2), &rejects).unwrap();
+        b.add(&message(2, 41, Some(b"bye")), info(2), &rejects)
+            .unwrap();
+        let lines = decoded(&b.take_all()[0], true);
+        assert_eq!(
+            lines[0],
+            r#"{"message":"hello","_origin":{"topic":"t","partition":2,"offset":40,"key":"k\"1","timestamp":1700000000123,"headers":{"trace":"abc","empty":null}}}"#
+        );
+        assert_eq!(
+            lines[1],
+            r#"{"message":"bye","_origin":{"topic":"t","partition":2,"offset":41,"key":null,"timestamp":null,"headers":{}}}"#
+        );
+    }
+
+    #[test]
+    fn csv_messages_are_documents_with_a_header_row() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Csv, true, false, 100);
+        b.add(&message(0, 0, Some(b"a,b\n1,2\n3,4\n")), info(0), &rejects)
+            .unwrap();
+        b.add(&message(0, 1, Some(b"a,b\n5,6")), info(0), &rejects)
+            .unwrap();
+        b.add(&message(0, 2, Some(b"x\n7")), info(0), &rejects)
+            .unwrap();
+        b.add(&message(0, 3, Some(b"a,b\n")), info(0), &rejects)
+            .unwrap();
+        let batches = b.take_all();
+        assert_eq!(batches.len(), 2, "a new header starts a new batch");
+        assert_eq!(
+            decoded(&batches[0], false),
+            vec![
+                r#"{"a":"1","b":"2"}"#,
+                r#"{"a":"3","b":"4"}"#,
+                r#"{"a":"5","b":"6"}"#
+            ]
+        );
+        assert_eq!(batches[0].next_offset, 2);
+        assert_eq!(decoded(&batches[1], false), vec![r#"{"x":"7"}"#]);
+        assert_eq!(
+            batches[1].next_offset, 4,
+            "the header-only message is covered"
+        );
+        assert_eq!(rejects.count(), 1);
+    }
+
+    #[test]
+    fn csv_without_header_numbers_the_columns() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Csv, false, false, 100);
+        b.add(&message(0, 0, Some(b"1,\"x,y\"\n")), info(0), &rejects)
+            .unwrap();
+        assert_eq!(
+            decoded(&b.take_all()[0], false),
+            vec![r#"{"c1":"1","c2":"x,y"}"#]
+        );
+    }
+}
