@@ -490,3 +490,36 @@ fn a_second_signal_exits_at_once_when_the_output_is_stuck() {
     drop(stdout);
     writer.join().unwrap();
 }
+
+#[test]
+fn on_error_stop_in_the_source_still_writes_what_came_before() {
+    let dir = Dir::new();
+    let path = dir.file("long.log", format!("a\nb\n{}\nd\n", "x".repeat(50)));
+    let out = run(&[
+        "file",
+        &path,
+        "--max-record-bytes",
+        "10",
+        "--on-error",
+        "stop",
+    ]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "{\"message\":\"a\"}\n{\"message\":\"b\"}\n");
+    assert_eq!(
+        out.stderr.lines().last().unwrap(),
+        format!("streamer: error: {path}:3: line longer than 10 bytes (--max-record-bytes)")
+    );
+
+    let tail = "y,".repeat(1000);
+    let csv = dir.file("runaway.csv", format!("a\n1\n2\n\"oops,{tail}\n"));
+    let out = run(&[
+        "file",
+        &csv,
+        "--max-record-bytes",
+        "100",
+        "--on-error",
+        "stop",
+    ]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "{\"a\":\"1\"}\n{\"a\":\"2\"}\n");
+}

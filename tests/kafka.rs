@@ -388,6 +388,62 @@ fn bad_messages_follow_on_error() {
 }
 
 #[test]
+fn a_message_the_source_rejects_under_stop_is_not_committed() {
+    let brokers = bootstrap();
+    let topic = unique("tombstone-stop");
+    create_topic(brokers, &topic, 1);
+    let value = |text: &[u8]| TestMessage {
+        value: Some(text.to_vec()),
+        ..TestMessage::default()
+    };
+    produce(
+        brokers,
+        &topic,
+        &[
+            value(br#"{"n":1}"#),
+            value(br#"{"n":2}"#),
+            TestMessage::default(), // a tombstone: rejected by the source itself
+            value(br#"{"n":4}"#),
+        ],
+    );
+    let group = unique("tombstone-stop-g");
+    let output = run_with_deadline(
+        streamer(brokers).args([
+            "--on-error",
+            "stop",
+            "kafka",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--until-end",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "{\"n\":1}\n{\"n\":2}\n"
+    );
+    assert!(
+        stderr_of(&output).contains(&format!(
+            "streamer: error: {topic}/0@2: message has no value (a tombstone)"
+        )),
+        "{}",
+        stderr_of(&output)
+    );
+    // The records before it were written and committed; the tombstone was
+    // not: the next run of the group meets it again.
+    let output = run_with_deadline(
+        streamer(brokers).args(["kafka", "-t", &topic, "-g", &group, "--until-end"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "{\"n\":4}\n");
+    assert!(stderr_of(&output).contains(&format!("rejected {topic}/0@2")));
+}
+
+#[test]
 fn file_to_kafka_to_kafka_to_file_is_the_input() {
     let brokers = bootstrap();
     let first = unique("ticks");

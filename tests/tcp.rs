@@ -845,6 +845,27 @@ fn on_error_stop_ends_the_run_at_the_first_bad_record() {
         )
     );
     assert_closed_by_server(&mut client);
+
+    // A CSV row the source cannot split: the rows before it in the same
+    // read are still written.
+    let server = Server::start(&["--on-error", "stop", "--format", "csv", "--no-header"]);
+    let mut client = server.connect();
+    let peer = client.local_addr().unwrap();
+    client.write_all(b"a,b\nc,d\ne\rf\ng,h\n").unwrap();
+    let done = server.finish();
+    assert_eq!(done.status.code(), Some(1));
+    assert_eq!(
+        done.lines(),
+        ["{\"c1\":\"a\",\"c2\":\"b\"}", "{\"c1\":\"c\",\"c2\":\"d\"}"]
+    );
+    assert!(
+        done.stderr
+            .last()
+            .unwrap()
+            .starts_with(&format!("streamer: error: {peer} (conn 1, record 3): ")),
+        "{:?}",
+        done.stderr
+    );
 }
 
 #[test]

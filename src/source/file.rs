@@ -237,7 +237,9 @@ impl FileReader<'_> {
                     line += 1;
                     let text = &buf[consumed..consumed + end];
                     if text.len() > max_line {
-                        self.reject_long_line(line, text)?;
+                        if let Err(error) = self.reject_long_line(line, text) {
+                            return Err(self.fail_after(batch, line - 1, error).await);
+                        }
                     } else {
                         batch.push_record(text, line);
                     }
@@ -256,7 +258,9 @@ impl FileReader<'_> {
                 if !buf.is_empty() && !skipping {
                     line += 1;
                     if buf.len() > max_line {
-                        self.reject_long_line(line, &buf)?;
+                        if let Err(error) = self.reject_long_line(line, &buf) {
+                            return Err(self.fail_after(batch, line - 1, error).await);
+                        }
                     } else {
                         batch.push_record(&buf, line);
                     }
@@ -266,7 +270,9 @@ impl FileReader<'_> {
             if buf.len() > max_line {
                 if !skipping {
                     line += 1;
-                    self.reject_long_line(line, &buf)?;
+                    if let Err(error) = self.reject_long_line(line, &buf) {
+                        return Err(self.fail_after(batch, line - 1, error).await);
+                    }
                     skipping = true;
                 }
                 buf.clear();
@@ -284,6 +290,13 @@ impl FileReader<'_> {
         }
         self.send(batch, line).await?;
         Ok(())
+    }
+
+    /// Sends the records read before a rejection that stops the run
+    /// (`--on-error stop`): they were read, so they are written.
+    async fn fail_after(&self, batch: RawBatch, last_line: u64, error: Error) -> ReadError {
+        let _ = self.send(batch, last_line).await;
+        ReadError::Failed(error)
     }
 
     /// Rejects line `line` as too long; the dead-letter file gets its
@@ -335,9 +348,16 @@ impl FileReader<'_> {
                         "CSV record longer than {} bytes (--max-record-bytes; an unclosed quote?)",
                         self.options.max_record_bytes
                     );
-                    self.ctx
+                    let rejected = self
+                        .ctx
                         .rejects
-                        .reject(self.location(next_line), b"", &reason)?;
+                        .reject(self.location(next_line), b"", &reason);
+                    if let Err(error) = rejected {
+                        if let Some(batch) = batch {
+                            return Err(self.fail_after(batch, last_line, error).await);
+                        }
+                        return Err(error.into());
+                    }
                     break;
                 }
             }

@@ -158,7 +158,11 @@ impl Batcher {
             },
         };
         let open = self.current.as_mut().expect("opened above");
-        open.next_offset = open.next_offset.max(message.offset + 1);
+        // Under `--on-error stop` the failing message is not handled: the
+        // batch's ack must stop short of it, so it is read again next run.
+        if result.is_ok() {
+            open.next_offset = open.next_offset.max(message.offset + 1);
+        }
         if open.batch.len() >= self.batch_records || open.batch.byte_len() >= self.batch_bytes {
             self.finish();
         }

@@ -152,9 +152,18 @@ impl Connection {
                     break;
                 }
             };
-            if let Flow::Close = self.take_frame(&mut batch, frame)? {
-                let _ = self.send(batch).await;
-                return Ok(Flow::Close);
+            match self.take_frame(&mut batch, frame) {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Close) => {
+                    let _ = self.send(batch).await;
+                    return Ok(Flow::Close);
+                }
+                // `--on-error stop`: the records before the bad frame are
+                // read, so they go on before the run stops.
+                Err(error) => {
+                    let _ = self.send(batch).await;
+                    return Err(error);
+                }
             }
             if batch
                 .as_ref()
