@@ -544,6 +544,10 @@ fn unknown_topic_and_bad_settings_are_one_clear_error() {
             vec!["file".into(), "-".into(), "-o".into(), "kafka://t".into(), "-X".into(), "acks=sometimes".into()],
             "streamer: error: kafka: invalid client setting acks=sometimes: Invalid value for configuration property \"request.required.acks\"\n".into(),
         ),
+        (
+            vec!["kafka".into(), "-t".into(), "x".into(), "--until-end".into(), "-X".into(), "partition.assignment.strategy=cooperative-sticky".into()],
+            "streamer: error: --until-end does not work with a cooperative partition.assignment.strategy; use the default (range,roundrobin) or group.protocol=consumer\n".into(),
+        ),
     ];
     for (args, expected) in cases {
         let output = run_with_deadline(streamer(brokers).args(&args), Duration::from_secs(30));

@@ -142,6 +142,19 @@ impl KafkaSource {
         for topic in options.topics.iter().filter(|t| !t.starts_with('^')) {
             kafka::check_topic_name(topic).map_err(Error::Config)?;
         }
+        // A cooperative rebalance first hands a joining member an empty
+        // incremental assignment, which `--until-end` would take as "all
+        // read" and exit having read nothing.
+        let cooperative = options.config.settings.iter().any(|(key, value)| {
+            key == "partition.assignment.strategy" && value.contains("cooperative")
+        });
+        if options.until_end && cooperative {
+            return Err(Error::Config(
+                "--until-end does not work with a cooperative partition.assignment.strategy; \
+                 use the default (range,roundrobin) or group.protocol=consumer"
+                    .into(),
+            ));
+        }
         let config = options.config.client_config(&consumer_defaults(&options));
         let lag = ConsumerLag::default();
         let changed = Arc::new(Notify::new());
@@ -497,7 +510,8 @@ impl Reader<'_> {
                 next_offset,
             } = finished;
             if let SourceInfo::Kafka { topic, partition } = &*batch.source {
-                self.partitions().read(topic, *partition, next_offset);
+                self.partitions()
+                    .read(topic, *partition, epoch, next_offset);
             }
             let acks = self.acks_tx.clone();
             let source = batch.source.clone();

@@ -149,9 +149,13 @@ impl Partitions {
     }
 
     /// Notes that messages up to `next - 1` were read.
-    pub(crate) fn read(&mut self, topic: &str, partition: i32, next: i64) {
-        if let Some(state) = self.get_mut(topic, partition) {
-            state.read = state.read.max(Some(next));
+    pub(crate) fn read(&mut self, topic: &str, partition: i32, epoch: u64, next: i64) {
+        // A batch read under an earlier assignment says nothing of this
+        // one: counting it could end `--until-end` before this assignment
+        // is read (and that batch's ack is ignored anyway).
+        match self.get_mut(topic, partition) {
+            Some(state) if state.epoch == epoch => state.read = state.read.max(Some(next)),
+            _ => {}
         }
     }
 
@@ -351,11 +355,11 @@ mod tests {
     fn until_end_needs_an_assignment_and_every_partition_at_its_end() {
         let mut parts = Partitions::default();
         assert!(!parts.all_at_end(), "not joined yet");
-        parts.assign([("t", 0), ("t", 1), ("t", 2)]);
+        let epoch = parts.assign([("t", 0), ("t", 1), ("t", 2)]);
         parts.set_end("t", 0, 0, 5);
         parts.set_end("t", 1, 9, 9);
         assert!(!parts.all_at_end());
-        parts.read("t", 0, 5);
+        parts.read("t", 0, epoch, 5);
         assert!(!parts.all_at_end(), "partition 2 has no end offset yet");
         assert!(parts.end_reached(2).is_empty());
         assert!(parts.all_at_end());
@@ -365,6 +369,23 @@ mod tests {
             empty.all_at_end(),
             "an empty assignment has nothing to read"
         );
+    }
+
+    #[test]
+    fn a_batch_read_under_an_earlier_assignment_does_not_count_as_read() {
+        let mut parts = Partitions::default();
+        let old = parts.assign([("t", 0)]);
+        parts.revoke([("t", 0)]);
+        let new = parts.assign([("t", 0)]);
+        assert_ne!(old, new);
+        parts.set_end("t", 0, 0, 5);
+        parts.read("t", 0, old, 5);
+        assert!(
+            !parts.all_at_end(),
+            "the old batch's ack is ignored, so is its read"
+        );
+        parts.read("t", 0, new, 5);
+        assert!(parts.all_at_end());
     }
 
     #[test]
@@ -390,7 +411,7 @@ mod tests {
             let mut parts = lag.lock();
             let epoch = parts.assign([("t", 0), ("t", 1)]);
             parts.set_high_watermark("t", 0, 100);
-            parts.read("t", 0, 90);
+            parts.read("t", 0, epoch, 90);
             parts.deliver("t", 0, epoch, 80);
             parts.committed("t", 1, 5);
             parts.set_high_watermark("t", 1, 5);
