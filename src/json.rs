@@ -32,13 +32,13 @@ pub fn write_str(out: &mut Vec<u8>, value: &[u8]) {
 
 /// Appends the escaped body of a JSON string, without the quotes.
 pub fn write_escaped(out: &mut Vec<u8>, value: &[u8]) {
-    let mut start = 0;
-    for (i, &byte) in value.iter().enumerate() {
+    let mut rest = value;
+    // Most text needs no escape at all: find the next byte that does, copy
+    // everything before it in one go.
+    while let Some(at) = rest.iter().position(|&byte| ESCAPE[byte as usize] != 0) {
+        out.extend_from_slice(&rest[..at]);
+        let byte = rest[at];
         let escape = ESCAPE[byte as usize];
-        if escape == 0 {
-            continue;
-        }
-        out.extend_from_slice(&value[start..i]);
         if escape == b'u' {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[(byte >> 4) as usize]);
@@ -47,9 +47,9 @@ pub fn write_escaped(out: &mut Vec<u8>, value: &[u8]) {
             out.push(b'\\');
             out.push(escape);
         }
-        start = i + 1;
+        rest = &rest[at + 1..];
     }
-    out.extend_from_slice(&value[start..]);
+    out.extend_from_slice(rest);
 }
 
 /// Appends `text` as a JSON string, replacing invalid UTF-8 with U+FFFD.

@@ -12,6 +12,8 @@ use crate::record::RawRecord;
 pub struct CsvHeader {
     names: Vec<String>,
     encoded_keys: Vec<Vec<u8>>,
+    /// Bytes of all encoded keys: what a row adds besides its values.
+    keys_len: usize,
 }
 
 impl CsvHeader {
@@ -37,10 +39,16 @@ impl CsvHeader {
             }
             names.push(name);
         }
-        let encoded_keys = names.iter().map(|name| encode_key(name)).collect();
+        let encoded_keys: Vec<Vec<u8>> = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| encode_key(index, name))
+            .collect();
+        let keys_len = encoded_keys.iter().map(Vec::len).sum();
         Ok(CsvHeader {
             names,
             encoded_keys,
+            keys_len,
         })
     }
 
@@ -60,10 +68,14 @@ impl CsvHeader {
     }
 }
 
-fn encode_key(name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(name.len() + 3);
+/// The bytes before column `index`'s value: `{"name":"` for the first,
+/// `","name":"` after (the previous value's closing quote included), so a
+/// row is one copy per cell plus its escaped value.
+fn encode_key(index: usize, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 6);
+    key.extend_from_slice(if index == 0 { b"{" } else { b"\"," });
     json::write_str(&mut key, name.as_bytes());
-    key.push(b':');
+    key.extend_from_slice(b":\"");
     key
 }
 
@@ -81,18 +93,20 @@ pub(super) fn encode_named(
             header.len()
         ));
     }
-    let checked = is_utf8_per_field(record);
-    out.reserve(record.bytes().len() + found * 16);
-    out.push(b'{');
-    for (index, (field, key)) in record.fields().zip(&header.encoded_keys).enumerate() {
-        if !checked {
-            require_utf8(field, || format!("field '{}'", header.names[index]))?;
+    if !is_utf8_per_field(record) {
+        for (field, name) in record.fields().zip(&header.names) {
+            require_utf8(field, || format!("field '{name}'"))?;
         }
-        if index > 0 {
-            out.push(b',');
-        }
+    }
+    out.reserve(record.bytes().len() + header.keys_len + 2);
+    for (field, key) in record.fields().zip(&header.encoded_keys) {
         out.extend_from_slice(key);
-        json::write_str(out, field);
+        json::write_escaped(out, field);
+    }
+    if header.is_empty() {
+        out.push(b'{');
+    } else {
+        out.push(b'"');
     }
     out.push(b'}');
     Ok(())
