@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::input::{InputReader, RecordStart, RECORD_TOO_LONG};
-use super::{Closed, Source, SourceContext};
+use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::{CsvHeader, Decode, Format};
 use crate::error::{Error, Result};
@@ -138,32 +138,12 @@ impl Source for FileSource {
                 };
                 match read {
                     Ok(()) => {}
-                    Err(ReadError::Closed) => break,
-                    Err(ReadError::Failed(error)) => return Err(error),
+                    Err(Interrupted::Done) => break,
+                    Err(Interrupted::Failed(error)) => return Err(error),
                 }
             }
             Ok(())
         })
-    }
-}
-
-/// How reading one input ended early.
-enum ReadError {
-    /// The pipeline stopped taking records.
-    Closed,
-    /// The input failed, or a rejection under `--on-error stop`.
-    Failed(Error),
-}
-
-impl From<Closed> for ReadError {
-    fn from(_: Closed) -> Self {
-        ReadError::Closed
-    }
-}
-
-impl From<Error> for ReadError {
-    fn from(error: Error) -> Self {
-        ReadError::Failed(error)
     }
 }
 
@@ -183,8 +163,8 @@ impl FileReader<'_> {
         }
     }
 
-    fn read_error(&self, line: u64, source: std::io::Error) -> ReadError {
-        ReadError::Failed(Error::Read {
+    fn read_error(&self, line: u64, source: std::io::Error) -> Interrupted {
+        Interrupted::Failed(Error::Read {
             location: self.location(line).to_string(),
             source,
         })
@@ -212,7 +192,7 @@ impl FileReader<'_> {
         &self,
         input: impl AsyncRead + Unpin,
         decode: Decode,
-    ) -> Result<(), ReadError> {
+    ) -> Result<(), Interrupted> {
         let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
         let max_line = self.options.max_record_bytes;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
@@ -294,9 +274,9 @@ impl FileReader<'_> {
 
     /// Sends the records read before a rejection that stops the run
     /// (`--on-error stop`): they were read, so they are written.
-    async fn fail_after(&self, batch: RawBatch, last_line: u64, error: Error) -> ReadError {
+    async fn fail_after(&self, batch: RawBatch, last_line: u64, error: Error) -> Interrupted {
         let _ = self.send(batch, last_line).await;
-        ReadError::Failed(error)
+        Interrupted::Failed(error)
     }
 
     /// Rejects line `line` as too long; the dead-letter file gets its
@@ -313,7 +293,7 @@ impl FileReader<'_> {
     /// CSV through csv-async: quoted cells may hold delimiters, doubled
     /// quotes and newlines; the first row is the header unless
     /// `--no-header`.
-    async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<(), ReadError> {
+    async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<(), Interrupted> {
         let record_start = RecordStart::default();
         let reader = InputReader::new(input, self.ctx.shutdown.clone())
             .with_record_bound(record_start.clone(), self.options.max_record_bytes as u64);

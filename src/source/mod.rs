@@ -19,7 +19,7 @@ pub use self::input::InputReader;
 pub use self::kafka::{KafkaOptions, KafkaSource, OffsetReset};
 pub use self::tcp::{TcpOptions, TcpSource};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::{Rejects, Stats};
 use crate::record::RawBatch;
 
@@ -78,6 +78,28 @@ impl SourceContext {
 pub struct RawSender {
     tx: mpsc::Sender<RawBatch>,
     stats: Arc<Stats>,
+}
+
+/// How a source's read loop ended before its input did.
+pub(crate) enum Interrupted {
+    /// Stop reading and return normally: the pipeline closed (or, for
+    /// Kafka, shutdown or `--until-end`); what was read is sent.
+    Done,
+    /// A failure the run ends with: a read error, or a rejection under
+    /// `--on-error stop`.
+    Failed(Error),
+}
+
+impl From<Closed> for Interrupted {
+    fn from(_: Closed) -> Self {
+        Interrupted::Done
+    }
+}
+
+impl From<Error> for Interrupted {
+    fn from(error: Error) -> Self {
+        Interrupted::Failed(error)
+    }
 }
 
 /// The pipeline no longer takes records: the run is ending downstream.

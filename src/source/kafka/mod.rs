@@ -41,7 +41,7 @@ pub use self::partitions::{ConsumerLag, PartitionLag, PartitionOffset};
 
 use self::batcher::{Batcher, Finished, Message, ValueFormat};
 use self::partitions::Partitions;
-use super::{Closed, Source, SourceContext};
+use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::Format;
 use crate::error::{Error, Result};
@@ -78,7 +78,7 @@ pub struct KafkaOptions {
     pub group: String,
     /// Where to start without a committed offset.
     pub offset_reset: OffsetReset,
-    /// Stop once every assigned partition is read up to its end offset as
+    /// Interrupted once every assigned partition is read up to its end offset as
     /// of its assignment.
     pub until_end: bool,
     /// What message values hold.
@@ -322,26 +322,6 @@ struct Reader<'a> {
     until_end: bool,
 }
 
-/// Why reading stopped.
-enum Stop {
-    /// Shutdown, `--until-end` reached, or the pipeline closed: drain and commit.
-    Done,
-    /// A permanent error.
-    Failed(Error),
-}
-
-impl From<Closed> for Stop {
-    fn from(_: Closed) -> Self {
-        Stop::Done
-    }
-}
-
-impl From<Error> for Stop {
-    fn from(error: Error) -> Self {
-        Stop::Failed(error)
-    }
-}
-
 impl Reader<'_> {
     fn partitions(&self) -> MutexGuard<'_, Partitions> {
         self.lag.lock()
@@ -354,7 +334,9 @@ impl Reader<'_> {
         let rest = self.batcher.take_all();
         let flushed = self.send_batches(rest).await;
         match (result, flushed) {
-            (Err(Stop::Failed(error)), _) | (_, Err(Stop::Failed(error))) => Err(error),
+            (Err(Interrupted::Failed(error)), _) | (_, Err(Interrupted::Failed(error))) => {
+                Err(error)
+            }
             _ => Ok(()),
         }
     }
@@ -363,7 +345,7 @@ impl Reader<'_> {
         &mut self,
         shutdown: &CancellationToken,
         changed: &Notify,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Interrupted> {
         let consumer = self.consumer;
         let mut stream = consumer.stream();
         loop {
@@ -411,7 +393,7 @@ impl Reader<'_> {
     }
 
     /// Copies one message into the batch of its partition.
-    fn add(&mut self, message: &BorrowedMessage<'_>) -> Result<(), Stop> {
+    fn add(&mut self, message: &BorrowedMessage<'_>) -> Result<(), Interrupted> {
         if self.consumer.context().log.is_down() {
             self.consumer.context().log.mark_up();
         }
@@ -456,9 +438,9 @@ impl Reader<'_> {
 
     /// Handles an error the consumer returned instead of a message. Most
     /// are passing (and already logged by the client context).
-    fn consumer_error(&mut self, error: KafkaError) -> Result<(), Stop> {
+    fn consumer_error(&mut self, error: KafkaError) -> Result<(), Interrupted> {
         if let Some(reason) = self.consumer.context().log.permanent_error() {
-            return Err(Stop::Failed(Error::Kafka(reason)));
+            return Err(Interrupted::Failed(Error::Kafka(reason)));
         }
         match error {
             KafkaError::PartitionEOF(partition) => {
@@ -468,9 +450,11 @@ impl Reader<'_> {
                 }
                 Ok(())
             }
-            KafkaError::MessageConsumptionFatal(code) => Err(Stop::Failed(self.fatal(code))),
+            KafkaError::MessageConsumptionFatal(code) => Err(Interrupted::Failed(self.fatal(code))),
             other => match kafka::error_code(&other) {
-                Some(code) if kafka::is_permanent(code) => Err(Stop::Failed(self.fatal(code))),
+                Some(code) if kafka::is_permanent(code) => {
+                    Err(Interrupted::Failed(self.fatal(code)))
+                }
                 _ => Ok(()),
             },
         }
@@ -502,7 +486,7 @@ impl Reader<'_> {
 
     /// Sends finished batches in order, each with an ack that reports its
     /// partition's next offset back here once the sink has written it.
-    async fn send_batches(&mut self, batches: Vec<Finished>) -> Result<(), Stop> {
+    async fn send_batches(&mut self, batches: Vec<Finished>) -> Result<(), Interrupted> {
         for finished in batches {
             let Finished {
                 mut batch,
