@@ -14,7 +14,7 @@
 //! - [`codec`]: bytes to records: CSV, JSON lines, plain lines; cutting a
 //!   stream into frames ([`codec::framing`]) and a framed CSV row into
 //!   cells ([`codec::csv_row`]).
-//! - [`pipeline`]: [`pipeline::run`] wires source → decode → stages → sink
+//! - [`pipeline`]: [`pipeline::Pipeline`] wires source → decode → stages → sink
 //!   with bounded channels, and returns a [`pipeline::Report`].
 //! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink.
 //! - [`kafka`]: what the Kafka source and sink share: `--brokers`/`-X`
