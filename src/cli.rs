@@ -282,14 +282,19 @@ fn parse_delimiter(text: &str) -> Result<u8, String> {
     }
 }
 
-/// Parses a byte count: `1048576`, `64K`, `16M`, `1G` (powers of 1024; an
-/// optional `iB`/`B` after the letter).
-pub fn parse_bytes(text: &str) -> Result<usize, String> {
+/// Splits `64K` into its digits and its unit (`"64"`, `"K"`).
+fn split_number(text: &str) -> (&str, &str) {
     let trimmed = text.trim();
     let digits_end = trimmed
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(digits_end);
+    trimmed.split_at(digits_end)
+}
+
+/// Parses a byte count: `1048576`, `64K`, `16M`, `1G` (powers of 1024; an
+/// optional `iB`/`B` after the letter).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let (digits, unit) = split_number(text);
     let number: usize = digits
         .parse()
         .map_err(|_| format!("`{text}` is not a byte count (like 65536, 64K, 16M)"))?;
@@ -309,11 +314,7 @@ pub fn parse_bytes(text: &str) -> Result<usize, String> {
 
 /// Parses a duration: `500ms`, `30s`, `5m`, `1h`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let trimmed = text.trim();
-    let digits_end = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(digits_end);
+    let (digits, unit) = split_number(text);
     let number: u64 = digits
         .parse()
         .map_err(|_| format!("`{text}` is not a duration (like 500ms, 30s, 5m)"))?;

@@ -19,6 +19,30 @@ fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A message with this value (no key, no headers).
+fn with_value(text: &[u8]) -> TestMessage {
+    TestMessage {
+        value: Some(text.to_vec()),
+        ..TestMessage::default()
+    }
+}
+
+/// Runs `streamer GLOBAL.. kafka -t TOPIC -g GROUP --until-end` to its end
+/// (60 s at most).
+fn consume_to_end(
+    brokers: &str,
+    global: &[&str],
+    topic: &str,
+    group: &str,
+) -> std::process::Output {
+    run_with_deadline(
+        streamer(brokers)
+            .args(global)
+            .args(["kafka", "-t", topic, "-g", group, "--until-end"]),
+        Duration::from_secs(60),
+    )
+}
+
 #[test]
 fn consumes_every_message_once_with_its_origin() {
     let brokers = bootstrap();
@@ -273,10 +297,7 @@ fn until_end_with_two_consumers_and_on_an_empty_topic() {
 
     // Records produced after the group finished are there for the next run.
     produce(brokers, &topic, &numbered(10, 4)[..]);
-    let output = run_with_deadline(
-        streamer(brokers).args(["kafka", "-t", &topic, "-g", &group, "--until-end"]),
-        Duration::from_secs(60),
-    );
+    let output = consume_to_end(brokers, &[], &topic, &group);
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 10);
 
@@ -292,17 +313,13 @@ fn until_end_with_two_consumers_and_on_an_empty_topic() {
 }
 
 fn bad_messages() -> Vec<TestMessage> {
-    let value = |text: &[u8]| TestMessage {
-        value: Some(text.to_vec()),
-        ..TestMessage::default()
-    };
     vec![
-        value(br#"{"id":0}"#),
-        value(b"not json"),
+        with_value(br#"{"id":0}"#),
+        with_value(b"not json"),
         TestMessage::default(), // a tombstone: no value
-        value(b"{\"id\":\"\xff\"}"),
-        value(br#"[1,2]"#),
-        value(br#"{"id":5}"#),
+        with_value(b"{\"id\":\"\xff\"}"),
+        with_value(br#"[1,2]"#),
+        with_value(br#"{"id":5}"#),
     ]
 }
 
@@ -358,19 +375,7 @@ fn bad_messages_follow_on_error() {
     assert!(stderr_of(&output).contains(&format!("rejected {topic}/0@1")));
 
     let stop_group = unique("bad-stop");
-    let output = run_with_deadline(
-        streamer(brokers).args([
-            "--on-error",
-            "stop",
-            "kafka",
-            "-t",
-            &topic,
-            "-g",
-            &stop_group,
-            "--until-end",
-        ]),
-        Duration::from_secs(60),
-    );
+    let output = consume_to_end(brokers, &["--on-error", "stop"], &topic, &stop_group);
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     assert!(
         stderr_of(&output).contains(&format!("streamer: error: {topic}/0@1: invalid JSON")),
@@ -379,10 +384,7 @@ fn bad_messages_follow_on_error() {
     );
     // Nothing past the bad record is committed: a skipping rerun of the
     // same group sees it again.
-    let output = run_with_deadline(
-        streamer(brokers).args(["kafka", "-t", &topic, "-g", &stop_group, "--until-end"]),
-        Duration::from_secs(60),
-    );
+    let output = consume_to_end(brokers, &[], &topic, &stop_group);
     assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
     assert!(String::from_utf8_lossy(&output.stdout).ends_with("{\"id\":5}\n"));
 }
@@ -392,34 +394,18 @@ fn a_message_the_source_rejects_under_stop_is_not_committed() {
     let brokers = bootstrap();
     let topic = unique("tombstone-stop");
     create_topic(brokers, &topic, 1);
-    let value = |text: &[u8]| TestMessage {
-        value: Some(text.to_vec()),
-        ..TestMessage::default()
-    };
     produce(
         brokers,
         &topic,
         &[
-            value(br#"{"n":1}"#),
-            value(br#"{"n":2}"#),
+            with_value(br#"{"n":1}"#),
+            with_value(br#"{"n":2}"#),
             TestMessage::default(), // a tombstone: rejected by the source itself
-            value(br#"{"n":4}"#),
+            with_value(br#"{"n":4}"#),
         ],
     );
     let group = unique("tombstone-stop-g");
-    let output = run_with_deadline(
-        streamer(brokers).args([
-            "--on-error",
-            "stop",
-            "kafka",
-            "-t",
-            &topic,
-            "-g",
-            &group,
-            "--until-end",
-        ]),
-        Duration::from_secs(60),
-    );
+    let output = consume_to_end(brokers, &["--on-error", "stop"], &topic, &group);
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
@@ -434,10 +420,7 @@ fn a_message_the_source_rejects_under_stop_is_not_committed() {
     );
     // The records before it were written and committed; the tombstone was
     // not: the next run of the group meets it again.
-    let output = run_with_deadline(
-        streamer(brokers).args(["kafka", "-t", &topic, "-g", &group, "--until-end"]),
-        Duration::from_secs(60),
-    );
+    let output = consume_to_end(brokers, &[], &topic, &group);
     assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "{\"n\":4}\n");
     assert!(stderr_of(&output).contains(&format!("rejected {topic}/0@2")));
