@@ -30,6 +30,45 @@ pub fn write_str(out: &mut Vec<u8>, value: &[u8]) {
     out.push(b'"');
 }
 
+/// Appends `bytes`; for the short cells and keys of a CSV row this is a few
+/// unaligned loads and stores instead of a call to `memcpy`, which costs
+/// more than the copy itself at these sizes (a fifth of all instructions,
+/// measured with callgrind, when every cell went through `memcpy`).
+#[inline(always)]
+pub fn extend_small(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len();
+    if len > 16 {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(len);
+    let at = out.len();
+    let src = bytes.as_ptr();
+    // SAFETY: every read lies in `bytes` (the two loads of a size class
+    // overlap and cover it exactly), every write lies in
+    // `out[at..at + len]`, which `reserve` made room for; `set_len` then
+    // covers only bytes just written.
+    unsafe {
+        let dst = out.as_mut_ptr().add(at);
+        if len >= 8 {
+            let head = std::ptr::read_unaligned(src.cast::<u64>());
+            let tail = std::ptr::read_unaligned(src.add(len - 8).cast::<u64>());
+            std::ptr::write_unaligned(dst.cast::<u64>(), head);
+            std::ptr::write_unaligned(dst.add(len - 8).cast::<u64>(), tail);
+        } else if len >= 4 {
+            let head = std::ptr::read_unaligned(src.cast::<u32>());
+            let tail = std::ptr::read_unaligned(src.add(len - 4).cast::<u32>());
+            std::ptr::write_unaligned(dst.cast::<u32>(), head);
+            std::ptr::write_unaligned(dst.add(len - 4).cast::<u32>(), tail);
+        } else if len > 0 {
+            *dst = *src;
+            *dst.add(len / 2) = *src.add(len / 2);
+            *dst.add(len - 1) = *src.add(len - 1);
+        }
+        out.set_len(at + len);
+    }
+}
+
 /// Appends the escaped body of a JSON string, without the quotes.
 pub fn write_escaped(out: &mut Vec<u8>, value: &[u8]) {
     let mut rest = value;
@@ -70,6 +109,22 @@ mod tests {
         let mut out = Vec::new();
         write_str(&mut out, value.as_bytes());
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn small_copies_append_exactly_their_bytes() {
+        let source: Vec<u8> = (1..=40).collect();
+        for len in 0..=40 {
+            for start in [0, 3] {
+                let bytes = &source[start..(start + len).min(40)];
+                // Exactly full, so the copy must grow it first.
+                let mut out = Vec::with_capacity(2);
+                out.extend_from_slice(b"ab");
+                extend_small(&mut out, bytes);
+                assert_eq!(&out[..2], b"ab");
+                assert_eq!(&out[2..], bytes, "{len} bytes from {start}");
+            }
+        }
     }
 
     #[test]

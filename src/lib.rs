@@ -12,14 +12,17 @@
 //!   source ([`source::tcp`]) and the Kafka source ([`source::kafka`]); the
 //!   only code that reads the outside world.
 //! - [`codec`]: bytes to records: CSV, JSON lines, plain lines; cutting a
-//!   stream into frames ([`codec::framing`]) and a framed CSV row into
-//!   cells ([`codec::csv_row`]).
+//!   stream into frames ([`codec::framing`]), a CSV stream into records
+//!   ([`codec::csv_records`]) and a framed CSV row into cells
+//!   ([`codec::csv_row`]).
 //! - [`pipeline`]: [`pipeline::Pipeline`] wires source → decode → stages → sink
 //!   with bounded channels, and returns a [`pipeline::Report`].
 //! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink.
 //! - [`kafka`]: what the Kafka source and sink share: `--brokers`/`-X`
 //!   client settings and defaults, librdkafka logs and errors.
 //! - [`json`]: the hand-written JSON encoding used on the hot path.
+//! - [`scan`]: 16-bytes-a-step byte scans of the hot path (CSV line ends
+//!   and delimiters, JSON-plain text).
 //! - [`error`]: the library's error type.
 //! - [`cli`]: flags, and their validation into a run configuration.
 //! - [`run`]: one command-line run: build, run, summary, exit status.
@@ -33,6 +36,7 @@ pub mod kafka;
 pub mod pipeline;
 pub mod record;
 pub mod run;
+pub mod scan;
 pub mod sink;
 pub mod source;
 

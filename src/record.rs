@@ -99,7 +99,7 @@ impl fmt::Display for Location<'_> {
     }
 }
 
-/// Index entry of one raw record: where its fields end in `field_ends`,
+/// Index entry of one raw record: where its fields end in `field_spans`,
 /// where its origin members end in `origin_extra`, and its position in the
 /// source.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +120,9 @@ pub struct RawBatch {
     /// Fired once every record of this batch is written by the sink.
     pub acks: Acks,
     data: Vec<u8>,
-    field_ends: Vec<u32>,
+    /// Where each field lies in `data`. Fields need not touch: a CSV line
+    /// is copied whole, delimiters and all, and its cells point into it.
+    field_spans: Vec<Span>,
     /// Pre-rendered JSON members per record for its `_origin` object (a
     /// Kafka message's key, timestamp, headers); empty for most sources.
     origin_extra: Vec<u8>,
@@ -135,25 +137,78 @@ impl RawBatch {
             decode,
             acks: Acks::none(),
             data: Vec::new(),
-            field_ends: Vec::new(),
+            field_spans: Vec::new(),
             origin_extra: Vec::new(),
             records: Vec::new(),
         }
     }
 
+    /// An empty batch for the same source and decoding, with room for as
+    /// much as this one holds: the next batch of a steady stream is likely
+    /// as big, and then never regrows (copying) its buffers.
+    pub fn empty_like(&self) -> RawBatch {
+        RawBatch {
+            source: self.source.clone(),
+            decode: self.decode.clone(),
+            acks: Acks::none(),
+            data: Vec::with_capacity(self.data.len()),
+            field_spans: Vec::with_capacity(self.field_spans.len()),
+            origin_extra: Vec::with_capacity(self.origin_extra.len()),
+            records: Vec::with_capacity(self.records.len()),
+        }
+    }
+
+    /// Takes the records (and acks) out, leaving an empty batch made by
+    /// [`RawBatch::empty_like`].
+    pub fn take(&mut self) -> RawBatch {
+        let empty = self.empty_like();
+        std::mem::replace(self, empty)
+    }
+
     /// Appends one field to the record being built.
     pub fn push_field(&mut self, field: &[u8]) {
+        let start = self.data.len() as u32;
         self.data.extend_from_slice(field);
-        self.field_ends.push(self.data.len() as u32);
+        self.field_spans.push(Span {
+            start,
+            end: self.data.len() as u32,
+        });
     }
 
     /// Appends several fields at once: `bytes` holds them back to back and
     /// `ends` gives where each ends, relative to the start of `bytes` (one
     /// copy for a whole CSV row instead of one per cell).
     pub fn push_fields(&mut self, bytes: &[u8], ends: impl Iterator<Item = usize>) {
-        let base = self.data.len();
+        let base = self.data.len() as u32;
         self.data.extend_from_slice(bytes);
-        self.field_ends.extend(ends.map(|end| (base + end) as u32));
+        let mut start = base;
+        self.field_spans.extend(ends.map(|end| {
+            let span = Span {
+                start,
+                end: base + end as u32,
+            };
+            start = span.end;
+            span
+        }));
+    }
+
+    /// Appends the cells of an unquoted line, split at `delimiters` (the
+    /// offsets of its delimiter bytes, ascending); the line is copied once,
+    /// delimiters and all.
+    pub fn push_split(&mut self, line: &[u8], delimiters: &[u32]) {
+        let base = self.data.len() as u32;
+        self.data.extend_from_slice(line);
+        let mut start = base;
+        self.field_spans.reserve(delimiters.len() + 1);
+        for &at in delimiters {
+            let end = base + at;
+            self.field_spans.push(Span { start, end });
+            start = end + 1;
+        }
+        self.field_spans.push(Span {
+            start,
+            end: self.data.len() as u32,
+        });
     }
 
     /// Adds JSON object members (`,"key":...`, each with its leading comma)
@@ -167,7 +222,7 @@ impl RawBatch {
     /// last record); `pos` is its line, record number or offset.
     pub fn finish_record(&mut self, pos: u64) {
         self.records.push(RawIndex {
-            fields_end: self.field_ends.len() as u32,
+            fields_end: self.field_spans.len() as u32,
             extra_end: self.origin_extra.len() as u32,
             pos,
         });
@@ -199,19 +254,13 @@ impl RawBatch {
         let mut fields_start = 0u32;
         let mut extra_start = 0u32;
         self.records.iter().map(move |index| {
-            let field_ends = &self.field_ends[fields_start as usize..index.fields_end as usize];
-            let data_start = if fields_start == 0 {
-                0
-            } else {
-                self.field_ends[fields_start as usize - 1]
-            };
+            let fields = &self.field_spans[fields_start as usize..index.fields_end as usize];
             fields_start = index.fields_end;
             let origin_extra = &self.origin_extra[extra_start as usize..index.extra_end as usize];
             extra_start = index.extra_end;
             RawRecord {
                 data: &self.data,
-                data_start,
-                field_ends,
+                fields,
                 origin_extra,
                 location: Location {
                     source: &self.source,
@@ -222,12 +271,18 @@ impl RawBatch {
     }
 }
 
+/// Where one field lies in a [`RawBatch`]'s data.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
 /// One undecoded record of a [`RawBatch`].
 #[derive(Debug, Clone, Copy)]
 pub struct RawRecord<'a> {
     data: &'a [u8],
-    data_start: u32,
-    field_ends: &'a [u32],
+    fields: &'a [Span],
     origin_extra: &'a [u8],
     /// Where the record came from.
     pub location: Location<'a>,
@@ -236,18 +291,15 @@ pub struct RawRecord<'a> {
 impl<'a> RawRecord<'a> {
     /// Number of fields (1 for lines and frames).
     pub fn field_count(&self) -> usize {
-        self.field_ends.len()
+        self.fields.len()
     }
 
     /// The fields, in order.
     pub fn fields(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
         let data = self.data;
-        let mut start = self.data_start;
-        self.field_ends.iter().map(move |&end| {
-            let field = &data[start as usize..end as usize];
-            start = end;
-            field
-        })
+        self.fields
+            .iter()
+            .map(move |span| &data[span.start as usize..span.end as usize])
     }
 
     /// JSON members to append inside the record's `_origin` object after its
@@ -256,10 +308,15 @@ impl<'a> RawRecord<'a> {
         self.origin_extra
     }
 
-    /// Every field's bytes back to back (the whole line for one-field records).
+    /// The bytes from the first field's start to the last one's end: the
+    /// whole line for one-field records; for a CSV row, its cells with the
+    /// delimiters between them when the row was unquoted, else its cells
+    /// back to back.
     pub fn bytes(&self) -> &'a [u8] {
-        let end = self.field_ends.last().copied().unwrap_or(self.data_start);
-        &self.data[self.data_start as usize..end as usize]
+        match (self.fields.first(), self.fields.last()) {
+            (Some(first), Some(last)) => &self.data[first.start as usize..last.end as usize],
+            _ => &[],
+        }
     }
 }
 
@@ -339,6 +396,12 @@ impl Batch {
     /// All records as NDJSON: one JSON object per line, each ending in `\n`.
     pub fn as_ndjson(&self) -> &[u8] {
         &self.ndjson
+    }
+
+    /// The NDJSON buffer itself, for a sink that writes it without a copy
+    /// (take the acks out first: they go with the batch).
+    pub fn into_ndjson(self) -> Vec<u8> {
+        self.ndjson
     }
 
     /// Keeps only the first `len` records.
@@ -475,6 +538,22 @@ mod tests {
             record.fields().collect::<Vec<_>>(),
             vec![&b"a"[..], b"", b"bcdef"]
         );
+    }
+
+    #[test]
+    fn split_lines_make_a_cell_between_delimiters() {
+        let mut batch = RawBatch::new(file_source(), Decode::CsvNumbered);
+        batch.push_split(b"a,,bc,", &[1, 2, 5]);
+        batch.finish_record(1);
+        batch.push_split(b"", &[]);
+        batch.finish_record(2);
+        let records: Vec<_> = batch.records().collect();
+        assert_eq!(
+            records[0].fields().collect::<Vec<_>>(),
+            vec![&b"a"[..], b"", b"bc", b""]
+        );
+        assert_eq!(records[0].bytes(), b"a,,bc,");
+        assert_eq!(records[1].fields().collect::<Vec<_>>(), vec![&b""[..]]);
     }
 
     #[test]

@@ -165,6 +165,26 @@ fn wrong_field_count_is_skipped_with_a_warning_and_exit_3() {
 }
 
 #[test]
+fn a_rejected_row_names_its_own_line_past_blank_lines() {
+    let dir = Dir::new();
+    let path = dir.file("gaps.csv", "a,b\n1,2\n\n\r\n\"x\",2,3\n\n4\n5,\"6\"\n");
+    let out = run(&["file", &path]);
+    assert_eq!(out.code, 3);
+    assert_eq!(
+        out.stdout,
+        "{\"a\":\"1\",\"b\":\"2\"}\n{\"a\":\"5\",\"b\":\"6\"}\n"
+    );
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            format!(" WARN rejected {path}:5: expected 2 fields (as in the header), found 3"),
+            format!(" WARN rejected {path}:7: expected 2 fields (as in the header), found 1"),
+        ]
+    );
+}
+
+#[test]
 fn invalid_utf8_and_non_objects_are_rejected_with_their_line() {
     let dir = Dir::new();
     let csv = dir.file("latin1.csv", b"name\ncaf\xe9\nok\n");

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use super::{require_utf8, Rejection};
 use crate::json;
 use crate::record::RawRecord;
+use crate::scan;
 
 /// The column names of a CSV input, kept ready to write (`"name":`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,15 +94,25 @@ pub(super) fn encode_named(
             header.len()
         ));
     }
-    if !is_utf8_per_field(record) {
-        for (field, name) in record.fields().zip(&header.names) {
-            require_utf8(field, || format!("field '{name}'"))?;
+    let bytes = record.bytes();
+    out.reserve(bytes.len() + header.keys_len + 2);
+    // One pass over the row (its delimiters too, if it has them) settles
+    // both UTF-8 and escaping for most rows.
+    if scan::is_plain_ascii(bytes) {
+        for (field, key) in record.fields().zip(&header.encoded_keys) {
+            json::extend_small(out, key);
+            json::extend_small(out, field);
         }
-    }
-    out.reserve(record.bytes().len() + header.keys_len + 2);
-    for (field, key) in record.fields().zip(&header.encoded_keys) {
-        out.extend_from_slice(key);
-        json::write_escaped(out, field);
+    } else {
+        if !is_utf8_per_field(record) {
+            for (field, name) in record.fields().zip(&header.names) {
+                require_utf8(field, || format!("field '{name}'"))?;
+            }
+        }
+        for (field, key) in record.fields().zip(&header.encoded_keys) {
+            out.extend_from_slice(key);
+            json::write_escaped(out, field);
+        }
     }
     if header.is_empty() {
         out.push(b'{');

@@ -1,9 +1,10 @@
 //! Bytes to records: how the decode stage turns a source's raw records
 //! (lines, frames, CSV rows) into JSON objects, and how a stream is cut
-//! into frames ([`framing`]) and a framed CSV row into cells
-//! ([`csv_row`]). Shared by every source.
+//! into frames ([`framing`]), a CSV stream into records ([`csv_records`])
+//! and a framed CSV row into cells ([`csv_row`]). Shared by every source.
 
 mod csv;
+pub mod csv_records;
 pub mod csv_row;
 pub mod framing;
 mod jsonl;
@@ -12,6 +13,7 @@ mod lines;
 use std::sync::Arc;
 
 pub use self::csv::CsvHeader;
+pub use self::csv_records::CsvRecords;
 pub use self::csv_row::CsvRowSplitter;
 pub use self::framing::{FrameError, Framer, Framing};
 

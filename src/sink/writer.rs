@@ -1,7 +1,7 @@
 //! The byte-stream sink: stdout or a file, as NDJSON or CSV, written in
 //! large writes on the blocking pool while the next buffer fills.
 
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -16,6 +16,13 @@ use crate::record::Batch;
 
 /// Output buffered up to this size is written in one call.
 const WRITE_SIZE: usize = 1024 * 1024;
+
+/// A batch smaller than this is copied into a shared buffer; a larger one
+/// is written from its own buffer (no copy), as one part of a `writev`.
+const SMALL_BATCH: usize = 16 * 1024;
+
+/// Most buffers one `writev` may take (the usual `IOV_MAX`).
+const MAX_PARTS: usize = 1024;
 
 /// How records are written out (`--output-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -88,7 +95,7 @@ impl Sink for WriterSink {
                 match input.try_recv() {
                     Ok(batch) => {
                         out.add(batch, csv.as_mut());
-                        if out.filling.bytes.len() >= WRITE_SIZE {
+                        if out.filling.len >= WRITE_SIZE {
                             out.start_write().await?;
                         }
                         continue;
@@ -114,26 +121,39 @@ impl Sink for WriterSink {
     }
 }
 
-/// What a write on the blocking pool hands back: the writer, the emptied
-/// buffer for reuse, and how the write went.
-type WriteDone = (Writer, Vec<u8>, std::io::Result<()>);
+/// What a write on the blocking pool hands back: the writer, and how the
+/// write went.
+type WriteDone = (Writer, std::io::Result<()>);
 
-/// Encoded records and the acks that fire once they are written.
+/// Encoded records and the acks that fire once they are written: the
+/// buffers of large batches as they came, small ones copied together.
 #[derive(Default)]
 struct Chunk {
-    bytes: Vec<u8>,
+    parts: Vec<Vec<u8>>,
+    /// The last part takes small batches (it is not a batch's own buffer).
+    last_part_open: bool,
+    len: usize,
     acks: Acks,
     records: usize,
 }
 
+impl Chunk {
+    fn open_part(&mut self) -> &mut Vec<u8> {
+        if !self.last_part_open {
+            self.parts.push(Vec::with_capacity(4 * SMALL_BATCH));
+            self.last_part_open = true;
+        }
+        self.parts.last_mut().expect("just made")
+    }
+}
+
 /// The writer, the chunk being filled, and the chunk being written (on
-/// the blocking pool, which hands writer and buffer back when done).
+/// the blocking pool, which hands the writer back when done).
 struct Output {
     writer: Option<Writer>,
     name: PathBuf,
     filling: Chunk,
     writing: Option<(JoinHandle<WriteDone>, Chunk)>,
-    spare: Vec<u8>,
     written: WrittenCounter,
 }
 
@@ -142,23 +162,39 @@ impl Output {
         Output {
             writer: Some(writer),
             name,
-            filling: Chunk {
-                bytes: Vec::with_capacity(WRITE_SIZE + WRITE_SIZE / 4),
-                ..Chunk::default()
-            },
+            filling: Chunk::default(),
             writing: None,
-            spare: Vec::with_capacity(WRITE_SIZE + WRITE_SIZE / 4),
             written,
         }
     }
 
-    fn add(&mut self, batch: Batch, csv: Option<&mut CsvOutput>) {
-        match csv {
-            None => self.filling.bytes.extend_from_slice(batch.as_ndjson()),
-            Some(csv) => csv.encode(&batch, &mut self.filling.bytes),
-        }
-        self.filling.records += batch.len();
-        self.filling.acks.append(batch.acks);
+    fn add(&mut self, mut batch: Batch, csv: Option<&mut CsvOutput>) {
+        let chunk = &mut self.filling;
+        chunk.records += batch.len();
+        chunk
+            .acks
+            .append(std::mem::replace(&mut batch.acks, Acks::none()));
+        let added = match csv {
+            Some(csv) => {
+                let part = chunk.open_part();
+                let before = part.len();
+                csv.encode(&batch, part);
+                part.len() - before
+            }
+            None if batch.as_ndjson().len() < SMALL_BATCH => {
+                let part = chunk.open_part();
+                part.extend_from_slice(batch.as_ndjson());
+                batch.as_ndjson().len()
+            }
+            None => {
+                let bytes = batch.into_ndjson();
+                let len = bytes.len();
+                chunk.parts.push(bytes);
+                chunk.last_part_open = false;
+                len
+            }
+        };
+        chunk.len += added;
     }
 
     /// Hands the filled chunk to the blocking pool, after the previous
@@ -168,16 +204,12 @@ impl Output {
             return Ok(());
         }
         self.finish_write().await?;
-        let next = Chunk {
-            bytes: std::mem::take(&mut self.spare),
-            ..Chunk::default()
-        };
-        let mut chunk = std::mem::replace(&mut self.filling, next);
-        let bytes = std::mem::take(&mut chunk.bytes);
+        let mut chunk = std::mem::take(&mut self.filling);
+        let parts = std::mem::take(&mut chunk.parts);
         let mut writer = self.writer.take().expect("no write in flight");
         let handle = tokio::task::spawn_blocking(move || {
-            let result = writer.write_all(&bytes).and_then(|()| writer.flush());
-            (writer, bytes, result)
+            let result = write_parts(&mut *writer, &parts).and_then(|()| writer.flush());
+            (writer, result)
         });
         self.writing = Some((handle, chunk));
         Ok(())
@@ -191,14 +223,12 @@ impl Output {
         };
         let joined = handle.await;
         let (_, chunk) = self.writing.take().expect("checked above");
-        let (writer, mut bytes, result) = joined.map_err(|join_error| Error::Output {
+        let (writer, result) = joined.map_err(|join_error| Error::Output {
             path: self.name.clone(),
             source: std::io::Error::other(join_error.to_string()),
         })?;
         self.writer = Some(writer);
         result.map_err(|source| self.error(source))?;
-        bytes.clear();
-        self.spare = bytes;
         self.written.add(chunk.records);
         chunk.acks.deliver();
         Ok(())
@@ -213,5 +243,61 @@ impl Output {
                 source,
             }
         }
+    }
+}
+
+/// Writes every part, in order, with as few `writev` calls as it takes.
+fn write_parts(writer: &mut (impl Write + ?Sized), parts: &[Vec<u8>]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
+    let mut rest = &mut slices[..];
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        let take = rest.len().min(MAX_PARTS);
+        match writer.write_vectored(&rest[..take]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut rest, written),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most 7 bytes of at most 3 buffers per call, like a pipe
+    /// that is nearly full.
+    struct Stingy(Vec<u8>);
+
+    impl Write for Stingy {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            let mut budget = 7;
+            for buf in bufs.iter().take(3) {
+                let take = buf.len().min(budget);
+                self.0.extend_from_slice(&buf[..take]);
+                budget -= take;
+            }
+            Ok(7 - budget)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_part_is_written_in_order_whatever_each_write_takes() {
+        let parts: Vec<Vec<u8>> = (0..3000)
+            .map(|n| format!("{n}").into_bytes().repeat(n % 4))
+            .collect();
+        let mut sink = Stingy(Vec::new());
+        write_parts(&mut sink, &parts).unwrap();
+        assert_eq!(sink.0, parts.concat());
     }
 }

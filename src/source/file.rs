@@ -1,18 +1,18 @@
 //! The file source: files and standard input, read in the order given, as
-//! CSV (through csv-async), JSON lines or plain lines.
+//! CSV, JSON lines or plain lines.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use csv_async::{AsyncReaderBuilder, ByteRecord};
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::input::{InputReader, RecordStart, RECORD_TOO_LONG};
+use super::input::InputReader;
 use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
-use crate::codec::{CsvHeader, Decode, Format};
+use crate::codec::csv_records::Next;
+use crate::codec::{CsvHeader, CsvRecords, Decode, Format};
 use crate::error::{Error, Result};
 use crate::record::{Location, RawBatch, SourceInfo};
 
@@ -226,11 +226,7 @@ impl FileReader<'_> {
                 }
                 consumed += end + 1;
                 if self.ctx.is_full(&batch) {
-                    let full = std::mem::replace(
-                        &mut batch,
-                        RawBatch::new(self.source.clone(), decode.clone()),
-                    );
-                    self.send(full, line).await?;
+                    self.send(batch.take(), line).await?;
                 }
             }
             buf.drain(..consumed);
@@ -261,11 +257,7 @@ impl FileReader<'_> {
             // growing file): pass on what we have rather than wait for a
             // full batch.
             if read < asked && !batch.is_empty() {
-                let partial = std::mem::replace(
-                    &mut batch,
-                    RawBatch::new(self.source.clone(), decode.clone()),
-                );
-                self.send(partial, line).await?;
+                self.send(batch.take(), line).await?;
             }
         }
         self.send(batch, line).await?;
@@ -290,87 +282,91 @@ impl FileReader<'_> {
         self.ctx.rejects.reject(self.location(line), head, &reason)
     }
 
-    /// CSV through csv-async: quoted cells may hold delimiters, doubled
-    /// quotes and newlines; the first row is the header unless
+    /// CSV: quoted cells may hold delimiters, doubled quotes and newlines
+    /// (see [`CsvRecords`]); the first row is the header unless
     /// `--no-header`.
-    async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<(), Interrupted> {
-        let record_start = RecordStart::default();
-        let reader = InputReader::new(input, self.ctx.shutdown.clone())
-            .with_record_bound(record_start.clone(), self.options.max_record_bytes as u64);
-        let mut csv = AsyncReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(self.options.delimiter)
-            .buffer_capacity(64 * 1024)
-            .create_reader(reader);
-        let mut decode = (!self.options.header).then_some(Decode::CsvNumbered);
-        let mut batch = decode
-            .clone()
-            .map(|decode| RawBatch::new(self.source.clone(), decode));
-        let mut record = ByteRecord::new();
-        let mut next_line = 1u64;
+    async fn read_csv(&self, input: impl AsyncRead + Unpin) -> Result<(), Interrupted> {
+        let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
+        let mut records = CsvRecords::new(self.options.delimiter, self.options.max_record_bytes);
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
+        let mut consumed = 0;
+        let mut at_end = false;
+        let mut caught_up = false;
+        // Until then, the batch holds the header row only.
+        let mut header_read = !self.options.header;
+        let mut batch = RawBatch::new(self.source.clone(), Decode::CsvNumbered);
         let mut last_line = 0u64;
         loop {
-            match csv.read_byte_record(&mut record).await {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(_) if self.ctx.shutdown.is_cancelled() => break,
-                Err(error) => {
-                    let too_long = matches!(error.kind(),
-                        csv_async::ErrorKind::Io(io) if io.to_string() == RECORD_TOO_LONG);
-                    if !too_long {
-                        let io = std::io::Error::other(error.to_string());
-                        return Err(self.read_error(next_line, io));
-                    }
+            let next = records.read(&buf[consumed..], at_end, &mut batch);
+            let (next, used) = match next {
+                Ok(next) => next,
+                Err(too_long) => {
                     // No way to find where the next record starts after a
                     // runaway quote: reject it and end this input.
                     let reason = format!(
                         "CSV record longer than {} bytes (--max-record-bytes; an unclosed quote?)",
                         self.options.max_record_bytes
                     );
-                    let rejected = self
-                        .ctx
-                        .rejects
-                        .reject(self.location(next_line), b"", &reason);
+                    let rejected =
+                        self.ctx
+                            .rejects
+                            .reject(self.location(too_long.line), b"", &reason);
                     if let Err(error) = rejected {
-                        if let Some(batch) = batch {
+                        if header_read {
                             return Err(self.fail_after(batch, last_line, error).await);
                         }
                         return Err(error.into());
                     }
                     break;
                 }
-            }
-            let line = record.position().map_or(next_line, |p| p.line());
-            next_line = csv.position().line();
-            record_start.set(csv.position().byte());
-            let Some(decode) = &decode else {
-                let header = match CsvHeader::from_fields(record.iter()) {
+            };
+            consumed += used;
+            let line = match next {
+                Next::Record(line) => line,
+                Next::End => break,
+                Next::NeedInput => {
+                    // The last read was short: we caught up with the writer
+                    // (a pipe, a growing file). Pass on what we have rather
+                    // than wait for a full batch.
+                    if caught_up && header_read && !batch.is_empty() {
+                        self.send(batch.take(), last_line).await?;
+                    }
+                    buf.drain(..consumed);
+                    consumed = 0;
+                    buf.reserve(READ_SIZE);
+                    let asked = buf.capacity() - buf.len();
+                    let read = match reader.read_buf(&mut buf).await {
+                        Ok(read) => read,
+                        Err(_) if self.ctx.shutdown.is_cancelled() => break,
+                        Err(error) => return Err(self.read_error(records.line(), error)),
+                    };
+                    at_end = read == 0;
+                    caught_up = read < asked;
+                    continue;
+                }
+            };
+            batch.finish_record(line);
+            if !header_read {
+                let fields = batch.records().next().expect("just finished");
+                let header = match CsvHeader::from_fields(fields.fields()) {
                     Ok(header) => header,
                     Err(reason) => {
                         self.ctx
                             .rejects
-                            .reject(self.location(line), record.as_slice(), &reason)?;
+                            .reject(self.location(line), fields.bytes(), &reason)?;
                         return Ok(());
                     }
                 };
-                let csv_decode = Decode::Csv(Arc::new(header));
-                batch = Some(RawBatch::new(self.source.clone(), csv_decode.clone()));
-                decode = Some(csv_decode);
+                batch = RawBatch::new(self.source.clone(), Decode::Csv(Arc::new(header)));
+                header_read = true;
                 continue;
-            };
-            let current = batch.as_mut().expect("made with the decode");
-            let ends = (0..record.len()).filter_map(|i| record.range(i).map(|r| r.end));
-            current.push_fields(record.as_slice(), ends);
-            current.finish_record(line);
+            }
             last_line = line;
-            if self.ctx.is_full(current) {
-                let full =
-                    std::mem::replace(current, RawBatch::new(self.source.clone(), decode.clone()));
-                self.send(full, last_line).await?;
+            if self.ctx.is_full(&batch) {
+                self.send(batch.take(), last_line).await?;
             }
         }
-        if let Some(batch) = batch {
+        if header_read {
             self.send(batch, last_line).await?;
         }
         Ok(())

@@ -1,13 +1,10 @@
 //! A wrapper for an input byte stream that every reader needs: it drops a
-//! leading UTF-8 byte order mark, ends the stream as soon as shutdown is
-//! signalled (even while the input is silent), and can cap how far a
-//! record may run past its start.
+//! leading UTF-8 byte order mark, and ends the stream as soon as shutdown
+//! is signalled (even while the input is silent).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
@@ -17,25 +14,6 @@ const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
 /// The error an [`InputReader`] ends with once shutdown is signalled.
 pub const SHUTDOWN: &str = "shutdown requested";
-
-/// The error an [`InputReader`] ends with when a record outgrows its cap.
-pub const RECORD_TOO_LONG: &str = "record too long";
-
-/// Where the current record started, in bytes after the BOM; the reader
-/// that parses records moves it forward after each one.
-#[derive(Debug, Clone, Default)]
-pub struct RecordStart(Arc<AtomicU64>);
-
-impl RecordStart {
-    /// Marks the start of the next record at byte `offset`.
-    pub fn set(&self, offset: u64) {
-        self.0.store(offset, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// See the module documentation.
 pub struct InputReader<R> {
@@ -48,9 +26,6 @@ pub struct InputReader<R> {
     /// How many of `head` were handed out (once the BOM check is done).
     head_given: usize,
     bom_checked: bool,
-    /// Bytes handed out so far.
-    consumed: u64,
-    bound: Option<(RecordStart, u64)>,
 }
 
 impl<R: AsyncRead + Unpin> InputReader<R> {
@@ -64,17 +39,7 @@ impl<R: AsyncRead + Unpin> InputReader<R> {
             head_len: 0,
             head_given: 0,
             bom_checked: false,
-            consumed: 0,
-            bound: None,
         }
-    }
-
-    /// Makes reads fail with [`RECORD_TOO_LONG`] once more than `max_bytes`
-    /// were read past `start` (an unterminated quote would otherwise grow
-    /// one record without end).
-    pub fn with_record_bound(mut self, start: RecordStart, max_bytes: u64) -> Self {
-        self.bound = Some((start, max_bytes));
-        self
     }
 
     /// Reads into `head` until it holds 3 bytes or the input ends, then
@@ -112,18 +77,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for InputReader<R> {
             this.shut_down = true;
             return Poll::Ready(Err(io::Error::other(SHUTDOWN)));
         }
-        if let Some((start, max_bytes)) = &this.bound {
-            if this.consumed.saturating_sub(start.get()) > *max_bytes {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    RECORD_TOO_LONG,
-                )));
-            }
-        }
         if !this.bom_checked {
             ready!(this.poll_head(cx))?;
         }
-        let before = buf.filled().len();
         if this.head_given < this.head_len {
             let pending = &this.head[this.head_given..this.head_len];
             let n = pending.len().min(buf.remaining());
@@ -132,7 +88,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for InputReader<R> {
         } else {
             ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         }
-        this.consumed += (buf.filled().len() - before) as u64;
         Poll::Ready(Ok(()))
     }
 }
@@ -168,23 +123,5 @@ mod tests {
         shutdown.cancel();
         let error = read.await.unwrap_err();
         assert_eq!(error.to_string(), SHUTDOWN);
-    }
-
-    #[tokio::test]
-    async fn caps_a_record_that_never_ends() {
-        let input = vec![b'x'; 10_000];
-        let start = RecordStart::default();
-        let mut reader =
-            InputReader::new(&input[..], CancellationToken::new()).with_record_bound(start, 100);
-        let mut buf = [0u8; 64];
-        let mut total = 0;
-        let error = loop {
-            match reader.read(&mut buf).await {
-                Ok(n) => total += n,
-                Err(error) => break error,
-            }
-        };
-        assert_eq!(error.to_string(), RECORD_TOO_LONG);
-        assert!(total > 100 && total <= 164, "read {total} bytes");
     }
 }
