@@ -143,6 +143,24 @@ impl RawBatch {
         }
     }
 
+    /// An empty batch with room for `records` records of `bytes` bytes.
+    pub fn with_capacity(
+        source: Arc<SourceInfo>,
+        decode: Decode,
+        records: usize,
+        bytes: usize,
+    ) -> Self {
+        RawBatch {
+            source,
+            decode,
+            acks: Acks::none(),
+            data: Vec::with_capacity(bytes),
+            field_spans: Vec::with_capacity(records),
+            origin_extra: Vec::new(),
+            records: Vec::with_capacity(records),
+        }
+    }
+
     /// An empty batch for the same source and decoding, with room for as
     /// much as this one holds: the next batch of a steady stream is likely
     /// as big, and then never regrows (copying) its buffers.
@@ -209,6 +227,34 @@ impl RawBatch {
             start,
             end: self.data.len() as u32,
         });
+    }
+
+    /// Appends a run of lines of `text` as one-field records, starting at
+    /// offset `start`: each line ends at the `\n` whose offset in `text` is
+    /// next in `newlines` (the `\n` is not part of it). Copies the run
+    /// once. The records are numbered from `first_pos` up.
+    pub fn push_lines(&mut self, text: &[u8], start: usize, newlines: &[u32], first_pos: u64) {
+        let Some(&last) = newlines.last() else {
+            return;
+        };
+        let base = self.data.len() as u32;
+        self.data.extend_from_slice(&text[start..=last as usize]);
+        self.field_spans.reserve(newlines.len());
+        self.records.reserve(newlines.len());
+        let mut line_start = base;
+        for (pos, &newline) in (first_pos..).zip(newlines) {
+            let end = base + (newline - start as u32);
+            self.field_spans.push(Span {
+                start: line_start,
+                end,
+            });
+            line_start = end + 1;
+            self.records.push(RawIndex {
+                fields_end: self.field_spans.len() as u32,
+                extra_end: self.origin_extra.len() as u32,
+                pos,
+            });
+        }
     }
 
     /// Adds JSON object members (`,"key":...`, each with its leading comma)
@@ -554,6 +600,25 @@ mod tests {
         );
         assert_eq!(records[0].bytes(), b"a,,bc,");
         assert_eq!(records[1].fields().collect::<Vec<_>>(), vec![&b""[..]]);
+    }
+
+    #[test]
+    fn a_run_of_lines_equals_lines_pushed_one_by_one() {
+        let mut run = RawBatch::new(file_source(), Decode::Lines);
+        run.push_record(b"before", 1);
+        run.push_lines(b"none", 0, &[], 2);
+        run.push_lines(b"skip\na\n\nbc\nnot yet", 5, &[6, 7, 10], 2);
+        let mut one_by_one = RawBatch::new(file_source(), Decode::Lines);
+        for (line, pos) in [(&b"before"[..], 1), (b"a", 2), (b"", 3), (b"bc", 4)] {
+            one_by_one.push_record(line, pos);
+        }
+        let records = |batch: &RawBatch| -> Vec<(Vec<u8>, u64)> {
+            batch
+                .records()
+                .map(|r| (r.bytes().to_vec(), r.location.pos))
+                .collect()
+        };
+        assert_eq!(records(&run), records(&one_by_one));
     }
 
     #[test]

@@ -51,18 +51,32 @@ mod block {
             _mm_movemask_epi8(_mm_or_si128(low_or_high, quote_or_backslash)) as u32
         }
     }
+
+    pub(super) fn json_escape_mask(block: &[u8; 16]) -> u32 {
+        // SAFETY: as in `line_masks`.
+        unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().cast());
+            let equal = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
+            // The signed compare also flags bytes from 0x80 up (their sign
+            // bit is set): take those out.
+            let low_or_high = _mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            let high = _mm_movemask_epi8(v);
+            let quote_or_backslash = _mm_movemask_epi8(_mm_or_si128(equal(b'"'), equal(b'\\')));
+            ((low_or_high & !high) | quote_or_backslash) as u32
+        }
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 mod block {
-    pub(super) use super::portable::{json_special_mask, line_masks};
+    pub(super) use super::portable::{json_escape_mask, json_special_mask, line_masks};
 }
 
 /// The same masks, a byte at a time: the build for other CPUs, and what
 /// the tests hold the SSE2 build to.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 mod portable {
-    use super::{is_json_special, LineMasks};
+    use super::{is_json_escape, is_json_special, LineMasks};
 
     fn mask_of(block: &[u8; 16], class: impl Fn(u8) -> bool) -> u32 {
         block
@@ -82,12 +96,45 @@ mod portable {
     pub(super) fn json_special_mask(block: &[u8; 16]) -> u32 {
         mask_of(block, is_json_special)
     }
+
+    pub(super) fn json_escape_mask(block: &[u8; 16]) -> u32 {
+        mask_of(block, is_json_escape)
+    }
 }
 
 /// True for a byte that cannot go into a JSON string as it is, or is not
 /// ASCII (so the text needs a UTF-8 check).
 fn is_json_special(byte: u8) -> bool {
     !(0x20..0x80).contains(&byte) || byte == b'"' || byte == b'\\'
+}
+
+/// True for a byte a JSON string must escape.
+fn is_json_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// Where the first byte a JSON string must escape is in `text`.
+pub fn find_json_escape(text: &[u8]) -> Option<usize> {
+    if text.len() < 16 {
+        return text.iter().position(|&byte| is_json_escape(byte));
+    }
+    let mut blocks = text.chunks_exact(16);
+    let mut base = 0;
+    for block in &mut blocks {
+        let mask = block::json_escape_mask(block.try_into().expect("16 bytes"));
+        if mask != 0 {
+            return Some(base + mask.trailing_zeros() as usize);
+        }
+        base += 16;
+    }
+    let tail = blocks.remainder().len();
+    if tail == 0 {
+        return None;
+    }
+    // The last 16 bytes, shifted so bit 0 is the first byte not seen.
+    let last: &[u8; 16] = text[text.len() - 16..].try_into().expect("16 bytes");
+    let mask = block::json_escape_mask(last) >> (16 - tail);
+    (mask != 0).then(|| base + mask.trailing_zeros() as usize)
 }
 
 /// True when `text` is printable ASCII without `"` or `\`: valid UTF-8
@@ -105,6 +152,27 @@ pub fn is_plain_ascii(text: &[u8]) -> bool {
     // The last 16 bytes, overlapping bytes already checked: no byte-wise tail.
     let last: &[u8; 16] = text[text.len() - 16..].try_into().expect("16 bytes");
     blocks.remainder().is_empty() || block::json_special_mask(last) == 0
+}
+
+/// Pushes the offset of every `\n` in `text` onto `newlines` (cleared
+/// first).
+pub fn find_newlines(text: &[u8], newlines: &mut Vec<u32>) {
+    newlines.clear();
+    let mut blocks = text.chunks_exact(16);
+    let mut base = 0u32;
+    for block in &mut blocks {
+        let mut found = block::line_masks(block.try_into().expect("16 bytes"), b'\n').newline;
+        while found != 0 {
+            newlines.push(base + found.trailing_zeros());
+            found &= found - 1;
+        }
+        base += 16;
+    }
+    for (at, &byte) in blocks.remainder().iter().enumerate() {
+        if byte == b'\n' {
+            newlines.push(base + at as u32);
+        }
+    }
 }
 
 /// What [`scan_line`] found at the start of its input.
@@ -260,6 +328,26 @@ mod tests {
     }
 
     #[test]
+    fn find_newlines_finds_every_newline() {
+        let mut newlines = Vec::new();
+        for text in texts() {
+            find_newlines(&text, &mut newlines);
+            let want: Vec<u32> = (0..text.len() as u32)
+                .filter(|&at| text[at as usize] == b'\n')
+                .collect();
+            assert_eq!(newlines, want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn find_json_escape_agrees_with_a_byte_by_byte_search() {
+        for text in texts() {
+            let want = text.iter().position(|&byte| is_json_escape(byte));
+            assert_eq!(find_json_escape(&text), want, "{text:?}");
+        }
+    }
+
+    #[test]
     fn the_block_masks_match_the_portable_ones() {
         for text in texts() {
             for block in text.chunks_exact(16) {
@@ -273,6 +361,10 @@ mod tests {
                 assert_eq!(
                     block::json_special_mask(block),
                     portable::json_special_mask(block)
+                );
+                assert_eq!(
+                    block::json_escape_mask(block),
+                    portable::json_escape_mask(block)
                 );
             }
         }

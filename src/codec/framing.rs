@@ -108,6 +108,38 @@ impl Framer {
         }
     }
 
+    /// Newline framing, many lines at once: the length of the run of
+    /// complete lines at the front of `buf` (up to its last `\n`), with the
+    /// offset of each line's `\n` in `newlines`. The run stops before a line
+    /// over the limit, which [`Framer::frames`] then reports. The caller
+    /// takes the whole run: it drops that many bytes from the front of
+    /// `buf` before framing again. Length-delimited framing has no runs (0).
+    pub fn line_run(&mut self, buf: &[u8], newlines: &mut Vec<u32>) -> usize {
+        newlines.clear();
+        if self.framing != Framing::Newline {
+            return 0;
+        }
+        let Some(last) = memchr::memrchr(b'\n', buf) else {
+            return 0;
+        };
+        crate::scan::find_newlines(&buf[..=last], newlines);
+        let mut start = 0usize;
+        let fitting = newlines
+            .iter()
+            .take_while(|&&end| {
+                let fits = end as usize - start <= self.max_frame_bytes;
+                start = end as usize + 1;
+                fits
+            })
+            .count();
+        newlines.truncate(fitting);
+        let len = newlines.last().map_or(0, |&end| end as usize + 1);
+        if len > 0 {
+            self.scanned = 0;
+        }
+        len
+    }
+
     /// What the unfinished frame `rest` (what is left once the frames are
     /// taken) amounts to when the stream ends cleanly: the last line of
     /// newline framing even without its `\n` (none when `rest` is empty),
@@ -280,6 +312,21 @@ mod tests {
         assert_eq!(frames, ["ok"]);
         assert_eq!(error, Some(FrameError::TooLong { len: None, max: 4 }));
         assert_eq!(rest, b"abcde");
+    }
+
+    #[test]
+    fn a_line_run_stops_before_an_overlong_line() {
+        let mut framer = Framer::new(Framing::Newline, 4);
+        let mut newlines = Vec::new();
+        let buf = b"ab\n\nabcd\nabcde\nx\nunfinished";
+        let len = framer.line_run(buf, &mut newlines);
+        assert_eq!(len, 9);
+        assert_eq!(newlines, vec![2, 3, 8]);
+        let (frames, error, _) = feed(&mut framer, &[&buf[len..]]);
+        assert!(frames.is_empty());
+        assert_eq!(error, Some(FrameError::TooLong { len: None, max: 4 }));
+        let mut framer = Framer::new(Framing::LengthDelimited, 4);
+        assert_eq!(framer.line_run(b"ab\n", &mut newlines), 0);
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub(super) struct Connection {
     content: Content,
     /// Frames taken so far: the number of the last record.
     frames: u64,
+    /// Where the lines of the last line run end (reused from read to read).
+    newlines: Vec<u32>,
 }
 
 impl Connection {
@@ -88,6 +90,7 @@ impl Connection {
             shared,
             content,
             frames: 0,
+            newlines: Vec::new(),
         }
     }
 
@@ -142,6 +145,18 @@ impl Connection {
     /// (in several if it fills up); the unfinished frame stays in `buf`.
     async fn take_frames(&mut self, framer: &mut Framer, buf: &mut BytesMut) -> Result<Flow> {
         let mut batch = None;
+        if let Content::Whole(decode) = &self.content {
+            // Past the first frame (which may start with a BOM), whole
+            // lines are taken as a run: one scan, one copy.
+            if self.frames > 0 {
+                let decode = decode.clone();
+                let run = framer.line_run(buf, &mut self.newlines);
+                if self.take_line_run(&mut batch, &decode, buf).await.is_err() {
+                    return Ok(Flow::Close);
+                }
+                buf.advance(run);
+            }
+        }
         let mut frames = framer.frames(buf);
         let mut bad_frame = None;
         for frame in frames.by_ref() {
@@ -187,6 +202,40 @@ impl Connection {
         }
         buf.advance(consumed);
         Ok(Flow::Go)
+    }
+
+    /// Takes the lines of `buf` that `self.newlines` ends (a run from
+    /// [`Framer::line_run`]) into `batch`, sending it each time it fills.
+    async fn take_line_run(
+        &mut self,
+        batch: &mut Option<RawBatch>,
+        decode: &Decode,
+        buf: &[u8],
+    ) -> Result<(), Closed> {
+        let newlines = std::mem::take(&mut self.newlines);
+        let mut start = 0usize;
+        let mut rest = &newlines[..];
+        while !rest.is_empty() {
+            let open = batch.get_or_insert_with(|| {
+                RawBatch::with_capacity(self.source.clone(), decode.clone(), rest.len(), buf.len())
+            });
+            let room = self
+                .shared
+                .ctx
+                .batch_records
+                .saturating_sub(open.len())
+                .max(1);
+            let (run, later) = rest.split_at(room.min(rest.len()));
+            open.push_lines(buf, start, run, self.frames + 1);
+            self.frames += run.len() as u64;
+            start = *run.last().expect("not empty") as usize + 1;
+            rest = later;
+            if self.shared.ctx.is_full(open) {
+                self.send(batch.take()).await?;
+            }
+        }
+        self.newlines = newlines;
+        Ok(())
     }
 
     /// Turns one frame into a record of `batch` (or into the CSV header).
