@@ -105,7 +105,10 @@ impl Connection {
             self.shared.options.max_frame_bytes,
         );
         loop {
-            buf.reserve(READ_SIZE);
+            // Room for a full read beside the unfinished frame, but no more:
+            // asking for READ_SIZE on top of it would double the buffer of
+            // every connection (BytesMut grows by doubling) for a few bytes.
+            buf.reserve(READ_SIZE.saturating_sub(buf.len()).max(READ_SIZE / 4));
             match self.read(&mut buf).await {
                 Read::Data => match self.take_frames(&mut framer, &mut buf).await? {
                     Flow::Go => {}
