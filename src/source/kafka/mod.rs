@@ -397,12 +397,13 @@ impl Reader<'_> {
         if self.consumer.context().log.is_down() {
             self.consumer.context().log.mark_up();
         }
-        let headers = match (self.batcher.origin(), message.headers()) {
-            (true, Some(headers)) => headers
+        // Headers are parsed by librdkafka on request: only for --origin.
+        let headers = match self.batcher.origin().then(|| message.headers()).flatten() {
+            Some(headers) => headers
                 .iter()
                 .map(|header| (header.key, header.value))
                 .collect(),
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         let view = Message {
             topic: message.topic(),
