@@ -275,10 +275,13 @@ pub struct CsvArgs {
 fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {
         "tab" | "\\t" | "\t" => Ok(b'\t'),
-        _ if text.len() == 1 && text.is_ascii() && text != "\"" && text != "\n" => {
+        // `\r` ends a CSV row, as `\n` does.
+        _ if text.len() == 1 && text.is_ascii() && !matches!(text, "\"" | "\n" | "\r") => {
             Ok(text.as_bytes()[0])
         }
-        _ => Err("must be one ASCII character other than a quote or newline (or `tab`)".into()),
+        _ => Err(
+            "must be one ASCII character other than a quote, `\\r` or newline (or `tab`)".into(),
+        ),
     }
 }
 
@@ -539,7 +542,7 @@ mod tests {
             file_args(&parse(&["file", "a"]).unwrap()).csv.delimiter,
             b','
         );
-        for bad in [";;", "é", "\"", ""] {
+        for bad in [";;", "é", "\"", "", "\r", "\n"] {
             assert!(
                 parse(&["file", "a", "--delimiter", bad]).is_err(),
                 "{bad:?}"

@@ -2,7 +2,7 @@
 //!
 //! Most rows of real CSV hold no quote: such a row is one line, and its
 //! cells are what lies between delimiters. Those rows take a fast path (one
-//! copy of the line, cells found with `memchr`); a row with a quote or a
+//! copy of the line, cells found by [`scan::scan_line`]); a row with a quote or a
 //! carriage return goes through csv-core, which handles quoted delimiters,
 //! doubled quotes, line breaks inside quotes and `\r` terminators. Both
 //! paths cut records exactly as csv-core alone would (see the tests), and
@@ -57,6 +57,11 @@ pub struct CsvRecords {
     line: u64,
     /// Where the delimiters of the last plain line are.
     delimiters: Vec<u32>,
+    /// Bytes of an unfinished plain line, at the front of the next input,
+    /// that were already scanned (their delimiters are in `delimiters`).
+    plain_scanned: usize,
+    /// Scratch for the delimiters of the rest of such a line.
+    more_delimiters: Vec<u32>,
     /// csv-core's output: the current slow record's cells, back to back.
     cells: Vec<u8>,
     /// Where each of those cells ends.
@@ -75,6 +80,8 @@ impl CsvRecords {
             core: ReaderBuilder::new().delimiter(delimiter).build(),
             line: 1,
             delimiters: Vec::new(),
+            plain_scanned: 0,
+            more_delimiters: Vec::new(),
             cells: vec![0; 4096],
             ends: vec![0; 64],
             partial: None,
@@ -108,12 +115,7 @@ impl CsvRecords {
                 self.line += u64::from(byte == b'\n');
                 continue;
             }
-            let scanned = if self.fast {
-                scan::scan_line(rest, self.delimiter, &mut self.delimiters)
-            } else {
-                Line::NeedsParser
-            };
-            return match scanned {
+            return match self.scan_plain(rest) {
                 Line::Plain(len) if len > self.max_record_bytes => Err(TooLong { line: self.line }),
                 Line::Plain(len) => {
                     out.push_split(&rest[..len], &self.delimiters);
@@ -133,8 +135,33 @@ impl CsvRecords {
                 Line::Unfinished if rest.len() > self.max_record_bytes => {
                     Err(TooLong { line: self.line })
                 }
-                Line::Unfinished => Ok((Next::NeedInput, pos)),
+                Line::Unfinished => {
+                    self.plain_scanned = rest.len();
+                    Ok((Next::NeedInput, pos))
+                }
             };
+        }
+    }
+
+    /// Scans the line at the front of `rest` for the fast path, going on
+    /// where the last call stopped if it ended inside this same line (so
+    /// a long line arriving in many reads is scanned once).
+    fn scan_plain(&mut self, rest: &[u8]) -> Line {
+        if !self.fast {
+            return Line::NeedsParser;
+        }
+        let resume = std::mem::take(&mut self.plain_scanned);
+        if resume == 0 {
+            return scan::scan_line(rest, self.delimiter, &mut self.delimiters);
+        }
+        let mut more = std::mem::take(&mut self.more_delimiters);
+        let line = scan::scan_line(&rest[resume..], self.delimiter, &mut more);
+        self.delimiters
+            .extend(more.iter().map(|&at| at + resume as u32));
+        self.more_delimiters = more;
+        match line {
+            Line::Plain(len) => Line::Plain(resume + len),
+            other => other,
         }
     }
 
@@ -193,6 +220,9 @@ impl CsvRecords {
                     self.ends.resize(len * 2, 0);
                 }
                 ReadRecordResult::Record => {
+                    if partial.bytes + (pos - start) > self.max_record_bytes {
+                        return Err(TooLong { line: partial.line });
+                    }
                     self.line = self.core.line();
                     out.push_fields(
                         &self.cells[..partial.cells_len],
@@ -375,6 +405,38 @@ mod tests {
         };
         assert_eq!(error, TooLong { line: 3 });
         assert_eq!(batch.len(), 2);
+    }
+
+    #[test]
+    fn a_whole_quoted_row_over_the_limit_is_too_long() {
+        // In one piece, and ending in a later piece than it started.
+        for piece in [4096, 900] {
+            let mut input = b"ok,1\n\"".to_vec();
+            input.extend(std::iter::repeat_n(b'q', 1200));
+            input.extend_from_slice(b"\",2\nnext,3\n");
+            let source = Arc::new(SourceInfo::File { path: "t".into() });
+            let mut batch = RawBatch::new(source, Decode::CsvNumbered);
+            let mut records = CsvRecords::new(b',', 1000);
+            let (mut buffer, mut fed) = (Vec::new(), 0);
+            let error = loop {
+                match records.read(&buffer, fed == input.len(), &mut batch) {
+                    Ok((Next::Record(line), used)) => {
+                        batch.finish_record(line);
+                        buffer.drain(..used);
+                    }
+                    Ok((Next::NeedInput, used)) => {
+                        buffer.drain(..used);
+                        let more = piece.min(input.len() - fed);
+                        buffer.extend_from_slice(&input[fed..fed + more]);
+                        fed += more;
+                    }
+                    Ok((Next::End, _)) => panic!("pieces of {piece}: no error"),
+                    Err(error) => break error,
+                }
+            };
+            assert_eq!(error, TooLong { line: 2 }, "pieces of {piece}");
+            assert_eq!(batch.len(), 1);
+        }
     }
 
     #[test]

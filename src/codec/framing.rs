@@ -119,7 +119,9 @@ impl Framer {
         if self.framing != Framing::Newline {
             return 0;
         }
-        let Some(last) = memchr::memrchr(b'\n', buf) else {
+        // The first `scanned` bytes are known to hold no `\n`.
+        let searched = self.scanned.min(buf.len());
+        let Some(last) = memchr::memrchr(b'\n', &buf[searched..]).map(|at| searched + at) else {
             return 0;
         };
         crate::scan::find_newlines(&buf[..=last], newlines);

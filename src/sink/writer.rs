@@ -140,7 +140,7 @@ struct Chunk {
 impl Chunk {
     fn open_part(&mut self) -> &mut Vec<u8> {
         if !self.last_part_open {
-            self.parts.push(Vec::with_capacity(4 * SMALL_BATCH));
+            self.parts.push(Vec::with_capacity(SMALL_BATCH));
             self.last_part_open = true;
         }
         self.parts.last_mut().expect("just made")

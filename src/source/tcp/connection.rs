@@ -215,19 +215,18 @@ impl Connection {
         decode: &Decode,
         buf: &[u8],
     ) -> Result<(), Closed> {
-        let newlines = std::mem::take(&mut self.newlines);
+        let mut newlines = std::mem::take(&mut self.newlines);
         let mut start = 0usize;
         let mut rest = &newlines[..];
+        let batch_records = self.shared.ctx.batch_records;
         while !rest.is_empty() {
             let open = batch.get_or_insert_with(|| {
-                RawBatch::with_capacity(self.source.clone(), decode.clone(), rest.len(), buf.len())
+                // Room for the lines it will take, no more.
+                let lines = batch_records.min(rest.len()).max(1);
+                let bytes = rest[lines - 1] as usize + 1 - start;
+                RawBatch::with_capacity(self.source.clone(), decode.clone(), lines, bytes)
             });
-            let room = self
-                .shared
-                .ctx
-                .batch_records
-                .saturating_sub(open.len())
-                .max(1);
+            let room = batch_records.saturating_sub(open.len()).max(1);
             let (run, later) = rest.split_at(room.min(rest.len()));
             open.push_lines(buf, start, run, self.frames + 1);
             self.frames += run.len() as u64;
@@ -237,6 +236,8 @@ impl Connection {
                 self.send(batch.take()).await?;
             }
         }
+        // One read's worth is the usual size; a huge buffer's is not kept.
+        newlines.shrink_to(READ_SIZE / 16);
         self.newlines = newlines;
         Ok(())
     }
