@@ -10,6 +10,7 @@
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
+use super::csv_row::CellBuffers;
 use crate::record::RawBatch;
 use crate::scan::{self, Line};
 
@@ -62,10 +63,8 @@ pub struct CsvRecords {
     plain_scanned: usize,
     /// Scratch for the delimiters of the rest of such a line.
     more_delimiters: Vec<u32>,
-    /// csv-core's output: the current slow record's cells, back to back.
-    cells: Vec<u8>,
-    /// Where each of those cells ends.
-    ends: Vec<usize>,
+    /// csv-core's output: the current slow record's cells.
+    parsed: CellBuffers,
     partial: Option<Partial>,
 }
 
@@ -82,8 +81,7 @@ impl CsvRecords {
             delimiters: Vec::new(),
             plain_scanned: 0,
             more_delimiters: Vec::new(),
-            cells: vec![0; 4096],
-            ends: vec![0; 64],
+            parsed: CellBuffers::new(),
             partial: None,
         }
     }
@@ -203,21 +201,16 @@ impl CsvRecords {
             }
             let (result, read, written, ended) = self.core.read_record(
                 chunk,
-                &mut self.cells[partial.cells_len..],
-                &mut self.ends[partial.ends_len..],
+                &mut self.parsed.cells[partial.cells_len..],
+                &mut self.parsed.ends[partial.ends_len..],
             );
             pos += read;
             partial.cells_len += written;
             partial.ends_len += ended;
             match result {
                 ReadRecordResult::InputEmpty => {}
-                ReadRecordResult::OutputFull => {
-                    let len = self.cells.len();
-                    self.cells.resize(len * 2, 0);
-                }
-                ReadRecordResult::OutputEndsFull => {
-                    let len = self.ends.len();
-                    self.ends.resize(len * 2, 0);
+                full @ (ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull) => {
+                    self.parsed.grow(full)
                 }
                 ReadRecordResult::Record => {
                     if partial.bytes + (pos - start) > self.max_record_bytes {
@@ -225,8 +218,8 @@ impl CsvRecords {
                     }
                     self.line = self.core.line();
                     out.push_fields(
-                        &self.cells[..partial.cells_len],
-                        self.ends[..partial.ends_len].iter().copied(),
+                        &self.parsed.cells[..partial.cells_len],
+                        self.parsed.ends[..partial.ends_len].iter().copied(),
                     );
                     return Ok((Next::Record(partial.line), pos));
                 }

@@ -6,14 +6,39 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
 use super::Rejection;
 
+/// Where csv-core writes a row: its cells, unquoted, back to back, and
+/// where each ends; both grow when csv-core finds them full.
+#[derive(Debug)]
+pub(super) struct CellBuffers {
+    pub(super) cells: Vec<u8>,
+    pub(super) ends: Vec<usize>,
+}
+
+impl CellBuffers {
+    pub(super) fn new() -> Self {
+        CellBuffers {
+            cells: vec![0; 4096],
+            ends: vec![0; 64],
+        }
+    }
+
+    /// Doubles the buffer that `full` (`OutputFull` or `OutputEndsFull`)
+    /// says csv-core ran out of.
+    pub(super) fn grow(&mut self, full: ReadRecordResult) {
+        match full {
+            ReadRecordResult::OutputFull => self.cells.resize(self.cells.len() * 2, 0),
+            ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+            _ => {}
+        }
+    }
+}
+
 /// Splits rows into cells, reusing its buffers from row to row.
 #[derive(Debug)]
 pub struct CsvRowSplitter {
     reader: Reader,
-    /// The cells of the last row, unquoted, back to back.
-    cells: Vec<u8>,
-    /// Where each cell of the last row ends in `cells`.
-    ends: Vec<usize>,
+    /// The cells of the last row.
+    out: CellBuffers,
 }
 
 impl CsvRowSplitter {
@@ -21,8 +46,7 @@ impl CsvRowSplitter {
     pub fn new(delimiter: u8) -> Self {
         CsvRowSplitter {
             reader: ReaderBuilder::new().delimiter(delimiter).build(),
-            cells: vec![0; 1024],
-            ends: vec![0; 64],
+            out: CellBuffers::new(),
         }
     }
 
@@ -34,8 +58,8 @@ impl CsvRowSplitter {
             return Ok(None);
         };
         Ok(Some(CsvCells {
-            cells: &self.cells,
-            ends: self.ends[..count].iter(),
+            cells: &self.out.cells,
+            ends: self.out.ends[..count].iter(),
             start: 0,
         }))
     }
@@ -50,8 +74,8 @@ impl CsvRowSplitter {
         loop {
             let (result, read, written, ended) = self.reader.read_record(
                 input,
-                &mut self.cells[cells_len..],
-                &mut self.ends[ends_len..],
+                &mut self.out.cells[cells_len..],
+                &mut self.out.ends[ends_len..],
             );
             input = &input[read..];
             cells_len += written;
@@ -63,13 +87,8 @@ impl CsvRowSplitter {
                 // csv-core ends the row (Record or End) at the end of the
                 // input, so this is never reached; ending here is safe.
                 ReadRecordResult::InputEmpty => return Ok(None),
-                ReadRecordResult::OutputFull => {
-                    let len = self.cells.len();
-                    self.cells.resize(len * 2, 0);
-                }
-                ReadRecordResult::OutputEndsFull => {
-                    let len = self.ends.len();
-                    self.ends.resize(len * 2, 0);
+                full @ (ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull) => {
+                    self.out.grow(full)
                 }
                 ReadRecordResult::Record => break,
                 ReadRecordResult::End => return Ok(None),
