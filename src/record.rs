@@ -132,15 +132,7 @@ pub struct RawBatch {
 impl RawBatch {
     /// An empty batch for records from `source`, to be decoded as `decode`.
     pub fn new(source: Arc<SourceInfo>, decode: Decode) -> Self {
-        RawBatch {
-            source,
-            decode,
-            acks: Acks::none(),
-            data: Vec::new(),
-            field_spans: Vec::new(),
-            origin_extra: Vec::new(),
-            records: Vec::new(),
-        }
+        Self::with_capacity(source, decode, 0, 0)
     }
 
     /// An empty batch with room for `records` records of `bytes` bytes.
@@ -165,15 +157,15 @@ impl RawBatch {
     /// much as this one holds: the next batch of a steady stream is likely
     /// as big, and then never regrows (copying) its buffers.
     pub fn empty_like(&self) -> RawBatch {
-        RawBatch {
-            source: self.source.clone(),
-            decode: self.decode.clone(),
-            acks: Acks::none(),
-            data: Vec::with_capacity(self.data.len()),
-            field_spans: Vec::with_capacity(self.field_spans.len()),
-            origin_extra: Vec::with_capacity(self.origin_extra.len()),
-            records: Vec::with_capacity(self.records.len()),
-        }
+        let mut empty = Self::with_capacity(
+            self.source.clone(),
+            self.decode.clone(),
+            self.records.len(),
+            self.data.len(),
+        );
+        empty.field_spans.reserve(self.field_spans.len());
+        empty.origin_extra.reserve(self.origin_extra.len());
+        empty
     }
 
     /// Takes the records (and acks) out, leaving an empty batch made by
@@ -249,11 +241,7 @@ impl RawBatch {
                 end,
             });
             line_start = end + 1;
-            self.records.push(RawIndex {
-                fields_end: self.field_spans.len() as u32,
-                extra_end: self.origin_extra.len() as u32,
-                pos,
-            });
+            self.finish_record(pos);
         }
     }
 

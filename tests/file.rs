@@ -143,6 +143,11 @@ fn origin_names_path_and_line() {
     assert_eq!(out.stdout, expected);
 }
 
+/// The warning lines of a run's stderr.
+fn warnings(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("WARN")).collect()
+}
+
 #[test]
 fn wrong_field_count_is_skipped_with_a_warning_and_exit_3() {
     let dir = Dir::new();
@@ -153,9 +158,8 @@ fn wrong_field_count_is_skipped_with_a_warning_and_exit_3() {
         out.stdout,
         "{\"a\":\"1\",\"b\":\"2\"}\n{\"a\":\"7\",\"b\":\"8\"}\n"
     );
-    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(
-        warnings,
+        warnings(&out.stderr),
         vec![
             format!(" WARN rejected {path}:3: expected 2 fields (as in the header), found 1"),
             format!(" WARN rejected {path}:4: expected 2 fields (as in the header), found 3"),
@@ -174,9 +178,8 @@ fn a_rejected_row_names_its_own_line_past_blank_lines() {
         out.stdout,
         "{\"a\":\"1\",\"b\":\"2\"}\n{\"a\":\"5\",\"b\":\"6\"}\n"
     );
-    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(
-        warnings,
+        warnings(&out.stderr),
         vec![
             format!(" WARN rejected {path}:5: expected 2 fields (as in the header), found 3"),
             format!(" WARN rejected {path}:7: expected 2 fields (as in the header), found 1"),

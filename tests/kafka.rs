@@ -839,29 +839,27 @@ fn a_refused_login_is_one_clear_error() {
         broker.sasl_bootstrap
     );
 
-    let output = run_with_deadline(
+    // A wrong password fails the run with one line naming the broker.
+    let refused = |output: std::process::Output| {
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = stderr_of(&output);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with(&expected), "{stderr}");
+    };
+    refused(run_with_deadline(
         streamer(&broker.sasl_bootstrap)
             .args(["kafka", "-t", &topic, "--until-end"])
             .args(login("wrong")),
         Duration::from_secs(60),
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = stderr_of(&output);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with(&expected), "{stderr}");
-
-    let output = run_with_deadline(
+    ));
+    refused(run_with_deadline(
         streamer(&broker.sasl_bootstrap)
             .arg("file")
             .arg(repo().join("data/ticks.csv"))
             .args(["-o", &format!("kafka://{topic}")])
             .args(login("wrong")),
         Duration::from_secs(60),
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = stderr_of(&output);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with(&expected), "{stderr}");
+    ));
 
     // The right password works, both ways.
     let output = run_with_deadline(

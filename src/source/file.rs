@@ -202,12 +202,9 @@ impl FileReader<'_> {
         // already counted: drop bytes up to its end.
         let mut skipping = false;
         loop {
-            buf.reserve(READ_SIZE);
-            let asked = buf.capacity() - buf.len();
-            let read = match reader.read_buf(&mut buf).await {
-                Ok(read) => read,
-                Err(_) if self.ctx.shutdown.is_cancelled() => break,
-                Err(error) => return Err(self.read_error(line + 1, error)),
+            let Some((read, caught_up)) = self.read_more(&mut reader, &mut buf, line + 1).await?
+            else {
+                break;
             };
             let mut consumed = 0;
             while let Some(end) = memchr::memchr(b'\n', &buf[consumed..]) {
@@ -253,15 +250,33 @@ impl FileReader<'_> {
                 }
                 buf.clear();
             }
-            // A short read means we caught up with the writer (a pipe, a
-            // growing file): pass on what we have rather than wait for a
-            // full batch.
-            if read < asked && !batch.is_empty() {
+            // Caught up with the writer: pass on what we have rather than
+            // wait for a full batch.
+            if caught_up && !batch.is_empty() {
                 self.send(batch.take(), line).await?;
             }
         }
         self.send(batch, line).await?;
         Ok(())
+    }
+
+    /// Reads more of the input onto the end of `buf`: how many bytes came,
+    /// and whether that was less than there was room for (we caught up with
+    /// the writer: a pipe, a growing file). `None` once shutdown ends the
+    /// input; a read error names `line`.
+    async fn read_more(
+        &self,
+        reader: &mut InputReader<impl AsyncRead + Unpin>,
+        buf: &mut Vec<u8>,
+        line: u64,
+    ) -> Result<Option<(usize, bool)>, Interrupted> {
+        buf.reserve(READ_SIZE);
+        let asked = buf.capacity() - buf.len();
+        match reader.read_buf(buf).await {
+            Ok(read) => Ok(Some((read, read < asked))),
+            Err(_) if self.ctx.shutdown.is_cancelled() => Ok(None),
+            Err(error) => Err(self.read_error(line, error)),
+        }
     }
 
     /// Sends the records read before a rejection that stops the run
@@ -325,23 +340,19 @@ impl FileReader<'_> {
                 Next::Record(line) => line,
                 Next::End => break,
                 Next::NeedInput => {
-                    // The last read was short: we caught up with the writer
-                    // (a pipe, a growing file). Pass on what we have rather
-                    // than wait for a full batch.
+                    // Caught up with the writer on the last read: pass on
+                    // what we have rather than wait for a full batch.
                     if caught_up && header_read && !batch.is_empty() {
                         self.send(batch.take(), last_line).await?;
                     }
                     buf.drain(..consumed);
                     consumed = 0;
-                    buf.reserve(READ_SIZE);
-                    let asked = buf.capacity() - buf.len();
-                    let read = match reader.read_buf(&mut buf).await {
-                        Ok(read) => read,
-                        Err(_) if self.ctx.shutdown.is_cancelled() => break,
-                        Err(error) => return Err(self.read_error(records.line(), error)),
+                    let more = self.read_more(&mut reader, &mut buf, records.line());
+                    let Some((read, short)) = more.await? else {
+                        break;
                     };
                     at_end = read == 0;
-                    caught_up = read < asked;
+                    caught_up = short;
                     continue;
                 }
             };
