@@ -23,6 +23,8 @@
 //! - [`json`]: the hand-written JSON encoding used on the hot path.
 //! - [`scan`]: 16-bytes-a-step byte scans of the hot path (CSV line ends
 //!   and delimiters, JSON-plain text).
+//! - [`warn_limit`]: warnings the outside world can trigger at will,
+//!   printed at most once a second per call site.
 //! - [`error`]: the library's error type.
 //! - [`cli`]: flags, and their validation into a run configuration.
 //! - [`run`]: one command-line run: build, run, summary, exit status.
@@ -39,5 +41,6 @@ pub mod run;
 pub mod scan;
 pub mod sink;
 pub mod source;
+pub mod warn_limit;
 
 pub use error::Error;

@@ -34,6 +34,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
         }
     };
     let report = &outcome.report;
+    crate::warn_limit::report_held_back();
     if !quiet {
         eprintln!(
             "streamer: {} records read, {} written, {} rejected in {:.2} s ({:.0} records/s)",
