@@ -433,7 +433,14 @@ impl Reader<'_> {
             let epoch = lag.lock().epoch(view.topic, view.partition).unwrap_or(0);
             (source, epoch)
         };
-        self.batcher.add(&view, info, self.rejects)?;
+        let added = self.batcher.add(&view, info, self.rejects);
+        // A message rejected by the batcher is in no batch; it was read all
+        // the same (`read` = written + rejected).
+        let rejected = self.batcher.take_rejected();
+        if rejected > 0 {
+            self.out.count_unsent(rejected);
+        }
+        added?;
         Ok(())
     }
 
