@@ -184,7 +184,11 @@ fn an_empty_lines_value_is_an_empty_message() {
             value(b"a"),
             value(b""),
             value(b"c\n"),
-            tombstone(),
+            // Headers but no value: a tombstone all the same.
+            TestMessage {
+                headers: vec![("trace".into(), b"t-3".to_vec())],
+                ..tombstone()
+            },
             value(b"\n"),
         ],
     );
