@@ -698,10 +698,11 @@ async fn wait_for_topics(
 /// Runs `work` while serving the consumer's queued events (librdkafka's
 /// logs, errors, statistics) as they come, however many: so its own reasons
 /// (connection refused, a refused login...) reach the client context, and
-/// the log, before `work` ends. Serving a fixed number per check instead let
-/// `-X debug=...`, which queues hundreds of log lines a second, bury a
-/// refused login behind them for ever. Only for before the subscription:
-/// a message served here would be lost.
+/// the log, before `work` ends. Serving a fixed number (64) per check
+/// instead let `-X debug=...`, which queues more log events than that
+/// between two checks, bury a refused login behind an ever longer backlog:
+/// the run retried for ever. Only for before the subscription: a message
+/// served here would be lost.
 async fn serving_events<F: std::future::Future>(
     consumer: &StreamConsumer<GroupContext>,
     work: F,
