@@ -64,6 +64,9 @@ pub(super) struct Batcher {
     /// Batches finished but not yet taken by [`Batcher::take_ready`].
     ready: Vec<Finished>,
     extra: Vec<u8>,
+    /// Messages rejected here since [`Batcher::take_rejected`]: they never
+    /// enter a batch, so the source counts them as read itself.
+    rejected: u64,
 }
 
 impl Batcher {
@@ -77,7 +80,14 @@ impl Batcher {
             current: None,
             ready: Vec::new(),
             extra: Vec::new(),
+            rejected: 0,
         }
+    }
+
+    /// How many messages were rejected here (not put in a batch) since the
+    /// last call.
+    pub(super) fn take_rejected(&mut self) -> u64 {
+        std::mem::take(&mut self.rejected)
     }
 
     /// True when records keep their message's key, timestamp and headers.
@@ -114,8 +124,10 @@ impl Batcher {
 
     /// Adds one message. `partition_info` names its partition's source and
     /// current assignment epoch when a new batch starts. A message that is
-    /// no record (no value, a bad CSV document) goes to `rejects`; the
-    /// error is `--on-error stop`'s.
+    /// no record (no value, an empty value where a JSON object or a CSV row
+    /// must be, a bad CSV document) goes to `rejects`; the error is
+    /// `--on-error stop`'s. Every message becomes at least one record of a
+    /// batch or one rejection: none is dropped.
     pub(super) fn add(
         &mut self,
         message: &Message<'_>,
@@ -145,6 +157,11 @@ impl Batcher {
         let result = match message.payload {
             None => self.reject(message, b"", "message has no value (a tombstone)", rejects),
             Some(value) => match self.format.format {
+                // The decode stage skips blank JSON lines (right for a file);
+                // a message is one record, so an empty one is a bad one.
+                Format::Jsonl if value.trim_ascii().is_empty() => {
+                    self.reject(message, value, EMPTY_JSON, rejects)
+                }
                 Format::Jsonl => {
                     self.push_one(value, message.offset);
                     Ok(())
@@ -187,12 +204,13 @@ impl Batcher {
     }
 
     fn reject(
-        &self,
+        &mut self,
         message: &Message<'_>,
         raw: &[u8],
         reason: &str,
         rejects: &Rejects,
     ) -> Result<()> {
+        self.rejected += 1;
         let open = self.current.as_ref().expect("open batch");
         let location = Location {
             source: &open.batch.source,
@@ -220,11 +238,14 @@ impl Batcher {
                 }
             }
         }
+        // No row at all (an empty value, or blank lines only): nothing to
+        // make a record of, not even `{}` (a record without cells).
+        if rows.is_empty() {
+            return self.reject(message, value, EMPTY_CSV, rejects);
+        }
         let mut rows = rows.into_iter();
         if self.format.header {
-            let Some(header_row) = rows.next() else {
-                return self.reject(message, value, "empty CSV message", rejects);
-            };
+            let header_row = rows.next().expect("not empty");
             let header = match CsvHeader::from_fields(header_row.iter()) {
                 Ok(header) => header,
                 Err(reason) => return self.reject(message, value, &reason, rejects),
@@ -271,6 +292,12 @@ impl Batcher {
         }
     }
 }
+
+/// Why an empty (or blank) value is rejected under `--format jsonl`.
+const EMPTY_JSON: &str = "empty message value (not a JSON object)";
+
+/// Why a value without any CSV row is rejected under `--format csv`.
+const EMPTY_CSV: &str = "empty message value (no CSV row)";
 
 /// `,"key":...,"timestamp":...,"headers":{...}` for a message's `_origin`.
 fn write_origin_extra(out: &mut Vec<u8>, message: &Message<'_>) {
@@ -400,6 +427,28 @@ mod tests {
             error.to_string(),
             "t/0@9: message has no value (a tombstone)"
         );
+    }
+
+    #[test]
+    fn an_empty_value_is_a_record_or_a_counted_rejection() {
+        for (format, header, records) in [
+            (Format::Lines, true, 1),
+            (Format::Jsonl, true, 0),
+            (Format::Csv, true, 0),
+            (Format::Csv, false, 0),
+        ] {
+            let rejects = Rejects::skip();
+            let mut b = batcher(format, header, false, 100);
+            b.add(&message(0, 4, Some(b"")), info(0), &rejects).unwrap();
+            b.add(&message(0, 5, Some(b"\n")), info(0), &rejects)
+                .unwrap();
+            let batches = b.take_all();
+            assert_eq!(batches[0].batch.len(), 2 * records, "{format:?}");
+            assert_eq!(batches[0].next_offset, 6, "{format:?}");
+            let rejected = 2 - 2 * records as u64;
+            assert_eq!(rejects.count(), rejected, "{format:?}");
+            assert_eq!(b.take_rejected(), rejected, "{format:?}");
+        }
     }
 
     #[test]

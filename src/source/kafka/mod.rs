@@ -433,7 +433,14 @@ impl Reader<'_> {
             let epoch = lag.lock().epoch(view.topic, view.partition).unwrap_or(0);
             (source, epoch)
         };
-        self.batcher.add(&view, info, self.rejects)?;
+        let added = self.batcher.add(&view, info, self.rejects);
+        // A message rejected by the batcher is in no batch; it was read all
+        // the same (`read` = written + rejected).
+        let rejected = self.batcher.take_rejected();
+        if rejected > 0 {
+            self.out.count_unsent(rejected);
+        }
+        added?;
         Ok(())
     }
 
@@ -647,17 +654,10 @@ async fn wait_for_topics(
         let check = tokio::task::spawn_blocking(move || check_topics(&*probe, &topics));
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return Ok(false),
-            outcome = check => outcome.map_err(|e| Error::Kafka(format!("internal error: {e}")))?,
+            outcome = serving_events(consumer, check) => {
+                outcome.map_err(|e| Error::Kafka(format!("internal error: {e}")))?
+            }
         };
-        // Serve the client's events, so librdkafka's own reasons (connection
-        // refused, name not resolved...) reach the log while we wait.
-        // (`None` also comes after a served non-message event, such as
-        // statistics, with more events queued: so try a few times.)
-        let mut stream = consumer.stream();
-        for _ in 0..64 {
-            let _ = stream.next().now_or_never();
-        }
-        drop(stream);
         if let Some(reason) = consumer.context().log.permanent_error() {
             return Err(Error::Kafka(reason));
         }
@@ -688,9 +688,32 @@ async fn wait_for_topics(
                 consumer.context().log.mark_down();
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(false),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = serving_events(consumer, tokio::time::sleep(Duration::from_secs(1))) => {}
                 }
             }
+        }
+    }
+}
+
+/// Runs `work` while serving the consumer's queued events (librdkafka's
+/// logs, errors, statistics) as they come, however many: so its own reasons
+/// (connection refused, a refused login...) reach the client context, and
+/// the log, before `work` ends. Serving a fixed number (64) per check
+/// instead let `-X debug=...`, which queues more log events than that
+/// between two checks, bury a refused login behind an ever longer backlog:
+/// the run retried for ever. Only for before the subscription: a message
+/// served here would be lost.
+async fn serving_events<F: std::future::Future>(
+    consumer: &StreamConsumer<GroupContext>,
+    work: F,
+) -> F::Output {
+    let mut events = consumer.stream();
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            // Errors were handed to the context while being served.
+            _ = events.next() => {}
         }
     }
 }
