@@ -301,8 +301,12 @@ fn reset(stream: TcpStream) {
 /// One line of /proc/net/tcp.
 #[derive(Debug)]
 struct KernelSocket {
+    /// The port at the other end.
+    remote_port: u16,
     /// 0x0A: listening; 0x01: established.
     state: u8,
+    /// Bytes sent that the other end has not acknowledged yet.
+    tx_queue: u64,
     /// Listening: connections waiting to be accepted. Otherwise: bytes
     /// received that the owner has not read yet.
     rx_queue: u64,
@@ -317,9 +321,17 @@ fn kernel_sockets(port: u16) -> Vec<KernelSocket> {
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let local_port = u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()?;
+            let remote_port = u16::from_str_radix(fields[2].rsplit(':').next()?, 16).ok()?;
             let state = u8::from_str_radix(fields[3], 16).ok()?;
-            let rx_queue = u64::from_str_radix(fields[4].rsplit(':').next()?, 16).ok()?;
-            (local_port == port).then_some(KernelSocket { state, rx_queue })
+            let (tx_queue, rx_queue) = fields[4].split_once(':')?;
+            let tx_queue = u64::from_str_radix(tx_queue, 16).ok()?;
+            let rx_queue = u64::from_str_radix(rx_queue, 16).ok()?;
+            (local_port == port).then_some(KernelSocket {
+                remote_port,
+                state,
+                tx_queue,
+                rx_queue,
+            })
         })
         .collect()
 }
@@ -1006,4 +1018,124 @@ fn bind_errors_are_one_line() {
         );
         assert!(output.stdout.is_empty());
     }
+}
+
+#[test]
+fn unfinished_frames_stay_within_max_buffered_bytes() {
+    const CLIENTS: usize = 200;
+    const FRAME_BYTES: usize = 900 * 1024;
+    const BUDGET: u64 = 32 << 20;
+    // The budget, plus what every connection may hold without it (one
+    // 64 KiB read, in a buffer that may have doubled), plus the process
+    // at rest (runtime, pipeline buffers): 90 MB in all, where holding
+    // every unfinished frame would take 180 MB.
+    const MEMORY_BOUND: u64 = BUDGET + CLIENTS as u64 * (128 << 10) + (32 << 20);
+    let (server, stdout) = Server::start_to_stdout(&["--max-buffered-bytes", "32M"]);
+    let port = server.addr.port();
+    let release = Arc::new(Barrier::new(CLIENTS + 1));
+    let written = Arc::new(Mutex::new(vec![false; CLIENTS]));
+    let mut client_ports = Vec::new();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let mut stream = server.connect();
+            client_ports.push(stream.local_addr().unwrap().port());
+            let (release, written) = (release.clone(), written.clone());
+            thread::spawn(move || {
+                let mut body = format!("c{client:03} ").into_bytes();
+                body.resize(FRAME_BYTES, b'x');
+                stream.write_all(&body).unwrap();
+                written.lock().unwrap()[client] = true;
+                release.wait();
+                stream.write_all(b"\n").unwrap();
+                stream.shutdown(Shutdown::Write).unwrap();
+            })
+        })
+        .collect();
+
+    // Wait until the server has read all it will of every connection:
+    // each one is either read to the end of what its client wrote, or
+    // held back with its bytes waiting unread in the kernel.
+    let deadline = Instant::now() + DEADLINE;
+    let (mut held_back, mut read_through) = (0, 0);
+    while Instant::now() < deadline {
+        let server_side: HashMap<u16, u64> = kernel_sockets(port)
+            .into_iter()
+            .filter(|socket| socket.state == 0x01)
+            .map(|socket| (socket.remote_port, socket.rx_queue))
+            .collect();
+        let written = written.lock().unwrap().clone();
+        (held_back, read_through) = (0, 0);
+        for (client, &client_port) in client_ports.iter().enumerate() {
+            let unread = server_side.get(&client_port).copied().unwrap_or(0);
+            let unsent: u64 = kernel_sockets(client_port)
+                .iter()
+                .filter(|socket| socket.remote_port == port)
+                .map(|socket| socket.tx_queue)
+                .sum();
+            if unread >= 16 * 1024 {
+                held_back += 1;
+            } else if written[client] && unread == 0 && unsent == 0 {
+                read_through += 1;
+            }
+        }
+        if held_back + read_through == CLIENTS {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        held_back + read_through,
+        CLIENTS,
+        "never settled: {held_back} held back, {read_through} read through"
+    );
+    let stalled_peak = server.peak_memory();
+
+    // Every client ends its frame: every one arrives, whole.
+    release.wait();
+    let reader = thread::spawn(move || {
+        let mut seen = [false; CLIENTS];
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).unwrap() > 0 {
+            // {"message":"c<3 digits> xxx..."}\n
+            let client: usize = std::str::from_utf8(&line[13..16]).unwrap().parse().unwrap();
+            let mut expected = format!("{{\"message\":\"c{client:03} ").into_bytes();
+            expected.resize(12 + FRAME_BYTES, b'x');
+            expected.extend_from_slice(b"\"}\n");
+            assert!(line == expected, "client {client}: a wrong record");
+            assert!(!seen[client], "client {client}: twice");
+            seen[client] = true;
+            line.clear();
+            if seen.iter().all(|&seen| seen) {
+                break;
+            }
+        }
+        seen.iter().filter(|&&seen| seen).count()
+    });
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert_eq!(reader.join().unwrap(), CLIENTS);
+    let peak = server.peak_memory();
+    let done = server.stop();
+    assert_eq!(done.status.code(), Some(0), "{:?}", done.stderr);
+    assert!(
+        done.stderr
+            .iter()
+            .any(|line| line.starts_with("streamer: 200 records read, 200 written, 0 rejected")),
+        "{:?}",
+        done.stderr
+    );
+    assert!(
+        stalled_peak < MEMORY_BOUND,
+        "peak memory {stalled_peak} with {held_back} connections held back; bound {MEMORY_BOUND}"
+    );
+    // Once the frames end they pass through the pipeline too (up to 16
+    // batches of one frame each in each of its two channels); even so the
+    // server never comes near holding every frame at once.
+    let all_frames = (CLIENTS * FRAME_BYTES) as u64;
+    assert!(
+        peak < all_frames,
+        "peak memory {peak} (while held back: {stalled_peak}); all frames: {all_frames}"
+    );
 }
