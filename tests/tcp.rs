@@ -1139,3 +1139,79 @@ fn unfinished_frames_stay_within_max_buffered_bytes() {
         "peak memory {peak} (while held back: {stalled_peak}); all frames: {all_frames}"
     );
 }
+
+#[test]
+fn connections_waiting_for_the_buffer_budget_still_idle_out() {
+    // Room for one long unfinished frame at a time.
+    let server = Server::start(&[
+        "-v",
+        "--max-buffered-bytes",
+        "1M",
+        "--idle-timeout",
+        "1s",
+        "--dead-letter",
+        "@dead.jsonl",
+    ]);
+    let port = server.addr.port();
+    let unread = |client: &TcpStream| {
+        let client_port = client.local_addr().unwrap().port();
+        let server_side = kernel_sockets(port)
+            .into_iter()
+            .find(|socket| socket.state == 0x01 && socket.remote_port == client_port);
+        server_side.map_or(0, |socket| socket.rx_queue)
+    };
+    // The first long frame takes the whole budget: it is read through.
+    let mut holder = server.connect();
+    holder.write_all(&vec![b'a'; 900 * 1024]).unwrap();
+    wait_for_kernel(port, "the first frame read through", |_| {
+        unread(&holder) == 0
+    });
+    // The second is held back after its first 64 KiB.
+    let mut waiter = server.connect();
+    waiter.write_all(&vec![b'b'; 200 * 1024]).unwrap();
+    wait_for_kernel(port, "the second frame held back", |_| {
+        unread(&waiter) >= 16 * 1024
+    });
+    // Short lines still pass meanwhile.
+    let mut short = server.connect();
+    short.write_all(b"c1\nc2\n").unwrap();
+    short.shutdown(Shutdown::Write).unwrap();
+    server.wait_for_output(2);
+    // Both long frames stay unfinished: the holder idles out, which frees
+    // the budget for the waiter, which then reads the rest and idles out.
+    let holder_peer = holder.local_addr().unwrap();
+    let waiter_peer = waiter.local_addr().unwrap();
+    server
+        .log
+        .wait_for(&format!("{waiter_peer} (conn 2): idle for 1s: closing it"));
+    assert_closed_by_server(&mut holder);
+    assert_closed_by_server(&mut waiter);
+    let done = server.stop();
+    assert_eq!(done.status.code(), Some(3), "{:?}", done.stderr);
+    assert_eq!(done.lines(), [message("c1"), message("c2")]);
+    let reason = "connection idle for 1s inside a frame (--idle-timeout)";
+    // Each unfinished frame whole, as it was read.
+    let expected = dead_letter(holder_peer, 1, 1, reason, &"a".repeat(900 * 1024))
+        + &dead_letter(waiter_peer, 2, 1, reason, &"b".repeat(200 * 1024));
+    assert!(
+        done.read("dead.jsonl") == expected,
+        "a wrong dead-letter file"
+    );
+}
+
+#[test]
+fn a_frame_limit_over_the_buffer_budget_is_refused_at_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_streamer"))
+        .args(["tcp", "--bind", "127.0.0.1:0", "--max-frame-bytes", "2M"])
+        .args(["--max-buffered-bytes", "1M"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "streamer: error: --max-frame-bytes (2097152) is larger than --max-buffered-bytes \
+         (1048576): a frame that long could never be buffered; raise --max-buffered-bytes \
+         or lower --max-frame-bytes\n"
+    );
+}
