@@ -234,7 +234,7 @@ impl TcpSource {
                     }
                     Err(_) if !said_full => {
                         said_full = true;
-                        tracing::warn!(
+                        crate::warn_limited!(
                             "all {} connection slots in use (--max-connections): new clients wait until one closes",
                             shared.options.max_connections
                         );

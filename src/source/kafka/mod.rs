@@ -19,6 +19,7 @@
 
 mod batcher;
 mod partitions;
+mod topic_watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
@@ -246,7 +247,15 @@ async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<()> {
         sources: HashMap::new(),
         until_end: options.until_end,
     };
+    let named: Vec<String> = options
+        .topics
+        .iter()
+        .filter(|topic| !topic.starts_with('^'))
+        .cloned()
+        .collect();
+    let watcher = tokio::spawn(topic_watch::watch(consumer.clone(), named));
     let result = reader.read(&shutdown, &changed).await;
+    watcher.abort();
     let Reader {
         out,
         acks_tx,

@@ -286,7 +286,7 @@ impl Connection {
             let unfinished = framer.unfinished(&buf[consumed..]);
             let head = &unfinished[..unfinished.len().min(REJECTED_HEAD)];
             self.reject(head, &error.to_string())?;
-            tracing::warn!("{}: closing the connection: {error}", Label(&self.source));
+            crate::warn_limited!("{}: closing the connection: {error}", Label(&self.source));
             return Ok(Flow::Close);
         }
         buf.advance(consumed);
@@ -363,7 +363,7 @@ impl Connection {
                         Err(reason) => {
                             let reason = format!("bad CSV header: {reason}");
                             reject(&self.shared, &self.source, pos, frame, &reason)?;
-                            tracing::warn!(
+                            crate::warn_limited!(
                                 "{}: closing the connection: {reason}",
                                 Label(&self.source)
                             );
@@ -400,7 +400,7 @@ impl Connection {
                     let reason = format!("connection failed inside a frame: {error}");
                     self.reject(unfinished, &reason)?;
                 }
-                tracing::warn!("{label}: connection failed: {error}");
+                crate::warn_limited!("{label}: connection failed: {error}");
             }
             Read::Idle => {
                 let idle = self.shared.options.idle_timeout.unwrap_or_default();
