@@ -209,6 +209,10 @@ accepting, reads the open connections until their clients close them or
 --drain-timeout passes, writes everything out and exits; a second signal
 exits at once.
 
+A connection may hold 64 KiB of an unfinished frame; a longer one waits,
+unread, for a share of --max-buffered-bytes as large as --max-frame-bytes,
+so unfinished frames hold at most that budget plus 64 KiB per connection.
+
 With --format csv each frame is one CSV row, and the first frame of each
 connection is its header unless --no-header. With --framing newline a quoted
 cell cannot hold a line break (use --framing length-delimited for that).";
