@@ -125,9 +125,9 @@ impl Connection {
                 Some(_) => self.shared.budget.reserved_bytes(),
                 None => FREE_BYTES,
             };
-            if buf.len() >= limit {
-                // Only without a reservation: with one, the framer refuses
-                // a frame before it fills the buffer.
+            // With a reservation the buffer never fills: the framer refuses
+            // a frame before it does.
+            if reservation.is_none() && buf.len() >= limit {
                 match self.reserve().await {
                     Ok(granted) => {
                         reservation = Some(granted);
@@ -136,7 +136,8 @@ impl Connection {
                     Err(ended) => return self.end(ended, &framer, &buf).await,
                 }
             }
-            let room = (limit - buf.len()).min(READ_SIZE);
+            // Never 0: a read into no room would look like the client's end.
+            let room = limit.saturating_sub(buf.len()).clamp(1, READ_SIZE);
             if reservation.is_some() {
                 make_room(&mut buf, room, limit);
             } else {
@@ -179,6 +180,9 @@ impl Connection {
             Label(&self.source),
             shared.budget.available_bytes()
         );
+        // One request throughout, so that it keeps its place in the queue.
+        let granted = shared.budget.reserve();
+        tokio::pin!(granted);
         loop {
             let idle = async {
                 match shared.options.idle_timeout {
@@ -189,7 +193,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 _ = shared.stop_reading.cancelled() => return Err(Read::Stopped),
-                granted = shared.budget.reserve() => return Ok(granted),
+                granted = &mut granted => return Ok(granted),
                 () = idle => {
                     let mut byte = [0u8; 1];
                     // Not ready: nothing has arrived since the last read.
