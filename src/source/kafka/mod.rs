@@ -889,7 +889,7 @@ impl ConsumerContext for GroupContext {
                 };
                 tracing::info!("kafka source: partitions revoked: {}", describe_list(list));
                 if consumer.assignment_lost() {
-                    tracing::warn!(
+                    crate::warn_limited!(
                         "kafka source: the group dropped this consumer (too slow, or the brokers \
                          were away); records not yet committed will be read again"
                     );
@@ -898,7 +898,7 @@ impl ConsumerContext for GroupContext {
             }
             Rebalance::Assign(_) => {}
             Rebalance::Error(error) => {
-                tracing::warn!("kafka source: rebalance failed: {}", kafka::describe(error))
+                crate::warn_limited!("kafka source: rebalance failed: {}", kafka::describe(error))
             }
         }
     }
