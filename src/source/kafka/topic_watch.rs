@@ -23,6 +23,9 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// aborts it when the run's reading ends); warns when one has gone, and
 /// says when it is back.
 pub(super) async fn watch(consumer: Arc<StreamConsumer<GroupContext>>, topics: Vec<String>) {
+    if topics.is_empty() {
+        return;
+    }
     let mut gone = vec![false; topics.len()];
     loop {
         tokio::time::sleep(INTERVAL).await;
