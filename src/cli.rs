@@ -209,6 +209,10 @@ accepting, reads the open connections until their clients close them or
 --drain-timeout passes, writes everything out and exits; a second signal
 exits at once.
 
+A connection may hold 64 KiB of an unfinished frame; a longer one waits,
+unread, for a share of --max-buffered-bytes as large as --max-frame-bytes,
+so unfinished frames hold at most that budget plus 64 KiB per connection.
+
 With --format csv each frame is one CSV row, and the first frame of each
 connection is its header unless --no-header. With --framing newline a quoted
 cell cannot hold a line break (use --framing length-delimited for that).";
@@ -232,6 +236,11 @@ pub struct TcpArgs {
     /// A longer frame is rejected and its connection closed (bytes; K, M, G suffixes).
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_bytes)]
     pub max_frame_bytes: usize,
+    /// Most bytes all unfinished frames together may hold beyond 64 KiB per
+    /// connection; when it is spent, connections with a long unfinished frame
+    /// wait, unread (bytes; K, M, G suffixes; at least --max-frame-bytes).
+    #[arg(long, value_name = "BYTES", default_value = "128M", value_parser = parse_bytes)]
+    pub max_buffered_bytes: usize,
     /// Most clients served at once; the next ones wait until one leaves.
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -254,6 +263,7 @@ impl TcpArgs {
             delimiter: self.csv.delimiter,
             header: !self.csv.no_header,
             max_frame_bytes: self.max_frame_bytes,
+            max_buffered_bytes: self.max_buffered_bytes,
             max_connections: self.max_connections as usize,
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             drain_timeout: self.drain_timeout,
@@ -618,6 +628,7 @@ mod tests {
         assert_eq!(options.delimiter, b',');
         assert!(options.header);
         assert_eq!(options.max_frame_bytes, 1 << 20);
+        assert_eq!(options.max_buffered_bytes, 128 << 20);
         assert_eq!(options.max_connections, 1024);
         assert_eq!(options.idle_timeout, Some(Duration::from_secs(300)));
         assert_eq!(options.drain_timeout, Duration::from_secs(30));

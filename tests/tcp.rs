@@ -301,8 +301,12 @@ fn reset(stream: TcpStream) {
 /// One line of /proc/net/tcp.
 #[derive(Debug)]
 struct KernelSocket {
+    /// The port at the other end.
+    remote_port: u16,
     /// 0x0A: listening; 0x01: established.
     state: u8,
+    /// Bytes sent that the other end has not acknowledged yet.
+    tx_queue: u64,
     /// Listening: connections waiting to be accepted. Otherwise: bytes
     /// received that the owner has not read yet.
     rx_queue: u64,
@@ -317,9 +321,17 @@ fn kernel_sockets(port: u16) -> Vec<KernelSocket> {
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let local_port = u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()?;
+            let remote_port = u16::from_str_radix(fields[2].rsplit(':').next()?, 16).ok()?;
             let state = u8::from_str_radix(fields[3], 16).ok()?;
-            let rx_queue = u64::from_str_radix(fields[4].rsplit(':').next()?, 16).ok()?;
-            (local_port == port).then_some(KernelSocket { state, rx_queue })
+            let (tx_queue, rx_queue) = fields[4].split_once(':')?;
+            let tx_queue = u64::from_str_radix(tx_queue, 16).ok()?;
+            let rx_queue = u64::from_str_radix(rx_queue, 16).ok()?;
+            (local_port == port).then_some(KernelSocket {
+                remote_port,
+                state,
+                tx_queue,
+                rx_queue,
+            })
         })
         .collect()
 }
@@ -1006,4 +1018,260 @@ fn bind_errors_are_one_line() {
         );
         assert!(output.stdout.is_empty());
     }
+}
+
+#[test]
+fn unfinished_frames_stay_within_max_buffered_bytes() {
+    const CLIENTS: usize = 200;
+    const FRAME_BYTES: usize = 900 * 1024;
+    const BUDGET: u64 = 32 << 20;
+    // The budget, plus what every connection may hold without it (one
+    // 64 KiB read, in a buffer that may have doubled), plus the process
+    // at rest (runtime, pipeline buffers): 90 MB in all, where holding
+    // every unfinished frame would take 180 MB.
+    const MEMORY_BOUND: u64 = BUDGET + CLIENTS as u64 * (128 << 10) + (32 << 20);
+    let (server, stdout) = Server::start_to_stdout(&["--max-buffered-bytes", "32M"]);
+    let port = server.addr.port();
+    let release = Arc::new(Barrier::new(CLIENTS + 1));
+    let written = Arc::new(Mutex::new(vec![false; CLIENTS]));
+    let mut client_ports = Vec::new();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let mut stream = server.connect();
+            client_ports.push(stream.local_addr().unwrap().port());
+            let (release, written) = (release.clone(), written.clone());
+            thread::spawn(move || {
+                let mut body = format!("c{client:03} ").into_bytes();
+                body.resize(FRAME_BYTES, b'x');
+                stream.write_all(&body).unwrap();
+                written.lock().unwrap()[client] = true;
+                release.wait();
+                stream.write_all(b"\n").unwrap();
+                stream.shutdown(Shutdown::Write).unwrap();
+            })
+        })
+        .collect();
+
+    // Wait until the server has read all it will of every connection:
+    // each one is either read to the end of what its client wrote, or
+    // held back with its bytes waiting unread in the kernel.
+    let deadline = Instant::now() + DEADLINE;
+    let (mut held_back, mut read_through) = (0, 0);
+    while Instant::now() < deadline {
+        let server_side: HashMap<u16, u64> = kernel_sockets(port)
+            .into_iter()
+            .filter(|socket| socket.state == 0x01)
+            .map(|socket| (socket.remote_port, socket.rx_queue))
+            .collect();
+        let written = written.lock().unwrap().clone();
+        (held_back, read_through) = (0, 0);
+        for (client, &client_port) in client_ports.iter().enumerate() {
+            let unread = server_side.get(&client_port).copied().unwrap_or(0);
+            let unsent: u64 = kernel_sockets(client_port)
+                .iter()
+                .filter(|socket| socket.remote_port == port)
+                .map(|socket| socket.tx_queue)
+                .sum();
+            if unread >= 16 * 1024 {
+                held_back += 1;
+            } else if written[client] && unread == 0 && unsent == 0 {
+                read_through += 1;
+            }
+        }
+        if held_back + read_through == CLIENTS {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        held_back + read_through,
+        CLIENTS,
+        "never settled: {held_back} held back, {read_through} read through"
+    );
+    let stalled_peak = server.peak_memory();
+
+    // Every client ends its frame: every one arrives, whole.
+    release.wait();
+    let reader = thread::spawn(move || {
+        let mut seen = [false; CLIENTS];
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).unwrap() > 0 {
+            // {"message":"c<3 digits> xxx..."}\n
+            let client: usize = std::str::from_utf8(&line[13..16]).unwrap().parse().unwrap();
+            let mut expected = format!("{{\"message\":\"c{client:03} ").into_bytes();
+            expected.resize(12 + FRAME_BYTES, b'x');
+            expected.extend_from_slice(b"\"}\n");
+            assert!(line == expected, "client {client}: a wrong record");
+            assert!(!seen[client], "client {client}: twice");
+            seen[client] = true;
+            line.clear();
+            if seen.iter().all(|&seen| seen) {
+                break;
+            }
+        }
+        seen.iter().filter(|&&seen| seen).count()
+    });
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert_eq!(reader.join().unwrap(), CLIENTS);
+    let peak = server.peak_memory();
+    let done = server.stop();
+    assert_eq!(done.status.code(), Some(0), "{:?}", done.stderr);
+    assert!(
+        done.stderr
+            .iter()
+            .any(|line| line.starts_with("streamer: 200 records read, 200 written, 0 rejected")),
+        "{:?}",
+        done.stderr
+    );
+    assert!(
+        stalled_peak < MEMORY_BOUND,
+        "peak memory {stalled_peak} with {held_back} connections held back; bound {MEMORY_BOUND}"
+    );
+    // Once the frames end they pass through the pipeline too (up to 16
+    // batches of one frame each in each of its two channels); even so the
+    // server never comes near holding every frame at once.
+    let all_frames = (CLIENTS * FRAME_BYTES) as u64;
+    assert!(
+        peak < all_frames,
+        "peak memory {peak} (while held back: {stalled_peak}); all frames: {all_frames}"
+    );
+}
+
+#[test]
+fn connections_waiting_for_the_buffer_budget_still_idle_out() {
+    // Room for one long unfinished frame at a time.
+    let server = Server::start(&[
+        "-v",
+        "--max-buffered-bytes",
+        "1M",
+        "--idle-timeout",
+        "1s",
+        "--dead-letter",
+        "@dead.jsonl",
+    ]);
+    let port = server.addr.port();
+    let unread = |client: &TcpStream| {
+        let client_port = client.local_addr().unwrap().port();
+        let server_side = kernel_sockets(port)
+            .into_iter()
+            .find(|socket| socket.state == 0x01 && socket.remote_port == client_port);
+        server_side.map_or(0, |socket| socket.rx_queue)
+    };
+    // The first long frame takes the whole budget: it is read through.
+    let mut holder = server.connect();
+    holder.write_all(&vec![b'a'; 900 * 1024]).unwrap();
+    wait_for_kernel(port, "the first frame read through", |_| {
+        unread(&holder) == 0
+    });
+    // The second is held back after its first 64 KiB.
+    let mut waiter = server.connect();
+    waiter.write_all(&vec![b'b'; 200 * 1024]).unwrap();
+    wait_for_kernel(port, "the second frame held back", |_| {
+        unread(&waiter) >= 16 * 1024
+    });
+    // Short lines still pass meanwhile.
+    let mut short = server.connect();
+    short.write_all(b"c1\nc2\n").unwrap();
+    short.shutdown(Shutdown::Write).unwrap();
+    server.wait_for_output(2);
+    // Both long frames stay unfinished: the holder idles out, which frees
+    // the budget for the waiter, which then reads the rest and idles out.
+    let holder_peer = holder.local_addr().unwrap();
+    let waiter_peer = waiter.local_addr().unwrap();
+    server
+        .log
+        .wait_for(&format!("{waiter_peer} (conn 2): idle for 1s: closing it"));
+    assert_closed_by_server(&mut holder);
+    assert_closed_by_server(&mut waiter);
+    let done = server.stop();
+    assert_eq!(done.status.code(), Some(3), "{:?}", done.stderr);
+    assert_eq!(done.lines(), [message("c1"), message("c2")]);
+    let reason = "connection idle for 1s inside a frame (--idle-timeout)";
+    // Each unfinished frame whole, as it was read.
+    let expected = dead_letter(holder_peer, 1, 1, reason, &"a".repeat(900 * 1024))
+        + &dead_letter(waiter_peer, 2, 1, reason, &"b".repeat(200 * 1024));
+    assert!(
+        done.read("dead.jsonl") == expected,
+        "a wrong dead-letter file"
+    );
+}
+
+#[test]
+fn a_frame_limit_over_the_buffer_budget_is_refused_at_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_streamer"))
+        .args(["tcp", "--bind", "127.0.0.1:0", "--max-frame-bytes", "2M"])
+        .args(["--max-buffered-bytes", "1M"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "streamer: error: --max-frame-bytes (2097152) is larger than --max-buffered-bytes \
+         (1048576): a frame that long could never be buffered; raise --max-buffered-bytes \
+         or lower --max-frame-bytes\n"
+    );
+}
+
+#[test]
+fn a_storm_of_resets_prints_a_few_warnings_and_counts_the_rest() {
+    const AT_LEAST: usize = 2000;
+    let server = Server::start(&[]);
+    let started = Instant::now();
+    let reset_one = |n: usize| {
+        let mut client = server.connect();
+        client.write_all(format!("partial {n}").as_bytes()).unwrap();
+        reset(client);
+    };
+    // Resets until there are 2,000 and the storm has lasted long enough
+    // for a second warning, which carries the count held back.
+    let carries_count =
+        |line: &String| line.contains(" more like this held back in the last second");
+    let mut resets = 0;
+    while resets < AT_LEAST || !server.log.lines().iter().any(carries_count) {
+        for _ in 0..100 {
+            reset_one(resets);
+            resets += 1;
+        }
+        assert!(started.elapsed() < DEADLINE, "no warning with a count");
+    }
+    // A few more, held back after the last one printed.
+    for _ in 0..100 {
+        reset_one(resets);
+        resets += 1;
+    }
+    let mut last = server.connect();
+    last.write_all(b"done\n").unwrap();
+    last.shutdown(Shutdown::Write).unwrap();
+    server.wait_for_output(1);
+    let done = server.stop();
+    let seconds = started.elapsed().as_secs();
+    assert_eq!(done.lines(), [message("done")]);
+    let failed: Vec<&String> = done
+        .stderr
+        .iter()
+        .filter(|line| line.contains("WARN") && line.contains("): connection failed: "))
+        .filter(|line| !line.contains(" more warnings like this one were held back"))
+        .collect();
+    // At most one a second, the first at once.
+    assert!(
+        failed.len() >= 2 && failed.len() as u64 <= seconds + 2,
+        "{} warnings in {seconds} s: {failed:#?}",
+        failed.len()
+    );
+    // Every reset is either printed or counted at the end of the run.
+    let summary = done.stderr.iter().find_map(|line| {
+        let rest = line.trim_start().strip_prefix("WARN ")?;
+        let (count, what) = rest.split_once(" more warnings like this one were held back")?;
+        what.contains("): connection failed: ")
+            .then(|| count.parse::<usize>().unwrap())
+    });
+    assert_eq!(
+        Some(resets - failed.len()),
+        summary,
+        "{resets} resets; warnings: {failed:#?}"
+    );
 }

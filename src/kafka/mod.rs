@@ -249,7 +249,9 @@ impl ClientLog {
             Some(RDKafkaErrorCode::BrokerTransportFailure) => {
                 tracing::info!("kafka {}: {reason}", self.role)
             }
-            _ => tracing::warn!("kafka {}: {reason}", self.role),
+            // The broker repeats some of these on every metadata refresh
+            // (a deleted topic under a `^pattern` subscription).
+            _ => crate::warn_limited!("kafka {}: {reason}", self.role),
         }
     }
 

@@ -6,19 +6,23 @@
 //! Bounds against bad or hostile clients: a frame over
 //! [`TcpOptions::max_frame_bytes`] is rejected and closes its connection; at
 //! most [`TcpOptions::max_connections`] clients are served at once (the
-//! next ones wait, unread, in the kernel's listen backlog); a connection
-//! silent for [`TcpOptions::idle_timeout`] is closed. A bad connection is
-//! logged and closed; the others go on.
+//! next ones wait, unread, in the kernel's listen backlog); unfinished
+//! frames together hold at most [`TcpOptions::max_buffered_bytes`] beyond
+//! one read's worth per connection (see [`budget`]); a connection silent
+//! for [`TcpOptions::idle_timeout`] is closed. A bad connection is logged
+//! (warnings a client can trigger at will are rate-limited) and closed;
+//! the others go on.
 //!
 //! Backpressure: a connection whose batch cannot be sent waits and does
 //! not read its socket meanwhile, so the kernel's receive window fills and
 //! TCP flow control slows that client down. Memory per connection is one
-//! read buffer and one batch.
+//! read buffer and one batch, plus its share of the buffer budget.
 //!
 //! Shutdown: once [`SourceContext::shutdown`] is cancelled, the listener
 //! closes; the open connections are read until their clients finish, the
 //! pipeline stops taking records, or [`TcpOptions::drain_timeout`] passes.
 
+mod budget;
 mod connection;
 
 use std::io;
@@ -32,6 +36,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use self::budget::Budget;
 use self::connection::Connection;
 use super::{Source, SourceContext};
 use crate::codec::{Format, Framing};
@@ -58,6 +63,9 @@ pub struct TcpOptions {
     pub header: bool,
     /// A longer frame is rejected and closes its connection.
     pub max_frame_bytes: usize,
+    /// Most bytes all connections together may hold in unfinished frames
+    /// beyond one read's worth each (see `budget`).
+    pub max_buffered_bytes: usize,
     /// Most connections served at once.
     pub max_connections: usize,
     /// A connection silent this long is closed (`None`: never).
@@ -75,6 +83,7 @@ impl Default for TcpOptions {
             delimiter: b',',
             header: true,
             max_frame_bytes: 1024 * 1024,
+            max_buffered_bytes: 128 * 1024 * 1024,
             max_connections: 1024,
             idle_timeout: Some(Duration::from_secs(300)),
             drain_timeout: Duration::from_secs(30),
@@ -87,12 +96,15 @@ pub struct TcpSource {
     listener: TcpListener,
     local_addr: SocketAddr,
     options: TcpOptions,
+    budget: Budget,
 }
 
 impl TcpSource {
     /// Binds `options.bind` now, so that a taken port or a bad address
-    /// fails the run before anything else starts.
+    /// fails the run before anything else starts (and so does a frame
+    /// limit over the buffer budget).
     pub async fn bind(options: TcpOptions) -> Result<Self> {
+        let budget = Budget::new(options.max_buffered_bytes, options.max_frame_bytes)?;
         let bind_error = |source| Error::Bind {
             addr: options.bind.clone(),
             source,
@@ -103,6 +115,7 @@ impl TcpSource {
             listener,
             local_addr,
             options,
+            budget,
         })
     }
 
@@ -154,6 +167,8 @@ enum StopReason {
 struct Shared {
     ctx: SourceContext,
     options: TcpOptions,
+    /// What unfinished frames may hold, across all connections.
+    budget: Budget,
     /// Cancelled when open connections must stop reading now (rather than
     /// at their client's end); `stop_reason` says why.
     stop_reading: CancellationToken,
@@ -187,7 +202,10 @@ impl TcpSource {
     /// Accepts until shutdown (or a connection fails the run), then drains.
     async fn serve(self: Box<Self>, ctx: SourceContext) -> Result<()> {
         let TcpSource {
-            listener, options, ..
+            listener,
+            options,
+            budget,
+            ..
         } = *self;
         // A slot per connection: accepting waits for a free one, so extra
         // clients queue, unread, in the kernel's listen backlog.
@@ -195,6 +213,7 @@ impl TcpSource {
         let shared = Arc::new(Shared {
             ctx,
             options,
+            budget,
             stop_reading: CancellationToken::new(),
             stop_reason: OnceLock::new(),
         });
@@ -215,7 +234,7 @@ impl TcpSource {
                     }
                     Err(_) if !said_full => {
                         said_full = true;
-                        tracing::warn!(
+                        crate::warn_limited!(
                             "all {} connection slots in use (--max-connections): new clients wait until one closes",
                             shared.options.max_connections
                         );
@@ -239,7 +258,7 @@ impl TcpSource {
                         // Out of file descriptors, or a client that left
                         // before we took it: the listener itself is fine.
                         // Pause so a lasting error does not spin.
-                        tracing::warn!("accepting a connection failed: {error}");
+                        crate::warn_limited!("accepting a connection failed: {error}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },

@@ -496,3 +496,17 @@ impl Drop for OwnBroker {
         let _ = broker_script(&env, &["stop"]);
     }
 }
+
+/// Deletes a topic (and waits for the broker to accept the deletion).
+pub fn delete_topic(brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results =
+        futures::executor::block_on(admin.delete_topics(&[topic], &options)).expect("delete topic");
+    for result in results {
+        result.unwrap_or_else(|(name, code)| panic!("cannot delete topic {name}: {code}"));
+    }
+}

@@ -19,6 +19,7 @@
 
 mod batcher;
 mod partitions;
+mod topic_watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
@@ -246,7 +247,15 @@ async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<()> {
         sources: HashMap::new(),
         until_end: options.until_end,
     };
+    let named: Vec<String> = options
+        .topics
+        .iter()
+        .filter(|topic| !topic.starts_with('^'))
+        .cloned()
+        .collect();
+    let watcher = tokio::spawn(topic_watch::watch(consumer.clone(), named));
     let result = reader.read(&shutdown, &changed).await;
+    watcher.abort();
     let Reader {
         out,
         acks_tx,
@@ -903,7 +912,7 @@ impl ConsumerContext for GroupContext {
                 };
                 tracing::info!("kafka source: partitions revoked: {}", describe_list(list));
                 if consumer.assignment_lost() {
-                    tracing::warn!(
+                    crate::warn_limited!(
                         "kafka source: the group dropped this consumer (too slow, or the brokers \
                          were away); records not yet committed will be read again"
                     );
@@ -912,7 +921,7 @@ impl ConsumerContext for GroupContext {
             }
             Rebalance::Assign(_) => {}
             Rebalance::Error(error) => {
-                tracing::warn!("kafka source: rebalance failed: {}", kafka::describe(error))
+                crate::warn_limited!("kafka source: rebalance failed: {}", kafka::describe(error))
             }
         }
     }

@@ -1,17 +1,20 @@
 //! One client connection: read into a buffer, cut what arrived into
 //! frames, and send that read's frames on as one batch right away (so
 //! batches grow with the rate, and a record never waits for a full batch).
-//! While the batch waits for room in the pipeline, the socket is not read.
+//! While the batch waits for room in the pipeline, or the unfinished frame
+//! for room in the buffer budget, the socket is not read.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
+use futures::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use super::budget::{Reservation, FREE_BYTES};
 use super::{Shared, StopReason};
 use crate::codec::{CsvHeader, CsvRowSplitter, Decode, Format, Framer};
 use crate::error::Result;
@@ -20,6 +23,17 @@ use crate::source::Closed;
 
 /// How much room each read gets.
 const READ_SIZE: usize = 64 * 1024;
+
+/// Makes room for `room` more bytes in `buf`, moving it to a buffer of
+/// `capacity` bytes when it has too little (never doubling it).
+fn make_room(buf: &mut BytesMut, room: usize, capacity: usize) {
+    if buf.capacity() - buf.len() >= room {
+        return;
+    }
+    let mut moved = BytesMut::with_capacity(capacity.max(buf.len() + room));
+    moved.extend_from_slice(buf);
+    *buf = moved;
+}
 
 /// How much of an oversize frame a rejection shows.
 const REJECTED_HEAD: usize = 256;
@@ -104,26 +118,102 @@ impl Connection {
             self.shared.options.framing,
             self.shared.options.max_frame_bytes,
         );
+        // Held while the unfinished frame is longer than FREE_BYTES.
+        let mut reservation: Option<Reservation> = None;
         loop {
-            // Room for a full read beside the unfinished frame, but no more:
-            // asking for READ_SIZE on top of it would double the buffer of
-            // every connection (BytesMut grows by doubling) for a few bytes.
-            buf.reserve(READ_SIZE.saturating_sub(buf.len()).max(READ_SIZE / 4));
-            match self.read(&mut buf).await {
+            let limit = match reservation {
+                Some(_) => self.shared.budget.reserved_bytes(),
+                None => FREE_BYTES,
+            };
+            // With a reservation the buffer never fills: the framer refuses
+            // a frame before it does.
+            if reservation.is_none() && buf.len() >= limit {
+                match self.reserve().await {
+                    Ok(granted) => {
+                        reservation = Some(granted);
+                        continue;
+                    }
+                    Err(ended) => return self.end(ended, &framer, &buf).await,
+                }
+            }
+            // Never 0: a read into no room would look like the client's end.
+            let room = limit.saturating_sub(buf.len()).clamp(1, READ_SIZE);
+            if reservation.is_some() {
+                make_room(&mut buf, room, limit);
+            } else {
+                // Room for a full read beside the unfinished frame, but no
+                // more: asking for READ_SIZE on top of it would double the
+                // buffer of every connection (BytesMut grows by doubling).
+                buf.reserve(room);
+            }
+            match self.read(&mut buf, room).await {
                 Read::Data => match self.take_frames(&mut framer, &mut buf).await? {
                     Flow::Go => {}
                     Flow::Close => return Ok(()),
                 },
                 ended => return self.end(ended, &framer, &buf).await,
             }
+            if reservation.is_some() && buf.len() <= FREE_BYTES {
+                reservation = None;
+                // Give the frame-sized buffer back to the allocator.
+                if buf.capacity() > 2 * READ_SIZE {
+                    let mut small = BytesMut::with_capacity(READ_SIZE);
+                    small.extend_from_slice(&buf);
+                    buf = small;
+                }
+            }
         }
     }
 
-    /// Reads once, unless the server stops reading or the client stays
-    /// silent for the idle timeout.
-    async fn read(&mut self, buf: &mut BytesMut) -> Read {
+    /// Waits for a reservation of the buffer budget without reading the
+    /// socket, so TCP flow control holds the client back. Ends as a read
+    /// would when the server stops reading, or when the client has sent
+    /// nothing more for `--idle-timeout` (bytes waiting unread in the
+    /// socket are not idleness: those are held back by us).
+    async fn reserve(&mut self) -> Result<Reservation, Read> {
+        let shared = self.shared.clone();
+        if let Some(granted) = shared.budget.try_reserve() {
+            return Ok(granted);
+        }
+        tracing::debug!(
+            "{}: waiting for room in --max-buffered-bytes ({} bytes free) before reading on",
+            Label(&self.source),
+            shared.budget.available_bytes()
+        );
+        // One request throughout, so that it keeps its place in the queue.
+        let granted = shared.budget.reserve();
+        tokio::pin!(granted);
+        loop {
+            let idle = async {
+                match shared.options.idle_timeout {
+                    Some(idle) => tokio::time::sleep(idle).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shared.stop_reading.cancelled() => return Err(Read::Stopped),
+                granted = &mut granted => return Ok(granted),
+                () = idle => {
+                    let mut byte = [0u8; 1];
+                    // Not ready: nothing has arrived since the last read.
+                    match self.stream.peek(&mut byte).now_or_never() {
+                        Some(Ok(0)) => return Err(Read::Eof),
+                        Some(Ok(_)) => {}
+                        Some(Err(error)) => return Err(Read::Failed(error)),
+                        None => return Err(Read::Idle),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads at most `room` bytes once, unless the server stops reading or
+    /// the client stays silent for the idle timeout.
+    async fn read(&mut self, buf: &mut BytesMut, room: usize) -> Read {
         let idle_timeout = self.shared.options.idle_timeout;
-        let read = self.stream.read_buf(buf);
+        let mut limited = buf.limit(room);
+        let read = self.stream.read_buf(&mut limited);
         // Both futures are cancel-safe: a read that loses the race has read
         // nothing.
         let read_or_idle = async {
@@ -200,7 +290,7 @@ impl Connection {
             let unfinished = framer.unfinished(&buf[consumed..]);
             let head = &unfinished[..unfinished.len().min(REJECTED_HEAD)];
             self.reject(head, &error.to_string())?;
-            tracing::warn!("{}: closing the connection: {error}", Label(&self.source));
+            crate::warn_limited!("{}: closing the connection: {error}", Label(&self.source));
             return Ok(Flow::Close);
         }
         buf.advance(consumed);
@@ -277,7 +367,7 @@ impl Connection {
                         Err(reason) => {
                             let reason = format!("bad CSV header: {reason}");
                             reject(&self.shared, &self.source, pos, frame, &reason)?;
-                            tracing::warn!(
+                            crate::warn_limited!(
                                 "{}: closing the connection: {reason}",
                                 Label(&self.source)
                             );
@@ -314,7 +404,7 @@ impl Connection {
                     let reason = format!("connection failed inside a frame: {error}");
                     self.reject(unfinished, &reason)?;
                 }
-                tracing::warn!("{label}: connection failed: {error}");
+                crate::warn_limited!("{label}: connection failed: {error}");
             }
             Read::Idle => {
                 let idle = self.shared.options.idle_timeout.unwrap_or_default();
