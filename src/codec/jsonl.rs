@@ -1,51 +1,240 @@
 //! JSON lines: each line must be one JSON object, passed through unchanged
-//! (surrounding white space trimmed).
+//! (surrounding white space trimmed). An object with a key twice, at any
+//! depth, is rejected: its meaning differs from one JSON reader to the
+//! next, and every output line must be an object without duplicate keys.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::Rejection;
 
-/// Checks that `line` is one JSON object and appends it. Blank lines are no
-/// records: `Ok(false)`.
-pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<bool, Rejection> {
+/// The name `--origin` adds its object under, unless the record has it.
+pub(super) const ORIGIN_KEY: &str = "_origin";
+
+/// A checked JSON line: whether it was a record at all, and the key its
+/// `--origin` object would take.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Line {
+    /// A blank line: no record.
+    Blank,
+    /// An object, appended; `origin_key` is the first of `_origin`,
+    /// `_origin_2`, `_origin_3`, ... that it lacks at its top level.
+    Object { origin_key: Cow<'static, str> },
+}
+
+/// Checks that `line` is one JSON object without duplicate keys and
+/// appends it.
+pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<Line, Rejection> {
     let object = line.trim_ascii();
     if object.is_empty() {
-        return Ok(false);
+        return Ok(Line::Blank);
     }
     // serde_json skips ignored strings without checking their UTF-8.
     super::require_utf8(object, || "JSON line".to_string())?;
     let mut deserializer = serde_json::Deserializer::from_slice(object);
-    deserializer
-        .deserialize_any(ObjectCheck)
-        .and_then(|()| deserializer.end())
+    let origin_taken = deserializer
+        .deserialize_any(Checked { top: true })
+        .and_then(|taken| deserializer.end().map(|()| taken))
         .map_err(describe)?;
     out.extend_from_slice(object);
-    Ok(true)
+    Ok(Line::Object {
+        origin_key: free_origin_key(&origin_taken),
+    })
 }
 
-/// Accepts a JSON object (of any content) and nothing else, without
-/// building it.
-struct ObjectCheck;
+/// The first of `_origin`, `_origin_2`, ... not in `taken`.
+pub(super) fn free_origin_key<S: AsRef<str>>(taken: &[S]) -> Cow<'static, str> {
+    let is_taken = |name: &str| taken.iter().any(|t| t.as_ref() == name);
+    if !is_taken(ORIGIN_KEY) {
+        return Cow::Borrowed(ORIGIN_KEY);
+    }
+    // `taken` holds at most that many names, so one of these is free.
+    (2..=taken.len() + 1)
+        .map(|n| format!("{ORIGIN_KEY}_{n}"))
+        .find(|name| !is_taken(name))
+        .map(Cow::Owned)
+        .expect("one of len + 1 names is free")
+}
 
-impl<'de> Visitor<'de> for ObjectCheck {
-    type Value = ();
+/// Keys an object holds before they go in a hash set: most objects are
+/// small, and a short linear scan beats hashing (no allocation either).
+const INLINE_KEYS: usize = 8;
+
+/// The keys of one object seen so far, to find a repeated one in linear
+/// time whatever the object's size.
+struct SeenKeys<'de> {
+    inline: [Cow<'de, str>; INLINE_KEYS],
+    count: usize,
+    spilled: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> SeenKeys<'de> {
+    fn new() -> Self {
+        SeenKeys {
+            inline: Default::default(),
+            count: 0,
+            spilled: HashSet::new(),
+        }
+    }
+
+    /// Adds `key`; false if it was there already.
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
+        if self.count < INLINE_KEYS {
+            if self.inline[..self.count].contains(&key) {
+                return false;
+            }
+            self.inline[self.count] = key;
+            self.count += 1;
+            return true;
+        }
+        if self.spilled.is_empty() {
+            self.spilled.reserve(INLINE_KEYS * 2);
+            for key in &mut self.inline {
+                self.spilled.insert(std::mem::take(key));
+            }
+        }
+        self.spilled.insert(key)
+    }
+}
+
+/// Accepts a JSON object without duplicate keys (at any depth) and nothing
+/// else, without building it. At the top level it returns the keys that
+/// start with `_origin` (for [`free_origin_key`]).
+struct Checked {
+    top: bool,
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = Vec<String>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+        let mut seen = SeenKeys::new();
+        let mut origin_like = Vec::new();
+        while let Some(key) = map.next_key_seed(Key)? {
+            if self.top && key.starts_with(ORIGIN_KEY) {
+                origin_like.push(key.to_string());
+            }
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(DuplicateKey(key.into_owned())));
+            }
+            map.next_value_seed(Nested)?;
+        }
+        Ok(origin_like)
+    }
+}
+
+/// A key, borrowed from the line unless it has escapes.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_string()))
+    }
+}
+
+/// Any JSON value inside the object: objects in it are checked too.
+struct Nested;
+
+impl<'de> DeserializeSeed<'de> for Nested {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Nested {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        Checked { top: false }.visit_map(map).map(drop)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Nested)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
     }
 }
+
+/// The error a repeated key raises, told apart from syntax errors by
+/// [`describe`] through its text.
+struct DuplicateKey(String);
+
+impl fmt::Display for DuplicateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{DUPLICATE_PREFIX}")?;
+        let mut quoted = Vec::new();
+        crate::json::write_lossy_str(&mut quoted, self.0.as_bytes());
+        f.write_str(&String::from_utf8_lossy(&quoted))
+    }
+}
+
+const DUPLICATE_PREFIX: &str = "duplicate key ";
 
 /// Turns serde_json's error into a short reason; the position inside the
 /// line is kept only where it helps (syntax errors).
 fn describe(error: serde_json::Error) -> Rejection {
     let text = error.to_string();
+    if text.starts_with(DUPLICATE_PREFIX) {
+        // Where the key is matters less than which it is.
+        return text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(reason, _)| reason)
+            .to_string();
+    }
     if let Some(found) = text
         .strip_prefix("invalid type: ")
         .and_then(|rest| rest.split(", expected").next())
@@ -69,7 +258,47 @@ mod tests {
     use super::*;
 
     fn check(line: &str) -> Result<bool, Rejection> {
-        encode(line.as_bytes(), &mut Vec::new())
+        encode(line.as_bytes(), &mut Vec::new()).map(|line| line != Line::Blank)
+    }
+
+    fn origin_key(line: &str) -> Cow<'static, str> {
+        match encode(line.as_bytes(), &mut Vec::new()) {
+            Ok(Line::Object { origin_key }) => origin_key,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_at_any_depth_is_rejected() {
+        assert_eq!(
+            check(r#"{"a":1,"a":2}"#).unwrap_err(),
+            r#"duplicate key "a""#
+        );
+        assert_eq!(
+            check(r#"{"a":[{"b":1,"c":{"d":1,"d":2}}]}"#).unwrap_err(),
+            r#"duplicate key "d""#
+        );
+        assert_eq!(
+            check(r#"{"\u0061 at line 1":1,"a at line 1":2}"#).unwrap_err(),
+            r#"duplicate key "a at line 1""#
+        );
+        let many: Vec<String> = (0..50).map(|k| format!("\"k{k}\":{k}")).collect();
+        assert_eq!(check(&format!("{{{}}}", many.join(","))), Ok(true));
+        let repeated = format!("{{{},\"k3\":0}}", many.join(","));
+        assert_eq!(check(&repeated).unwrap_err(), r#"duplicate key "k3""#);
+        assert_eq!(
+            check(r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn the_origin_key_is_the_first_free_one_at_the_top_level() {
+        assert_eq!(origin_key(r#"{"a":{"_origin":1}}"#), "_origin");
+        assert_eq!(origin_key(r#"{"_origin":1}"#), "_origin_2");
+        assert_eq!(origin_key(r#"{"_origin_2":1,"_origin":1}"#), "_origin_3");
+        assert_eq!(origin_key(r#"{"_origin_3":1,"_origin":1}"#), "_origin_2");
+        assert_eq!(origin_key(r#"{"_origins":1,"_origin_x":1}"#), "_origin");
     }
 
     #[test]
@@ -77,7 +306,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             encode(b"  {\"a\": [1, {\"b\": null}]}\r", &mut out),
-            Ok(true)
+            Ok(Line::Object {
+                origin_key: Cow::Borrowed("_origin")
+            })
         );
         assert_eq!(out, b"{\"a\": [1, {\"b\": null}]}");
     }
