@@ -182,6 +182,39 @@ fn one_path_for_output_and_dead_letter_is_refused() {
     assert_eq!(out.code, 3, "{}", out.stderr);
 }
 
+#[test]
+fn standard_input_or_output_on_an_input_file_is_refused() {
+    let dir = Dir::new();
+    let input = dir.file("x.jsonl", "{\"a\":1}\n");
+    let shell = |script: &str| -> common::Run {
+        std::process::Command::new("sh")
+            .args(["-c", script, "sh", env!("CARGO_BIN_EXE_streamer")])
+            .current_dir(dir.root())
+            .output()
+            .unwrap()
+            .into()
+    };
+    // The shell's `>>` would have it read its own output without end.
+    let out = shell("\"$1\" file x.jsonl >> x.jsonl");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("standard output is the file x.jsonl"),
+        "{}",
+        out.stderr
+    );
+    let out = shell("\"$1\" file - -o x.jsonl < x.jsonl");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("also an input (standard input)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "{\"a\":1}\n");
+    // Pipes are no files: reading one and writing another is fine.
+    let out = shell("cat x.jsonl | \"$1\" -q file - --format jsonl | cat");
+    assert_eq!((out.code, out.stdout.as_str()), (0, "{\"a\":1}\n"));
+}
+
 // ---------------------------------------------------------------- point 4
 
 #[test]

@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -44,14 +45,34 @@ impl OutputPlan<'_> {
     /// that resumes from saved positions (the records those positions
     /// cover are in that file, and nowhere else any more).
     pub fn check(&self) -> Result<(), String> {
-        let outputs = [("-o", self.output), ("--dead-letter", self.dead_letter)];
-        let inputs: Vec<(&String, Identity)> = self
+        // Standard input and output count where they are regular files
+        // (`< x.csv`, `>> out.jsonl`); a pipe or a terminal is no file.
+        let inputs: Vec<(&str, Identity)> = self
             .inputs
             .iter()
-            .filter(|path| path.as_str() != "-")
-            .filter_map(|path| Some((path, identity(Path::new(path))?)))
+            .filter_map(|path| match path.as_str() {
+                "-" => Some(("standard input", std_identity(std::io::stdin().as_fd())?)),
+                path => Some((path, identity(Path::new(path))?)),
+            })
             .collect();
+        let stdout = match self.output {
+            Some(_) => None,
+            None => std_identity(std::io::stdout().as_fd()),
+        };
+        if let Some((input, _)) = inputs
+            .iter()
+            .find(|(_, input)| Some(input) == stdout.as_ref())
+        {
+            return Err(format!(
+                "standard output is the file {input}, also an input, which writing it would \
+                 destroy or make endless: send the output elsewhere"
+            ));
+        }
         let mut seen: Vec<(&str, &Path, Identity)> = Vec::new();
+        if let Some(id) = stdout {
+            seen.push(("standard output", Path::new("-"), id));
+        }
+        let outputs = [("-o", self.output), ("--dead-letter", self.dead_letter)];
         for (flag, path) in outputs {
             let Some(path) = path else { continue };
             let Some(id) = identity(path) else { continue };
@@ -117,6 +138,16 @@ fn identity(path: &Path) -> Option<Identity> {
         }
         Err(_) => None,
     }
+}
+
+/// The regular file standard input or output is, if it is one.
+fn std_identity(fd: BorrowedFd<'_>) -> Option<Identity> {
+    let file = File::from(fd.try_clone_to_owned().ok()?);
+    let metadata = file.metadata().ok()?;
+    metadata.is_file().then(|| Identity::Existing {
+        device: metadata.dev(),
+        inode: metadata.ino(),
+    })
 }
 
 fn is_non_empty_file(path: &Path) -> bool {
