@@ -4,12 +4,11 @@
 //! next, and every output line must be an object without duplicate keys.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::Rejection;
+use super::{json_keys, Rejection};
 
 /// The name `--origin` adds its object under, unless the record has it.
 pub(super) const ORIGIN_KEY: &str = "_origin";
@@ -35,13 +34,27 @@ pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<Line, Rejection> 
     // serde_json skips ignored strings without checking their UTF-8.
     super::require_utf8(object, || "JSON line".to_string())?;
     let mut deserializer = serde_json::Deserializer::from_slice(object);
-    let origin_taken = deserializer
-        .deserialize_any(Checked { top: true })
-        .and_then(|taken| deserializer.end().map(|()| taken))
+    let mut keys = deserializer
+        .deserialize_any(ObjectCheck)
+        .and_then(|keys| deserializer.end().map(|()| keys))
         .map_err(describe)?;
+    // Valid JSON now. The parse checked the keys of a flat object of few
+    // plain keys; anything else (a nested object, escapes, many keys) gets
+    // a scan of its bytes. A `{` in a string only costs that scan.
+    if keys.needs_scan || memchr::memchr(b'{', &object[1..]).is_some() {
+        keys = json_keys::scan(object, ORIGIN_KEY);
+    }
+    if let Some(key) = keys.duplicate {
+        let mut quoted = Vec::new();
+        crate::json::write_lossy_str(&mut quoted, key.as_bytes());
+        return Err(format!(
+            "duplicate key {}",
+            String::from_utf8_lossy(&quoted)
+        ));
+    }
     out.extend_from_slice(object);
     Ok(Line::Object {
-        origin_key: free_origin_key(&origin_taken),
+        origin_key: free_origin_key(&keys.top_with_prefix),
     })
 }
 
@@ -59,182 +72,73 @@ pub(super) fn free_origin_key<S: AsRef<str>>(taken: &[S]) -> Cow<'static, str> {
         .expect("one of len + 1 names is free")
 }
 
-/// Keys an object holds before they go in a hash set: most objects are
-/// small, and a short linear scan beats hashing (no allocation either).
-const INLINE_KEYS: usize = 8;
+/// Accepts a JSON object (of any content) and nothing else, without
+/// building it, and checks its keys as far as [`json_keys::FewKeys`] can.
+struct ObjectCheck;
 
-/// The keys of one object seen so far, to find a repeated one in linear
-/// time whatever the object's size.
-struct SeenKeys<'de> {
-    inline: [Cow<'de, str>; INLINE_KEYS],
-    count: usize,
-    spilled: HashSet<Cow<'de, str>>,
-}
-
-impl<'de> SeenKeys<'de> {
-    fn new() -> Self {
-        SeenKeys {
-            inline: Default::default(),
-            count: 0,
-            spilled: HashSet::new(),
-        }
-    }
-
-    /// Adds `key`; false if it was there already.
-    fn insert(&mut self, key: Cow<'de, str>) -> bool {
-        if self.count < INLINE_KEYS {
-            if self.inline[..self.count].contains(&key) {
-                return false;
-            }
-            self.inline[self.count] = key;
-            self.count += 1;
-            return true;
-        }
-        if self.spilled.is_empty() {
-            self.spilled.reserve(INLINE_KEYS * 2);
-            for key in &mut self.inline {
-                self.spilled.insert(std::mem::take(key));
-            }
-        }
-        self.spilled.insert(key)
-    }
-}
-
-/// Accepts a JSON object without duplicate keys (at any depth) and nothing
-/// else, without building it. At the top level it returns the keys that
-/// start with `_origin` (for [`free_origin_key`]).
-struct Checked {
-    top: bool,
-}
-
-impl<'de> Visitor<'de> for Checked {
-    type Value = Vec<String>;
+impl<'de> Visitor<'de> for ObjectCheck {
+    type Value = json_keys::Keys;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
-        let mut seen = SeenKeys::new();
-        let mut origin_like = Vec::new();
-        while let Some(key) = map.next_key_seed(Key)? {
-            if self.top && key.starts_with(ORIGIN_KEY) {
-                origin_like.push(key.to_string());
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut keys = json_keys::Keys::default();
+        let mut few = json_keys::FewKeys::new();
+        while let Some(key) = map.next_key_seed(PlainKey)? {
+            map.next_value::<IgnoredAny>()?;
+            if keys.needs_scan || keys.duplicate.is_some() {
+                continue;
             }
-            if !seen.insert(key.clone()) {
-                return Err(serde::de::Error::custom(DuplicateKey(key.into_owned())));
+            let Some(key) = key else {
+                keys.needs_scan = true;
+                continue;
+            };
+            if key.starts_with(ORIGIN_KEY) {
+                keys.top_with_prefix.push(key.to_string());
             }
-            map.next_value_seed(Nested)?;
+            match few.insert(key) {
+                Some(true) => {}
+                Some(false) => keys.duplicate = Some(key.to_string()),
+                None => keys.needs_scan = true,
+            }
         }
-        Ok(origin_like)
+        Ok(keys)
     }
 }
 
-/// A key, borrowed from the line unless it has escapes.
-struct Key;
+/// A key as it is in the line, or `None` when it has escapes.
+struct PlainKey;
 
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
+impl<'de> serde::de::DeserializeSeed<'de> for PlainKey {
+    type Value = Option<&'de str>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
+impl<'de> Visitor<'de> for PlainKey {
+    type Value = Option<&'de str>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a key")
     }
 
     fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(key))
+        Ok(Some(key))
     }
 
-    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(key.to_string()))
-    }
-}
-
-/// Any JSON value inside the object: objects in it are checked too.
-struct Nested;
-
-impl<'de> DeserializeSeed<'de> for Nested {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
-
-impl<'de> Visitor<'de> for Nested {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        Checked { top: false }.visit_map(map).map(drop)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Nested)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-}
-
-/// The error a repeated key raises, told apart from syntax errors by
-/// [`describe`] through its text.
-struct DuplicateKey(String);
-
-impl fmt::Display for DuplicateKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{DUPLICATE_PREFIX}")?;
-        let mut quoted = Vec::new();
-        crate::json::write_lossy_str(&mut quoted, self.0.as_bytes());
-        f.write_str(&String::from_utf8_lossy(&quoted))
-    }
-}
-
-const DUPLICATE_PREFIX: &str = "duplicate key ";
 
 /// Turns serde_json's error into a short reason; the position inside the
 /// line is kept only where it helps (syntax errors).
 fn describe(error: serde_json::Error) -> Rejection {
     let text = error.to_string();
-    if text.starts_with(DUPLICATE_PREFIX) {
-        // Where the key is matters less than which it is.
-        return text
-            .rsplit_once(" at line ")
-            .map_or(text.as_str(), |(reason, _)| reason)
-            .to_string();
-    }
     if let Some(found) = text
         .strip_prefix("invalid type: ")
         .and_then(|rest| rest.split(", expected").next())

@@ -7,6 +7,7 @@ mod csv;
 pub mod csv_records;
 pub mod csv_row;
 pub mod framing;
+mod json_keys;
 mod jsonl;
 mod lines;
 

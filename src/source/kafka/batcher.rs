@@ -332,3 +332,192 @@ fn write_headers(out: &mut Vec<u8>, headers: &[(&str, Option<&[u8]>)]) {
     }
     out.push(b'}');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::DecodeOptions;
+    use crate::pipeline::OnError;
+    use crate::record::Batch;
+
+    fn batcher(format: Format, header: bool, origin: bool, batch_records: usize) -> Batcher {
+        let format = ValueFormat {
+            format,
+            delimiter: b',',
+            header,
+            origin,
+        };
+        Batcher::new(format, batch_records, 1 << 20)
+    }
+
+    fn message<'a>(partition: i32, offset: i64, payload: Option<&'a [u8]>) -> Message<'a> {
+        Message {
+            topic: "t",
+            partition,
+            offset,
+            payload,
+            ..Message::default()
+        }
+    }
+
+    fn info(partition: i32) -> impl FnOnce() -> (Arc<SourceInfo>, u64) {
+        move || {
+            let source = SourceInfo::Kafka {
+                topic: "t".into(),
+                partition,
+            };
+            (Arc::new(source), 7)
+        }
+    }
+
+    fn decoded(finished: &Finished, origin: bool) -> Vec<String> {
+        let mut out = Batch::new(finished.batch.source.clone());
+        for record in finished.batch.records() {
+            finished
+                .batch
+                .decode
+                .decode_into(&record, DecodeOptions { origin }, &mut out)
+                .unwrap();
+        }
+        out.iter()
+            .map(|r| String::from_utf8(r.json.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_batch_per_run_of_a_partition() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Jsonl, true, false, 100);
+        for (partition, offset) in [(0, 5), (0, 6), (1, 0), (0, 7)] {
+            let value = format!("{{\"n\":{offset}}}");
+            let m = message(partition, offset, Some(value.as_bytes()));
+            b.add(&m, info(partition), &rejects).unwrap();
+        }
+        assert!(b.has_ready());
+        let batches = b.take_all();
+        let runs: Vec<_> = batches
+            .iter()
+            .map(|f| (f.batch.len(), f.next_offset, f.epoch))
+            .collect();
+        assert_eq!(runs, vec![(2, 7, 7), (1, 1, 7), (1, 8, 7)]);
+        assert_eq!(decoded(&batches[0], false), vec!["{\"n\":5}", "{\"n\":6}"]);
+    }
+
+    #[test]
+    fn batches_end_at_the_record_limit() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Lines, true, false, 2);
+        for offset in 0..5 {
+            b.add(&message(0, offset, Some(b"x\n")), info(0), &rejects)
+                .unwrap();
+        }
+        let sizes: Vec<_> = b.take_all().iter().map(|f| f.batch.len()).collect();
+        assert_eq!(sizes, vec![2, 2, 1]);
+    }
+
+    #[test]
+    fn a_tombstone_is_rejected_but_its_offset_is_covered() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Jsonl, true, false, 100);
+        b.add(&message(0, 1, Some(b"{}")), info(0), &rejects)
+            .unwrap();
+        b.add(&message(0, 2, None), info(0), &rejects).unwrap();
+        let batches = b.take_all();
+        assert_eq!(batches[0].batch.len(), 1);
+        assert_eq!(batches[0].next_offset, 3);
+        assert_eq!(rejects.count(), 1);
+        let stop = Rejects::new(OnError::Stop, None, Default::default()).unwrap();
+        let error = batcher(Format::Jsonl, true, false, 100)
+            .add(&message(0, 9, None), info(0), &stop)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "t/0@9: message has no value (a tombstone)"
+        );
+    }
+
+    #[test]
+    fn origin_carries_key_timestamp_and_headers() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Lines, true, true, 100);
+        let mut m = message(2, 40, Some(b"hello"));
+        m.key = Some(b"k\"1");
+        m.timestamp = Some(1_700_000_000_123);
+        m.headers = vec![("trace", Some(&b"abc"[..])), ("empty", None)];
+        b.add(&m, info(2), &rejects).unwrap();
+        b.add(&message(2, 41, Some(b"bye")), info(2), &rejects)
+            .unwrap();
+        let lines = decoded(&b.take_all()[0], true);
+        assert_eq!(
+            lines[0],
+            r#"{"message":"hello","_origin":{"topic":"t","partition":2,"offset":40,"key":"k\"1","timestamp":1700000000123,"headers":{"trace":"abc","empty":null}}}"#
+        );
+        assert_eq!(
+            lines[1],
+            r#"{"message":"bye","_origin":{"topic":"t","partition":2,"offset":41,"key":null,"timestamp":null,"headers":{}}}"#
+        );
+    }
+
+    #[test]
+    fn a_repeated_header_name_maps_to_the_list_of_its_values() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Lines, true, true, 100);
+        let mut m = message(0, 3, Some(b"x"));
+        m.headers = vec![
+            ("h", Some(&b"1"[..])),
+            ("t", None),
+            ("h", None),
+            ("h", Some(&b"3"[..])),
+        ];
+        b.add(&m, info(0), &rejects).unwrap();
+        let lines = decoded(&b.take_all()[0], true);
+        assert!(
+            lines[0].ends_with(r#""headers":{"h":["1",null,"3"],"t":null}}}"#),
+            "{}",
+            lines[0]
+        );
+    }
+
+    #[test]
+    fn csv_messages_are_documents_with_a_header_row() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Csv, true, false, 100);
+        b.add(&message(0, 0, Some(b"a,b\n1,2\n3,4\n")), info(0), &rejects)
+            .unwrap();
+        b.add(&message(0, 1, Some(b"a,b\n5,6")), info(0), &rejects)
+            .unwrap();
+        b.add(&message(0, 2, Some(b"x\n7")), info(0), &rejects)
+            .unwrap();
+        b.add(&message(0, 3, Some(b"a,b\n")), info(0), &rejects)
+            .unwrap();
+        let batches = b.take_all();
+        assert_eq!(batches.len(), 2, "a new header starts a new batch");
+        assert_eq!(
+            decoded(&batches[0], false),
+            vec![
+                r#"{"a":"1","b":"2"}"#,
+                r#"{"a":"3","b":"4"}"#,
+                r#"{"a":"5","b":"6"}"#
+            ]
+        );
+        assert_eq!(batches[0].next_offset, 2);
+        assert_eq!(decoded(&batches[1], false), vec![r#"{"x":"7"}"#]);
+        assert_eq!(
+            batches[1].next_offset, 4,
+            "the header-only message is covered"
+        );
+        assert_eq!(rejects.count(), 1);
+    }
+
+    #[test]
+    fn csv_without_header_numbers_the_columns() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Csv, false, false, 100);
+        b.add(&message(0, 0, Some(b"1,\"x,y\"\n")), info(0), &rejects)
+            .unwrap();
+        assert_eq!(
+            decoded(&b.take_all()[0], false),
+            vec![r#"{"c1":"1","c2":"x,y"}"#]
+        );
+    }
+}
