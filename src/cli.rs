@@ -79,8 +79,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub dead_letter: Option<PathBuf>,
     /// Add to the end of the -o and --dead-letter files instead of emptying them first.
-    /// `streamer kafka` (which resumes from its group's committed offsets) refuses
-    /// to empty a non-empty output file: it needs --append (or another path).
+    /// `streamer kafka` resumes from its group's committed offsets, so it refuses to
+    /// empty a non-empty -o or --dead-letter file: it needs --append (or another path).
     #[arg(short, long, global = true)]
     pub append: bool,
     /// Stop after N records.
