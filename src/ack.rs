@@ -5,6 +5,13 @@
 //! A batch that is dropped without being delivered never fires its acks:
 //! that is what keeps an offset commit or a checkpoint from running ahead of
 //! the output (at-least-once).
+//!
+//! Rejected records are covered too: every batch passes the decode stage,
+//! which hands the dead-letter lines rejected so far (by the source before
+//! it sent the batch, or by the decode stage) to the OS before it forwards
+//! the batch ([`crate::pipeline::Rejects::write_out`]). So a batch's acks
+//! fire only after its records are written and its rejections are in the
+//! `--dead-letter` file.
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! Command-line flags, each tested next to its definition, and their
 //! validation into what the pipeline runs with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::codec::{DecodeOptions, Format, Framing};
 use crate::kafka::{parse_setting, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
-use crate::sink::OutputFormat;
+use crate::sink::{OutputFormat, OutputPlan, WriteMode};
 use crate::source::{FileOptions, KafkaOptions, OffsetReset, TcpOptions};
 
 /// What each exit status means; shown by `--help` and the README.
@@ -62,7 +62,8 @@ pub struct GlobalArgs {
         value_name = "FORMAT"
     )]
     pub output_format: OutputFormat,
-    /// Add an "_origin" object to each record saying where it came from.
+    /// Add an "_origin" object to each record saying where it came from
+    /// (under "_origin_2", "_origin_3", ... if the record has "_origin" already).
     #[arg(long, global = true)]
     pub origin: bool,
     /// What to do with a bad record: skip it (warn, count, go on) or stop the run.
@@ -77,6 +78,11 @@ pub struct GlobalArgs {
     /// Also write each rejected record (raw text, origin, reason) to PATH as a JSON line.
     #[arg(long, global = true, value_name = "PATH")]
     pub dead_letter: Option<PathBuf>,
+    /// Add to the end of the -o and --dead-letter files instead of emptying them first.
+    /// `streamer kafka` resumes from its group's committed offsets, so it refuses to
+    /// empty a non-empty -o or --dead-letter file: it needs --append (or another path).
+    #[arg(short, long, global = true)]
+    pub append: bool,
     /// Stop after N records.
     #[arg(long, global = true, value_name = "N", visible_alias = "max-records")]
     pub limit: Option<u64>,
@@ -116,9 +122,48 @@ impl GlobalArgs {
         }
     }
 
+    /// How `-o` and `--dead-letter` files are opened.
+    pub fn write_mode(&self) -> WriteMode {
+        if self.append {
+            WriteMode::Append
+        } else {
+            WriteMode::Truncate
+        }
+    }
+
+    /// The file `-o` names, unless it is stdout or a Kafka topic.
+    pub fn output_file(&self) -> Option<&Path> {
+        (self.output != "-" && self.kafka_output_topic().is_none()).then(|| Path::new(&self.output))
+    }
+
     /// The topic of a `-o kafka://TOPIC` output.
     pub fn kafka_output_topic(&self) -> Option<&str> {
         self.output.strip_prefix("kafka://")
+    }
+}
+
+impl Cli {
+    /// What the run reads and writes, for the checks done before any
+    /// output is opened ([`OutputPlan::check`]).
+    pub fn output_plan(&self) -> OutputPlan<'_> {
+        let (inputs, resumes_from): (&[String], _) = match &self.command {
+            Command::File(args) => (&args.paths, None),
+            Command::Tcp(_) => (&[], None),
+            Command::Kafka(args) => (
+                &[],
+                Some(format!(
+                    "the offsets its consumer group `{}` committed",
+                    args.group
+                )),
+            ),
+        };
+        OutputPlan {
+            inputs,
+            output: self.global.output_file(),
+            dead_letter: self.global.dead_letter.as_deref(),
+            mode: self.global.write_mode(),
+            resumes_from,
+        }
     }
 }
 
@@ -527,6 +572,37 @@ mod tests {
             OnError::Skip
         );
         assert!(parse(&["file", "a", "--on-error", "ignore"]).is_err());
+    }
+
+    #[test]
+    fn append_is_global_and_plans_the_outputs() {
+        let cli = parse(&[
+            "file",
+            "a.csv",
+            "-o",
+            "out.jsonl",
+            "-a",
+            "--dead-letter",
+            "d",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.write_mode(), WriteMode::Append);
+        let plan = cli.output_plan();
+        assert_eq!(plan.inputs, ["a.csv"]);
+        assert_eq!(plan.output, Some(Path::new("out.jsonl")));
+        assert_eq!(plan.dead_letter, Some(Path::new("d")));
+        assert_eq!(plan.resumes_from, None);
+        let cli = parse(&["--append", "kafka", "-t", "t", "-o", "kafka://x"]).unwrap();
+        assert_eq!(cli.global.write_mode(), WriteMode::Append);
+        let plan = cli.output_plan();
+        assert_eq!(plan.output, None);
+        assert_eq!(
+            plan.resumes_from.as_deref(),
+            Some("the offsets its consumer group `streamer` committed")
+        );
+        let cli = parse(&["tcp"]).unwrap();
+        assert_eq!(cli.global.write_mode(), WriteMode::Truncate);
+        assert_eq!(cli.output_plan().output, None);
     }
 
     #[test]

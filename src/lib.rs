@@ -17,7 +17,8 @@
 //!   ([`codec::csv_row`]).
 //! - [`pipeline`]: [`pipeline::Pipeline`] wires source → decode → stages → sink
 //!   with bounded channels, and returns a [`pipeline::Report`].
-//! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink.
+//! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink;
+//!   [`sink::files`] checks output files against the inputs and opens them.
 //! - [`kafka`]: what the Kafka source and sink share: `--brokers`/`-X`
 //!   client settings and defaults, librdkafka logs and errors.
 //! - [`json`]: the hand-written JSON encoding used on the hot path.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
@@ -18,6 +19,8 @@ use crate::source::{FileSource, KafkaSource, Source, TcpSource};
 pub const EXIT_OK: u8 = 0;
 /// The run failed.
 pub const EXIT_FAILED: u8 = 1;
+/// The command line is wrong (as clap's own usage errors).
+pub const EXIT_USAGE: u8 = 2;
 /// The run finished, but some records were rejected.
 pub const EXIT_REJECTED: u8 = 3;
 
@@ -25,6 +28,12 @@ pub const EXIT_REJECTED: u8 = 3;
 /// cancelled; returns the exit status, having printed the summary and any
 /// error.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
+    // Before any output is opened (emptied) for writing.
+    if let Err(message) = cli.output_plan().check() {
+        let error = Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message);
+        let _ = error.print();
+        return ExitCode::from(EXIT_USAGE);
+    }
     let quiet = cli.global.quiet;
     let outcome = match execute(cli, shutdown).await {
         Ok(outcome) => outcome,
@@ -61,6 +70,7 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
     let rejects = Arc::new(Rejects::new(
         global.on_error,
         global.dead_letter.as_deref(),
+        global.write_mode(),
     )?);
     let started = Instant::now();
     let mut listening = None;
@@ -95,7 +105,7 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         Box::new(WriterSink::stdout(global.output_format)?)
     } else {
         Box::new(
-            WriterSink::create(&global.output, global.output_format)
+            WriterSink::open(&global.output, global.output_format, global.write_mode())
                 .await
                 .context("cannot open the output")?,
         )

@@ -15,6 +15,9 @@ pub struct CsvHeader {
     encoded_keys: Vec<Vec<u8>>,
     /// Bytes of all encoded keys: what a row adds besides its values.
     keys_len: usize,
+    /// The key `--origin` adds its object under: `_origin`, or the first
+    /// of `_origin_2`, `_origin_3`, ... that no column has.
+    origin_key: String,
 }
 
 impl CsvHeader {
@@ -46,16 +49,27 @@ impl CsvHeader {
             .map(|(index, name)| encode_key(index, name))
             .collect();
         let keys_len = encoded_keys.iter().map(Vec::len).sum();
+        let origin_like: Vec<&String> = names
+            .iter()
+            .filter(|name| name.starts_with(super::jsonl::ORIGIN_KEY))
+            .collect();
+        let origin_key = super::jsonl::free_origin_key(&origin_like).into_owned();
         Ok(CsvHeader {
             names,
             encoded_keys,
             keys_len,
+            origin_key,
         })
     }
 
     /// The column names, in order.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// The key `--origin` adds its object under (see [`CsvHeader::from_fields`]).
+    pub fn origin_key(&self) -> &str {
+        &self.origin_key
     }
 
     /// Number of columns.

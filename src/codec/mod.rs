@@ -7,9 +7,11 @@ mod csv;
 pub mod csv_records;
 pub mod csv_row;
 pub mod framing;
+mod json_keys;
 mod jsonl;
 mod lines;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 pub use self::csv::CsvHeader;
@@ -79,14 +81,21 @@ impl Decode {
         out: &mut Batch,
     ) -> Result<bool, Rejection> {
         let buf = out.record_buf();
+        let mut origin_key = Cow::Borrowed(jsonl::ORIGIN_KEY);
         let written = match self {
             Decode::Lines => lines::encode(record.bytes(), buf),
             Decode::Jsonl => match jsonl::encode(record.bytes(), buf) {
-                Ok(true) => Ok(()),
-                Ok(false) => return Ok(false),
+                Ok(jsonl::Line::Object { origin_key: key }) => {
+                    origin_key = key;
+                    Ok(())
+                }
+                Ok(jsonl::Line::Blank) => return Ok(false),
                 Err(reason) => Err(reason),
             },
-            Decode::Csv(header) => csv::encode_named(header, record, buf),
+            Decode::Csv(header) => {
+                origin_key = Cow::Borrowed(header.origin_key());
+                csv::encode_named(header, record, buf)
+            }
             Decode::CsvNumbered => csv::encode_numbered(record, buf),
         };
         if let Err(reason) = written {
@@ -94,7 +103,7 @@ impl Decode {
             return Err(reason);
         }
         if options.origin {
-            close_with_origin(out.record_buf(), record);
+            close_with_origin(out.record_buf(), record, &origin_key);
         }
         out.finish_record(record.location.pos);
         Ok(true)
@@ -103,7 +112,9 @@ impl Decode {
 
 /// Replaces the closing `}` of the object just written with
 /// `,"_origin":{...}}`; the record's origin extras go inside `_origin`.
-fn close_with_origin(buf: &mut Vec<u8>, record: &RawRecord<'_>) {
+/// A record that has `_origin` already keeps it: `key` is then the first
+/// free one of `_origin_2`, `_origin_3`, ... so no key is lost or repeated.
+fn close_with_origin(buf: &mut Vec<u8>, record: &RawRecord<'_>, key: &str) {
     debug_assert_eq!(buf.last(), Some(&b'}'));
     buf.pop();
     let empty_object = buf.last() == Some(&b'{')
@@ -115,7 +126,8 @@ fn close_with_origin(buf: &mut Vec<u8>, record: &RawRecord<'_>) {
     if !empty_object {
         buf.push(b',');
     }
-    buf.extend_from_slice(b"\"_origin\":");
+    crate::json::write_str(buf, key.as_bytes());
+    buf.push(b':');
     record.location.write_json(buf);
     let extra = record.origin_extra();
     if !extra.is_empty() {

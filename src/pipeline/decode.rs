@@ -49,6 +49,12 @@ pub(super) async fn run(
             // rejected), so its acks may fire once the sink writes.
             out.acks = raw.acks;
         }
+        // The dead-letter lines of every record this batch's acks cover
+        // (rejected here, or by the source before it sent the batch) reach
+        // the OS before the batch goes on: its acks fire only after.
+        if let Err(error) = rejects.write_out().await {
+            return Err(failure.unwrap_or(error));
+        }
         // An empty batch still travels when it carries acks, so they fire
         // in order behind the batches before it.
         if (!out.is_empty() || !out.acks.is_empty()) && output.send(out).await.is_err() {

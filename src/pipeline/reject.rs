@@ -1,15 +1,28 @@
 //! What happens to a record that cannot be decoded: the `--on-error`
 //! policy, the warning, the count, and the `--dead-letter` file.
+//!
+//! Dead-letter lines wait in memory until [`Rejects::write_out`] hands
+//! them to the OS. The decode stage calls it before it forwards each batch,
+//! so every line rejected before a batch was sent (by the source, or by
+//! the decode stage itself) is in the file before that batch's acks can
+//! fire: an offset commit never covers a rejected record that a crash
+//! could still lose.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::json;
 use crate::record::Location;
+use crate::sink::files::{self, WriteMode};
+
+/// Pending dead-letter bytes beyond this are written at once by the
+/// rejecting task itself (a blocking write, as a full buffer would be),
+/// so a flood of rejections between two batches holds bounded memory.
+const MAX_PENDING: usize = 64 * 1024;
 
 /// What to do with a record that cannot be decoded (`--on-error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -37,23 +50,28 @@ pub struct Rejects {
 #[derive(Debug)]
 struct DeadLetter {
     path: PathBuf,
-    file: Mutex<BufWriter<File>>,
+    /// Lines not yet handed to the OS, in order.
+    pending: Mutex<Vec<u8>>,
+    /// Locked for a whole write, before `pending` is taken, so that lines
+    /// reach the file in the order they were rejected.
+    file: Mutex<File>,
 }
 
 impl Rejects {
     /// A handler with `policy`, writing rejected records to `dead_letter`
-    /// (created now, truncated) when given.
-    pub fn new(policy: OnError, dead_letter: Option<&Path>) -> Result<Self> {
+    /// (opened now, emptied or appended to as `mode` says) when given.
+    pub fn new(policy: OnError, dead_letter: Option<&Path>, mode: WriteMode) -> Result<Self> {
         let dead_letter = match dead_letter {
             None => None,
             Some(path) => {
-                let file = File::create(path).map_err(|source| Error::Output {
+                let opened = files::open(path, mode).map_err(|source| Error::Output {
                     path: path.to_path_buf(),
                     source,
                 })?;
                 Some(DeadLetter {
                     path: path.to_path_buf(),
-                    file: Mutex::new(BufWriter::with_capacity(64 * 1024, file)),
+                    pending: Mutex::new(Vec::new()),
+                    file: Mutex::new(opened.file),
                 })
             }
         };
@@ -104,7 +122,24 @@ impl Rejects {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Flushes the dead-letter file.
+    /// Hands every dead-letter line rejected so far to the OS, on the
+    /// blocking pool (nothing to do, and no task, when none waits). The
+    /// decode stage awaits this before it forwards a batch.
+    pub async fn write_out(self: &Arc<Self>) -> Result<()> {
+        if !self
+            .dead_letter
+            .as_ref()
+            .is_some_and(DeadLetter::has_pending)
+        {
+            return Ok(());
+        }
+        let rejects = self.clone();
+        tokio::task::spawn_blocking(move || rejects.finish())
+            .await
+            .map_err(|join_error| Error::Panicked(join_error.to_string()))?
+    }
+
+    /// Writes out the dead-letter lines still waiting (blocking).
     pub fn finish(&self) -> Result<()> {
         match &self.dead_letter {
             Some(dead_letter) => dead_letter.flush(),
@@ -132,19 +167,26 @@ impl DeadLetter {
             line.push(b'"');
         }
         line.extend_from_slice(b"}\n");
-        let mut file = self
-            .file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        file.write_all(&line).map_err(|source| self.error(source))
+        let full = {
+            let mut pending = lock(&self.pending);
+            pending.extend_from_slice(&line);
+            pending.len() >= MAX_PENDING
+        };
+        if full {
+            self.flush()?;
+        }
+        Ok(())
     }
 
+    fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_empty()
+    }
+
+    /// Writes every pending line to the file.
     fn flush(&self) -> Result<()> {
-        let mut file = self
-            .file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        file.flush().map_err(|source| self.error(source))
+        let mut file = lock(&self.file);
+        let lines = std::mem::take(&mut *lock(&self.pending));
+        file.write_all(&lines).map_err(|source| self.error(source))
     }
 
     fn error(&self, source: std::io::Error) -> Error {
@@ -153,4 +195,12 @@ impl DeadLetter {
             source,
         }
     }
+}
+
+/// Locks `mutex`; a panic elsewhere while it was held left the bytes as
+/// they were, which are still worth writing.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

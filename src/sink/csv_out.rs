@@ -1,5 +1,7 @@
 //! NDJSON records to CSV rows: the columns are the first record's keys.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use crate::record::Batch;
@@ -7,11 +9,30 @@ use crate::record::Batch;
 /// The CSV encoder's state: the columns, once the first record set them.
 #[derive(Debug, Default)]
 pub(super) struct CsvOutput {
-    columns: Option<Vec<String>>,
+    columns: Option<Columns>,
     warned_extra: bool,
+    /// No header row: the output already has one (`--append` to a
+    /// non-empty file).
+    skip_header: bool,
+}
+
+/// The columns, and each name's position, so that placing a record's
+/// cells is linear in its keys whatever the width.
+#[derive(Debug)]
+struct Columns {
+    names: Vec<String>,
+    position: HashMap<String, usize>,
 }
 
 impl CsvOutput {
+    /// An encoder that writes no header row (the output has one already).
+    pub(super) fn without_header() -> Self {
+        CsvOutput {
+            skip_header: true,
+            ..CsvOutput::default()
+        }
+    }
+
     /// Appends a row per record (and the header before the first). A key
     /// missing from a record gives an empty cell; a nested value is written
     /// as its JSON text; a key the first record lacked is dropped, with one
@@ -20,6 +41,7 @@ impl CsvOutput {
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
             .from_writer(out);
+        let mut text = String::new();
         for record in batch.iter() {
             let object: Map<String, Value> = match record.to_object() {
                 Ok(object) => object,
@@ -28,27 +50,53 @@ impl CsvOutput {
                     continue;
                 }
             };
+            let skip_header = self.skip_header;
             let columns = self.columns.get_or_insert_with(|| {
                 let names: Vec<String> = object.keys().cloned().collect();
-                writer
-                    .write_record(&names)
-                    .expect("writing to memory cannot fail");
-                names
+                if !skip_header {
+                    writer
+                        .write_record(&names)
+                        .expect("writing to memory cannot fail");
+                }
+                let position = names
+                    .iter()
+                    .enumerate()
+                    .map(|(index, name)| (name.clone(), index))
+                    .collect();
+                Columns { names, position }
             });
-            if !self.warned_extra && object.keys().any(|key| !columns.contains(key)) {
+            let mut cells: Vec<Option<&Value>> = vec![None; columns.names.len()];
+            let mut extra = false;
+            for (key, value) in &object {
+                match columns.position.get(key) {
+                    Some(&index) => cells[index] = Some(value),
+                    None => extra = true,
+                }
+            }
+            if extra && !self.warned_extra {
                 self.warned_extra = true;
                 tracing::warn!(
                     "{}: keys not in the first record are left out of the CSV output",
                     record.location
                 );
             }
-            let cells = columns.iter().map(|column| match object.get(column) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(text)) => text.clone(),
-                Some(other) => other.to_string(),
-            });
+            for cell in &cells {
+                let field: &[u8] = match cell {
+                    None | Some(Value::Null) => b"",
+                    Some(Value::String(text)) => text.as_bytes(),
+                    Some(other) => {
+                        text.clear();
+                        use std::fmt::Write;
+                        let _ = write!(text, "{other}");
+                        text.as_bytes()
+                    }
+                };
+                writer
+                    .write_field(field)
+                    .expect("writing to memory cannot fail");
+            }
             writer
-                .write_record(cells)
+                .write_record(None::<&[u8]>)
                 .expect("writing to memory cannot fail");
         }
         writer.flush().expect("writing to memory cannot fail");

@@ -1,7 +1,9 @@
 //! Sinks: where records end. A sink writes each batch, then fires the
 //! batch's acks, so upstream checkpoints and commits follow the output.
+//! [`files`] checks and opens output files.
 
 mod csv_out;
+pub mod files;
 mod kafka;
 mod writer;
 
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+pub use self::files::{OutputPlan, WriteMode};
 pub use self::kafka::KafkaSink;
 pub use self::writer::{OutputFormat, WriterSink};
 

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
 use super::csv_out::CsvOutput;
+use super::files::{self, WriteMode};
 use super::{Sink, SinkInput, WrittenCounter};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
@@ -42,6 +43,8 @@ pub struct WriterSink {
     writer: Writer,
     name: PathBuf,
     format: OutputFormat,
+    /// Whether CSV output starts with a header row.
+    header: bool,
 }
 
 impl WriterSink {
@@ -62,14 +65,30 @@ impl WriterSink {
     /// A sink writing to `path`, created (or truncated) now so that a bad
     /// path fails before anything is read.
     pub async fn create(path: impl Into<PathBuf>, format: OutputFormat) -> Result<Self> {
+        Self::open(path, format, WriteMode::Truncate).await
+    }
+
+    /// A sink writing to `path`, opened now (created, then emptied or
+    /// appended to, as `mode` says) so that a bad path fails before
+    /// anything is read. Appending CSV to a non-empty file writes no
+    /// second header row.
+    pub async fn open(
+        path: impl Into<PathBuf>,
+        format: OutputFormat,
+        mode: WriteMode,
+    ) -> Result<Self> {
         let path = path.into();
-        let file = tokio::fs::File::create(&path)
+        let opening = path.clone();
+        let opened = tokio::task::spawn_blocking(move || files::open(&opening, mode))
             .await
+            .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error.to_string())))
             .map_err(|source| Error::Output {
                 path: path.clone(),
                 source,
             })?;
-        Ok(Self::new(file.into_std().await, path, format))
+        let mut sink = Self::new(opened.file, path, format);
+        sink.header = !opened.continues;
+        Ok(sink)
     }
 
     /// A sink writing to any blocking stream; `name` is used in error messages.
@@ -82,6 +101,7 @@ impl WriterSink {
             writer: Box::new(writer),
             name: name.into(),
             format,
+            header: true,
         }
     }
 }
@@ -90,7 +110,10 @@ impl Sink for WriterSink {
     fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             let mut out = Output::new(self.writer, self.name, input.written_counter());
-            let mut csv = (self.format == OutputFormat::Csv).then(CsvOutput::default);
+            let mut csv = (self.format == OutputFormat::Csv).then(|| match self.header {
+                true => CsvOutput::default(),
+                false => CsvOutput::without_header(),
+            });
             loop {
                 match input.try_recv() {
                     Ok(batch) => {

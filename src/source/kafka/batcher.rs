@@ -3,6 +3,7 @@
 //! `--origin`) each message's key, timestamp and headers kept for its
 //! `_origin`.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
 use crate::codec::{CsvHeader, Decode, Format};
@@ -311,17 +312,50 @@ fn write_origin_extra(out: &mut Vec<u8>, message: &Message<'_>) {
         Some(millis) => json::write_int(out, millis),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\"headers\":{");
-    for (index, (name, value)) in message.headers.iter().enumerate() {
-        if index > 0 {
+    out.extend_from_slice(b",\"headers\":");
+    write_headers(out, &message.headers);
+}
+
+/// A message's headers as one JSON object: a name that appears once maps
+/// to its value (a string, or null), a name repeated maps to the list of
+/// its values in order, so no value is lost and no key repeats.
+fn write_headers(out: &mut Vec<u8>, headers: &[(&str, Option<&[u8]>)]) {
+    let write_value = |out: &mut Vec<u8>, value: &Option<&[u8]>| match value {
+        Some(value) => json::write_lossy_str(out, value),
+        None => out.extend_from_slice(b"null"),
+    };
+    // Grouped by name, in the order each name first appears; a map keeps
+    // the grouping linear in the number of headers.
+    let mut groups: Vec<(&str, Vec<&Option<&[u8]>>)> = Vec::with_capacity(headers.len());
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (name, value) in headers {
+        match index.entry(name) {
+            Entry::Occupied(entry) => groups[*entry.get()].1.push(value),
+            Entry::Vacant(entry) => {
+                entry.insert(groups.len());
+                groups.push((name, vec![value]));
+            }
+        }
+    }
+    out.push(b'{');
+    for (number, (name, values)) in groups.iter().enumerate() {
+        if number > 0 {
             out.push(b',');
         }
         json::write_lossy_str(out, name.as_bytes());
         out.push(b':');
-        match value {
-            Some(value) => json::write_lossy_str(out, value),
-            None => out.extend_from_slice(b"null"),
+        if let [value] = values.as_slice() {
+            write_value(out, value);
+            continue;
         }
+        out.push(b'[');
+        for (position, value) in values.iter().enumerate() {
+            if position > 0 {
+                out.push(b',');
+            }
+            write_value(out, value);
+        }
+        out.push(b']');
     }
     out.push(b'}');
 }
@@ -419,7 +453,7 @@ mod tests {
         assert_eq!(batches[0].batch.len(), 1);
         assert_eq!(batches[0].next_offset, 3);
         assert_eq!(rejects.count(), 1);
-        let stop = Rejects::new(OnError::Stop, None).unwrap();
+        let stop = Rejects::new(OnError::Stop, None, Default::default()).unwrap();
         let error = batcher(Format::Jsonl, true, false, 100)
             .add(&message(0, 9, None), info(0), &stop)
             .unwrap_err();
@@ -470,6 +504,26 @@ mod tests {
         assert_eq!(
             lines[1],
             r#"{"message":"bye","_origin":{"topic":"t","partition":2,"offset":41,"key":null,"timestamp":null,"headers":{}}}"#
+        );
+    }
+
+    #[test]
+    fn a_repeated_header_name_maps_to_the_list_of_its_values() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Lines, true, true, 100);
+        let mut m = message(0, 3, Some(b"x"));
+        m.headers = vec![
+            ("h", Some(&b"1"[..])),
+            ("t", None),
+            ("h", None),
+            ("h", Some(&b"3"[..])),
+        ];
+        b.add(&m, info(0), &rejects).unwrap();
+        let lines = decoded(&b.take_all()[0], true);
+        assert!(
+            lines[0].ends_with(r#""headers":{"h":["1",null,"3"],"t":null}}}"#),
+            "{}",
+            lines[0]
         );
     }
 
