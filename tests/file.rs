@@ -148,6 +148,14 @@ fn warnings(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.contains("WARN")).collect()
 }
 
+/// The messages of a run's warnings, without their level.
+fn warning_messages(stderr: &str) -> Vec<&str> {
+    warnings(stderr)
+        .into_iter()
+        .map(|line| line.split_once("WARN ").unwrap().1)
+        .collect()
+}
+
 #[test]
 fn wrong_field_count_is_skipped_with_a_warning_and_exit_3() {
     let dir = Dir::new();
@@ -545,4 +553,281 @@ fn on_error_stop_in_the_source_still_writes_what_came_before() {
     ]);
     assert_eq!(out.code, 1);
     assert_eq!(out.stdout, "{\"a\":\"1\"}\n{\"a\":\"2\"}\n");
+}
+
+#[test]
+fn an_overlong_csv_row_is_rejected_alone_and_reading_goes_on() {
+    let dir = Dir::new();
+    let rows: String = (0..1000).map(|i| format!("{i},v\n")).collect();
+    let long = "x".repeat(2000);
+    let path = dir.file("b.csv", format!("a,b\n{long},y\n{rows}"));
+    let out = run(&["file", &path, "--max-record-bytes", "1K"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let expected: String = (0..1000)
+        .map(|i| format!("{{\"a\":\"{i}\",\"b\":\"v\"}}\n"))
+        .collect();
+    assert_eq!(out.stdout, expected);
+    assert_eq!(
+        warning_messages(&out.stderr),
+        [format!(
+            "rejected {path}:2: CSV record longer than 1024 bytes (--max-record-bytes)"
+        )]
+    );
+    assert!(
+        summary(&out.stderr).starts_with("streamer: 1001 records read, 1000 written, 1 rejected")
+    );
+
+    // A quoted row over the limit ends where its quote closes, and a long
+    // plain row that arrives in many reads is one rejection.
+    let quoted = format!("\"{}\n{}\",2", "q".repeat(600), "q".repeat(600));
+    let plain = format!("{},3", "p".repeat(700 * 1024));
+    let path = dir.file(
+        "mixed.csv",
+        format!("a,b\n1,1\n{quoted}\n4,4\n{plain}\n6,6\n{plain}"),
+    );
+    let out = run(&["file", &path, "--max-record-bytes", "1K"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"a\":\"1\",\"b\":\"1\"}\n{\"a\":\"4\",\"b\":\"4\"}\n{\"a\":\"6\",\"b\":\"6\"}\n"
+    );
+    let reason = "CSV record longer than 1024 bytes (--max-record-bytes)";
+    assert_eq!(
+        warning_messages(&out.stderr),
+        [
+            format!("rejected {path}:3: {reason}"),
+            format!("rejected {path}:6: {reason}"),
+            format!("rejected {path}:8: {reason}"),
+        ]
+    );
+}
+
+#[test]
+fn an_unclosed_quote_is_rejected_by_its_first_line_with_exit_3() {
+    let dir = Dir::new();
+    for (name, text) in [
+        ("middle.csv", "a,b\n1,2\n3,\"oops\n4,5\n6,7\n"),
+        ("end.csv", "a,b\n1,2\n3,\"oops"),
+    ] {
+        let path = dir.file(name, text);
+        let dead = dir.path("dead.jsonl");
+        let out = run(&["file", &path, "--dead-letter", &dead]);
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        assert_eq!(out.stdout, "{\"a\":\"1\",\"b\":\"2\"}\n");
+        assert_eq!(
+            warning_messages(&out.stderr),
+            [format!(
+                "rejected {path}:3: unclosed quote: the record that starts on this line runs to the end of the input"
+            )]
+        );
+        assert!(summary(&out.stderr).starts_with("streamer: 2 records read, 1 written, 1 rejected"));
+        let raw = &text["a,b\n1,2\n".len()..];
+        let expected = serde_json::json!({
+            "origin": {"path": path, "line": 3},
+            "reason": "unclosed quote: the record that starts on this line runs to the end of the input",
+            "raw": raw,
+        });
+        let line: serde_json::Value =
+            serde_json::from_str(dir.read("dead.jsonl").trim_end()).unwrap();
+        assert_eq!(line, expected);
+    }
+
+    // Past the byte limit the rest is skipped; the end of the input says
+    // how much the quote swallowed.
+    let tail: String = (4..=20).map(|n| format!("{n},x\n")).collect();
+    let path = dir.file("swallowed.csv", format!("a,b\n1,2\n3,\"oops\n{tail}"));
+    let out = run(&["file", &path, "--max-record-bytes", "20"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"a\":\"1\",\"b\":\"2\"}\n");
+    assert_eq!(
+        warning_messages(&out.stderr),
+        [
+            format!("rejected {path}:3: CSV record longer than 20 bytes (--max-record-bytes; an unclosed quote?); still inside a quoted cell, so skipping to where it closes"),
+            format!("{path}:3: the quote opened in this record never closes: lines 3 to 20 were skipped"),
+        ]
+    );
+    assert!(summary(&out.stderr).starts_with("streamer: 2 records read, 1 written, 1 rejected"));
+}
+
+/// Makes a named pipe at `path`.
+fn mkfifo(path: &str) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits until some thread of process `pid` waits in the kernel for the
+/// other end of a named pipe to be opened.
+fn wait_until_blocked_opening_a_fifo(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let blocked = tasks.flatten().any(|task| {
+            std::fs::read_to_string(task.path().join("wchan"))
+                .is_ok_and(|w| w == "wait_for_partner")
+        });
+        if blocked {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never blocked opening the pipe"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Waits for `child` to exit within `within`; kills it and fails if not.
+fn exit_within(child: &mut std::process::Child, within: std::time::Duration, what: &str) -> i32 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().expect("exited, not killed");
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {within:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_named_pipe_is_opened_once_and_read_whole() {
+    let dir = Dir::new();
+    for round in 0..5 {
+        let fifo = dir.path(&format!("f{round}.csv"));
+        mkfifo(&fifo);
+        let mut child = streamer()
+            .args(["file", &fifo])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A writer that opens the pipe once, as a shell redirection does.
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            let mut pipe = std::fs::OpenOptions::new()
+                .write(true)
+                .open(writer_path)
+                .unwrap();
+            pipe.write_all(b"a,b\n1,2\n")
+        });
+        let code = exit_within(
+            &mut child,
+            std::time::Duration::from_secs(10),
+            "reading a fifo",
+        );
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "{\"a\":\"1\",\"b\":\"2\"}\n"),
+            "round {round}"
+        );
+        writer.join().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn sigterm_stops_a_run_blocked_opening_a_named_pipe() {
+    let dir = Dir::new();
+    let fifo = dir.path("nobody.csv");
+    mkfifo(&fifo);
+    let mut child = streamer()
+        .args(["file", &fifo])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_blocked_opening_a_fifo(child.id());
+    // SAFETY: sends a signal to our own child process.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let code = exit_within(
+        &mut child,
+        std::time::Duration::from_secs(5),
+        "after SIGTERM",
+    );
+    assert_eq!(code, 0);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        summary(&stderr).starts_with("streamer: 0 records read, 0 written, 0 rejected"),
+        "{stderr}"
+    );
+}
+
+/// The three numbers of the summary line.
+fn counts(stderr: &str) -> (u64, u64, u64) {
+    let line = summary(stderr);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |at: usize| words[at].trim_end_matches(',').parse().unwrap();
+    (number(1), number(4), number(6))
+}
+
+#[test]
+fn the_summary_adds_up_with_rejections_in_the_source_and_a_limit() {
+    let dir = Dir::new();
+    let long = "x".repeat(5000);
+    let path = dir.file("long.log", format!("short\n{long}\nafter\n{long}"));
+    let out = run(&["file", &path, "--max-record-bytes", "1K"]);
+    assert_eq!(out.code, 3);
+    assert_eq!(out.stdout.lines().count(), 2);
+    assert_eq!(counts(&out.stderr), (4, 2, 2));
+
+    let path = dir.file(
+        "bad.jsonl",
+        format!("{{\"a\":1}}\nnot json\n{long}\n{{\"b\":2}}\n"),
+    );
+    let out = run(&["file", &path, "--max-record-bytes", "1K"]);
+    assert_eq!(out.code, 3);
+    assert_eq!(out.stdout, "{\"a\":1}\n{\"b\":2}\n");
+    assert_eq!(counts(&out.stderr), (4, 2, 2));
+
+    let path = dir.file(
+        "quote.csv",
+        format!("a,b\n1,2\n{long},3\n4,5\n6,\"open\n7,8\n"),
+    );
+    let out = run(&["file", &path, "--max-record-bytes", "1K"]);
+    assert_eq!(out.code, 3);
+    assert_eq!(out.stdout.lines().count(), 2);
+    assert_eq!(counts(&out.stderr), (4, 2, 2));
+
+    // --limit: what was read past the limit and thrown away is not "read".
+    let lines: String = (1..=50_000).map(|n| format!("{n}\n")).collect();
+    let path = dir.file("n.log", lines);
+    let out = run(&["file", &path, "--limit", "1500", "--batch-records", "100"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1500);
+    assert_eq!(counts(&out.stderr), (1500, 1500, 0));
+    let lines: String = (1..=5000)
+        .map(|n| {
+            if n % 2 == 0 {
+                format!("{n}\n")
+            } else {
+                format!("{long}\n")
+            }
+        })
+        .collect();
+    let path = dir.file("half.log", lines);
+    let out = run(&["file", &path, "--limit", "100", "--max-record-bytes", "1K"]);
+    assert_eq!(out.stdout.lines().count(), 100);
+    let (read, written, rejected) = counts(&out.stderr);
+    assert_eq!((read, written), (written + rejected, 100), "{}", out.stderr);
 }

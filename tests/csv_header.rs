@@ -1,0 +1,150 @@
+//! End-to-end tests of big CSV headers (issue 9, point 9): duplicate names
+//! are renamed in linear time, never onto a real name, and a client's huge
+//! header stalls neither other connections nor a signal.
+
+mod common;
+mod tcp_server;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Shutdown;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{run, streamer, summary, Dir};
+use tcp_server::Server;
+
+/// Waits for `child` to exit within `within`; kills it and fails if not.
+fn exit_within(child: &mut std::process::Child, within: Duration, what: &str) -> i32 {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().expect("exited, not killed");
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn duplicate_names_are_numbered_and_never_take_a_real_name() {
+    let dir = Dir::new();
+    let path = dir.file("dups.csv", "x,x,x_2,,c4,x\n1,2,3,4,5,6\n");
+    let out = run(&["file", &path]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The real `x_2` and `c4` keep their names; generated ones go around them.
+    assert_eq!(
+        out.stdout,
+        "{\"x\":\"1\",\"x_3\":\"2\",\"x_2\":\"3\",\"c4_2\":\"4\",\"c4\":\"5\",\"x_4\":\"6\"}\n"
+    );
+}
+
+#[test]
+fn fifty_thousand_copies_of_a_name_are_renamed_at_once() {
+    let dir = Dir::new();
+    let copies = 50_000;
+    let header = vec!["x"; copies].join(",");
+    let row: Vec<String> = (1..=copies).map(|n| n.to_string()).collect();
+    let path = dir.file("wide.csv", format!("{header}\n{}\n", row.join(",")));
+    let mut child = streamer()
+        .args(["file", &path])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Quadratic renaming took minutes here; linear takes well under a second.
+    let code = exit_within(&mut child, Duration::from_secs(10), "renaming 50,000 names");
+    assert_eq!(code, 0);
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line).unwrap();
+    assert_eq!(object.len(), copies);
+    assert_eq!(object["x"], "1");
+    assert_eq!(object["x_2"], "2");
+    assert_eq!(object[&format!("x_{copies}")], copies.to_string());
+}
+
+#[test]
+fn sigterm_is_honoured_right_after_a_huge_header() {
+    let header = vec!["x"; 100_000].join(",") + "\n";
+    let mut child = streamer()
+        .args(["file", "--format", "csv", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(header.as_bytes()).unwrap();
+    stdin.write_all(&b"1,".repeat(99_999)).unwrap();
+    stdin.write_all(b"1\n").unwrap();
+    stdin.flush().unwrap();
+    // The row after the header comes out once the header is built.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("{\"x\":\"1\",\"x_2\":\"1\""),
+        "{line:.100}"
+    );
+    // stdin stays open: only the signal ends the run.
+    // SAFETY: sends a signal to our own child process.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let code = exit_within(&mut child, Duration::from_secs(5), "after SIGTERM");
+    assert_eq!(code, 0);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(summary(&stderr).starts_with("streamer: 1 records read, 1 written, 0 rejected"));
+    drop(stdin);
+}
+
+#[test]
+fn a_huge_header_from_one_client_does_not_stall_another() {
+    let mut server = Server::start(&["--format", "csv", "--batch-records", "1"]);
+    let mut steady = server.connect();
+    steady.write_all(b"n\n1\n").unwrap();
+    server.stdout.wait_for("{\"n\":\"1\"}");
+
+    let mut wide = server.connect();
+    let header = vec!["x"; 100_000].join(",") + "\n";
+    wide.write_all(header.as_bytes()).unwrap();
+    wide.write_all(&b"v,".repeat(99_999)).unwrap();
+    wide.write_all(b"v\n").unwrap();
+    wide.shutdown(Shutdown::Write).unwrap();
+
+    // While the wide header is handled, the steady client's records keep
+    // flowing: each comes out promptly after it is sent.
+    for n in 2..=50 {
+        steady.write_all(format!("{n}\n").as_bytes()).unwrap();
+        server
+            .stdout
+            .wait_for_within(&format!("{{\"n\":\"{n}\"}}"), Duration::from_secs(2));
+    }
+    steady.shutdown(Shutdown::Write).unwrap();
+    let wide_row = server
+        .stdout
+        .wait_for_within("\"x_100000\":\"v\"", Duration::from_secs(20));
+    assert!(wide_row.starts_with("{\"x\":\"v\",\"x_2\":\"v\""));
+    let status = server.stop();
+    assert_eq!(status.code(), Some(0));
+    let steady_rows: Vec<&String> = server
+        .stdout
+        .drain()
+        .iter()
+        .filter(|line| line.starts_with("{\"n\":"))
+        .collect();
+    let expected: Vec<String> = (1..=50).map(|n| format!("{{\"n\":\"{n}\"}}")).collect();
+    assert_eq!(steady_rows, expected.iter().collect::<Vec<_>>());
+    let summary = server.stderr.wait_for(" records read");
+    assert!(
+        summary.starts_with("streamer: 51 records read, 51 written, 0 rejected"),
+        "{summary}"
+    );
+}
