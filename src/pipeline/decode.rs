@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{PipelineConfig, Rejects, Stats};
-use crate::error::Result;
+use crate::cpu;
+use crate::error::{Error, Result};
 use crate::record::{Batch, RawBatch, RawRecord};
 
 /// Decodes every batch of `input` into `output`, in order. Ends when
@@ -30,22 +31,11 @@ pub(super) async fn run(
     while let Some(raw) = input.recv().await {
         let estimate = (raw.byte_len() as f64 * growth * 1.1) as usize + raw.len() * 8;
         let mut out = Batch::with_capacity(raw.source.clone(), raw.len(), estimate);
-        let mut failure = None;
-        let mut handled = 0;
         let raw_len = raw.len();
-        for record in raw.records() {
-            if out.len() as u64 == remaining {
-                break;
-            }
-            handled += 1;
-            if let Err(reason) = raw.decode.decode_into(&record, config.decode, &mut out) {
-                let rejected = rejects.reject_sent(record.location, &raw_text(&record), &reason);
-                if let Err(error) = rejected {
-                    failure = Some(error);
-                    break;
-                }
-            }
-        }
+        // A batch holding a huge record takes long: off the workers.
+        let (handled, failure) = cpu::off_worker(raw.byte_len(), cpu::ROW_BYTES, || {
+            decode_batch(&raw, &config, &rejects, remaining, &mut out)
+        });
         if raw.byte_len() > 0 && !out.is_empty() {
             growth = out.as_ndjson().len() as f64 / raw.byte_len() as f64;
         }
@@ -78,6 +68,31 @@ pub(super) async fn run(
         }
     }
     Ok(())
+}
+
+/// Decodes `raw` into `out`, at most `remaining` records; returns how many
+/// records it handled, and the rejection that stops the run, if any.
+fn decode_batch(
+    raw: &RawBatch,
+    config: &PipelineConfig,
+    rejects: &Rejects,
+    remaining: u64,
+    out: &mut Batch,
+) -> (usize, Option<Error>) {
+    let mut handled = 0;
+    for record in raw.records() {
+        if out.len() as u64 == remaining {
+            break;
+        }
+        handled += 1;
+        if let Err(reason) = raw.decode.decode_into(&record, config.decode, out) {
+            let rejected = rejects.reject_sent(record.location, &raw_text(&record), &reason);
+            if let Err(error) = rejected {
+                return (handled, Some(error));
+            }
+        }
+    }
+    (handled, None)
 }
 
 /// The record as text for the dead-letter file: the line itself, or a CSV

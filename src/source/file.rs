@@ -13,6 +13,7 @@ use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::csv_records::{Bad, BadRecord, Next};
 use crate::codec::{CsvHeader, CsvRecords, Decode, Format};
+use crate::cpu;
 use crate::error::{Error, Result};
 use crate::record::{Location, RawBatch, SourceInfo};
 use crate::warn_limited;
@@ -401,7 +402,10 @@ impl FileReader<'_> {
             batch.finish_record(line);
             if !header_read {
                 let fields = batch.records().next().expect("just finished");
-                let header = match CsvHeader::from_fields(fields.fields()) {
+                let built = cpu::off_worker(fields.bytes().len(), cpu::HEADER_BYTES, || {
+                    CsvHeader::from_fields(fields.fields())
+                });
+                let header = match built {
                     Ok(header) => header,
                     Err(reason) => {
                         self.ctx
