@@ -86,7 +86,7 @@ fn decode_batch(
         }
         handled += 1;
         if let Err(reason) = raw.decode.decode_into(&record, config.decode, out) {
-            let rejected = rejects.reject_sent(record.location, &raw_text(&record), &reason);
+            let rejected = rejects.reject(record.location, &raw_text(&record), &reason);
             if let Err(error) = rejected {
                 return (handled, Some(error));
             }

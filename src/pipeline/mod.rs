@@ -227,8 +227,8 @@ impl Pipeline {
         .find_map(|result| result.err());
         Outcome {
             report: Report {
-                read: stats.read.load(Ordering::Relaxed) - stats.discarded.load(Ordering::Relaxed)
-                    + rejects.by_sources(),
+                // What was thrown away past `--limit` was never handled.
+                read: stats.read.load(Ordering::Relaxed) - stats.discarded.load(Ordering::Relaxed),
                 written: stats.written.load(Ordering::Relaxed),
                 rejected: rejects.count(),
                 elapsed: started.elapsed(),

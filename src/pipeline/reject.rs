@@ -32,8 +32,6 @@ pub struct Rejects {
     policy: OnError,
     dead_letter: Option<DeadLetter>,
     count: AtomicU64,
-    /// Of `count`, those a source rejected before they were in any batch.
-    by_sources: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -63,7 +61,6 @@ impl Rejects {
             policy,
             dead_letter,
             count: AtomicU64::new(0),
-            by_sources: AtomicU64::new(0),
         })
     }
 
@@ -73,22 +70,13 @@ impl Rejects {
             policy: OnError::Skip,
             dead_letter: None,
             count: AtomicU64::new(0),
-            by_sources: AtomicU64::new(0),
         }
     }
 
-    /// Handles one record a source rejected before putting it in a batch
-    /// (an over-long line, an unclosed quote): counts it as read and as
-    /// rejected, warns, writes it to the dead-letter file. Under
-    /// `--on-error stop` returns the error that ends the run.
+    /// Handles one rejected record: counts it, warns, writes it to the
+    /// dead-letter file. Under `--on-error stop` returns the error that
+    /// ends the run.
     pub fn reject(&self, location: Location<'_>, raw: &[u8], reason: &str) -> Result<()> {
-        self.by_sources.fetch_add(1, Ordering::Relaxed);
-        self.reject_sent(location, raw, reason)
-    }
-
-    /// Like [`Rejects::reject`], for a record that came in a batch (the
-    /// decode stage's rejections): it was counted as read when sent.
-    pub fn reject_sent(&self, location: Location<'_>, raw: &[u8], reason: &str) -> Result<()> {
         let seen = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(dead_letter) = &self.dead_letter {
             dead_letter.write(location, raw, reason)?;
@@ -114,12 +102,6 @@ impl Rejects {
     /// How many records were rejected so far.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
-    }
-
-    /// How many of them sources rejected before they were in any batch:
-    /// read, but never counted in [`Stats::read`](super::Stats::read).
-    pub fn by_sources(&self) -> u64 {
-        self.by_sources.load(Ordering::Relaxed)
     }
 
     /// Flushes the dead-letter file.

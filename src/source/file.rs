@@ -316,6 +316,13 @@ impl FileReader<'_> {
         Interrupted::Failed(error)
     }
 
+    /// Rejects the record at `line`, which is in no batch: it counts as
+    /// read here (`read` = written + rejected).
+    fn reject(&self, line: u64, raw: &[u8], reason: &str) -> Result<(), Error> {
+        self.ctx.out.count_unsent(1);
+        self.ctx.rejects.reject(self.location(line), raw, reason)
+    }
+
     /// Rejects line `line` as too long; the dead-letter file gets its
     /// first bytes only.
     fn reject_long_line(&self, line: u64, text: &[u8]) -> Result<(), Error> {
@@ -324,7 +331,7 @@ impl FileReader<'_> {
             self.options.max_record_bytes
         );
         let head = &text[..text.len().min(256)];
-        self.ctx.rejects.reject(self.location(line), head, &reason)
+        self.reject(line, head, &reason)
     }
 
     /// Rejects a record the CSV splitter found bad.
@@ -341,9 +348,7 @@ impl FileReader<'_> {
                     .to_string()
             }
         };
-        self.ctx
-            .rejects
-            .reject(self.location(bad.line), &bad.raw, &reason)
+        self.reject(bad.line, &bad.raw, &reason)
     }
 
     /// CSV: quoted cells may hold delimiters, doubled quotes and newlines
@@ -408,9 +413,7 @@ impl FileReader<'_> {
                 let header = match built {
                     Ok(header) => header,
                     Err(reason) => {
-                        self.ctx
-                            .rejects
-                            .reject(self.location(line), fields.bytes(), &reason)?;
+                        self.reject(line, fields.bytes(), &reason)?;
                         return Ok(());
                     }
                 };

@@ -124,6 +124,12 @@ impl RawSender {
         Ok(())
     }
 
+    /// Counts records the source read but rejected itself, so never sends:
+    /// they are read all the same (`read` = written + rejected).
+    pub fn count_unsent(&self, records: u64) {
+        self.stats.read.fetch_add(records, Ordering::Relaxed);
+    }
+
     /// Resolves once the pipeline takes no more records (the decode stage
     /// ended: `--limit` reached, or the run failing downstream), so a
     /// source waiting for input can stop waiting.

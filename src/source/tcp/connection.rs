@@ -363,6 +363,8 @@ impl Connection {
 
 /// Rejects record `pos` of the connection `source`.
 fn reject(shared: &Shared, source: &SourceInfo, pos: u64, raw: &[u8], reason: &str) -> Result<()> {
+    // Never sent, but read all the same (`read` = written + rejected).
+    shared.ctx.out.count_unsent(1);
     shared
         .ctx
         .rejects
