@@ -24,43 +24,51 @@ impl CsvHeader {
     /// cell has (`x,x,x_2` is `x`, `x_3`, `x_2`). Linear in the cell count,
     /// however many names repeat.
     pub fn from_fields<'a>(fields: impl Iterator<Item = &'a [u8]>) -> Result<Self, Rejection> {
-        // Each column's wanted name, and whether it is a real one.
-        let mut wanted = Vec::new();
+        // Each column's name as the row has it (empty for none).
+        let mut raw_names: Vec<&str> = Vec::new();
         for (index, field) in fields.enumerate() {
             let column = index + 1;
             require_utf8(field, || format!("header column {column}"))?;
-            let raw = std::str::from_utf8(field).expect("checked above");
-            wanted.push(if raw.is_empty() {
-                (format!("c{column}"), false)
-            } else {
-                (raw.to_string(), true)
-            });
+            raw_names.push(std::str::from_utf8(field).expect("checked above"));
         }
-        let mut taken: HashSet<String> = HashSet::with_capacity(wanted.len());
-        let mut names: Vec<Option<String>> = wanted
+        // Real names first: the first column with each keeps it.
+        let mut real: HashSet<&str> = HashSet::with_capacity(raw_names.len());
+        let mut names: Vec<Option<String>> = raw_names
             .iter()
-            .map(|(name, real)| (*real && taken.insert(name.clone())).then(|| name.clone()))
+            .map(|&raw| (!raw.is_empty() && real.insert(raw)).then(|| raw.to_string()))
             .collect();
+        let mut generated: HashSet<String> = HashSet::new();
         // The next suffix to try for each repeated name: each candidate is
         // tried once, so renaming stays linear.
-        let mut next_suffix: HashMap<&str, usize> = HashMap::new();
-        for (name, (base, real)) in names.iter_mut().zip(&wanted) {
+        let mut next_suffix: HashMap<String, usize> = HashMap::new();
+        for (index, (name, &raw)) in names.iter_mut().zip(&raw_names).enumerate() {
             if name.is_some() {
                 continue;
             }
-            if !real && taken.insert(base.clone()) {
-                *name = Some(base.clone());
+            let base = match raw {
+                "" => format!("c{}", index + 1),
+                _ => raw.to_string(),
+            };
+            let mut take = |candidate: &str| {
+                let free = !real.contains(candidate) && !generated.contains(candidate);
+                if free {
+                    generated.insert(candidate.to_string());
+                }
+                free
+            };
+            if raw.is_empty() && take(&base) {
+                *name = Some(base);
                 continue;
             }
-            let suffix = next_suffix.entry(base).or_insert(2);
-            loop {
+            let suffix = next_suffix.entry(base.clone()).or_insert(2);
+            let renamed = loop {
                 let candidate = format!("{base}_{suffix}");
                 *suffix += 1;
-                if taken.insert(candidate.clone()) {
-                    *name = Some(candidate);
-                    break;
+                if take(&candidate) {
+                    break candidate;
                 }
-            }
+            };
+            *name = Some(renamed);
         }
         let names: Vec<String> = names.into_iter().map(|name| name.expect("named")).collect();
         let encoded_keys: Vec<Vec<u8>> = names

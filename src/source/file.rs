@@ -334,6 +334,15 @@ impl FileReader<'_> {
         self.reject(line, head, &reason)
     }
 
+    /// Says that the header row (at `line`) was rejected, so the rest of
+    /// this input, which nothing can name, is not read.
+    fn no_header(&self, line: u64) {
+        warn_limited!(
+            "{}: no usable CSV header, so the rest of this input was not read",
+            self.location(line)
+        );
+    }
+
     /// Rejects a record the CSV splitter found bad.
     fn reject_csv(&self, bad: &BadRecord) -> Result<(), Error> {
         let max = self.options.max_record_bytes;
@@ -378,6 +387,10 @@ impl FileReader<'_> {
                         }
                         return Err(error.into());
                     }
+                    if !header_read {
+                        self.no_header(bad.line);
+                        return Ok(());
+                    }
                     continue;
                 }
                 Next::NeverClosed { line, last_line } => {
@@ -414,6 +427,7 @@ impl FileReader<'_> {
                     Ok(header) => header,
                     Err(reason) => {
                         self.reject(line, fields.bytes(), &reason)?;
+                        self.no_header(line);
                         return Ok(());
                     }
                 };
