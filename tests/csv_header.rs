@@ -10,24 +10,8 @@ use std::net::Shutdown;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{run, streamer, summary, Dir};
+use common::{exit_within, run, streamer, summary, Dir};
 use tcp_server::Server;
-
-/// Waits for `child` to exit within `within`; kills it and fails if not.
-fn exit_within(child: &mut std::process::Child, within: Duration, what: &str) -> i32 {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().expect("exited, not killed");
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 #[test]
 fn duplicate_names_are_numbered_and_never_take_a_real_name() {
