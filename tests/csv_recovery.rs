@@ -51,6 +51,24 @@ fn an_overlong_csv_row_is_rejected_alone_and_reading_goes_on() {
             format!("rejected {path}:8: {reason}"),
         ]
     );
+
+    // A quoted cell that passes the limit in one read and closes in a
+    // later one: rejected at once, and reading goes on where it closes.
+    let cell = "q\n".repeat(350 * 1024);
+    let path = dir.file("quoted.csv", format!("a,b\n1,1\n\"{cell}\",2\n3,3\n"));
+    let out = run(&["file", &path, "--max-record-bytes", "100K"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"a\":\"1\",\"b\":\"1\"}\n{\"a\":\"3\",\"b\":\"3\"}\n"
+    );
+    assert_eq!(
+        warning_messages(&out.stderr),
+        [format!(
+            "rejected {path}:3: CSV record longer than 102400 bytes (--max-record-bytes; an unclosed quote?); still inside a quoted cell, so skipping to where it closes"
+        )]
+    );
+    assert!(summary(&out.stderr).starts_with("streamer: 3 records read, 2 written, 1 rejected"));
 }
 
 #[test]
