@@ -24,6 +24,8 @@
 //! - [`json`]: the hand-written JSON encoding used on the hot path.
 //! - [`scan`]: 16-bytes-a-step byte scans of the hot path (CSV line ends
 //!   and delimiters, JSON-plain text).
+//! - [`cpu`]: long CPU work on input a client controls runs beside the
+//!   runtime's workers.
 //! - [`warn_limit`]: warnings the outside world can trigger at will,
 //!   printed at most once a second per call site.
 //! - [`error`]: the library's error type.
@@ -33,6 +35,7 @@
 pub mod ack;
 pub mod cli;
 pub mod codec;
+pub mod cpu;
 pub mod error;
 pub mod json;
 pub mod kafka;

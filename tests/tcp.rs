@@ -545,7 +545,7 @@ fn oversize_line_closes_only_its_connection() {
     assert!(done
         .stderr
         .iter()
-        .any(|line| line.starts_with("streamer: 5 records read, 5 written, 1 rejected in ")));
+        .any(|line| line.starts_with("streamer: 6 records read, 5 written, 1 rejected in ")));
 }
 
 #[test]

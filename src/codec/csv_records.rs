@@ -7,19 +7,39 @@
 //! doubled quotes, line breaks inside quotes and `\r` terminators. Both
 //! paths cut records exactly as csv-core alone would (see the tests), and
 //! report the line each record starts on.
+//!
+//! A bad record costs that record only: one over `--max-record-bytes` is
+//! rejected as soon as it passes the limit, and the rest of it is parsed
+//! without being kept, so reading goes on at the next record. A record the
+//! input ends inside a quoted cell of is rejected whole, by its first line.
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
 use super::csv_row::CellBuffers;
+use super::csv_skip::RecordSkipper;
 use crate::record::RawBatch;
 use crate::scan::{self, Line};
 
+/// How much of an over-long record a rejection keeps.
+const REJECTED_HEAD: usize = 256;
+
 /// What [`CsvRecords::read`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     /// A record starting on this line; its cells were appended to the
     /// batch (the caller ends the record).
     Record(u64),
+    /// A bad record, not appended: the caller rejects it and calls again.
+    Rejected(BadRecord),
+    /// The input ended inside the quoted cell of a record already rejected
+    /// as too long ([`Bad::TooLongInQuote`]): everything from its first
+    /// line (`line`) to the last (`last_line`) was skipped.
+    NeverClosed {
+        /// The line the record started on.
+        line: u64,
+        /// The input's last line.
+        last_line: u64,
+    },
     /// The input holds no whole record yet: read more and call again with
     /// the unconsumed bytes first.
     NeedInput,
@@ -27,22 +47,40 @@ pub enum Next {
     End,
 }
 
-/// A record ran past `--max-record-bytes` without ending (an unclosed
-/// quote, most likely); where it started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooLong {
+/// A record [`CsvRecords`] rejects itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
     /// The line the record started on.
     pub line: u64,
+    /// What is wrong with it.
+    pub bad: Bad,
+    /// Its bytes: the first few for one too long, all of an unclosed one.
+    pub raw: Vec<u8>,
+}
+
+/// What is wrong with a [`BadRecord`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bad {
+    /// Longer than `--max-record-bytes`; the rest of it is skipped.
+    TooLong,
+    /// Longer than `--max-record-bytes` inside a quoted cell: skipped to
+    /// where that quote closes, which an unclosed quote never does (then
+    /// [`Next::NeverClosed`] follows at the end of the input).
+    TooLongInQuote,
+    /// The input ended inside one of its quoted cells.
+    Unclosed,
 }
 
 /// A record csv-core is part way through: the input ended inside it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Partial {
     cells_len: usize,
     ends_len: usize,
     line: u64,
     /// Input bytes of the record read so far.
     bytes: usize,
+    /// Those bytes, but for the ones still in the caller's input.
+    raw: Vec<u8>,
 }
 
 /// Splits a CSV stream into records; see the module documentation.
@@ -66,11 +104,14 @@ pub struct CsvRecords {
     /// csv-core's output: the current slow record's cells.
     parsed: CellBuffers,
     partial: Option<Partial>,
+    /// A record rejected as too long, read to its end without being kept;
+    /// and the line it started on.
+    skipping: Option<(RecordSkipper, u64)>,
 }
 
 impl CsvRecords {
     /// A splitter for cells separated by `delimiter`; a record longer than
-    /// `max_record_bytes` is an error, never buffered whole.
+    /// `max_record_bytes` is rejected, never buffered whole.
     pub fn new(delimiter: u8, max_record_bytes: usize) -> Self {
         CsvRecords {
             delimiter,
@@ -83,6 +124,7 @@ impl CsvRecords {
             more_delimiters: Vec::new(),
             parsed: CellBuffers::new(),
             partial: None,
+            skipping: None,
         }
     }
 
@@ -94,16 +136,17 @@ impl CsvRecords {
     /// Reads the next record from `input`, the bytes not yet consumed
     /// (`at_end` once no more will come), appending its cells to `out`.
     /// Returns what was found and how many bytes of `input` were consumed.
-    pub fn read(
-        &mut self,
-        input: &[u8],
-        at_end: bool,
-        out: &mut RawBatch,
-    ) -> Result<(Next, usize), TooLong> {
-        if self.partial.is_some() {
-            return self.read_slow(input, 0, at_end, out);
-        }
+    pub fn read(&mut self, input: &[u8], at_end: bool, out: &mut RawBatch) -> (Next, usize) {
         let mut pos = 0;
+        if self.skipping.is_some() {
+            match self.skip(input, at_end) {
+                (None, used) => pos = used,
+                (Some(next), used) => return (next, used),
+            }
+        }
+        if self.partial.is_some() {
+            return self.read_slow(input, pos, at_end, out);
+        }
         loop {
             let rest = &input[pos..];
             // Line breaks between records make no record (as in csv-core),
@@ -114,31 +157,50 @@ impl CsvRecords {
                 continue;
             }
             return match self.scan_plain(rest) {
-                Line::Plain(len) if len > self.max_record_bytes => Err(TooLong { line: self.line }),
+                Line::Plain(len) if len > self.max_record_bytes => {
+                    self.line += 1;
+                    let bad = self.bad(self.line - 1, Bad::TooLong, &rest[..len]);
+                    (bad, pos + len + 1)
+                }
                 Line::Plain(len) => {
                     out.push_split(&rest[..len], &self.delimiters);
                     self.line += 1;
-                    Ok((Next::Record(self.line - 1), pos + len + 1))
+                    (Next::Record(self.line - 1), pos + len + 1)
                 }
                 Line::NeedsParser => self.read_slow(input, pos, at_end, out),
                 Line::Unfinished if rest.is_empty() => {
-                    Ok((if at_end { Next::End } else { Next::NeedInput }, pos))
+                    (if at_end { Next::End } else { Next::NeedInput }, pos)
                 }
                 // The last line, without a `\n`.
+                Line::Unfinished if at_end && rest.len() > self.max_record_bytes => {
+                    self.line += 1;
+                    let bad = self.bad(self.line - 1, Bad::TooLong, rest);
+                    (bad, input.len())
+                }
                 Line::Unfinished if at_end => {
                     out.push_split(rest, &self.delimiters);
                     self.line += 1;
-                    Ok((Next::Record(self.line - 1), input.len()))
+                    (Next::Record(self.line - 1), input.len())
                 }
                 Line::Unfinished if rest.len() > self.max_record_bytes => {
-                    Err(TooLong { line: self.line })
+                    // No quote in it so far, but one may open later in the
+                    // line: the skipper finds where the record really ends.
+                    let skipper = RecordSkipper::new(self.delimiter, self.line);
+                    self.skipping = Some((skipper, self.line));
+                    (self.bad(self.line, Bad::TooLong, rest), pos)
                 }
                 Line::Unfinished => {
                     self.plain_scanned = rest.len();
-                    Ok((Next::NeedInput, pos))
+                    (Next::NeedInput, pos)
                 }
             };
         }
+    }
+
+    /// A rejection of the record at `line`, keeping the head of `raw`.
+    fn bad(&self, line: u64, bad: Bad, raw: &[u8]) -> Next {
+        let raw = raw[..raw.len().min(REJECTED_HEAD)].to_vec();
+        Next::Rejected(BadRecord { line, bad, raw })
     }
 
     /// Scans the line at the front of `rest` for the fast path, going on
@@ -163,6 +225,41 @@ impl CsvRecords {
         }
     }
 
+    /// Reads on through the record being skipped: once it ends, how much
+    /// of `input` it took and `None` (go on reading); else what to return.
+    fn skip(&mut self, input: &[u8], at_end: bool) -> (Option<Next>, usize) {
+        let (skipper, line) = self.skipping.as_mut().expect("skipping");
+        let (line, ended) = (*line, skipper.feed(input));
+        self.line = skipper.line();
+        match ended {
+            Some(used) => {
+                self.skipping = None;
+                (None, used)
+            }
+            None if !at_end => (Some(Next::NeedInput), input.len()),
+            None if skipper.in_quote() => {
+                let last_line = skipper.last_line();
+                self.skipping = None;
+                (Some(Next::NeverClosed { line, last_line }), input.len())
+            }
+            // The input ends the record.
+            None => {
+                self.skipping = None;
+                (None, input.len())
+            }
+        }
+    }
+
+    /// A skipper that has read `parts`, the start of a record on `line`.
+    fn skipper_after(&self, line: u64, parts: [&[u8]; 2]) -> RecordSkipper {
+        let mut skipper = RecordSkipper::new(self.delimiter, line);
+        for part in parts {
+            let ended = skipper.feed(part);
+            debug_assert_eq!(ended, None, "csv-core saw no end");
+        }
+        skipper
+    }
+
     /// Reads one record with csv-core from `input[start..]`, or goes on
     /// with the one it is inside.
     fn read_slow(
@@ -171,7 +268,7 @@ impl CsvRecords {
         start: usize,
         at_end: bool,
         out: &mut RawBatch,
-    ) -> Result<(Next, usize), TooLong> {
+    ) -> (Next, usize) {
         let mut partial = self.partial.take().unwrap_or_else(|| {
             // Each slow record starts afresh: the fast path moved past
             // whatever csv-core saw last.
@@ -182,6 +279,7 @@ impl CsvRecords {
                 ends_len: 0,
                 line: self.line,
                 bytes: 0,
+                raw: Vec::new(),
             }
         });
         let mut pos = start;
@@ -189,9 +287,20 @@ impl CsvRecords {
             let mut chunk = &input[pos..];
             if chunk.is_empty() && !at_end {
                 partial.bytes += pos - start;
-                self.check_length(&partial)?;
+                partial.raw.extend_from_slice(&input[start..pos]);
                 self.partial = Some(partial);
-                return Ok((Next::NeedInput, pos));
+                return (Next::NeedInput, pos);
+            }
+            let so_far = [&partial.raw[..], &input[start..pos]];
+            if chunk.is_empty() && self.skipper_after(partial.line, so_far).in_quote() {
+                partial.raw.extend_from_slice(&input[start..pos]);
+                self.line = self.core.line();
+                let bad = BadRecord {
+                    line: partial.line,
+                    bad: Bad::Unclosed,
+                    raw: partial.raw,
+                };
+                return (Next::Rejected(bad), pos);
             }
             // csv-core drops a byte order mark at the start of the first
             // input after a reset; a record that starts with one keeps it
@@ -207,38 +316,44 @@ impl CsvRecords {
             pos += read;
             partial.cells_len += written;
             partial.ends_len += ended;
+            let too_long = partial.bytes + (pos - start) > self.max_record_bytes;
             match result {
-                ReadRecordResult::InputEmpty => {}
-                full @ (ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull) => {
-                    self.parsed.grow(full)
+                ReadRecordResult::Record if too_long => {
+                    self.line = self.core.line();
+                    partial.raw.extend_from_slice(&input[start..pos]);
+                    return (self.bad(partial.line, Bad::TooLong, &partial.raw), pos);
                 }
                 ReadRecordResult::Record => {
-                    if partial.bytes + (pos - start) > self.max_record_bytes {
-                        return Err(TooLong { line: partial.line });
-                    }
                     self.line = self.core.line();
                     out.push_fields(
                         &self.parsed.cells[..partial.cells_len],
                         self.parsed.ends[..partial.ends_len].iter().copied(),
                     );
-                    return Ok((Next::Record(partial.line), pos));
+                    return (Next::Record(partial.line), pos);
                 }
                 ReadRecordResult::End => {
                     self.line = self.core.line();
-                    return Ok((Next::End, pos));
+                    return (Next::End, pos);
+                }
+                ReadRecordResult::InputEmpty => {}
+                full @ (ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull) => {
+                    self.parsed.grow(full)
                 }
             }
-            if partial.bytes + (pos - start) > self.max_record_bytes {
-                return Err(TooLong { line: partial.line });
+            if too_long {
+                let skipper = self.skipper_after(partial.line, [&partial.raw, &input[start..pos]]);
+                let in_quote = skipper.in_quote();
+                self.line = skipper.line();
+                self.skipping = Some((skipper, partial.line));
+                let bad = if in_quote {
+                    Bad::TooLongInQuote
+                } else {
+                    Bad::TooLong
+                };
+                partial.raw.extend_from_slice(&input[start..pos]);
+                return (self.bad(partial.line, bad, &partial.raw), pos);
             }
         }
-    }
-
-    fn check_length(&self, partial: &Partial) -> Result<(), TooLong> {
-        if partial.bytes > self.max_record_bytes {
-            return Err(TooLong { line: partial.line });
-        }
-        Ok(())
     }
 }
 
@@ -252,16 +367,18 @@ mod tests {
 
     type Rows = Vec<(u64, Vec<Vec<u8>>)>;
 
-    /// Every record of `input`, fed in pieces of `piece` bytes.
-    fn split(input: &[u8], piece: usize) -> Result<Rows, TooLong> {
+    /// Every record of `input` (limit `max` bytes), fed in pieces of
+    /// `piece` bytes, and everything else `read` said.
+    fn split_max(input: &[u8], piece: usize, max: usize) -> (Rows, Vec<Next>) {
         let source = Arc::new(SourceInfo::File { path: "t".into() });
         let mut batch = RawBatch::new(source, Decode::CsvNumbered);
-        let mut records = CsvRecords::new(b',', 1 << 20);
+        let mut records = CsvRecords::new(b',', max);
         let mut buffer = Vec::new();
         let mut fed = 0;
+        let mut said = Vec::new();
         loop {
             let at_end = fed == input.len();
-            let (next, consumed) = records.read(&buffer, at_end, &mut batch)?;
+            let (next, consumed) = records.read(&buffer, at_end, &mut batch);
             buffer.drain(..consumed);
             match next {
                 Next::Record(line) => batch.finish_record(line),
@@ -271,12 +388,39 @@ mod tests {
                     fed += more;
                 }
                 Next::End => break,
+                other => said.push(other),
             }
         }
-        Ok(batch
+        let rows = batch
             .records()
             .map(|r| (r.location.pos, r.fields().map(<[u8]>::to_vec).collect()))
-            .collect())
+            .collect();
+        (rows, said)
+    }
+
+    fn split(input: &[u8], piece: usize) -> (Rows, Vec<Next>) {
+        split_max(input, piece, 1 << 20)
+    }
+
+    /// Checks `split` against csv-core: the same records, but one that
+    /// ends inside a quote (the last) is rejected whole.
+    fn assert_like_csv_core(input: &[u8], piece: usize) {
+        let mut expected = split_by_csv_core(input);
+        let (rows, said) = split(input, piece);
+        let context = format!(
+            "input {:?} in pieces of {piece}",
+            String::from_utf8_lossy(input)
+        );
+        match &said[..] {
+            [] => {}
+            [Next::Rejected(bad)] => {
+                let (line, _) = expected.pop().expect("csv-core found a last record");
+                assert_eq!((bad.line, bad.bad), (line, Bad::Unclosed), "{context}");
+                assert!(input.ends_with(&bad.raw), "{context}");
+            }
+            other => panic!("{context}: {other:?}"),
+        }
+        assert_eq!(rows, expected, "{context}");
     }
 
     /// The same, through csv-core alone (as the csv crate reads), with the
@@ -340,14 +484,8 @@ mod tests {
             b"\"unterminated,1\nnever,ends",
         ];
         for input in inputs {
-            let expected = split_by_csv_core(input);
             for piece in [1, 2, 3, 7, 64] {
-                assert_eq!(
-                    split(input, piece).unwrap(),
-                    expected,
-                    "input {:?} in pieces of {piece}",
-                    String::from_utf8_lossy(input)
-                );
+                assert_like_csv_core(input, piece);
             }
         }
     }
@@ -369,78 +507,84 @@ mod tests {
                 input.extend_from_slice(alphabet[next(alphabet.len())]);
             }
             let piece = 1 + next(16);
-            assert_eq!(
-                split(&input, piece).unwrap(),
-                split_by_csv_core(&input),
-                "input {:?} in pieces of {piece}",
-                String::from_utf8_lossy(&input)
-            );
+            assert_like_csv_core(&input, piece);
+        }
+    }
+
+    fn rejected(line: u64, bad: Bad, raw: &[u8]) -> Next {
+        Next::Rejected(BadRecord {
+            line,
+            bad,
+            raw: raw.to_vec(),
+        })
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_rejected_whole_by_its_first_line() {
+        for piece in [1, 3, 64] {
+            let (rows, said) = split(b"a,b\n1,2\n3,\"oops\n4,5\n", piece);
+            assert_eq!(rows.len(), 2);
+            assert_eq!(said, [rejected(3, Bad::Unclosed, b"3,\"oops\n4,5\n")]);
         }
     }
 
     #[test]
-    fn an_unclosed_quote_is_too_long_at_its_start() {
+    fn an_unclosed_quote_past_the_limit_skips_to_the_end_and_says_so() {
         let mut input = b"ok,1\nok,2\n\"open,".to_vec();
         input.extend(std::iter::repeat_n(b'x', 4096));
-        let source = Arc::new(SourceInfo::File { path: "t".into() });
-        let mut batch = RawBatch::new(source, Decode::CsvNumbered);
-        let mut records = CsvRecords::new(b',', 1000);
-        let mut rest = &input[..];
-        let error = loop {
-            match records.read(rest, false, &mut batch) {
-                Ok((Next::Record(line), consumed)) => {
-                    batch.finish_record(line);
-                    rest = &rest[consumed..];
-                }
-                Ok(other) => panic!("expected an error, got {other:?}"),
-                Err(error) => break error,
-            }
-        };
-        assert_eq!(error, TooLong { line: 3 });
-        assert_eq!(batch.len(), 2);
-    }
-
-    #[test]
-    fn a_whole_quoted_row_over_the_limit_is_too_long() {
-        // In one piece, and ending in a later piece than it started.
-        for piece in [4096, 900] {
-            let mut input = b"ok,1\n\"".to_vec();
-            input.extend(std::iter::repeat_n(b'q', 1200));
-            input.extend_from_slice(b"\",2\nnext,3\n");
-            let source = Arc::new(SourceInfo::File { path: "t".into() });
-            let mut batch = RawBatch::new(source, Decode::CsvNumbered);
-            let mut records = CsvRecords::new(b',', 1000);
-            let (mut buffer, mut fed) = (Vec::new(), 0);
-            let error = loop {
-                match records.read(&buffer, fed == input.len(), &mut batch) {
-                    Ok((Next::Record(line), used)) => {
-                        batch.finish_record(line);
-                        buffer.drain(..used);
-                    }
-                    Ok((Next::NeedInput, used)) => {
-                        buffer.drain(..used);
-                        let more = piece.min(input.len() - fed);
-                        buffer.extend_from_slice(&input[fed..fed + more]);
-                        fed += more;
-                    }
-                    Ok((Next::End, _)) => panic!("pieces of {piece}: no error"),
-                    Err(error) => break error,
-                }
+        input.extend_from_slice(b"\nlast,3\n");
+        for piece in [7, 1000, 8192] {
+            let (rows, said) = split_max(&input, piece, 1000);
+            assert_eq!(rows.len(), 2, "pieces of {piece}");
+            let Next::Rejected(bad) = &said[0] else {
+                panic!("{said:?}")
             };
-            assert_eq!(error, TooLong { line: 2 }, "pieces of {piece}");
-            assert_eq!(batch.len(), 1);
+            assert_eq!(
+                (bad.line, bad.bad, bad.raw.len()),
+                (3, Bad::TooLongInQuote, 256)
+            );
+            assert_eq!(
+                said[1],
+                Next::NeverClosed {
+                    line: 3,
+                    last_line: 4
+                }
+            );
+            assert_eq!(said.len(), 2);
         }
     }
 
     #[test]
-    fn a_long_plain_line_is_too_long_before_it_ends() {
-        let input = vec![b'x'; 2000];
-        let source = Arc::new(SourceInfo::File { path: "t".into() });
-        let mut batch = RawBatch::new(source, Decode::CsvNumbered);
-        let mut records = CsvRecords::new(b',', 1000);
-        assert_eq!(
-            records.read(&input, false, &mut batch),
-            Err(TooLong { line: 1 })
-        );
+    fn a_too_long_record_is_rejected_alone() {
+        // A quoted row that closes, a plain line, the last line without a
+        // newline, in one piece or many.
+        let mut input = b"ok,1\n\"".to_vec();
+        input.extend(std::iter::repeat_n(b'q', 1200));
+        input.extend_from_slice(b"\",2\nnext,3\n");
+        input.extend(std::iter::repeat_n(b'p', 1200));
+        input.extend_from_slice(b",\"a\nb\"\nafter,4\n");
+        input.extend(std::iter::repeat_n(b'z', 1200));
+        for piece in [4096, 900, 13] {
+            let (rows, said) = split_max(&input, piece, 1000);
+            let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
+            assert_eq!(lines, [1, 3, 6], "pieces of {piece}");
+            let bad: Vec<(u64, Bad)> = said
+                .iter()
+                .map(|next| match next {
+                    // Whether the limit is passed inside the quote depends
+                    // on where the pieces end.
+                    Next::Rejected(bad) if bad.bad == Bad::TooLongInQuote => {
+                        (bad.line, Bad::TooLong)
+                    }
+                    Next::Rejected(bad) => (bad.line, bad.bad),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                bad,
+                [(2, Bad::TooLong), (4, Bad::TooLong), (7, Bad::TooLong)],
+                "pieces of {piece}"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@
 mod csv;
 pub mod csv_records;
 pub mod csv_row;
+mod csv_skip;
 pub mod framing;
 mod json_keys;
 mod jsonl;

@@ -1,24 +1,28 @@
 //! The decode stage: raw records to JSON objects, rejected records to the
 //! `--on-error` policy, and `--limit`.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{PipelineConfig, Rejects};
-use crate::error::Result;
+use super::{PipelineConfig, Rejects, Stats};
+use crate::cpu;
+use crate::error::{Error, Result};
 use crate::record::{Batch, RawBatch, RawRecord};
 
 /// Decodes every batch of `input` into `output`, in order. Ends when
 /// `input` closes, when nobody reads `output`, or at `--limit` (then it
-/// cancels `stop` so the source ends too).
+/// cancels `stop` so the source ends too, and counts the records it throws
+/// away in `stats.discarded`).
 pub(super) async fn run(
     mut input: mpsc::Receiver<RawBatch>,
     output: mpsc::Sender<Batch>,
     config: PipelineConfig,
     rejects: Arc<Rejects>,
     stop: CancellationToken,
+    stats: Arc<Stats>,
 ) -> Result<()> {
     let mut remaining = config.limit.unwrap_or(u64::MAX);
     // Output bytes per input byte of the last batch: sizing the next
@@ -27,18 +31,11 @@ pub(super) async fn run(
     while let Some(raw) = input.recv().await {
         let estimate = (raw.byte_len() as f64 * growth * 1.1) as usize + raw.len() * 8;
         let mut out = Batch::with_capacity(raw.source.clone(), raw.len(), estimate);
-        let mut failure = None;
-        for record in raw.records() {
-            if out.len() as u64 == remaining {
-                break;
-            }
-            if let Err(reason) = raw.decode.decode_into(&record, config.decode, &mut out) {
-                if let Err(error) = rejects.reject(record.location, &raw_text(&record), &reason) {
-                    failure = Some(error);
-                    break;
-                }
-            }
-        }
+        let raw_len = raw.len();
+        // A batch holding a huge record takes long: off the workers.
+        let (handled, failure) = cpu::off_worker(raw.byte_len(), cpu::ROW_BYTES, || {
+            decode_batch(&raw, &config, &rejects, remaining, &mut out)
+        });
         if raw.byte_len() > 0 && !out.is_empty() {
             growth = out.as_ndjson().len() as f64 / raw.byte_len() as f64;
         }
@@ -65,10 +62,43 @@ pub(super) async fn run(
         }
         if remaining == 0 {
             stop.cancel();
+            // Past the limit: what the source sent is thrown away, so it
+            // does not count as read.
+            let mut discarded = (raw_len - handled) as u64;
+            input.close();
+            while let Some(unread) = input.recv().await {
+                discarded += unread.len() as u64;
+            }
+            stats.discarded.fetch_add(discarded, Ordering::Relaxed);
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// Decodes `raw` into `out`, at most `remaining` records; returns how many
+/// records it handled, and the rejection that stops the run, if any.
+fn decode_batch(
+    raw: &RawBatch,
+    config: &PipelineConfig,
+    rejects: &Rejects,
+    remaining: u64,
+    out: &mut Batch,
+) -> (usize, Option<Error>) {
+    let mut handled = 0;
+    for record in raw.records() {
+        if out.len() as u64 == remaining {
+            break;
+        }
+        handled += 1;
+        if let Err(reason) = raw.decode.decode_into(&record, config.decode, out) {
+            let rejected = rejects.reject(record.location, &raw_text(&record), &reason);
+            if let Err(error) = rejected {
+                return (handled, Some(error));
+            }
+        }
+    }
+    (handled, None)
 }
 
 /// The record as text for the dead-letter file: the line itself, or a CSV

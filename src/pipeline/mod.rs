@@ -73,6 +73,8 @@ impl Default for PipelineConfig {
 pub struct Stats {
     /// Records the source handed to the pipeline.
     pub read: AtomicU64,
+    /// Of those, records thrown away unhandled (past `--limit`).
+    pub discarded: AtomicU64,
     /// Records the sink wrote out.
     pub written: AtomicU64,
 }
@@ -80,7 +82,8 @@ pub struct Stats {
 /// What a finished run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    /// Records read from the source.
+    /// Records read from the source: each was written or rejected
+    /// (`read = written + rejected`), unless the run failed.
     pub read: u64,
     /// Records written by the sink.
     pub written: u64,
@@ -188,6 +191,7 @@ impl Pipeline {
                 config.clone(),
                 rejects.clone(),
                 stop.clone(),
+                stats.clone(),
             ),
         );
 
@@ -223,7 +227,8 @@ impl Pipeline {
         .find_map(|result| result.err());
         Outcome {
             report: Report {
-                read: stats.read.load(Ordering::Relaxed),
+                // What was thrown away past `--limit` was never handled.
+                read: stats.read.load(Ordering::Relaxed) - stats.discarded.load(Ordering::Relaxed),
                 written: stats.written.load(Ordering::Relaxed),
                 rejected: rejects.count(),
                 elapsed: started.elapsed(),

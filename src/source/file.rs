@@ -11,10 +11,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::input::InputReader;
 use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
-use crate::codec::csv_records::Next;
+use crate::codec::csv_records::{Bad, BadRecord, Next};
 use crate::codec::{CsvHeader, CsvRecords, Decode, Format};
+use crate::cpu;
 use crate::error::{Error, Result};
 use crate::record::{Location, RawBatch, SourceInfo};
+use crate::warn_limited;
 
 /// How much to ask of the input per read.
 const READ_SIZE: usize = 256 * 1024;
@@ -66,23 +68,24 @@ pub struct FileSource {
 
 impl FileSource {
     /// Checks that every path can be read before any is, so a typo in the
-    /// last path fails the run before the first file is output.
+    /// last path fails the run before the first file is output. Nothing is
+    /// opened here: a named pipe must be opened once only (its writer is
+    /// gone after the first open closes), and opening one waits for a
+    /// writer, which happens in [`Source::run`] where a signal can stop it.
     pub fn open(paths: Vec<String>, options: FileOptions) -> Result<Self> {
         for path in paths.iter().filter(|path| path.as_str() != "-") {
             let as_path = Path::new(path);
-            let metadata = std::fs::metadata(as_path).map_err(|source| Error::Open {
+            let open_error = |source| Error::Open {
                 path: as_path.to_path_buf(),
                 source,
-            })?;
+            };
+            let metadata = std::fs::metadata(as_path).map_err(open_error)?;
             if metadata.is_dir() {
                 return Err(Error::IsDirectory {
                     path: as_path.to_path_buf(),
                 });
             }
-            std::fs::File::open(as_path).map_err(|source| Error::Open {
-                path: as_path.to_path_buf(),
-                source,
-            })?;
+            check_readable(as_path).map_err(open_error)?;
         }
         let checkpoints = paths.iter().map(|_| Arc::default()).collect();
         Ok(FileSource {
@@ -108,12 +111,17 @@ impl Source for FileSource {
                 let input: Box<dyn AsyncRead + Unpin + Send> = if path == "-" {
                     Box::new(tokio::io::stdin())
                 } else {
-                    let file = tokio::fs::File::open(path)
-                        .await
-                        .map_err(|source| Error::Open {
-                            path: PathBuf::from(path),
-                            source,
-                        })?;
+                    // Opening a named pipe waits for its writer: a signal
+                    // must end that wait. (The blocking thread stays parked
+                    // in open(2); the runtime does not wait for it at exit.)
+                    let opened = tokio::select! {
+                        opened = tokio::fs::File::open(path) => opened,
+                        _ = ctx.shutdown.cancelled() => break,
+                    };
+                    let file = opened.map_err(|source| Error::Open {
+                        path: PathBuf::from(path),
+                        source,
+                    })?;
                     Box::new(file)
                 };
                 let display = if path == "-" {
@@ -144,6 +152,28 @@ impl Source for FileSource {
             }
             Ok(())
         })
+    }
+}
+
+/// Fails unless this process may read `path` (with its effective ids, as
+/// open(2) checks), without opening it.
+fn check_readable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c_path` is a valid NUL-terminated string for the call.
+    let status = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::R_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -286,6 +316,13 @@ impl FileReader<'_> {
         Interrupted::Failed(error)
     }
 
+    /// Rejects the record at `line`, which is in no batch: it counts as
+    /// read here (`read` = written + rejected).
+    fn reject(&self, line: u64, raw: &[u8], reason: &str) -> Result<(), Error> {
+        self.ctx.out.count_unsent(1);
+        self.ctx.rejects.reject(self.location(line), raw, reason)
+    }
+
     /// Rejects line `line` as too long; the dead-letter file gets its
     /// first bytes only.
     fn reject_long_line(&self, line: u64, text: &[u8]) -> Result<(), Error> {
@@ -294,7 +331,33 @@ impl FileReader<'_> {
             self.options.max_record_bytes
         );
         let head = &text[..text.len().min(256)];
-        self.ctx.rejects.reject(self.location(line), head, &reason)
+        self.reject(line, head, &reason)
+    }
+
+    /// Says that the header row (at `line`) was rejected, so the rest of
+    /// this input, which nothing can name, is not read.
+    fn no_header(&self, line: u64) {
+        warn_limited!(
+            "{}: no usable CSV header, so the rest of this input was not read",
+            self.location(line)
+        );
+    }
+
+    /// Rejects a record the CSV splitter found bad.
+    fn reject_csv(&self, bad: &BadRecord) -> Result<(), Error> {
+        let max = self.options.max_record_bytes;
+        let reason = match bad.bad {
+            Bad::TooLong => format!("CSV record longer than {max} bytes (--max-record-bytes)"),
+            Bad::TooLongInQuote => format!(
+                "CSV record longer than {max} bytes (--max-record-bytes; an unclosed quote?); \
+                 still inside a quoted cell, so skipping to where it closes"
+            ),
+            Bad::Unclosed => {
+                "unclosed quote: the record that starts on this line runs to the end of the input"
+                    .to_string()
+            }
+        };
+        self.reject(bad.line, &bad.raw, &reason)
     }
 
     /// CSV: quoted cells may hold delimiters, doubled quotes and newlines
@@ -312,33 +375,31 @@ impl FileReader<'_> {
         let mut batch = RawBatch::new(self.source.clone(), Decode::CsvNumbered);
         let mut last_line = 0u64;
         loop {
-            let next = records.read(&buf[consumed..], at_end, &mut batch);
-            let (next, used) = match next {
-                Ok(next) => next,
-                Err(too_long) => {
-                    // No way to find where the next record starts after a
-                    // runaway quote: reject it and end this input.
-                    let reason = format!(
-                        "CSV record longer than {} bytes (--max-record-bytes; an unclosed quote?)",
-                        self.options.max_record_bytes
-                    );
-                    let rejected =
-                        self.ctx
-                            .rejects
-                            .reject(self.location(too_long.line), b"", &reason);
-                    if let Err(error) = rejected {
+            let (next, used) = records.read(&buf[consumed..], at_end, &mut batch);
+            consumed += used;
+            let line = match next {
+                Next::Record(line) => line,
+                Next::End => break,
+                Next::Rejected(bad) => {
+                    if let Err(error) = self.reject_csv(&bad) {
                         if header_read {
                             return Err(self.fail_after(batch, last_line, error).await);
                         }
                         return Err(error.into());
                     }
-                    break;
+                    if !header_read {
+                        self.no_header(bad.line);
+                        return Ok(());
+                    }
+                    continue;
                 }
-            };
-            consumed += used;
-            let line = match next {
-                Next::Record(line) => line,
-                Next::End => break,
+                Next::NeverClosed { line, last_line } => {
+                    warn_limited!(
+                        "{}: the quote opened in this record never closes: lines {line} to {last_line} were skipped",
+                        self.location(line)
+                    );
+                    continue;
+                }
                 Next::NeedInput => {
                     // Caught up with the writer on the last read: pass on
                     // what we have rather than wait for a full batch.
@@ -359,12 +420,14 @@ impl FileReader<'_> {
             batch.finish_record(line);
             if !header_read {
                 let fields = batch.records().next().expect("just finished");
-                let header = match CsvHeader::from_fields(fields.fields()) {
+                let built = cpu::off_worker(fields.bytes().len(), cpu::HEADER_BYTES, || {
+                    CsvHeader::from_fields(fields.fields())
+                });
+                let header = match built {
                     Ok(header) => header,
                     Err(reason) => {
-                        self.ctx
-                            .rejects
-                            .reject(self.location(line), fields.bytes(), &reason)?;
+                        self.reject(line, fields.bytes(), &reason)?;
+                        self.no_header(line);
                         return Ok(());
                     }
                 };

@@ -93,3 +93,31 @@ pub fn summary(stderr: &str) -> &str {
 pub fn file_name(path: &str) -> PathBuf {
     PathBuf::from(path).file_name().unwrap().into()
 }
+
+/// The messages of a run's warnings, without their level.
+pub fn warning_messages(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter_map(|line| line.split_once("WARN ").map(|(_, message)| message))
+        .collect()
+}
+
+/// Waits for `child` to exit within `within`; kills it and fails if not.
+pub fn exit_within(
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+    what: &str,
+) -> i32 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().expect("exited, not killed");
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {within:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

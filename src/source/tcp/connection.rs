@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use super::budget::{Reservation, FREE_BYTES};
 use super::{Shared, StopReason};
 use crate::codec::{CsvHeader, CsvRowSplitter, Decode, Format, Framer};
+use crate::cpu;
 use crate::error::Result;
 use crate::record::{Location, RawBatch, SourceInfo};
 use crate::source::Closed;
@@ -346,7 +347,8 @@ impl Connection {
                 .get_or_insert_with(|| new_batch(decode))
                 .push_record(frame, pos),
             Content::Csv { splitter, decode } => {
-                let cells = match splitter.split(frame) {
+                let split = cpu::off_worker(frame.len(), cpu::ROW_BYTES, || splitter.split(frame));
+                let cells = match split {
                     Ok(Some(cells)) => cells,
                     Ok(None) => return Ok(Flow::Go),
                     Err(reason) => {
@@ -362,7 +364,10 @@ impl Connection {
                         }
                         batch.finish_record(pos);
                     }
-                    None => match CsvHeader::from_fields(cells) {
+                    // Renaming a huge header's names takes a while.
+                    None => match cpu::off_worker(frame.len(), cpu::HEADER_BYTES, || {
+                        CsvHeader::from_fields(cells)
+                    }) {
                         Ok(header) => *decode = Some(Decode::Csv(Arc::new(header))),
                         Err(reason) => {
                             let reason = format!("bad CSV header: {reason}");
@@ -448,6 +453,8 @@ impl Connection {
 
 /// Rejects record `pos` of the connection `source`.
 fn reject(shared: &Shared, source: &SourceInfo, pos: u64, raw: &[u8], reason: &str) -> Result<()> {
+    // Never sent, but read all the same (`read` = written + rejected).
+    shared.ctx.out.count_unsent(1);
     shared
         .ctx
         .rejects

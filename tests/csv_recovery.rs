@@ -1,0 +1,119 @@
+//! End-to-end tests of bad CSV rows in files (issue 9, points 1 and 2): an
+//! over-long row is rejected alone and reading goes on; a quote that never
+//! closes is rejected by the line its record starts on, never silently.
+
+mod common;
+
+use common::{run, summary, warning_messages, Dir};
+
+#[test]
+fn an_overlong_csv_row_is_rejected_alone_and_reading_goes_on() {
+    let dir = Dir::new();
+    let rows: String = (0..1000).map(|i| format!("{i},v\n")).collect();
+    let long = "x".repeat(2000);
+    let path = dir.file("b.csv", format!("a,b\n{long},y\n{rows}"));
+    let out = run(&["file", &path, "--max-record-bytes", "1K"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let expected: String = (0..1000)
+        .map(|i| format!("{{\"a\":\"{i}\",\"b\":\"v\"}}\n"))
+        .collect();
+    assert_eq!(out.stdout, expected);
+    assert_eq!(
+        warning_messages(&out.stderr),
+        [format!(
+            "rejected {path}:2: CSV record longer than 1024 bytes (--max-record-bytes)"
+        )]
+    );
+    assert!(
+        summary(&out.stderr).starts_with("streamer: 1001 records read, 1000 written, 1 rejected")
+    );
+
+    // A quoted row over the limit ends where its quote closes, and a long
+    // plain row that arrives in many reads is one rejection.
+    let quoted = format!("\"{}\n{}\",2", "q".repeat(600), "q".repeat(600));
+    let plain = format!("{},3", "p".repeat(700 * 1024));
+    let path = dir.file(
+        "mixed.csv",
+        format!("a,b\n1,1\n{quoted}\n4,4\n{plain}\n6,6\n{plain}"),
+    );
+    let out = run(&["file", &path, "--max-record-bytes", "1K"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"a\":\"1\",\"b\":\"1\"}\n{\"a\":\"4\",\"b\":\"4\"}\n{\"a\":\"6\",\"b\":\"6\"}\n"
+    );
+    let reason = "CSV record longer than 1024 bytes (--max-record-bytes)";
+    assert_eq!(
+        warning_messages(&out.stderr),
+        [
+            format!("rejected {path}:3: {reason}"),
+            format!("rejected {path}:6: {reason}"),
+            format!("rejected {path}:8: {reason}"),
+        ]
+    );
+
+    // A quoted cell that passes the limit in one read and closes in a
+    // later one: rejected at once, and reading goes on where it closes.
+    let cell = "q\n".repeat(350 * 1024);
+    let path = dir.file("quoted.csv", format!("a,b\n1,1\n\"{cell}\",2\n3,3\n"));
+    let out = run(&["file", &path, "--max-record-bytes", "100K"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"a\":\"1\",\"b\":\"1\"}\n{\"a\":\"3\",\"b\":\"3\"}\n"
+    );
+    assert_eq!(
+        warning_messages(&out.stderr),
+        [format!(
+            "rejected {path}:3: CSV record longer than 102400 bytes (--max-record-bytes; an unclosed quote?); still inside a quoted cell, so skipping to where it closes"
+        )]
+    );
+    assert!(summary(&out.stderr).starts_with("streamer: 3 records read, 2 written, 1 rejected"));
+}
+
+#[test]
+fn an_unclosed_quote_is_rejected_by_its_first_line_with_exit_3() {
+    let dir = Dir::new();
+    for (name, text) in [
+        ("middle.csv", "a,b\n1,2\n3,\"oops\n4,5\n6,7\n"),
+        ("end.csv", "a,b\n1,2\n3,\"oops"),
+    ] {
+        let path = dir.file(name, text);
+        let dead = dir.path("dead.jsonl");
+        let out = run(&["file", &path, "--dead-letter", &dead]);
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        assert_eq!(out.stdout, "{\"a\":\"1\",\"b\":\"2\"}\n");
+        assert_eq!(
+            warning_messages(&out.stderr),
+            [format!(
+                "rejected {path}:3: unclosed quote: the record that starts on this line runs to the end of the input"
+            )]
+        );
+        assert!(summary(&out.stderr).starts_with("streamer: 2 records read, 1 written, 1 rejected"));
+        let raw = &text["a,b\n1,2\n".len()..];
+        let expected = serde_json::json!({
+            "origin": {"path": path, "line": 3},
+            "reason": "unclosed quote: the record that starts on this line runs to the end of the input",
+            "raw": raw,
+        });
+        let line: serde_json::Value =
+            serde_json::from_str(dir.read("dead.jsonl").trim_end()).unwrap();
+        assert_eq!(line, expected);
+    }
+
+    // Past the byte limit the rest is skipped; the end of the input says
+    // how much the quote swallowed.
+    let tail: String = (4..=20).map(|n| format!("{n},x\n")).collect();
+    let path = dir.file("swallowed.csv", format!("a,b\n1,2\n3,\"oops\n{tail}"));
+    let out = run(&["file", &path, "--max-record-bytes", "20"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"a\":\"1\",\"b\":\"2\"}\n");
+    assert_eq!(
+        warning_messages(&out.stderr),
+        [
+            format!("rejected {path}:3: CSV record longer than 20 bytes (--max-record-bytes; an unclosed quote?); still inside a quoted cell, so skipping to where it closes"),
+            format!("{path}:3: the quote opened in this record never closes: lines 3 to 20 were skipped"),
+        ]
+    );
+    assert!(summary(&out.stderr).starts_with("streamer: 2 records read, 1 written, 1 rejected"));
+}

@@ -1,0 +1,156 @@
+//! A small harness for `streamer tcp` end-to-end tests that need only a
+//! server, its stdout and its log: the port comes from the `listening on`
+//! line, and every wait is on a line with a deadline, never a sleep.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any awaited condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Lines of one of the server's outputs, as they arrive.
+pub struct Lines {
+    rx: Receiver<String>,
+    /// Every line received so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    fn spawn(reader: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `within` for a line containing `needle`; returns it.
+    pub fn wait_for_within(&mut self, needle: &str, within: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|line| line.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no line containing {needle:?} within {within:?}; so far:\n{}",
+                        self.tail()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "closed without a line containing {needle:?}; so far:\n{}",
+                        self.tail()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Waits for a line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        self.wait_for_within(needle, DEADLINE)
+    }
+
+    /// Reads every line until the stream closes.
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.rx.recv_timeout(DEADLINE) {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    fn tail(&self) -> String {
+        let from = self.seen.len().saturating_sub(20);
+        self.seen[from..].join("\n")
+    }
+}
+
+/// A running `streamer tcp --bind 127.0.0.1:0 ARGS`, writing to stdout.
+pub struct Server {
+    child: Child,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// The output, line by line.
+    pub stdout: Lines,
+    /// The log, line by line.
+    pub stderr: Lines,
+}
+
+impl Server {
+    /// Starts the server and waits for its `listening on` line.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streamer"))
+            .args(["tcp", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("RUST_LOG")
+            .spawn()
+            .unwrap();
+        let stdout = Lines::spawn(child.stdout.take().unwrap());
+        let mut stderr = Lines::spawn(child.stderr.take().unwrap());
+        let line = stderr.wait_for("streamer: listening on ");
+        let addr = line["streamer: listening on ".len()..].parse().unwrap();
+        Server {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// A new client.
+    pub fn connect(&self) -> TcpStream {
+        TcpStream::connect(self.addr).unwrap()
+    }
+
+    /// SIGTERM, then waits (with the deadline) for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        // SAFETY: sends a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failed test must not leave its server running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
