@@ -20,7 +20,8 @@
 //! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink;
 //!   [`sink::files`] checks output files against the inputs and opens them.
 //! - [`kafka`]: what the Kafka source and sink share: `--brokers`/`-X`
-//!   client settings and defaults, librdkafka logs and errors.
+//!   client settings and defaults, librdkafka logs and errors, and the
+//!   start-up check of brokers and topics.
 //! - [`json`]: the hand-written JSON encoding used on the hot path.
 //! - [`scan`]: 16-bytes-a-step byte scans of the hot path (CSV line ends
 //!   and delimiters, JSON-plain text).

@@ -1,7 +1,8 @@
 //! Kafka plumbing shared by the Kafka source and the Kafka sink: client
 //! settings (`--brokers`, `-X`), the defaults that keep memory bounded, the
-//! routing of librdkafka's logs and errors to our log, and librdkafka errors
-//! turned into one clear line.
+//! routing of librdkafka's logs and errors to our log, librdkafka errors
+//! turned into one clear line, and the start-up check of the brokers and
+//! topics ([`topic_check`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -12,6 +13,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, Statistics};
 
 use crate::error::Error;
+
+mod topic_check;
+pub(crate) use self::topic_check::{check_topic, TopicCheck};
 
 /// The brokers every Kafka client of a run connects to, and the user's
 /// librdkafka settings (`-X key=value`), which win over our defaults.

@@ -23,7 +23,9 @@ use tokio::sync::Notify;
 use super::{Sink, SinkInput};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
-use crate::kafka::{self, client_context_via_log, ClientLog, KafkaConfig, QUERY_TIMEOUT};
+use crate::kafka::{
+    self, client_context_via_log, ClientLog, KafkaConfig, TopicCheck, QUERY_TIMEOUT,
+};
 use crate::record::Batch;
 
 /// The producer's settings that differ from librdkafka's defaults; `-X`
@@ -72,59 +74,28 @@ impl KafkaSink {
     pub async fn check_topic(&self) -> Result<()> {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(Some(&topic), QUERY_TIMEOUT)
-                .map(|metadata| {
-                    metadata
-                        .topics()
-                        .iter()
-                        .find(|t| t.name() == topic)
-                        .and_then(|t| t.error())
-                        .map(RDKafkaErrorCode::from)
-                })
+        let check = tokio::task::spawn_blocking(move || {
+            let log = &producer.context().log;
+            kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT)
         })
         .await
         .map_err(|e| Error::Kafka(format!("internal error: {e}")))?;
-        match metadata {
-            Ok(Some(
-                RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
-            )) => Err(Error::Kafka(format!(
+        match check {
+            TopicCheck::Missing => Err(Error::Kafka(format!(
                 "topic `{}` does not exist on {} (and the brokers do not create topics)",
                 self.topic, self.brokers
             ))),
-            Ok(Some(code)) if kafka::is_permanent(code) => Err(Error::Kafka(format!(
-                "topic `{}`: {}",
-                self.topic,
-                kafka::describe(&KafkaError::MetadataFetch(code))
-            ))),
-            Ok(_) => Ok(()),
-            Err(_) if self.producer.context().log.permanent_error().is_some() => Err(Error::Kafka(
-                self.producer
-                    .context()
-                    .log
-                    .permanent_error()
-                    .unwrap_or_default(),
-            )),
-            Err(error) => match kafka::error_code(&error) {
-                Some(code) if kafka::is_permanent(code) => Err(Error::Kafka(
-                    self.producer
-                        .context()
-                        .log
-                        .last_error()
-                        .unwrap_or_else(|| kafka::describe(&error)),
-                )),
-                _ => {
-                    tracing::warn!(
-                        "kafka sink: cannot reach the brokers at {} yet ({}); \
-                         records wait in the producer until they answer",
-                        self.brokers,
-                        kafka::describe(&error)
-                    );
-                    Ok(())
-                }
-            },
+            TopicCheck::Permanent(reason) => Err(Error::Kafka(reason)),
+            TopicCheck::Unreachable(reason) => {
+                tracing::warn!(
+                    "kafka sink: cannot reach the brokers at {} yet ({reason}); \
+                     records wait in the producer until they answer",
+                    self.brokers,
+                );
+                Ok(())
+            }
+            // Not listed yet, or being created: the producer waits for it.
+            TopicCheck::Ready | TopicCheck::Unlisted | TopicCheck::Unsettled(_) => Ok(()),
         }
     }
 }

@@ -283,12 +283,15 @@ fn uncommitted(state: &PartitionState) -> Option<i64> {
         .filter(|&delivered| Some(delivered) > state.committed)
 }
 
-/// A handle on the Kafka source's per-partition consumer lag, readable
-/// while the source runs (for progress lines and metrics).
+/// A shared handle on the Kafka source's partition table: what each
+/// assigned partition has read, delivered and committed, and its lag.
+/// The read loop, the rebalance callbacks and the commit helpers all hold
+/// one; it is readable while the source runs (progress lines, metrics).
+/// (Named `ConsumerLag` before, though it is the whole table.)
 #[derive(Debug, Clone, Default)]
-pub struct ConsumerLag(pub(crate) Arc<Mutex<Partitions>>);
+pub struct PartitionTable(pub(crate) Arc<Mutex<Partitions>>);
 
-impl ConsumerLag {
+impl PartitionTable {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Partitions> {
         self.0
             .lock()
@@ -406,7 +409,7 @@ mod tests {
 
     #[test]
     fn lag_is_high_watermark_less_delivered() {
-        let lag = ConsumerLag::default();
+        let lag = PartitionTable::default();
         {
             let mut parts = lag.lock();
             let epoch = parts.assign([("t", 0), ("t", 1)]);

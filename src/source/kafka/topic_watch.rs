@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::RDKafkaErrorCode;
 
-use super::GroupContext;
+use super::rebalance::GroupContext;
+use crate::kafka::{self, TopicCheck};
 
 /// How often the named topics are looked up.
 const INTERVAL: Duration = Duration::from_secs(2);
@@ -31,7 +31,7 @@ pub(super) async fn watch(consumer: Arc<StreamConsumer<GroupContext>>, topics: V
         tokio::time::sleep(INTERVAL).await;
         for (topic, gone) in topics.iter().zip(gone.iter_mut()) {
             let (probe, name) = (consumer.clone(), topic.clone());
-            let lookup = tokio::task::spawn_blocking(move || exists(&*probe, &name)).await;
+            let lookup = tokio::task::spawn_blocking(move || exists(&probe, &name)).await;
             match lookup {
                 Ok(Some(false)) if !*gone => {
                     *gone = true;
@@ -51,23 +51,13 @@ pub(super) async fn watch(consumer: Arc<StreamConsumer<GroupContext>>, topics: V
     }
 }
 
-/// Whether the brokers know `topic` (`None`: they did not answer).
-fn exists<C: Consumer<GroupContext>>(consumer: &C, topic: &str) -> Option<bool> {
-    let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT).ok()?;
-    let found = metadata.topics().iter().find(|t| t.name() == topic);
-    match found.map(|t| {
-        (
-            t.error().map(RDKafkaErrorCode::from),
-            t.partitions().is_empty(),
-        )
-    }) {
-        None
-        | Some((
-            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic),
-            _,
-        ))
-        | Some((None, true)) => Some(false),
-        Some((None, false)) => Some(true),
-        Some((Some(_), _)) => None,
+/// Whether the brokers know `topic` (`None`: they did not answer, or
+/// answered with an error that may pass). Blocks.
+fn exists(consumer: &StreamConsumer<GroupContext>, topic: &str) -> Option<bool> {
+    let log = &consumer.context().log;
+    match kafka::check_topic(consumer.client(), log, Some(topic), LOOKUP_TIMEOUT) {
+        TopicCheck::Ready => Some(true),
+        TopicCheck::Missing | TopicCheck::Unlisted => Some(false),
+        TopicCheck::Unsettled(_) | TopicCheck::Permanent(_) | TopicCheck::Unreachable(_) => None,
     }
 }

@@ -1,0 +1,151 @@
+//! One run of the Kafka source, start to end: subscribe, read (the
+//! [`ConsumeLoop`]), then drain the acknowledgements of batches still in
+//! the pipeline, commit everything written, say where each partition
+//! stands, and leave the group.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use tokio::sync::mpsc;
+
+use super::batcher::{Batcher, ValueFormat};
+use super::commit::{commit_delivered, store_delivered};
+use super::consume_loop::ConsumeLoop;
+use super::partitions::PartitionLag;
+use super::startup::wait_for_topics;
+use super::{partition_span, topic_watch, KafkaSource};
+use crate::error::{Error, Result};
+use crate::kafka;
+use crate::source::SourceContext;
+
+/// How long the end of a run may wait for the final commit, and for
+/// leaving the group, before giving up on them (brokers down).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs the source until shutdown, `--until-end`, the pipeline closing or
+/// a permanent error; returns once every batch sent was written (or
+/// dropped) and what was written is committed.
+pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<()> {
+    let KafkaSource {
+        options,
+        consumer,
+        table,
+        changed,
+        connected,
+    } = source;
+    let SourceContext {
+        out,
+        shutdown,
+        rejects,
+        batch_records,
+        batch_bytes,
+    } = ctx;
+    let named = options.named_topics();
+    if !connected && !wait_for_topics(&consumer, &named, &options.config.brokers, &shutdown).await?
+    {
+        return Ok(());
+    }
+    let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|error| Error::Kafka(format!("cannot subscribe: {}", kafka::describe(&error))))?;
+
+    // Acknowledgements of sent batches. Each batch's ack holds a clone of
+    // the sender; when every batch is written or dropped and the loop's
+    // own clone is gone, `recv` returns `None`: nothing is in flight.
+    let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+    let format = ValueFormat {
+        format: options.format,
+        delimiter: options.delimiter,
+        header: options.header,
+        origin: options.origin,
+    };
+    let mut reader = ConsumeLoop {
+        consumer: &consumer,
+        table: &table,
+        rejects: &rejects,
+        out,
+        acks_tx,
+        acks: acks_rx,
+        batcher: Batcher::new(format, batch_records, batch_bytes),
+        sources: HashMap::new(),
+        until_end: options.until_end,
+    };
+    let watcher = tokio::spawn(topic_watch::watch(consumer.clone(), named));
+    let result = reader.read(&shutdown, &changed).await;
+    watcher.abort();
+    let ConsumeLoop {
+        out,
+        acks_tx,
+        mut acks,
+        ..
+    } = reader;
+
+    // Drain: closing our end of the pipeline lets it finish; each written
+    // batch acknowledges here, and the channel closes once none is left.
+    drop(out);
+    drop(acks_tx);
+    while let Some(delivered) = acks.recv().await {
+        store_delivered(&*consumer, &table, delivered);
+    }
+    let committer = consumer.clone();
+    let partitions = table.clone();
+    let committed =
+        tokio::task::spawn_blocking(move || commit_delivered(&*committer, &partitions, "final"));
+    if tokio::time::timeout(CLOSE_TIMEOUT, committed)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "kafka source: the final offset commit did not finish in {} s (brokers down?); \
+             the next run starts from the last committed offsets",
+            CLOSE_TIMEOUT.as_secs()
+        );
+    }
+    for partition in table.snapshot() {
+        let _span = partition_span(&partition.topic, partition.partition).entered();
+        tracing::info!("{}", describe_progress(&partition));
+    }
+    // Leaving the group runs the revoke callback (nothing left to commit)
+    // and may block on unreachable brokers: do it off the runtime, bounded.
+    let closing = tokio::task::spawn_blocking(move || drop(consumer));
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::warn!("kafka source: leaving the consumer group timed out");
+    }
+    result
+}
+
+/// `read to 10, written to 8, committed 8, lag 2` (`?` where unknown).
+fn describe_progress(partition: &PartitionLag) -> String {
+    let known = |offset: Option<i64>| offset.map_or("?".to_string(), |o| o.to_string());
+    format!(
+        "read to {}, written to {}, committed {}, lag {}",
+        known(partition.read),
+        known(partition.delivered),
+        known(partition.committed),
+        known(partition.lag)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_says_unknown_offsets_as_question_marks() {
+        let partition = PartitionLag {
+            topic: "t".into(),
+            partition: 0,
+            high_watermark: None,
+            read: Some(10),
+            delivered: Some(8),
+            committed: None,
+            lag: None,
+        };
+        assert_eq!(
+            describe_progress(&partition),
+            "read to 10, written to 8, committed ?, lag ?"
+        );
+    }
+}

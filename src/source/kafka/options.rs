@@ -1,0 +1,196 @@
+//! What the Kafka source is asked to do ([`KafkaOptions`]), the checks
+//! made on it before any client exists, and the consumer settings that
+//! differ from librdkafka's defaults.
+
+use crate::codec::Format;
+use crate::error::{Error, Result};
+use crate::kafka::{self, KafkaConfig};
+
+/// Where a group without committed offsets starts (`--offset-reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OffsetReset {
+    /// At the oldest message still in the partition.
+    #[default]
+    Earliest,
+    /// At the end: only messages produced from now on.
+    Latest,
+}
+
+impl OffsetReset {
+    /// The value of librdkafka's `auto.offset.reset`.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+        }
+    }
+}
+
+/// How the Kafka source consumes.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    /// Brokers and librdkafka settings.
+    pub config: KafkaConfig,
+    /// Topic names; one starting with `^` is a regular expression.
+    pub topics: Vec<String>,
+    /// The consumer group.
+    pub group: String,
+    /// Where to start without a committed offset.
+    pub offset_reset: OffsetReset,
+    /// Interrupted once every assigned partition is read up to its end offset as
+    /// of its assignment.
+    pub until_end: bool,
+    /// What message values hold.
+    pub format: Format,
+    /// CSV cell separator.
+    pub delimiter: u8,
+    /// CSV: each message's first row names the columns.
+    pub header: bool,
+    /// Keep each message's key, timestamp and headers for `_origin`.
+    pub origin: bool,
+}
+
+impl KafkaOptions {
+    /// The topics named outright (not `^patterns`): the ones the start-up
+    /// check and the topic watcher can look up.
+    pub(super) fn named_topics(&self) -> Vec<String> {
+        self.topics
+            .iter()
+            .filter(|topic| !topic.starts_with('^'))
+            .cloned()
+            .collect()
+    }
+
+    /// The checks that need no broker: at least one topic, valid names, and
+    /// no `--until-end` with a cooperative assignment strategy.
+    pub(super) fn validate(&self) -> Result<()> {
+        if self.topics.is_empty() {
+            return Err(Error::Config("give at least one --topic".into()));
+        }
+        for topic in self.topics.iter().filter(|t| !t.starts_with('^')) {
+            kafka::check_topic_name(topic).map_err(Error::Config)?;
+        }
+        // A cooperative rebalance first hands a joining member an empty
+        // incremental assignment, which `--until-end` would take as "all
+        // read" and exit having read nothing.
+        let cooperative = self.config.settings.iter().any(|(key, value)| {
+            key == "partition.assignment.strategy" && value.contains("cooperative")
+        });
+        if self.until_end && cooperative {
+            return Err(Error::Config(
+                "--until-end does not work with a cooperative partition.assignment.strategy; \
+                 use the default (range,roundrobin) or group.protocol=consumer"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The consumer's settings that differ from librdkafka's defaults; `-X`
+    /// overrides any of them.
+    pub(super) fn consumer_defaults(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("group.id", &self.group),
+            ("auto.offset.reset", self.offset_reset.as_str()),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+            // Offsets are stored by us, once the sink has written the records.
+            ("enable.auto.offset.store", "false"),
+            (
+                "enable.partition.eof",
+                if self.until_end { "true" } else { "false" },
+            ),
+            // Bound the prefetch: about this much, plus one fetch response, is
+            // what the client holds while the pipeline is full. The message
+            // count matters as much as the bytes for small messages (each
+            // queued message costs librdkafka a few hundred bytes).
+            ("queued.max.messages.kbytes", "8192"),
+            ("queued.min.messages", "50000"),
+            ("fetch.max.bytes", "4194304"),
+            // Once the prefetch is full, librdkafka waits this long before
+            // fetching again (1 s by default, which stalls a fast pipeline).
+            ("fetch.queue.backoff.ms", "10"),
+            // Statistics carry the high watermarks that the lag figure needs.
+            ("statistics.interval.ms", "5000"),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(topics: &[&str]) -> KafkaOptions {
+        KafkaOptions {
+            config: KafkaConfig {
+                brokers: "127.0.0.1:1".into(),
+                settings: vec![],
+            },
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            group: "g".into(),
+            offset_reset: OffsetReset::Latest,
+            until_end: false,
+            format: Format::Jsonl,
+            delimiter: b',',
+            header: true,
+            origin: false,
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_options_and_keep_offsets_ours() {
+        let mut options = options(&["t"]);
+        let get = |options: &KafkaOptions, key: &str| {
+            options
+                .consumer_defaults()
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        };
+        assert_eq!(get(&options, "group.id").as_deref(), Some("g"));
+        assert_eq!(
+            get(&options, "auto.offset.reset").as_deref(),
+            Some("latest")
+        );
+        assert_eq!(
+            get(&options, "enable.auto.offset.store").as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            get(&options, "enable.partition.eof").as_deref(),
+            Some("false")
+        );
+        options.until_end = true;
+        assert_eq!(
+            get(&options, "enable.partition.eof").as_deref(),
+            Some("true")
+        );
+    }
+
+    #[test]
+    fn patterns_are_not_named_topics() {
+        assert_eq!(options(&["a", "^b.*", "c"]).named_topics(), ["a", "c"]);
+    }
+
+    #[test]
+    fn validation_needs_topics_valid_names_and_no_cooperative_until_end() {
+        assert_eq!(
+            options(&[]).validate().unwrap_err().to_string(),
+            "give at least one --topic"
+        );
+        assert!(options(&["a/b"]).validate().is_err());
+        assert!(options(&["^a/b"]).validate().is_ok());
+        let mut cooperative = options(&["t"]);
+        cooperative.config.settings = vec![(
+            "partition.assignment.strategy".into(),
+            "cooperative-sticky".into(),
+        )];
+        assert!(cooperative.validate().is_ok());
+        cooperative.until_end = true;
+        assert!(cooperative
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("--until-end does not work with a cooperative"));
+    }
+}
