@@ -104,8 +104,9 @@ impl KafkaSource {
     }
 
     /// The partition table (what each partition has read, written,
-    /// committed, and its lag), readable while the source runs.
-    pub fn partitions(&self) -> PartitionTable {
+    /// committed, and its lag), readable while the source runs; its
+    /// `snapshot()` gives the consumer lag.
+    pub fn lag(&self) -> PartitionTable {
         self.table.clone()
     }
 }
@@ -153,6 +154,6 @@ mod tests {
         assert!(error.to_string().contains("no.such.setting"), "{error}");
         assert!(KafkaSource::new(options(vec![], vec![])).is_err());
         let source = KafkaSource::new(options(vec![], vec!["t".into()])).unwrap();
-        assert!(source.partitions().snapshot().is_empty());
+        assert!(source.lag().snapshot().is_empty());
     }
 }
