@@ -2,7 +2,7 @@
 //! settings (`--brokers`, `-X`), the defaults that keep memory bounded, the
 //! routing of librdkafka's logs and errors to our log, librdkafka errors
 //! turned into one clear line, and the start-up check of the brokers and
-//! topics ([`topic_check`]).
+//! topics (`topic_check`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;

@@ -12,7 +12,7 @@
 //! the end of a run everything delivered is committed the same way.
 //!
 //! One job per module:
-//! - [`options`]: what the source is asked to do, its checks and the
+//! - `options`: what the source is asked to do, its checks and the
 //!   consumer's default settings;
 //! - this module: [`KafkaSource`], made from the options;
 //! - `startup`: waiting for the brokers and the named topics;
@@ -32,7 +32,7 @@ mod batcher;
 mod commit;
 mod consume_loop;
 mod lifecycle;
-pub mod options;
+mod options;
 mod partitions;
 mod rebalance;
 mod startup;
