@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
+use crate::say;
 use crate::sink::{KafkaSink, OutputFormat, Sink, WriterSink};
 use crate::source::{FileSource, KafkaSource, Source, TcpSource};
 
@@ -38,14 +39,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     let outcome = match execute(cli, shutdown).await {
         Ok(outcome) => outcome,
         Err(error) => {
-            eprintln!("streamer: error: {error:#}");
+            say!("streamer: error: {error:#}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
     let report = &outcome.report;
     crate::warn_limit::report_held_back();
     if !quiet {
-        eprintln!(
+        say!(
             "streamer: {} records read, {} written, {} rejected in {:.2} s ({:.0} records/s)",
             report.read,
             report.written,
@@ -58,7 +59,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
         None | Some(Error::BrokenPipe) if report.rejected > 0 => ExitCode::from(EXIT_REJECTED),
         None | Some(Error::BrokenPipe) => ExitCode::from(EXIT_OK),
         Some(error) => {
-            eprintln!("streamer: error: {:#}", anyhow::Error::from(error));
+            say!("streamer: error: {:#}", anyhow::Error::from(error));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -113,7 +114,7 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
     // Said even without -v: it is how a script (or a test) that asked for
     // port 0 learns the port.
     if let (Some(addr), false) = (listening, global.quiet) {
-        eprintln!("streamer: listening on {addr}");
+        say!("streamer: listening on {addr}");
     }
     let pipeline = Pipeline::new(source, sink, global.pipeline_config()).rejects(rejects);
     Ok(pipeline.run(shutdown).await)

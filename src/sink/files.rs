@@ -45,6 +45,16 @@ impl OutputPlan<'_> {
     /// that resumes from saved positions (the records those positions
     /// cover are in that file, and nowhere else any more).
     pub fn check(&self) -> Result<(), String> {
+        // `-` is standard input or output elsewhere; a file of that name
+        // would be made without a word.
+        if self.dead_letter == Some(Path::new("-")) {
+            return Err(
+                "--dead-letter -: the dead-letter output must be a file (rejected \
+                 records are JSON lines that would mix with the output): give a path, \
+                 such as ./rejected.jsonl"
+                    .to_string(),
+            );
+        }
         // Standard input and output count where they are regular files
         // (`< x.csv`, `>> out.jsonl`); a pipe or a terminal is no file.
         let inputs: Vec<(&str, Identity)> = self
