@@ -293,7 +293,7 @@ fn a_record_with_keys_outside_the_csv_columns_is_rejected() {
         &["file", "-", "--format", "jsonl", "--output-format", "csv"],
         b"{}\n{\"a\":1,\"b\":2}\n",
     );
-    assert_eq!((out.code, out.stdout.as_str()), (3, "\"\"\n"));
+    assert_eq!((out.code, out.stdout.as_str()), (3, "\"\"\n\"\"\n"));
 }
 
 #[test]
