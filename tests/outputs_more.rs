@@ -239,6 +239,19 @@ fn append_cuts_a_torn_last_line_that_is_no_whole_record() {
              writing it): its record was never acknowledged, so a resumed run reads it again"
         )]
     );
+    // A torn row inside a quoted cell that holds a newline: cut whole.
+    let quoted = dir.file("quoted.csv", "a,b\n\"1\n2\",3\n\"x\ny");
+    let out = run(&[
+        "file",
+        &csv_in,
+        "-a",
+        "-o",
+        &quoted,
+        "--output-format",
+        "csv",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(dir.read("quoted.csv"), "a,b\n\"1\n2\",3\n5,6\n");
     let jsonl_in = dir.file("in.jsonl", "{\"n\":1}\n");
     let torn = dir.file("out.jsonl", "{\"n\":0}\n{\"n\":");
     let out = run(&["file", &jsonl_in, "-a", "-o", &torn]);

@@ -7,7 +7,8 @@
 //! ended with a newline: a torn CSV row `3,` would otherwise become a
 //! valid-looking row, and a torn JSON line a line no reader can parse.
 //! One exception: a JSON line that is a whole object (only its newline
-//! missing) is kept, and ended.
+//! missing) is kept, and ended. In CSV the torn part starts after the last
+//! newline outside quotes (a quoted cell may hold newlines).
 
 use std::fs::File;
 use std::io::Write;
@@ -16,6 +17,10 @@ use std::path::Path;
 
 /// How much of the file's end is read at a time, looking for its last newline.
 const SCAN: u64 = 64 * 1024;
+
+/// A last line longer than this is not read to see whether it is a whole
+/// object: streamer ends each line in the same write, so it is torn.
+const MAX_WHOLE: u64 = 64 * 1024 * 1024;
 
 /// Mends the last line of `file` (opened for appending; `path` is read to
 /// look at it) as the module's doc says. `csv`: the file is CSV, where a
@@ -27,14 +32,18 @@ pub(super) fn mend_last_line(file: &File, path: &Path, csv: bool) -> std::io::Re
         return Ok(0);
     }
     let reader = File::open(path)?;
-    let line_start = match last_newline(&reader, len)? {
+    let last_end = match csv {
+        true => last_row_end(&reader, len)?,
+        false => last_newline(&reader, len)?,
+    };
+    let line_start = match last_end {
         Some(newline) => newline + 1,
         None => 0,
     };
     if line_start == len {
         return Ok(len);
     }
-    if !csv && is_whole_object(&reader, line_start, len)? {
+    if !csv && len - line_start <= MAX_WHOLE && is_whole_object(&reader, line_start, len)? {
         (&*file).write_all(b"\n")?;
         return Ok(len + 1);
     }
@@ -62,6 +71,30 @@ fn last_newline(file: &File, len: u64) -> std::io::Result<Option<u64>> {
         end = start;
     }
     Ok(None)
+}
+
+/// The offset of the last `\n` of the first `len` bytes of CSV `file`
+/// that ends a row: one outside quotes (a quoted cell may hold newlines).
+/// Whether a newline is inside quotes depends on every quote before it,
+/// so this reads the whole file (once, at the start of an `--append` run).
+fn last_row_end(file: &File, len: u64) -> std::io::Result<Option<u64>> {
+    let mut buf = vec![0u8; SCAN as usize * 16];
+    let mut in_quotes = false;
+    let mut last = None;
+    let mut offset = 0;
+    while offset < len {
+        let chunk = &mut buf[..(len - offset).min(SCAN * 16) as usize];
+        file.read_exact_at(chunk, offset)?;
+        for at in memchr::memchr2_iter(b'"', b'\n', chunk) {
+            match chunk[at] {
+                b'"' => in_quotes = !in_quotes,
+                _ if !in_quotes => last = Some(offset + at as u64),
+                _ => {}
+            }
+        }
+        offset += chunk.len() as u64;
+    }
+    Ok(last)
 }
 
 /// Whether bytes `start..end` of `file` are one whole JSON object.
@@ -93,6 +126,10 @@ mod tests {
         assert_eq!(mended(b"a,b\n1,2\n3,", true), b"a,b\n1,2\n");
         assert_eq!(mended(b"a,b\n1,2\n", true), b"a,b\n1,2\n");
         assert_eq!(mended(b"a,b", true), b"");
+        assert_eq!(
+            mended(b"a,b\n\"1\n2\",3\n\"x\ny", true),
+            b"a,b\n\"1\n2\",3\n"
+        );
         assert_eq!(mended(b"{\"n\":1}\n{\"n\":", false), b"{\"n\":1}\n");
         assert_eq!(
             mended(b"{\"n\":1}\n{\"n\":2}", false),

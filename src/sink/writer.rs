@@ -33,7 +33,8 @@ pub enum OutputFormat {
     /// One JSON object per line.
     #[default]
     Jsonl,
-    /// CSV with a header row taken from the first record's keys.
+    /// CSV with a header row taken from the first record's keys (or the
+    /// appended file's header); a record with another key is rejected.
     Csv,
 }
 
