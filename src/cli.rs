@@ -75,11 +75,13 @@ pub struct GlobalArgs {
         value_name = "POLICY"
     )]
     pub on_error: OnError,
-    /// Also write each rejected record (raw text, origin, reason) to PATH as a JSON line.
+    /// Also write each rejected record (raw text, origin, reason) to PATH as a JSON line
+    /// (a file: `-` is refused).
     #[arg(long, global = true, value_name = "PATH")]
     pub dead_letter: Option<PathBuf>,
     /// Add to the end of the -o and --dead-letter files instead of emptying them first.
-    /// `streamer kafka` resumes from its group's committed offsets, so it refuses to
+    /// A last line cut short by a crash is removed first (with a warning); CSV output
+    /// follows the existing header's columns. `streamer kafka` resumes from its group's committed offsets, so it refuses to
     /// empty a non-empty -o or --dead-letter file: it needs --append (or another path).
     #[arg(short, long, global = true)]
     pub append: bool,

@@ -30,6 +30,7 @@
 //! - [`warn_limit`]: warnings the outside world can trigger at will,
 //!   printed at most once a second per call site.
 //! - [`error`]: the library's error type.
+//! - [`stderr`]: lines on standard error that never fail the run ([`say!`]).
 //! - [`cli`]: flags, and their validation into a run configuration.
 //! - [`run`]: one command-line run: build, run, summary, exit status.
 
@@ -46,6 +47,7 @@ pub mod run;
 pub mod scan;
 pub mod sink;
 pub mod source;
+pub mod stderr;
 pub mod warn_limit;
 
 pub use error::Error;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use streamer::cli::Cli;
+use streamer::say;
 
 fn main() -> ExitCode {
     keep_freed_buffers();
@@ -21,7 +22,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("streamer: error: cannot start the runtime: {error}");
+            say!("streamer: error: cannot start the runtime: {error}");
             return ExitCode::from(streamer::run::EXIT_FAILED);
         }
     };
@@ -74,6 +75,9 @@ fn init_logging(quiet: bool, verbose: u8) {
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .with_target(false)
+        // A failed write of a log line is ignored, not reported with
+        // `eprintln!` (which panics when stderr is what failed).
+        .log_internal_errors(false)
         .init();
 }
 
@@ -97,6 +101,6 @@ async fn watch_signals(shutdown: CancellationToken) {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
-    eprintln!("streamer: second signal: exiting at once");
+    say!("streamer: second signal: exiting at once");
     std::process::exit(130);
 }

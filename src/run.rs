@@ -1,17 +1,19 @@
 //! One command-line run: build the source and sink the flags ask for, run
 //! the pipeline, and say how it went (summary line, exit status).
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
+use crate::say;
+use crate::sink::opening::{self, OpenError, OutputRequest};
 use crate::sink::{KafkaSink, OutputFormat, Sink, WriterSink};
 use crate::source::{FileSource, KafkaSource, Source, TcpSource};
 
@@ -30,22 +32,23 @@ pub const EXIT_REJECTED: u8 = 3;
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     // Before any output is opened (emptied) for writing.
     if let Err(message) = cli.output_plan().check() {
-        let error = Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message);
-        let _ = error.print();
-        return ExitCode::from(EXIT_USAGE);
+        return usage_error(message);
     }
     let quiet = cli.global.quiet;
     let outcome = match execute(cli, shutdown).await {
         Ok(outcome) => outcome,
         Err(error) => {
-            eprintln!("streamer: error: {error:#}");
+            if let Some(Refused(message)) = error.downcast_ref::<Refused>() {
+                return usage_error(message.clone());
+            }
+            say!("streamer: error: {error:#}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
     let report = &outcome.report;
     crate::warn_limit::report_held_back();
     if !quiet {
-        eprintln!(
+        say!(
             "streamer: {} records read, {} written, {} rejected in {:.2} s ({:.0} records/s)",
             report.read,
             report.written,
@@ -58,24 +61,26 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
         None | Some(Error::BrokenPipe) if report.rejected > 0 => ExitCode::from(EXIT_REJECTED),
         None | Some(Error::BrokenPipe) => ExitCode::from(EXIT_OK),
         Some(error) => {
-            eprintln!("streamer: error: {:#}", anyhow::Error::from(error));
+            say!("streamer: error: {:#}", anyhow::Error::from(error));
             ExitCode::from(EXIT_FAILED)
         }
     }
 }
 
-/// Builds the pipeline from the flags and runs it.
+/// Builds the pipeline from the flags and runs it. Outputs are opened
+/// last, once the source and any Kafka output are known to work, and
+/// emptied only when all opened ([`opening`]): a run that fails at start
+/// destroys nothing.
 async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcome> {
     let global = &cli.global;
-    let rejects = Arc::new(Rejects::new(
-        global.on_error,
-        global.dead_letter.as_deref(),
-        global.write_mode(),
-    )?);
     let started = Instant::now();
     let mut listening = None;
+    let mut inputs: &[String] = &[];
     let source: Box<dyn Source> = match &cli.command {
-        Command::File(args) => Box::new(FileSource::open(args.paths.clone(), args.file_options())?),
+        Command::File(args) => {
+            inputs = &args.paths;
+            Box::new(FileSource::open(args.paths.clone(), args.file_options())?)
+        }
         Command::Tcp(args) => {
             let source = TcpSource::bind(args.tcp_options()).await?;
             listening = Some(source.local_addr());
@@ -90,7 +95,7 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
             Box::new(source)
         }
     };
-    let sink: Box<dyn Sink> = if let Some(topic) = global.kafka_output_topic() {
+    let kafka_sink = if let Some(topic) = global.kafka_output_topic() {
         if global.output_format == OutputFormat::Csv {
             anyhow::bail!(
                 "--output-format csv does not apply to a kafka:// output (its messages are JSON)"
@@ -98,25 +103,65 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         }
         let sink = KafkaSink::new(&global.kafka_config(), topic, global.key.clone())?;
         sink.check_topic().await?;
-        Box::new(sink)
+        Some(sink)
     } else if global.key.is_some() {
         anyhow::bail!("--key only applies to a kafka:// output");
-    } else if global.output == "-" {
-        Box::new(WriterSink::stdout(global.output_format)?)
     } else {
-        Box::new(
-            WriterSink::open(&global.output, global.output_format, global.write_mode())
-                .await
-                .context("cannot open the output")?,
-        )
+        None
+    };
+    let output_file = (kafka_sink.is_none() && global.output != "-").then_some(&global.output);
+    let request = OutputRequest {
+        inputs,
+        output: output_file.map(|path| Path::new(path.as_str())),
+        output_csv: global.output_format == OutputFormat::Csv,
+        dead_letter: global.dead_letter.as_deref(),
+        mode: global.write_mode(),
+    };
+    let files = match opening::open_outputs(request, &shutdown).await {
+        Ok(files) => files,
+        Err(OpenError::Stopped(message)) => {
+            tracing::warn!("{message}");
+            return Ok(nothing_done(started));
+        }
+        Err(OpenError::Refused(message)) => return Err(Refused(message).into()),
+        Err(OpenError::Failed { flag: "-o", error }) => {
+            return Err(anyhow::Error::from(error).context("cannot open the output"))
+        }
+        Err(OpenError::Failed { error, .. }) => return Err(error.into()),
+    };
+    let rejects = Arc::new(Rejects::with_file(global.on_error, files.dead_letter));
+    let sink: Box<dyn Sink> = match (kafka_sink, files.output) {
+        (Some(sink), _) => Box::new(sink),
+        (None, Some(output)) => Box::new(WriterSink::from_opened(output, global.output_format)),
+        (None, None) => Box::new(WriterSink::stdout(global.output_format)?),
     };
     // Said even without -v: it is how a script (or a test) that asked for
     // port 0 learns the port.
     if let (Some(addr), false) = (listening, global.quiet) {
-        eprintln!("streamer: listening on {addr}");
+        say!("streamer: listening on {addr}");
     }
     let pipeline = Pipeline::new(source, sink, global.pipeline_config()).rejects(rejects);
     Ok(pipeline.run(shutdown).await)
+}
+
+/// Outputs refused once opened (one file under two names, or an input):
+/// a usage error, as those the names alone show.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Prints `message` as clap prints a usage error; returns its exit status.
+fn usage_error(message: String) -> ExitCode {
+    let error = Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message);
+    let _ = error.print();
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// The outcome of a run stopped (by a signal) before it began.

@@ -255,14 +255,16 @@ fn append_adds_to_the_output_and_the_dead_letter_file() {
     assert_eq!(dir.read("out.jsonl"), "{\"a\":\"1\",\"b\":\"2\"}\n");
 }
 
+/// The torn line is cut, not ended with a newline (which left a line no
+/// reader can parse): it was never acknowledged, so it is read again.
 #[test]
-fn append_after_a_torn_last_line_starts_on_a_line_of_its_own() {
+fn append_after_a_torn_last_line_cuts_it_first() {
     let dir = Dir::new();
     let input = dir.file("in.jsonl", "{\"n\":1}\n");
     let out_path = dir.file("out.jsonl", "{\"n\":0}\n{\"n\":");
     let out = run(&["file", &input, "-o", &out_path, "--append"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(dir.read("out.jsonl"), "{\"n\":0}\n{\"n\":\n{\"n\":1}\n");
+    assert_eq!(dir.read("out.jsonl"), "{\"n\":0}\n{\"n\":1}\n");
 }
 
 #[test]
@@ -323,16 +325,13 @@ fn csv_output_orders_cells_by_the_header_whatever_the_key_order() {
     let dir = Dir::new();
     let path = dir.file(
         "mixed.jsonl",
-        "{\"a\":1,\"b\":\"x\",\"c\":null}\n{\"c\":[1,2],\"a\":\"y,z\",\"extra\":true}\n{\"b\":2}\n",
+        "{\"a\":1,\"b\":\"x\",\"c\":null}\n{\"c\":[1,2],\"a\":\"y,z\"}\n{\"b\":2}\n",
     );
     let out = run(&["file", &path, "--output-format", "csv"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "a,b,c\n1,x,\n\"y,z\",,\"[1,2]\"\n,2,\n");
-    assert!(
-        out.stderr.contains("keys not in the first record"),
-        "{}",
-        out.stderr
-    );
+    // (A key outside the columns is a rejection: see
+    // tests/outputs_more.rs, a_record_with_keys_outside_the_csv_columns_is_rejected.)
 }
 
 // ---------------------------------------------------------------- point 13

@@ -203,7 +203,7 @@ impl Pipeline {
             next_rx = rx;
         }
 
-        let input = SinkInput::new(next_rx, stats.clone());
+        let input = SinkInput::new(next_rx, stats.clone(), rejects.clone());
         let sink_result = spawn_part(stop.clone(), sink.run(input)).await;
         // The sink is done: nothing more can be written, so make sure the
         // source stops too (it may be waiting for input, not sending).

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::json;
 use crate::record::Location;
 use crate::sink::files::{self, WriteMode};
+use crate::sink::opening::OpenedOutput;
 
 /// Pending dead-letter bytes beyond this are written at once by the
 /// rejecting task itself (a blocking write, as a full buffer would be),
@@ -80,6 +81,20 @@ impl Rejects {
             dead_letter,
             count: AtomicU64::new(0),
         })
+    }
+
+    /// A handler with `policy`, writing rejected records to `dead_letter`,
+    /// a file [`crate::sink::opening`] opened.
+    pub fn with_file(policy: OnError, dead_letter: Option<OpenedOutput>) -> Self {
+        Rejects {
+            policy,
+            dead_letter: dead_letter.map(|opened| DeadLetter {
+                path: opened.path,
+                pending: Mutex::new(Vec::new()),
+                file: Mutex::new(opened.file),
+            }),
+            count: AtomicU64::new(0),
+        }
     }
 
     /// Skip everything, no dead-letter file: for tests and library users.

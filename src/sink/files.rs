@@ -7,7 +7,6 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -45,6 +44,16 @@ impl OutputPlan<'_> {
     /// that resumes from saved positions (the records those positions
     /// cover are in that file, and nowhere else any more).
     pub fn check(&self) -> Result<(), String> {
+        // `-` is standard input or output elsewhere; a file of that name
+        // would be made without a word.
+        if self.dead_letter == Some(Path::new("-")) {
+            return Err(
+                "--dead-letter -: the dead-letter output must be a file (rejected \
+                 records are JSON lines that would mix with the output): give a path, \
+                 such as ./rejected.jsonl"
+                    .to_string(),
+            );
+        }
         // Standard input and output count where they are regular files
         // (`< x.csv`, `>> out.jsonl`); a pipe or a terminal is no file.
         let inputs: Vec<(&str, Identity)> = self
@@ -164,33 +173,28 @@ pub struct Opened {
     pub continues: bool,
 }
 
-/// Opens (creating it if need be) `path` for output in `mode`. Appending
-/// to a file whose last line was cut short (a run killed mid-write) first
-/// ends that line, so the torn record stays alone on its line and the
-/// next record is whole.
+/// Opens (creating it if need be) `path` for output in `mode`, at once
+/// (the run itself opens its outputs with [`super::opening`], which
+/// empties nothing before all are open). Appending to a file whose last
+/// line was cut short first mends it ([`super::torn`]).
 pub fn open(path: &Path, mode: WriteMode) -> std::io::Result<Opened> {
     let mut options = OpenOptions::new();
     match mode {
         WriteMode::Truncate => options.write(true).create(true).truncate(true),
-        WriteMode::Append => options.append(true).create(true).read(true),
+        WriteMode::Append => options.append(true).create(true),
     };
-    let mut file = options.open(path)?;
+    let file = options.open(path)?;
     let metadata = file.metadata()?;
-    let continues = mode == WriteMode::Append && metadata.is_file() && metadata.len() > 0;
-    if continues {
-        let mut last = [0u8];
-        file.seek(SeekFrom::End(-1))?;
-        file.read_exact(&mut last)?;
-        if last[0] != b'\n' {
-            file.write_all(b"\n")?;
-        }
-    }
+    let continues = mode == WriteMode::Append
+        && metadata.is_file()
+        && super::torn::mend_last_line(&file, path, false)? > 0;
     Ok(Opened { file, continues })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn names_of_one_file_are_one_identity() {
@@ -208,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn appending_ends_a_torn_last_line_first() {
+    fn appending_cuts_a_torn_last_line_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         std::fs::write(&path, "{\"a\":1}\n{\"a\"").unwrap();
@@ -217,7 +221,7 @@ mod tests {
         opened.file.write_all(b"{\"b\":2}\n").unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "{\"a\":1}\n{\"a\"\n{\"b\":2}\n"
+            "{\"a\":1}\n{\"b\":2}\n"
         );
         let opened = open(&path, WriteMode::Truncate).unwrap();
         assert!(!opened.continues);

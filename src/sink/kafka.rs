@@ -54,6 +54,7 @@ impl KafkaSink {
             log: ClientLog::new("sink", &config.brokers),
             completed: Notify::new(),
             failure: Mutex::new(None),
+            delivered: AtomicUsize::new(0),
         };
         let producer = config
             .client_config(PRODUCER_DEFAULTS)
@@ -101,18 +102,36 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn run(self: Box<Self>, input: SinkInput) -> BoxFuture<'static, Result<()>> {
+    fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             let producer = self.producer.clone();
-            let result = self.write_all(input).await;
-            // Every delivery is reported by now (or the run failed): the
-            // producer has nothing left worth flushing. Dropping it joins
-            // its polling thread, so do it off the runtime.
-            let _ = tokio::task::spawn_blocking(move || drop(producer)).await;
+            let written = input.written_counter();
+            let mut counted = 0;
+            let result = self.write_batches(&mut input, &mut counted).await;
+            let failed = result.is_err();
+            // Every delivery is reported by now, or the run failed: then
+            // messages still in flight are waited for (briefly), so that
+            // the ones that reached the topic are counted written. Dropping
+            // the producer joins its polling thread, so do it off the runtime.
+            let context = producer.context().clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if failed {
+                    let _ = producer.flush(FLUSH_AFTER_FAILURE);
+                }
+                drop(producer)
+            })
+            .await;
+            if failed {
+                let delivered = context.delivered.load(Ordering::Acquire);
+                written.add(delivered.saturating_sub(counted));
+            }
             result
         })
     }
 }
+
+/// How long a failed run waits for the messages still in flight.
+const FLUSH_AFTER_FAILURE: Duration = Duration::from_secs(2);
 
 /// A batch handed to the producer, waiting for its deliveries.
 struct Pending {
@@ -122,12 +141,14 @@ struct Pending {
 }
 
 impl KafkaSink {
-    async fn write_all(self: Box<Self>, mut input: SinkInput) -> Result<()> {
+    /// Produces every batch of `input`, acknowledging each once all its
+    /// messages are delivered; `counted` is how many were counted written.
+    async fn write_batches(&self, input: &mut SinkInput, counted: &mut usize) -> Result<()> {
         let context = self.producer.context().clone();
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut open = true;
         loop {
-            self.acknowledge(&mut pending, &input)?;
+            *counted += self.acknowledge(&mut pending, input)?;
             if !open && pending.is_empty() {
                 return Ok(());
             }
@@ -146,7 +167,8 @@ impl KafkaSink {
 
     /// Acknowledges, in order, the batches at the front whose messages are
     /// all delivered; fails on the first delivery failure.
-    fn acknowledge(&self, pending: &mut VecDeque<Pending>, input: &SinkInput) -> Result<()> {
+    /// Returns how many records it counted written.
+    fn acknowledge(&self, pending: &mut VecDeque<Pending>, input: &SinkInput) -> Result<usize> {
         if let Some(reason) = self.producer.context().log.permanent_error() {
             return Err(Error::Kafka(reason));
         }
@@ -156,15 +178,17 @@ impl KafkaSink {
                 self.topic
             )));
         }
+        let mut counted = 0;
         while pending
             .front()
             .is_some_and(|front| front.delivery.remaining.load(Ordering::Acquire) == 0)
         {
             let done = pending.pop_front().expect("checked above");
             input.count_written(done.records);
+            counted += done.records;
             done.acks.deliver();
         }
-        Ok(())
+        Ok(counted)
     }
 
     /// Hands every record of `batch` to the producer, waiting while its
@@ -247,6 +271,8 @@ struct DeliveryContext {
     completed: Notify,
     /// The first delivery failure.
     failure: Mutex<Option<String>>,
+    /// Messages the broker confirmed, all batches together.
+    delivered: AtomicUsize,
 }
 
 impl DeliveryContext {
@@ -271,6 +297,7 @@ impl ProducerContext for DeliveryContext {
                 if self.log.is_down() {
                     self.log.mark_up();
                 }
+                self.delivered.fetch_add(1, Ordering::AcqRel);
                 if batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     self.completed.notify_one();
                 }

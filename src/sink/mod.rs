@@ -1,10 +1,13 @@
 //! Sinks: where records end. A sink writes each batch, then fires the
 //! batch's acks, so upstream checkpoints and commits follow the output.
-//! [`files`] checks and opens output files.
+//! [`files`] checks output files before the run; [`opening`] opens them
+//! once it is known to start ([`torn`] mends a torn last line).
 
 mod csv_out;
 pub mod files;
 mod kafka;
+pub mod opening;
+mod torn;
 mod writer;
 
 use std::sync::atomic::Ordering;
@@ -18,7 +21,7 @@ pub use self::kafka::KafkaSink;
 pub use self::writer::{OutputFormat, WriterSink};
 
 use crate::error::Result;
-use crate::pipeline::Stats;
+use crate::pipeline::{Rejects, Stats};
 use crate::record::Batch;
 
 /// A consumer of records.
@@ -33,19 +36,31 @@ pub trait Sink: Send + 'static {
 pub struct SinkInput {
     rx: mpsc::Receiver<Batch>,
     stats: Arc<Stats>,
+    rejects: Arc<Rejects>,
 }
 
 impl SinkInput {
-    /// Wraps the channel; `stats.written` counts what the sink reports written.
-    pub fn new(rx: mpsc::Receiver<Batch>, stats: Arc<Stats>) -> Self {
-        SinkInput { rx, stats }
+    /// Wraps the channel; `stats.written` counts what the sink reports
+    /// written, `rejects` takes the records it cannot write (a CSV row
+    /// with a key that is not a column), counted as rejected.
+    pub fn new(rx: mpsc::Receiver<Batch>, stats: Arc<Stats>, rejects: Arc<Rejects>) -> Self {
+        SinkInput { rx, stats, rejects }
+    }
+
+    /// Where the sink's rejected records go.
+    pub fn rejects(&self) -> Arc<Rejects> {
+        self.rejects.clone()
     }
 
     /// A sink input fed by the returned sender, for testing a sink alone.
     pub fn for_test(capacity: usize) -> (mpsc::Sender<Batch>, SinkInput, Arc<Stats>) {
         let (tx, rx) = mpsc::channel(capacity);
         let stats = Arc::new(Stats::default());
-        (tx, SinkInput::new(rx, stats.clone()), stats)
+        (
+            tx,
+            SinkInput::new(rx, stats.clone(), Arc::new(Rejects::skip())),
+            stats,
+        )
     }
 
     /// The next batch, waiting for it; `None` once the input is closed and drained.

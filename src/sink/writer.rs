@@ -4,6 +4,7 @@
 use std::io::{IoSlice, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
@@ -13,6 +14,7 @@ use super::files::{self, WriteMode};
 use super::{Sink, SinkInput, WrittenCounter};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
+use crate::pipeline::Rejects;
 use crate::record::Batch;
 
 /// Output buffered up to this size is written in one call.
@@ -31,7 +33,8 @@ pub enum OutputFormat {
     /// One JSON object per line.
     #[default]
     Jsonl,
-    /// CSV with a header row taken from the first record's keys.
+    /// CSV with a header row taken from the first record's keys (or the
+    /// appended file's header); a record with another key is rejected.
     Csv,
 }
 
@@ -43,8 +46,9 @@ pub struct WriterSink {
     writer: Writer,
     name: PathBuf,
     format: OutputFormat,
-    /// Whether CSV output starts with a header row.
-    header: bool,
+    /// The columns of CSV output when they are known at the start (the
+    /// header of the file appended to); no header row is written then.
+    columns: Option<Vec<String>>,
 }
 
 impl WriterSink {
@@ -86,9 +90,14 @@ impl WriterSink {
                 path: path.clone(),
                 source,
             })?;
-        let mut sink = Self::new(opened.file, path, format);
-        sink.header = !opened.continues;
-        Ok(sink)
+        Ok(Self::new(opened.file, path, format))
+    }
+
+    /// A sink writing to an output file [`super::opening`] opened.
+    pub fn from_opened(opened: super::opening::OpenedOutput, format: OutputFormat) -> Self {
+        let mut sink = Self::new(opened.file, opened.path, format);
+        sink.columns = opened.columns;
+        sink
     }
 
     /// A sink writing to any blocking stream; `name` is used in error messages.
@@ -101,7 +110,7 @@ impl WriterSink {
             writer: Box::new(writer),
             name: name.into(),
             format,
-            header: true,
+            columns: None,
         }
     }
 }
@@ -109,15 +118,21 @@ impl WriterSink {
 impl Sink for WriterSink {
     fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
-            let mut out = Output::new(self.writer, self.name, input.written_counter());
-            let mut csv = (self.format == OutputFormat::Csv).then(|| match self.header {
-                true => CsvOutput::default(),
-                false => CsvOutput::without_header(),
+            let mut out = Output::new(
+                self.writer,
+                self.name,
+                input.written_counter(),
+                input.rejects(),
+            );
+            let columns = self.columns;
+            let mut csv = (self.format == OutputFormat::Csv).then(|| match columns {
+                Some(columns) => CsvOutput::with_columns(columns),
+                None => CsvOutput::default(),
             });
             loop {
                 match input.try_recv() {
                     Ok(batch) => {
-                        out.add(batch, csv.as_mut());
+                        out.add(batch, csv.as_mut())?;
                         if out.filling.len >= WRITE_SIZE {
                             out.start_write().await?;
                         }
@@ -133,7 +148,7 @@ impl Sink for WriterSink {
                 tokio::select! {
                     written = out.finish_write(), if out.writing.is_some() => written?,
                     batch = input.recv() => match batch {
-                        Some(batch) => out.add(batch, csv.as_mut()),
+                        Some(batch) => out.add(batch, csv.as_mut())?,
                         None => break,
                     },
                 }
@@ -146,7 +161,7 @@ impl Sink for WriterSink {
 
 /// What a write on the blocking pool hands back: the writer, and how the
 /// write went.
-type WriteDone = (Writer, std::io::Result<()>);
+type WriteDone = (Writer, Result<()>);
 
 /// Encoded records and the acks that fire once they are written: the
 /// buffers of large batches as they came, small ones copied together.
@@ -178,31 +193,41 @@ struct Output {
     filling: Chunk,
     writing: Option<(JoinHandle<WriteDone>, Chunk)>,
     written: WrittenCounter,
+    /// Takes the records that cannot be written (CSV); their dead-letter
+    /// lines are written out with each chunk, before its acks fire.
+    rejects: Arc<Rejects>,
 }
 
 impl Output {
-    fn new(writer: Writer, name: PathBuf, written: WrittenCounter) -> Self {
+    fn new(writer: Writer, name: PathBuf, written: WrittenCounter, rejects: Arc<Rejects>) -> Self {
         Output {
             writer: Some(writer),
             name,
             filling: Chunk::default(),
             writing: None,
             written,
+            rejects,
         }
     }
 
-    fn add(&mut self, mut batch: Batch, csv: Option<&mut CsvOutput>) {
+    /// Adds a batch to the chunk being filled; fails when a record that
+    /// cannot be written ends the run (`--on-error stop`).
+    fn add(&mut self, mut batch: Batch, csv: Option<&mut CsvOutput>) -> Result<()> {
         let chunk = &mut self.filling;
-        chunk.records += batch.len();
         chunk
             .acks
             .append(std::mem::replace(&mut batch.acks, Acks::none()));
+        chunk.records += batch.len();
         let added = match csv {
             Some(csv) => {
                 let part = chunk.open_part();
                 let before = part.len();
-                csv.encode(&batch, part);
-                part.len() - before
+                let rows = csv.encode(&batch, part, &self.rejects);
+                let added = part.len() - before;
+                chunk.len += added;
+                // Rejected records are counted there, not as written.
+                chunk.records -= batch.len() - rows?;
+                return Ok(());
             }
             None if batch.as_ndjson().len() < SMALL_BATCH => {
                 let part = chunk.open_part();
@@ -218,6 +243,7 @@ impl Output {
             }
         };
         chunk.len += added;
+        Ok(())
     }
 
     /// Hands the filled chunk to the blocking pool, after the previous
@@ -230,8 +256,13 @@ impl Output {
         let mut chunk = std::mem::take(&mut self.filling);
         let parts = std::mem::take(&mut chunk.parts);
         let mut writer = self.writer.take().expect("no write in flight");
+        let rejects = self.rejects.clone();
+        let name = self.name.clone();
         let handle = tokio::task::spawn_blocking(move || {
-            let result = write_parts(&mut *writer, &parts).and_then(|()| writer.flush());
+            let result = write_parts(&mut *writer, &parts)
+                .and_then(|()| writer.flush())
+                .map_err(|source| output_error(&name, source))
+                .and_then(|()| rejects.finish());
             (writer, result)
         });
         self.writing = Some((handle, chunk));
@@ -251,20 +282,21 @@ impl Output {
             source: std::io::Error::other(join_error.to_string()),
         })?;
         self.writer = Some(writer);
-        result.map_err(|source| self.error(source))?;
+        result?;
         self.written.add(chunk.records);
         chunk.acks.deliver();
         Ok(())
     }
+}
 
-    fn error(&self, source: std::io::Error) -> Error {
-        if source.kind() == std::io::ErrorKind::BrokenPipe {
-            Error::BrokenPipe
-        } else {
-            Error::Output {
-                path: self.name.clone(),
-                source,
-            }
+/// The error of a failed write to the output `name`.
+fn output_error(name: &std::path::Path, source: std::io::Error) -> Error {
+    if source.kind() == std::io::ErrorKind::BrokenPipe {
+        Error::BrokenPipe
+    } else {
+        Error::Output {
+            path: name.to_path_buf(),
+            source,
         }
     }
 }
