@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::codec::{DecodeOptions, Format, Framing};
 use crate::kafka::{parse_setting, KafkaConfig};
@@ -164,6 +164,33 @@ impl Cli {
             mode: self.global.write_mode(),
             resumes_from,
         }
+    }
+}
+
+impl Cli {
+    /// Parses the command line and checks what clap cannot check alone;
+    /// a bad command line exits with status 2, as clap's own errors do.
+    pub fn parse_checked() -> Self {
+        let cli = Cli::parse();
+        if let Err(message) = cli.validate() {
+            Cli::command()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit();
+        }
+        cli
+    }
+
+    /// Checks that span several flags or a flag's meaning: a `kafka://`
+    /// output's topic name, a frame limit that fits the buffer budget.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(topic) = self.global.kafka_output_topic() {
+            crate::kafka::check_topic_name(topic)
+                .map_err(|reason| format!("-o {}: {reason}", self.global.output))?;
+        }
+        if let Command::Tcp(args) = &self.command {
+            crate::source::check_tcp_budget(args.max_buffered_bytes, args.max_frame_bytes)?;
+        }
+        Ok(())
     }
 }
 
@@ -792,6 +819,31 @@ mod tests {
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn validate_checks_the_kafka_topic_and_the_tcp_budget() {
+        let bad = |args: &[&str]| parse(args).unwrap().validate().unwrap_err();
+        assert_eq!(
+            bad(&["file", "x", "-o", "kafka://"]),
+            "-o kafka://: a topic name has 1 to 249 characters"
+        );
+        assert!(bad(&["file", "x", "-o", "kafka://a b"]).starts_with("-o kafka://a b: `a b`"));
+        assert!(bad(&[
+            "tcp",
+            "--max-frame-bytes",
+            "2M",
+            "--max-buffered-bytes",
+            "1M"
+        ])
+        .contains("raise --max-buffered-bytes"));
+        assert_eq!(
+            parse(&["file", "x", "-o", "kafka://ok"])
+                .unwrap()
+                .validate(),
+            Ok(())
+        );
+        assert_eq!(parse(&["tcp"]).unwrap().validate(), Ok(()));
     }
 
     impl Cli {

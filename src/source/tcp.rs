@@ -25,6 +25,8 @@
 mod budget;
 mod connection;
 
+pub use self::budget::check as check_tcp_budget;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

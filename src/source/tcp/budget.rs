@@ -36,6 +36,19 @@ const UNIT: usize = 1024;
 /// `\n`, or the 4-byte length prefix.
 const FRAME_OVERHEAD: usize = 4;
 
+/// Refuses a `--max-frame-bytes` over `--max-buffered-bytes`: a frame
+/// that long could never be held.
+pub fn check(max_buffered_bytes: usize, max_frame_bytes: usize) -> Result<(), String> {
+    if max_frame_bytes > max_buffered_bytes {
+        return Err(format!(
+            "--max-frame-bytes ({max_frame_bytes}) is larger than --max-buffered-bytes \
+             ({max_buffered_bytes}): a frame that long could never be buffered; \
+             raise --max-buffered-bytes or lower --max-frame-bytes"
+        ));
+    }
+    Ok(())
+}
+
 /// The shared budget of unfinished-frame bytes beyond [`FREE_BYTES`].
 #[derive(Debug)]
 pub(super) struct Budget {
@@ -55,13 +68,7 @@ impl Budget {
     /// `max_frame_bytes`. A frame longer than the budget could never be
     /// held, so that combination is refused.
     pub(super) fn new(max_buffered_bytes: usize, max_frame_bytes: usize) -> Result<Self> {
-        if max_frame_bytes > max_buffered_bytes {
-            return Err(Error::Config(format!(
-                "--max-frame-bytes ({max_frame_bytes}) is larger than --max-buffered-bytes \
-                 ({max_buffered_bytes}): a frame that long could never be buffered; \
-                 raise --max-buffered-bytes or lower --max-frame-bytes"
-            )));
-        }
+        check(max_buffered_bytes, max_frame_bytes).map_err(Error::Config)?;
         let per_frame = (max_frame_bytes + FRAME_OVERHEAD)
             .saturating_sub(FREE_BYTES)
             .div_ceil(UNIT);
