@@ -244,7 +244,7 @@ fn slow_frames_give_the_buffer_budget_back_at_the_frame_timeout() {
     let dead = dir.path("dead.jsonl");
     // Room for two long unfinished frames at a time.
     let mut server = Server::start(&[
-        "-v",
+        "-vv",
         "--max-frame-bytes",
         "1M",
         "--max-buffered-bytes",

@@ -4,7 +4,11 @@
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
+use super::csv_skip::RecordSkipper;
 use super::Rejection;
+
+/// Why a row that ends inside a quoted cell is rejected.
+const UNCLOSED: &str = "unclosed quote: a quoted cell runs to the end of the frame";
 
 /// Where csv-core writes a row: its cells, unquoted, back to back, and
 /// where each ends; both grow when csv-core finds them full.
@@ -37,6 +41,7 @@ impl CellBuffers {
 #[derive(Debug)]
 pub struct CsvRowSplitter {
     reader: Reader,
+    delimiter: u8,
     /// The cells of the last row.
     out: CellBuffers,
 }
@@ -46,6 +51,7 @@ impl CsvRowSplitter {
     pub fn new(delimiter: u8) -> Self {
         CsvRowSplitter {
             reader: ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
             out: CellBuffers::new(),
         }
     }
@@ -94,10 +100,21 @@ impl CsvRowSplitter {
                 ReadRecordResult::End => return Ok(None),
             }
         }
+        // csv-core ends a quoted cell at the end of the input as if it had
+        // closed; a row that really ends inside one is said to.
+        if at_end && memchr::memchr(b'"', row).is_some() && self.ends_in_quote(row) {
+            return Err(UNCLOSED.into());
+        }
         if !input.is_empty() && self.has_record(input) {
             return Err("more than one CSV row in a frame (an unquoted line break?)".into());
         }
         Ok(Some(ends_len))
+    }
+
+    /// True if `row` ends inside a quoted cell.
+    fn ends_in_quote(&self, row: &[u8]) -> bool {
+        let mut skipper = RecordSkipper::new(self.delimiter, 1);
+        skipper.feed(row).is_none() && skipper.in_quote()
     }
 
     /// True if `rest` holds a record (not just line breaks).
@@ -191,6 +208,19 @@ mod tests {
         assert_eq!(
             cells(&mut splitter, b"a;b").unwrap(),
             Some(vec!["a".into(), "b".into()])
+        );
+    }
+
+    #[test]
+    fn a_row_ending_inside_a_quote_is_rejected_as_unclosed() {
+        let mut splitter = CsvRowSplitter::new(b',');
+        for row in [&b"\"unclosed,7"[..], b"a,\"b\"\"", b"a,\"x\r"] {
+            assert_eq!(cells(&mut splitter, row).unwrap_err(), UNCLOSED, "{row:?}");
+        }
+        // A quote inside an unquoted cell opens nothing; a closed one is fine.
+        assert_eq!(
+            cells(&mut splitter, b"a\"b,\"c\"\"d\"").unwrap(),
+            Some(vec!["a\"b".into(), "c\"d".into()])
         );
     }
 
