@@ -7,6 +7,9 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use super::csv_skip::RecordSkipper;
 use super::Rejection;
 
+/// Cell buffers larger than this (in bytes) are dropped before the next row.
+const KEPT_BYTES: usize = 64 * 1024;
+
 /// Why a row that ends inside a quoted cell is rejected.
 const UNCLOSED: &str = "unclosed quote: a quoted cell runs to the end of the frame";
 
@@ -74,6 +77,11 @@ impl CsvRowSplitter {
     /// cell count; fails if a second record follows.
     fn read_one(&mut self, row: &[u8]) -> Result<Option<usize>, Rejection> {
         self.reader.reset();
+        // The buffers grow for a huge row (or header); a connection does
+        // not keep that memory for the rest of its life.
+        if self.out.cells.len() > KEPT_BYTES || self.out.ends.len() > KEPT_BYTES / 8 {
+            self.out = CellBuffers::new();
+        }
         let (mut cells_len, mut ends_len) = (0, 0);
         let mut input = row;
         let mut at_end = false;
@@ -232,5 +240,8 @@ mod tests {
         let split = cells(&mut splitter, row.as_bytes()).unwrap().unwrap();
         assert_eq!(split.len(), 100);
         assert!(split.iter().all(|cell| cell == &long));
+        // ... and shrink back for the next row.
+        assert_eq!(cells(&mut splitter, b"a,b").unwrap().unwrap(), ["a", "b"]);
+        assert!(splitter.out.cells.len() <= KEPT_BYTES);
     }
 }

@@ -15,6 +15,10 @@ use crate::cpu;
 use crate::error::Result;
 use crate::record::{Location, RawBatch, SourceInfo};
 
+/// A header whose share ([`budget::header_cost`]) is at most this takes
+/// none: about 100 columns.
+const HEADER_FREE_BYTES: usize = 16 * 1024;
+
 /// Why each row after an unusable header is rejected.
 const UNUSABLE: &str = "the connection's header (record 1) is unusable";
 
@@ -85,7 +89,13 @@ impl CsvRows {
                 let label = Label(source);
                 let columns = cells.clone().count();
                 let cost = budget::header_cost(frame.len(), columns);
-                let built = match shared.budget.try_reserve_bytes(cost) {
+                // A usual header is part of what a connection costs: it
+                // never fails for want of room that big frames hold.
+                let share = match cost <= HEADER_FREE_BYTES {
+                    true => Some(None),
+                    false => shared.budget.try_reserve_bytes(cost).map(Some),
+                };
+                let built = match share {
                     None => Err(format!(
                         "it needs {cost} bytes of --max-buffered-bytes ({columns} columns), \
                          and only {} of {} are free; raise --max-buffered-bytes",
@@ -108,7 +118,7 @@ impl CsvRows {
                         }
                         *header = Header::Ready {
                             decode: Decode::Csv(Arc::new(built)),
-                            _share: Some(share),
+                            _share: share,
                         };
                     }
                     Err(reason) => {
