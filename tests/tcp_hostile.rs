@@ -368,3 +368,47 @@ fn csv_headers_hold_a_share_of_the_buffer_budget() {
         "the refused header and its row: {summary}"
     );
 }
+
+#[test]
+fn an_oversize_header_is_unusable_and_so_are_the_rows() {
+    let dir = Dir::new();
+    let dead = dir.path("dead.jsonl");
+    let mut server = Server::start(&[
+        "-v",
+        "--format",
+        "csv",
+        "--max-frame-bytes",
+        "100",
+        "--dead-letter",
+        &dead,
+    ]);
+    let mut client = server.connect();
+    let peer = client.local_addr().unwrap();
+    let header = vec!["n"; 100].join(",");
+    client
+        .write_all(format!("{header}\n1,2\n").as_bytes())
+        .unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    server
+        .stderr
+        .wait_for("(conn 1): closed by the client after 2 frames");
+    assert_eq!(server.stop().code(), Some(3));
+    // The second row is not taken for the header.
+    assert!(server.stdout.drain().is_empty());
+    let dead = std::fs::read_to_string(&dead).unwrap();
+    let lines: Vec<&str> = dead.lines().collect();
+    let too_long = "bad CSV header: frame longer than 100 bytes (--max-frame-bytes)";
+    assert_eq!(
+        lines,
+        [
+            dead_letter(peer, 1, 1, too_long, &header[..199]),
+            dead_letter(
+                peer,
+                1,
+                2,
+                "the connection's header (record 1) is unusable",
+                "1,2"
+            ),
+        ]
+    );
+}

@@ -290,13 +290,11 @@ impl Connection {
                 Err((error, head)) => {
                     self.frames += 1;
                     let head = &head[..head.len().min(REJECTED_HEAD)];
-                    reject(
-                        &self.shared,
-                        &self.source,
-                        self.frames,
-                        head,
-                        &error.to_string(),
-                    )
+                    let mut reason = error.to_string();
+                    if let Content::Csv(rows) = &mut self.content {
+                        rows.oversize(&self.source, &mut reason);
+                    }
+                    reject(&self.shared, &self.source, self.frames, head, &reason)
                 }
             };
             // `--on-error stop`: the records before the bad frame are read,

@@ -58,6 +58,19 @@ impl CsvRows {
         }
     }
 
+    /// Notes a frame rejected as oversize: when it was to be the header,
+    /// the header is unusable, and `reason` says so.
+    pub(super) fn oversize(&mut self, source: &SourceInfo, reason: &mut String) {
+        if let Header::Pending = self.header {
+            self.header = Header::Unusable;
+            *reason = format!("bad CSV header: {reason}");
+            crate::warn_limited!(
+                "{}: {reason}; every row of this connection is rejected",
+                Label(source)
+            );
+        }
+    }
+
     /// Takes frame `pos` of the connection `source`: a row into `batch`
     /// (started with `new_batch`), or the header, or a rejection.
     pub(super) fn take(
