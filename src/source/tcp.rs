@@ -9,7 +9,7 @@
 //! most [`TcpOptions::max_connections`] clients are served at once (the
 //! next ones wait, unread, in the kernel's listen backlog); unfinished
 //! frames together hold at most [`TcpOptions::max_buffered_bytes`] beyond
-//! one read's worth per connection (see [`budget`]), and one that holds a
+//! one read's worth per connection (see `budget`), and one that holds a
 //! share of it must end its frame within [`TcpOptions::frame_timeout`]; a
 //! connection silent for [`TcpOptions::idle_timeout`] is closed. A bad connection is logged
 //! (warnings a client can trigger at will are rate-limited) and closed;
