@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::codec::{DecodeOptions, Format, Framing};
 use crate::kafka::{parse_setting, KafkaConfig};
@@ -169,6 +169,33 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Parses the command line and checks what clap cannot check alone;
+    /// a bad command line exits with status 2, as clap's own errors do.
+    pub fn parse_checked() -> Self {
+        let cli = Cli::parse();
+        if let Err(message) = cli.validate() {
+            Cli::command()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit();
+        }
+        cli
+    }
+
+    /// Checks that span several flags or a flag's meaning: a `kafka://`
+    /// output's topic name, a frame limit that fits the buffer budget.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(topic) = self.global.kafka_output_topic() {
+            crate::kafka::check_topic_name(topic)
+                .map_err(|reason| format!("-o {}: {reason}", self.global.output))?;
+        }
+        if let Command::Tcp(args) = &self.command {
+            crate::source::check_tcp_budget(args.max_buffered_bytes, args.max_frame_bytes)?;
+        }
+        Ok(())
+    }
+}
+
 /// The sources.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -259,6 +286,11 @@ exits at once.
 A connection may hold 64 KiB of an unfinished frame; a longer one waits,
 unread, for a share of --max-buffered-bytes as large as --max-frame-bytes,
 so unfinished frames hold at most that budget plus 64 KiB per connection.
+A frame holding a share must end within --frame-timeout (else it is
+rejected and its connection closed), so waiting connections get theirs in
+time. A CSV header holds a share (2 bytes a byte + 128 a column) for the
+connection's life; a header that finds no room is rejected, and with it
+every row of that connection.
 
 With --format csv each frame is one CSV row, and the first frame of each
 connection is its header unless --no-header. With --framing newline a quoted
@@ -280,7 +312,7 @@ pub struct TcpArgs {
     pub format: Format,
     #[command(flatten)]
     pub csv: CsvArgs,
-    /// A longer frame is rejected and its connection closed (bytes; K, M, G suffixes).
+    /// A longer frame is rejected and skipped; the connection goes on (bytes; K, M, G suffixes).
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_bytes)]
     pub max_frame_bytes: usize,
     /// Most bytes all unfinished frames together may hold beyond 64 KiB per
@@ -295,6 +327,10 @@ pub struct TcpArgs {
     /// Close a connection that sends nothing for this long (500ms, 30s, 5m, 1h; 0: never).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// A frame over 64 KiB, which holds a share of --max-buffered-bytes, must end
+    /// within this, else it is rejected and its connection closed (0: no limit).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub frame_timeout: Duration,
     /// After Ctrl-C/SIGTERM, how long open connections may still send (0: not at all).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
@@ -313,6 +349,7 @@ impl TcpArgs {
             max_buffered_bytes: self.max_buffered_bytes,
             max_connections: self.max_connections as usize,
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            frame_timeout: (!self.frame_timeout.is_zero()).then_some(self.frame_timeout),
             drain_timeout: self.drain_timeout,
         }
     }
@@ -709,6 +746,7 @@ mod tests {
         assert_eq!(options.max_buffered_bytes, 128 << 20);
         assert_eq!(options.max_connections, 1024);
         assert_eq!(options.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(options.frame_timeout, Some(Duration::from_secs(30)));
         assert_eq!(options.drain_timeout, Duration::from_secs(30));
     }
 
@@ -763,6 +801,9 @@ mod tests {
         let options = tcp_options(&["--idle-timeout", "0", "--drain-timeout", "0"]);
         assert_eq!(options.idle_timeout, None);
         assert_eq!(options.drain_timeout, Duration::ZERO);
+        assert_eq!(tcp_options(&["--frame-timeout", "0"]).frame_timeout, None);
+        let options = tcp_options(&["--frame-timeout", "2s"]);
+        assert_eq!(options.frame_timeout, Some(Duration::from_secs(2)));
         assert!(parse(&["tcp", "--idle-timeout", "soon"]).is_err());
     }
 
@@ -794,6 +835,31 @@ mod tests {
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn validate_checks_the_kafka_topic_and_the_tcp_budget() {
+        let bad = |args: &[&str]| parse(args).unwrap().validate().unwrap_err();
+        assert_eq!(
+            bad(&["file", "x", "-o", "kafka://"]),
+            "-o kafka://: a topic name has 1 to 249 characters"
+        );
+        assert!(bad(&["file", "x", "-o", "kafka://a b"]).starts_with("-o kafka://a b: `a b`"));
+        assert!(bad(&[
+            "tcp",
+            "--max-frame-bytes",
+            "2M",
+            "--max-buffered-bytes",
+            "1M"
+        ])
+        .contains("raise --max-buffered-bytes"));
+        assert_eq!(
+            parse(&["file", "x", "-o", "kafka://ok"])
+                .unwrap()
+                .validate(),
+            Ok(())
+        );
+        assert_eq!(parse(&["tcp"]).unwrap().validate(), Ok(()));
     }
 
     impl Cli {

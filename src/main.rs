@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -14,7 +13,7 @@ use streamer::say;
 
 fn main() -> ExitCode {
     keep_freed_buffers();
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     init_logging(cli.global.quiet, cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,7 +4,14 @@
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
+use super::csv_skip::RecordSkipper;
 use super::Rejection;
+
+/// Cell buffers larger than this (in bytes) are dropped before the next row.
+const KEPT_BYTES: usize = 64 * 1024;
+
+/// Why a row that ends inside a quoted cell is rejected.
+const UNCLOSED: &str = "unclosed quote: a quoted cell runs to the end of the frame";
 
 /// Where csv-core writes a row: its cells, unquoted, back to back, and
 /// where each ends; both grow when csv-core finds them full.
@@ -37,6 +44,7 @@ impl CellBuffers {
 #[derive(Debug)]
 pub struct CsvRowSplitter {
     reader: Reader,
+    delimiter: u8,
     /// The cells of the last row.
     out: CellBuffers,
 }
@@ -46,6 +54,7 @@ impl CsvRowSplitter {
     pub fn new(delimiter: u8) -> Self {
         CsvRowSplitter {
             reader: ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
             out: CellBuffers::new(),
         }
     }
@@ -68,6 +77,11 @@ impl CsvRowSplitter {
     /// cell count; fails if a second record follows.
     fn read_one(&mut self, row: &[u8]) -> Result<Option<usize>, Rejection> {
         self.reader.reset();
+        // The buffers grow for a huge row (or header); a connection does
+        // not keep that memory for the rest of its life.
+        if self.out.cells.len() > KEPT_BYTES || self.out.ends.len() > KEPT_BYTES / 8 {
+            self.out = CellBuffers::new();
+        }
         let (mut cells_len, mut ends_len) = (0, 0);
         let mut input = row;
         let mut at_end = false;
@@ -94,10 +108,21 @@ impl CsvRowSplitter {
                 ReadRecordResult::End => return Ok(None),
             }
         }
+        // csv-core ends a quoted cell at the end of the input as if it had
+        // closed; a row that really ends inside one is said to.
+        if at_end && memchr::memchr(b'"', row).is_some() && self.ends_in_quote(row) {
+            return Err(UNCLOSED.into());
+        }
         if !input.is_empty() && self.has_record(input) {
             return Err("more than one CSV row in a frame (an unquoted line break?)".into());
         }
         Ok(Some(ends_len))
+    }
+
+    /// True if `row` ends inside a quoted cell.
+    fn ends_in_quote(&self, row: &[u8]) -> bool {
+        let mut skipper = RecordSkipper::new(self.delimiter, 1);
+        skipper.feed(row).is_none() && skipper.in_quote()
     }
 
     /// True if `rest` holds a record (not just line breaks).
@@ -195,6 +220,19 @@ mod tests {
     }
 
     #[test]
+    fn a_row_ending_inside_a_quote_is_rejected_as_unclosed() {
+        let mut splitter = CsvRowSplitter::new(b',');
+        for row in [&b"\"unclosed,7"[..], b"a,\"b\"\"", b"a,\"x\r"] {
+            assert_eq!(cells(&mut splitter, row).unwrap_err(), UNCLOSED, "{row:?}");
+        }
+        // A quote inside an unquoted cell opens nothing; a closed one is fine.
+        assert_eq!(
+            cells(&mut splitter, b"a\"b,\"c\"\"d\"").unwrap(),
+            Some(vec!["a\"b".into(), "c\"d".into()])
+        );
+    }
+
+    #[test]
     fn long_rows_grow_the_buffers() {
         let mut splitter = CsvRowSplitter::new(b',');
         let long = "x".repeat(5000);
@@ -202,5 +240,8 @@ mod tests {
         let split = cells(&mut splitter, row.as_bytes()).unwrap().unwrap();
         assert_eq!(split.len(), 100);
         assert!(split.iter().all(|cell| cell == &long));
+        // ... and shrink back for the next row.
+        assert_eq!(cells(&mut splitter, b"a,b").unwrap().unwrap(), ["a", "b"]);
+        assert!(splitter.out.cells.len() <= KEPT_BYTES);
     }
 }

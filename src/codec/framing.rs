@@ -7,7 +7,10 @@
 //! count per frame (tokio-util's `LinesCodec` makes a `String` per line,
 //! `LengthDelimitedCodec` a `BytesMut` per frame). Every frame is bounded:
 //! a frame longer than the limit is an error as soon as the buffer shows
-//! it, so a reader never holds more than the limit plus one read.
+//! it, so a reader never holds more than the limit plus one read. The
+//! rest of that frame is then skipped (to the next `\n`, or past the
+//! length its prefix announced) without being kept, and the frames after
+//! it are cut as usual.
 
 use std::fmt;
 
@@ -70,6 +73,19 @@ impl fmt::Display for FrameError {
     }
 }
 
+/// The rest of an oversize frame, still to be skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    /// Up to and with the next `\n`.
+    Line,
+    /// This many more bytes.
+    Bytes(u64),
+}
+
+/// A frame over the limit: why, and the first bytes of it that are in the
+/// buffer (without a length prefix), for the rejection.
+pub type Oversize<'a> = (FrameError, &'a [u8]);
+
 /// Finds frames in a growing buffer. The caller reads into the buffer,
 /// takes the complete frames with [`Framer::frames`], drops the bytes
 /// they used from the front, and reads again; the unfinished frame stays
@@ -82,6 +98,8 @@ pub struct Framer {
     /// of the buffer were already searched for `\n` (so a long line that
     /// arrives in many reads is searched once, not once per read).
     scanned: usize,
+    /// What is left of an oversize frame being skipped.
+    skip: Option<Skip>,
 }
 
 impl Framer {
@@ -91,12 +109,13 @@ impl Framer {
             framing,
             max_frame_bytes,
             scanned: 0,
+            skip: None,
         }
     }
 
-    /// The complete frames at the front of `buf`, in order, then at most
-    /// one error (after which the stream cannot be cut any further). Once
-    /// done, [`Frames::consumed`] says how many bytes the frames used: drop
+    /// The complete frames at the front of `buf`, in order; a frame over
+    /// the limit comes as an error, and its rest (in `buf` and in later
+    /// reads) is skipped. Once done, [`Frames::consumed`] says how many bytes the frames used: drop
     /// those from the front of `buf` before the next call, and only append
     /// to it otherwise.
     pub fn frames<'a>(&'a mut self, buf: &'a [u8]) -> Frames<'a> {
@@ -104,7 +123,6 @@ impl Framer {
             framer: self,
             buf,
             consumed: 0,
-            failed: false,
         }
     }
 
@@ -116,7 +134,7 @@ impl Framer {
     /// `buf` before framing again. Length-delimited framing has no runs (0).
     pub fn line_run(&mut self, buf: &[u8], newlines: &mut Vec<u32>) -> usize {
         newlines.clear();
-        if self.framing != Framing::Newline {
+        if self.framing != Framing::Newline || self.skip.is_some() {
             return 0;
         }
         // The first `scanned` bytes are known to hold no `\n`.
@@ -147,7 +165,8 @@ impl Framer {
     /// newline framing even without its `\n` (none when `rest` is empty),
     /// or, for length-delimited framing, a truncated frame.
     pub fn finish<'a>(&self, rest: &'a [u8]) -> Result<Option<&'a [u8]>, FrameError> {
-        if rest.is_empty() {
+        // The end of a frame being skipped: it was rejected already.
+        if rest.is_empty() || self.skip.is_some() {
             return Ok(None);
         }
         match self.framing {
@@ -185,7 +204,6 @@ pub struct Frames<'a> {
     framer: &'a mut Framer,
     buf: &'a [u8],
     consumed: usize,
-    failed: bool,
 }
 
 impl<'a> Frames<'a> {
@@ -194,21 +212,51 @@ impl<'a> Frames<'a> {
         self.consumed
     }
 
-    fn next_line(&mut self) -> Option<Result<&'a [u8], FrameError>> {
+    /// Drops what is in the buffer of a frame being skipped; true once
+    /// its end is reached.
+    fn skip(&mut self) -> bool {
+        let rest = &self.buf[self.consumed..];
+        let (used, done) = match self.framer.skip {
+            None => return true,
+            Some(Skip::Line) => match memchr::memchr(b'\n', rest) {
+                Some(at) => (at + 1, true),
+                None => (rest.len(), false),
+            },
+            Some(Skip::Bytes(left)) => {
+                let used = usize::try_from(left).map_or(rest.len(), |left| left.min(rest.len()));
+                let left = left - used as u64;
+                self.framer.skip = Some(Skip::Bytes(left));
+                (used, left == 0)
+            }
+        };
+        self.consumed += used;
+        if done {
+            self.framer.skip = None;
+        }
+        done
+    }
+
+    fn next_line(&mut self) -> Option<Result<&'a [u8], Oversize<'a>>> {
         let rest = &self.buf[self.consumed..];
         let max = self.framer.max_frame_bytes;
+        let too_long = FrameError::TooLong { len: None, max };
         let searched = self.framer.scanned.min(rest.len());
         match memchr::memchr(b'\n', &rest[searched..]) {
             Some(at) => {
                 let len = searched + at;
-                if len > max {
-                    return Some(Err(FrameError::TooLong { len: None, max }));
-                }
                 self.consumed += len + 1;
                 self.framer.scanned = 0;
+                if len > max {
+                    return Some(Err((too_long, &rest[..len])));
+                }
                 Some(Ok(&rest[..len]))
             }
-            None if rest.len() > max => Some(Err(FrameError::TooLong { len: None, max })),
+            None if rest.len() > max => {
+                self.consumed += rest.len();
+                self.framer.scanned = 0;
+                self.framer.skip = Some(Skip::Line);
+                Some(Err((too_long, rest)))
+            }
             None => {
                 self.framer.scanned = rest.len();
                 None
@@ -216,7 +264,7 @@ impl<'a> Frames<'a> {
         }
     }
 
-    fn next_length_delimited(&mut self) -> Option<Result<&'a [u8], FrameError>> {
+    fn next_length_delimited(&mut self) -> Option<Result<&'a [u8], Oversize<'a>>> {
         let rest = &self.buf[self.consumed..];
         if rest.len() < LENGTH_BYTES {
             return None;
@@ -224,10 +272,17 @@ impl<'a> Frames<'a> {
         let len = prefix(rest) as usize;
         let max = self.framer.max_frame_bytes;
         if len > max {
-            return Some(Err(FrameError::TooLong {
+            let body = &rest[LENGTH_BYTES..];
+            let here = body.len().min(len);
+            self.consumed += LENGTH_BYTES + here;
+            if here < len {
+                self.framer.skip = Some(Skip::Bytes((len - here) as u64));
+            }
+            let error = FrameError::TooLong {
                 len: Some(len as u64),
                 max,
-            }));
+            };
+            return Some(Err((error, &body[..here])));
         }
         let end = LENGTH_BYTES + len;
         if rest.len() < end {
@@ -239,18 +294,16 @@ impl<'a> Frames<'a> {
 }
 
 impl<'a> Iterator for Frames<'a> {
-    type Item = Result<&'a [u8], FrameError>;
+    type Item = Result<&'a [u8], Oversize<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
+        if !self.skip() {
             return None;
         }
-        let next = match self.framer.framing {
+        match self.framer.framing {
             Framing::Newline => self.next_line(),
             Framing::LengthDelimited => self.next_length_delimited(),
-        };
-        self.failed = matches!(next, Some(Err(_)));
-        next
+        }
     }
 }
 
@@ -270,7 +323,7 @@ mod tests {
             for frame in iter.by_ref() {
                 match frame {
                     Ok(frame) => frames.push(String::from_utf8_lossy(frame).into_owned()),
-                    Err(e) => error = Some(e),
+                    Err((e, _)) => error = Some(e),
                 }
             }
             let consumed = iter.consumed();
@@ -313,7 +366,8 @@ mod tests {
         let (frames, error, rest) = feed(&mut framer, &[b"ok\nabc", b"de", b"never read"]);
         assert_eq!(frames, ["ok"]);
         assert_eq!(error, Some(FrameError::TooLong { len: None, max: 4 }));
-        assert_eq!(rest, b"abcde");
+        // Taken to be skipped, not kept.
+        assert_eq!(rest, b"");
     }
 
     #[test]
@@ -324,9 +378,12 @@ mod tests {
         let len = framer.line_run(buf, &mut newlines);
         assert_eq!(len, 9);
         assert_eq!(newlines, vec![2, 3, 8]);
-        let (frames, error, _) = feed(&mut framer, &[&buf[len..]]);
-        assert!(frames.is_empty());
+        let (frames, error, rest) = feed(&mut framer, &[&buf[len..]]);
+        // The overlong line is reported and skipped; framing goes on (and
+        // skips the unfinished line too, already over the limit).
+        assert_eq!(frames, ["x"]);
         assert_eq!(error, Some(FrameError::TooLong { len: None, max: 4 }));
+        assert_eq!(rest, b"");
         let mut framer = Framer::new(Framing::LengthDelimited, 4);
         assert_eq!(framer.line_run(b"ab\n", &mut newlines), 0);
     }
@@ -371,6 +428,70 @@ mod tests {
                 len: Some(6),
                 max: 5
             })
+        );
+    }
+
+    /// Every frame and oversize head of `chunks` fed as successive reads.
+    fn feed_all(framer: &mut Framer, chunks: &[&[u8]]) -> Vec<Result<String, String>> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            let mut iter = framer.frames(&buf);
+            for frame in iter.by_ref() {
+                out.push(
+                    frame
+                        .map(text)
+                        .map_err(|(error, head)| format!("{error}: {}", text(head))),
+                );
+            }
+            let consumed = iter.consumed();
+            buf.drain(..consumed);
+        }
+        assert_eq!(framer.finish(&buf), Ok(None));
+        out
+    }
+
+    #[test]
+    fn an_oversize_line_is_skipped_to_its_end_and_framing_goes_on() {
+        let mut framer = Framer::new(Framing::Newline, 4);
+        let got = feed_all(
+            &mut framer,
+            &[b"ok\nabcdef", b"gh", b"ij\nnext\nabcdefg\nlast\n"],
+        );
+        let too_long = "frame longer than 4 bytes (--max-frame-bytes)";
+        assert_eq!(
+            got,
+            [
+                Ok("ok".into()),
+                Err(format!("{too_long}: abcdef")),
+                Ok("next".into()),
+                Err(format!("{too_long}: abcdefg")),
+                Ok("last".into()),
+            ]
+        );
+        let mut newlines = Vec::new();
+        let mut framer = Framer::new(Framing::Newline, 4);
+        let _ = feed_all(&mut framer, &[b"abcdef"]);
+        // A run never starts inside a frame being skipped.
+        assert_eq!(framer.line_run(b"xy\nz\n", &mut newlines), 0);
+    }
+
+    #[test]
+    fn an_oversize_length_is_skipped_and_framing_goes_on() {
+        let mut framer = Framer::new(Framing::LengthDelimited, 3);
+        let mut stream = length_frame(b"abcdefgh");
+        stream.extend(length_frame(b"ok"));
+        let (head, tail) = stream.split_at(7);
+        let got = feed_all(&mut framer, &[head, tail, &length_frame(b"end")]);
+        assert_eq!(
+            got,
+            [
+                Err("frame of 8 bytes is longer than 3 bytes (--max-frame-bytes): abc".into()),
+                Ok("ok".into()),
+                Ok("end".into()),
+            ]
         );
     }
 

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::file::{FileOptions, FileSource};
 pub use self::input::InputReader;
 pub use self::kafka::{KafkaOptions, KafkaSource, OffsetReset};
-pub use self::tcp::{TcpOptions, TcpSource};
+pub use self::tcp::{check_tcp_budget, TcpOptions, TcpSource};
 
 use crate::error::{Error, Result};
 use crate::pipeline::{Rejects, Stats};

@@ -4,12 +4,14 @@
 //! one connection keep their order; connections interleave.
 //!
 //! Bounds against bad or hostile clients: a frame over
-//! [`TcpOptions::max_frame_bytes`] is rejected and closes its connection; at
+//! [`TcpOptions::max_frame_bytes`] is rejected and skipped (the frames
+//! after it are read as usual); at
 //! most [`TcpOptions::max_connections`] clients are served at once (the
 //! next ones wait, unread, in the kernel's listen backlog); unfinished
 //! frames together hold at most [`TcpOptions::max_buffered_bytes`] beyond
-//! one read's worth per connection (see [`budget`]); a connection silent
-//! for [`TcpOptions::idle_timeout`] is closed. A bad connection is logged
+//! one read's worth per connection (see `budget`), and one that holds a
+//! share of it must end its frame within [`TcpOptions::frame_timeout`]; a
+//! connection silent for [`TcpOptions::idle_timeout`] is closed. A bad connection is logged
 //! (warnings a client can trigger at will are rate-limited) and closed;
 //! the others go on.
 //!
@@ -24,6 +26,9 @@
 
 mod budget;
 mod connection;
+mod csv_rows;
+
+pub use self::budget::check as check_tcp_budget;
 
 use std::io;
 use std::net::SocketAddr;
@@ -61,7 +66,7 @@ pub struct TcpOptions {
     pub delimiter: u8,
     /// CSV: the first frame of each connection names the columns.
     pub header: bool,
-    /// A longer frame is rejected and closes its connection.
+    /// A longer frame is rejected, and skipped.
     pub max_frame_bytes: usize,
     /// Most bytes all connections together may hold in unfinished frames
     /// beyond one read's worth each (see `budget`).
@@ -70,6 +75,9 @@ pub struct TcpOptions {
     pub max_connections: usize,
     /// A connection silent this long is closed (`None`: never).
     pub idle_timeout: Option<Duration>,
+    /// A frame holding a share of the buffer budget must end within this
+    /// (`None`: no limit), else it is rejected and its connection closed.
+    pub frame_timeout: Option<Duration>,
     /// After shutdown, how long open connections may still send.
     pub drain_timeout: Duration,
 }
@@ -86,6 +94,7 @@ impl Default for TcpOptions {
             max_buffered_bytes: 128 * 1024 * 1024,
             max_connections: 1024,
             idle_timeout: Some(Duration::from_secs(300)),
+            frame_timeout: Some(Duration::from_secs(30)),
             drain_timeout: Duration::from_secs(30),
         }
     }

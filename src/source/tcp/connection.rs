@@ -2,9 +2,9 @@
 //! frames, and send that read's frames on as one batch right away (so
 //! batches grow with the rate, and a record never waits for a full batch).
 //! While the batch waits for room in the pipeline, or the unfinished frame
-//! for room in the buffer budget, the socket is not read.
+//! for room in the buffer budget, the socket is not read. A frame that
+//! holds a share of the budget must end within `--frame-timeout`.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,13 +13,14 @@ use bytes::{Buf, BufMut, BytesMut};
 use futures::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::budget::{Reservation, FREE_BYTES};
+use super::csv_rows::{reject, CsvRows, Label};
 use super::{Shared, StopReason};
-use crate::codec::{CsvHeader, CsvRowSplitter, Decode, Format, Framer};
-use crate::cpu;
+use crate::codec::{Decode, Format, Framer};
 use crate::error::Result;
-use crate::record::{Location, RawBatch, SourceInfo};
+use crate::record::{RawBatch, SourceInfo};
 use crate::source::Closed;
 
 /// How much room each read gets.
@@ -46,13 +47,9 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 enum Content {
     /// Each frame is one record as it is (a line, a JSON object).
     Whole(Decode),
-    /// Each frame is one CSV row; `decode` is `None` until the header
-    /// (the connection's first row) is read.
-    Csv {
-        /// Boxed: csv-core's reader is a few kilobytes of tables.
-        splitter: Box<CsvRowSplitter>,
-        decode: Option<Decode>,
-    },
+    /// Each frame is one CSV row. Boxed: csv-core's reader is a few
+    /// kilobytes of tables.
+    Csv(Box<CsvRows>),
 }
 
 /// What a read brought.
@@ -67,6 +64,8 @@ enum Read {
     Idle,
     /// The server told open connections to stop reading.
     Stopped,
+    /// The unfinished frame held a share of the budget for `--frame-timeout`.
+    FrameTimeout,
 }
 
 /// Whether to go on reading after a batch of frames.
@@ -94,10 +93,7 @@ impl Connection {
         let content = match options.format {
             Format::Lines => Content::Whole(Decode::Lines),
             Format::Jsonl => Content::Whole(Decode::Jsonl),
-            Format::Csv => Content::Csv {
-                splitter: Box::new(CsvRowSplitter::new(options.delimiter)),
-                decode: (!options.header).then_some(Decode::CsvNumbered),
-            },
+            Format::Csv => Content::Csv(Box::new(CsvRows::new(options.delimiter, options.header))),
         };
         Connection {
             stream,
@@ -121,6 +117,9 @@ impl Connection {
         );
         // Held while the unfinished frame is longer than FREE_BYTES.
         let mut reservation: Option<Reservation> = None;
+        // When the unfinished frame must end by, while it holds a reservation.
+        let mut frame_deadline: Option<Instant> = None;
+        let frame_timeout = self.shared.options.frame_timeout;
         loop {
             let limit = match reservation {
                 Some(_) => self.shared.budget.reserved_bytes(),
@@ -132,6 +131,12 @@ impl Connection {
                 match self.reserve().await {
                     Ok(granted) => {
                         reservation = Some(granted);
+                        frame_deadline = frame_timeout.map(|timeout| Instant::now() + timeout);
+                        tracing::debug!(
+                            "{}: holds a share of --max-buffered-bytes for a frame over 64 KiB \
+                             (--frame-timeout {frame_timeout:?} to end it)",
+                            Label(&self.source)
+                        );
                         continue;
                     }
                     Err(ended) => return self.end(ended, &framer, &buf).await,
@@ -147,15 +152,21 @@ impl Connection {
                 // buffer of every connection (BytesMut grows by doubling).
                 buf.reserve(room);
             }
-            match self.read(&mut buf, room).await {
+            let frames_before = self.frames;
+            match self.read(&mut buf, room, frame_deadline).await {
                 Read::Data => match self.take_frames(&mut framer, &mut buf).await? {
                     Flow::Go => {}
                     Flow::Close => return Ok(()),
                 },
                 ended => return self.end(ended, &framer, &buf).await,
             }
+            // A frame ended: the next one gets its own time.
+            if reservation.is_some() && self.frames != frames_before {
+                frame_deadline = frame_timeout.map(|timeout| Instant::now() + timeout);
+            }
             if reservation.is_some() && buf.len() <= FREE_BYTES {
                 reservation = None;
+                frame_deadline = None;
                 // Give the frame-sized buffer back to the allocator.
                 if buf.capacity() > 2 * READ_SIZE {
                     let mut small = BytesMut::with_capacity(READ_SIZE);
@@ -176,10 +187,16 @@ impl Connection {
         if let Some(granted) = shared.budget.try_reserve() {
             return Ok(granted);
         }
-        tracing::debug!(
-            "{}: waiting for room in --max-buffered-bytes ({} bytes free) before reading on",
-            Label(&self.source),
-            shared.budget.available_bytes()
+        let (_waiting, waiting) = shared.budget.waiting();
+        crate::warn_limited!(
+            "{waiting} connection(s) waiting for room in --max-buffered-bytes ({} bytes), \
+             held by unfinished frames over 64 KiB and CSV headers: raise it, or lower \
+             --max-frame-bytes; a frame holds its share for at most --frame-timeout ({})",
+            shared.budget.total_bytes(),
+            match shared.options.frame_timeout {
+                Some(timeout) => format!("{timeout:?}"),
+                None => "no limit".into(),
+            }
         );
         // One request throughout, so that it keeps its place in the queue.
         let granted = shared.budget.reserve();
@@ -209,9 +226,15 @@ impl Connection {
         }
     }
 
-    /// Reads at most `room` bytes once, unless the server stops reading or
-    /// the client stays silent for the idle timeout.
-    async fn read(&mut self, buf: &mut BytesMut, room: usize) -> Read {
+    /// Reads at most `room` bytes once, unless the server stops reading,
+    /// the client stays silent for the idle timeout, or `frame_deadline`
+    /// passes.
+    async fn read(
+        &mut self,
+        buf: &mut BytesMut,
+        room: usize,
+        frame_deadline: Option<Instant>,
+    ) -> Read {
         let idle_timeout = self.shared.options.idle_timeout;
         let mut limited = buf.limit(room);
         let read = self.stream.read_buf(&mut limited);
@@ -223,9 +246,16 @@ impl Connection {
                 None => Some(read.await),
             }
         };
+        let frame_timeout = async {
+            match frame_deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = self.shared.stop_reading.cancelled() => Read::Stopped,
+            () = frame_timeout => Read::FrameTimeout,
             result = read_or_idle => match result {
                 None => Read::Idle,
                 Some(Ok(0)) => Read::Eof,
@@ -252,27 +282,26 @@ impl Connection {
             }
         }
         let mut frames = framer.frames(buf);
-        let mut bad_frame = None;
         for frame in frames.by_ref() {
-            let frame = match frame {
-                Ok(frame) => frame,
-                Err(error) => {
-                    bad_frame = Some(error);
-                    break;
+            let taken = match frame {
+                Ok(frame) => self.take_frame(&mut batch, frame),
+                // The rest of an oversize frame is skipped as it comes, and
+                // the connection goes on with the next one.
+                Err((error, head)) => {
+                    self.frames += 1;
+                    let head = &head[..head.len().min(REJECTED_HEAD)];
+                    let mut reason = error.to_string();
+                    if let Content::Csv(rows) = &mut self.content {
+                        rows.oversize(&self.source, &mut reason);
+                    }
+                    reject(&self.shared, &self.source, self.frames, head, &reason)
                 }
             };
-            match self.take_frame(&mut batch, frame) {
-                Ok(Flow::Go) => {}
-                Ok(Flow::Close) => {
-                    let _ = self.send(batch).await;
-                    return Ok(Flow::Close);
-                }
-                // `--on-error stop`: the records before the bad frame are
-                // read, so they go on before the run stops.
-                Err(error) => {
-                    let _ = self.send(batch).await;
-                    return Err(error);
-                }
+            // `--on-error stop`: the records before the bad frame are read,
+            // so they go on before the run stops.
+            if let Err(error) = taken {
+                let _ = self.send(batch).await;
+                return Err(error);
             }
             if batch
                 .as_ref()
@@ -283,15 +312,7 @@ impl Connection {
             }
         }
         let consumed = frames.consumed();
-        // What came before a bad frame goes on before the rejection.
         if self.send(batch).await.is_err() {
-            return Ok(Flow::Close);
-        }
-        if let Some(error) = bad_frame {
-            let unfinished = framer.unfinished(&buf[consumed..]);
-            let head = &unfinished[..unfinished.len().min(REJECTED_HEAD)];
-            self.reject(head, &error.to_string())?;
-            crate::warn_limited!("{}: closing the connection: {error}", Label(&self.source));
             return Ok(Flow::Close);
         }
         buf.advance(consumed);
@@ -334,55 +355,22 @@ impl Connection {
     }
 
     /// Turns one frame into a record of `batch` (or into the CSV header).
-    fn take_frame(&mut self, batch: &mut Option<RawBatch>, frame: &[u8]) -> Result<Flow> {
+    fn take_frame(&mut self, batch: &mut Option<RawBatch>, frame: &[u8]) -> Result<()> {
         self.frames += 1;
         let pos = self.frames;
         let frame = match pos {
             1 => frame.strip_prefix(BOM).unwrap_or(frame),
             _ => frame,
         };
-        let new_batch = |decode: &Decode| RawBatch::new(self.source.clone(), decode.clone());
         match &mut self.content {
-            Content::Whole(decode) => batch
-                .get_or_insert_with(|| new_batch(decode))
-                .push_record(frame, pos),
-            Content::Csv { splitter, decode } => {
-                let split = cpu::off_worker(frame.len(), cpu::ROW_BYTES, || splitter.split(frame));
-                let cells = match split {
-                    Ok(Some(cells)) => cells,
-                    Ok(None) => return Ok(Flow::Go),
-                    Err(reason) => {
-                        reject(&self.shared, &self.source, pos, frame, &reason)?;
-                        return Ok(Flow::Go);
-                    }
-                };
-                match decode {
-                    Some(decode) => {
-                        let batch = batch.get_or_insert_with(|| new_batch(decode));
-                        for cell in cells {
-                            batch.push_field(cell);
-                        }
-                        batch.finish_record(pos);
-                    }
-                    // Renaming a huge header's names takes a while.
-                    None => match cpu::off_worker(frame.len(), cpu::HEADER_BYTES, || {
-                        CsvHeader::from_fields(cells)
-                    }) {
-                        Ok(header) => *decode = Some(Decode::Csv(Arc::new(header))),
-                        Err(reason) => {
-                            let reason = format!("bad CSV header: {reason}");
-                            reject(&self.shared, &self.source, pos, frame, &reason)?;
-                            crate::warn_limited!(
-                                "{}: closing the connection: {reason}",
-                                Label(&self.source)
-                            );
-                            return Ok(Flow::Close);
-                        }
-                    },
-                }
+            Content::Whole(decode) => {
+                batch
+                    .get_or_insert_with(|| RawBatch::new(self.source.clone(), decode.clone()))
+                    .push_record(frame, pos);
+                Ok(())
             }
+            Content::Csv(rows) => rows.take(&self.shared, &self.source, pos, frame, batch),
         }
-        Ok(Flow::Go)
     }
 
     /// Handles how the connection ended; `buf` holds the unfinished frame.
@@ -420,6 +408,15 @@ impl Connection {
                 }
                 tracing::info!("{label}: idle for {idle:?}: closing it (--idle-timeout)");
             }
+            Read::FrameTimeout => {
+                let timeout = self.shared.options.frame_timeout.unwrap_or_default();
+                let reason = format!(
+                    "frame not finished within {timeout:?} of holding a share of \
+                     --max-buffered-bytes (--frame-timeout)"
+                );
+                self.reject(unfinished, &reason)?;
+                crate::warn_limited!("{label}: closing the connection: {reason}");
+            }
             Read::Stopped => {
                 let reason = self.shared.stop_reason();
                 if reason == Some(StopReason::DrainTimeout) && !buf.is_empty() {
@@ -448,27 +445,5 @@ impl Connection {
     /// Rejects the next (unfinished or oversize) frame.
     fn reject(&self, raw: &[u8], reason: &str) -> Result<()> {
         reject(&self.shared, &self.source, self.frames + 1, raw, reason)
-    }
-}
-
-/// Rejects record `pos` of the connection `source`.
-fn reject(shared: &Shared, source: &SourceInfo, pos: u64, raw: &[u8], reason: &str) -> Result<()> {
-    // Never sent, but read all the same (`read` = written + rejected).
-    shared.ctx.out.count_unsent(1);
-    shared
-        .ctx
-        .rejects
-        .reject(Location { source, pos }, raw, reason)
-}
-
-/// A connection in log lines: `127.0.0.1:4000 (conn 3)`.
-struct Label<'a>(&'a SourceInfo);
-
-impl fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            SourceInfo::Tcp { peer, conn } => write!(f, "{peer} (conn {conn})"),
-            other => write!(f, "{other:?}"),
-        }
     }
 }
