@@ -107,7 +107,9 @@ impl From<Error> for Interrupted {
 pub struct Closed;
 
 impl RawSender {
-    /// Wraps the channel's sender; `stats.read` counts what goes through.
+    /// Wraps the channel's sender; `stats.read` counts every record handed
+    /// to it, also when the pipeline no longer takes them (they were read:
+    /// the summary reports them as read but not processed).
     pub fn new(tx: mpsc::Sender<RawBatch>, stats: Arc<Stats>) -> Self {
         RawSender { tx, stats }
     }
@@ -119,9 +121,9 @@ impl RawSender {
             return Ok(());
         }
         let records = batch.len() as u64;
-        self.tx.send(batch).await.map_err(|_| Closed)?;
+        let sent = self.tx.send(batch).await;
         self.stats.read.fetch_add(records, Ordering::Relaxed);
-        Ok(())
+        sent.map_err(|_| Closed)
     }
 
     /// Counts records the source read but rejected itself, so never sends:
