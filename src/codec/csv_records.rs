@@ -133,6 +133,27 @@ impl CsvRecords {
         self.line
     }
 
+    /// The record the input stopped inside of (it will not go on: the run
+    /// was stopped), given `rest`, the bytes not yet consumed: the line it
+    /// starts on and its bytes read so far. `None` between records, or
+    /// inside one already rejected as too long.
+    pub fn unfinished(&mut self, rest: &[u8]) -> Option<(u64, Vec<u8>)> {
+        if self.skipping.is_some() {
+            return None;
+        }
+        if let Some(mut partial) = self.partial.take() {
+            partial.raw.extend_from_slice(rest);
+            return Some((partial.line, partial.raw));
+        }
+        let mut line = self.line;
+        let mut start = 0;
+        while let Some(&byte @ (b'\n' | b'\r')) = rest.get(start) {
+            line += u64::from(byte == b'\n');
+            start += 1;
+        }
+        (start < rest.len()).then(|| (line, rest[start..].to_vec()))
+    }
+
     /// Reads the next record from `input`, the bytes not yet consumed
     /// (`at_end` once no more will come), appending its cells to `out`.
     /// Returns what was found and how many bytes of `input` were consumed.

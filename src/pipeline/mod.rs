@@ -194,7 +194,7 @@ impl Pipeline {
         // gone, the source's sends fail and the source returns.
         let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(config.channel_batches);
         let context = SourceContext {
-            out: crate::source::RawSender::new(raw_tx, stats.clone()),
+            out: crate::source::RawSender::new(raw_tx, stats.clone()).with_signal(shutdown.clone()),
             shutdown: stop.clone(),
             rejects: rejects.clone(),
             batch_records: config.batch_records,

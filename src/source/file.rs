@@ -21,6 +21,11 @@ use crate::warn_limited;
 /// How much to ask of the input per read.
 const READ_SIZE: usize = 256 * 1024;
 
+/// Why a record half read when a signal stopped the run is rejected: from
+/// a pipe, its bytes are gone and would otherwise vanish unseen.
+const UNFINISHED: &str =
+    "unfinished record: the run was stopped (by a signal) before its end was read";
+
 /// How the file source reads its inputs.
 #[derive(Debug, Clone)]
 pub struct FileOptions {
@@ -234,6 +239,12 @@ impl FileReader<'_> {
         loop {
             let Some((read, caught_up)) = self.read_more(&mut reader, &mut buf, line + 1).await?
             else {
+                if !skipping && !buf.is_empty() && self.ctx.out.signalled() {
+                    line += 1;
+                    if let Err(error) = self.reject(line, &buf, UNFINISHED) {
+                        return Err(self.fail_after(batch, line - 1, error).await);
+                    }
+                }
                 break;
             };
             let mut consumed = 0;
@@ -410,6 +421,12 @@ impl FileReader<'_> {
                     consumed = 0;
                     let more = self.read_more(&mut reader, &mut buf, records.line());
                     let Some((read, short)) = more.await? else {
+                        let unfinished = records.unfinished(&buf);
+                        if let Some((line, raw)) = unfinished.filter(|_| self.ctx.out.signalled()) {
+                            if let Err(error) = self.reject(line, &raw, UNFINISHED) {
+                                return Err(self.fail_after(batch, last_line, error).await);
+                            }
+                        }
                         break;
                     };
                     at_end = read == 0;

@@ -78,6 +78,9 @@ impl SourceContext {
 pub struct RawSender {
     tx: mpsc::Sender<RawBatch>,
     stats: Arc<Stats>,
+    /// Cancelled by the user's signal only (not by `--limit` or a
+    /// failure, which also stop the source).
+    signal: CancellationToken,
 }
 
 /// How a source's read loop ended before its input did.
@@ -111,7 +114,24 @@ impl RawSender {
     /// to it, also when the pipeline no longer takes them (they were read:
     /// the summary reports them as read but not processed).
     pub fn new(tx: mpsc::Sender<RawBatch>, stats: Arc<Stats>) -> Self {
-        RawSender { tx, stats }
+        RawSender {
+            tx,
+            stats,
+            signal: CancellationToken::new(),
+        }
+    }
+
+    /// The same sender, told that `signal` is cancelled by the user's
+    /// signal (Ctrl-C, SIGTERM).
+    pub fn with_signal(self, signal: CancellationToken) -> Self {
+        RawSender { signal, ..self }
+    }
+
+    /// True once the user's signal stopped the run: a record then half
+    /// read is rejected, since its bytes may be gone for good (a pipe).
+    /// Not when the run stops for `--limit` or a failure.
+    pub fn signalled(&self) -> bool {
+        self.signal.is_cancelled()
     }
 
     /// Sends a batch, waiting while the pipeline is full. Empty batches
