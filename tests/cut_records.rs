@@ -128,3 +128,159 @@ fn a_signal_between_records_rejects_nothing() {
         "{stderr}"
     );
 }
+
+/// The read offset of `pid`'s descriptor open on `path`, once it has one.
+fn read_offset(pid: u32, path: &str) -> Option<u64> {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()? {
+        let entry = entry.ok()?;
+        if std::fs::read_link(entry.path()).ok()?.to_str() != Some(path) {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            entry.file_name().to_str()?
+        ))
+        .ok()?;
+        let pos = info.lines().find_map(|line| line.strip_prefix("pos:"))?;
+        return pos.trim().parse().ok();
+    }
+    None
+}
+
+/// Runs `streamer file PATH ARGS` on `contents`, truncates the file to
+/// `cut` bytes once the reader is past the first read (its output not
+/// read, so it waits there), then lets it run to the end; returns the
+/// exit status, stdout, stderr, and the bytes read before the cut.
+fn truncate_while_read(
+    name: &str,
+    contents: &str,
+    cut: u64,
+    args: &[&str],
+) -> (i32, String, String, usize) {
+    let dir = Dir::new();
+    let path = dir.file(name, contents);
+    let mut child = common::streamer()
+        .args([
+            "file",
+            &path,
+            "--buffer-records",
+            "1024",
+            "--batch-records",
+            "64",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // The first read takes 3 bytes (looking for a byte order mark).
+    let read = loop {
+        match read_offset(child.id(), &path) {
+            Some(pos) if pos > 3 => break pos,
+            _ if std::time::Instant::now() > deadline => panic!("the file is never read"),
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    };
+    assert!(
+        read < contents.len() as u64 / 2,
+        "read {read}: the pipeline is not full"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let code = exit_within(&mut child, Duration::from_secs(20), "streamer");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (code, stdout, stderr, read as usize)
+}
+
+#[test]
+fn the_torn_last_line_of_a_file_truncated_while_read_is_rejected() {
+    // Lines of 7 bytes: a read of 2^n bytes ends inside one.
+    let contents: String = (0..400_000).map(|n| format!("{n:06}\n")).collect();
+    let (code, stdout, stderr, read) = truncate_while_read("n.log", &contents, 1000, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    let whole = read / 7;
+    let expected: String = (0..whole)
+        .map(|n| format!("{{\"message\":\"{n:06}\"}}\n"))
+        .collect();
+    assert!(
+        stdout == expected,
+        "{} lines written, {whole} expected",
+        stdout.lines().count()
+    );
+    let warnings = warning_messages(&stderr);
+    let warned = warnings
+        .iter()
+        .any(|w| w.contains("n.log: the file was truncated while being read (now 1000 bytes, "));
+    assert!(warned, "{stderr}");
+    assert!(warnings.iter().any(|w| w.contains(&format!(
+        "n.log:{}: the file was truncated while being read: this last record",
+        whole + 1
+    ))));
+    assert!(
+        summary(&stderr).starts_with(&format!(
+            "streamer: {} records read, {whole} written, 1 rejected in ",
+            whole + 1
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_torn_last_row_of_a_csv_file_truncated_while_read_is_rejected() {
+    let rows: String = (0..400_000).map(|n| format!("{n:06},v\n")).collect();
+    let contents = format!("a,b\n{rows}");
+    let (code, stdout, stderr, read) = truncate_while_read("n.csv", &contents, 0, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    let whole = (read - 4) / 9;
+    assert_eq!(stdout.lines().count(), whole, "{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some(format!("{{\"a\":\"{:06}\",\"b\":\"v\"}}", whole - 1).as_str())
+    );
+    assert!(
+        warning_messages(&stderr)
+            .iter()
+            .any(|w| w.contains(&format!(
+                "n.csv:{}: the file was truncated while being read: this last record",
+                whole + 2
+            ))),
+        "{stderr}"
+    );
+    assert!(
+        summary(&stderr).starts_with(&format!(
+            "streamer: {} records read, {whole} written, 1 rejected in ",
+            whole + 1
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_last_line_without_a_line_end_is_whole_when_the_file_did_not_shrink() {
+    let dir = Dir::new();
+    let path = dir.file("ok.csv", "a,b\n1,2\n3,4");
+    let out = common::run(&["file", &path]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"a\":\"1\",\"b\":\"2\"}\n{\"a\":\"3\",\"b\":\"4\"}\n"
+    );
+}

@@ -133,11 +133,19 @@ impl CsvRecords {
         self.line
     }
 
+    /// True while inside a record csv-core has read part of (its bytes
+    /// are kept here, not in the caller's input).
+    pub fn has_partial(&self) -> bool {
+        self.partial.is_some()
+    }
+
     /// The record the input stopped inside of (it will not go on: the run
     /// was stopped), given `rest`, the bytes not yet consumed: the line it
     /// starts on and its bytes read so far. `None` between records, or
     /// inside one already rejected as too long.
     pub fn unfinished(&mut self, rest: &[u8]) -> Option<(u64, Vec<u8>)> {
+        // What was scanned of `rest` is not read again.
+        self.plain_scanned = 0;
         if self.skipping.is_some() {
             return None;
         }

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::input::InputReader;
+use super::shrink::ShrinkWatch;
 use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::csv_records::{Bad, BadRecord, Next};
@@ -20,6 +21,10 @@ use crate::warn_limited;
 
 /// How much to ask of the input per read.
 const READ_SIZE: usize = 256 * 1024;
+
+/// Why the last record of a file that shrank while it was read is
+/// rejected: its line end, and maybe more of it, is gone.
+const TORN: &str = "the file was truncated while being read: this last record, without its line end, may be cut off";
 
 /// Why a record half read when a signal stopped the run is rejected: from
 /// a pipe, its bytes are gone and would otherwise vanish unseen.
@@ -113,6 +118,7 @@ impl Source for FileSource {
                 if ctx.shutdown.is_cancelled() {
                     break;
                 }
+                let mut shrink = None;
                 let input: Box<dyn AsyncRead + Unpin + Send> = if path == "-" {
                     Box::new(tokio::io::stdin())
                 } else {
@@ -127,6 +133,7 @@ impl Source for FileSource {
                         path: PathBuf::from(path),
                         source,
                     })?;
+                    shrink = ShrinkWatch::new(&file).await;
                     Box::new(file)
                 };
                 let display = if path == "-" {
@@ -139,6 +146,8 @@ impl Source for FileSource {
                     source: Arc::new(SourceInfo::File { path: display }),
                     options: &self.options,
                     checkpoint: checkpoint.clone(),
+                    shrink,
+                    bytes_read: AtomicU64::new(0),
                 };
                 let format = self
                     .options
@@ -188,6 +197,10 @@ struct FileReader<'a> {
     source: Arc<SourceInfo>,
     options: &'a FileOptions,
     checkpoint: Arc<FileCheckpoint>,
+    /// For a regular file: notices it shrinking under the reader.
+    shrink: Option<ShrinkWatch>,
+    /// Bytes read of this input so far.
+    bytes_read: AtomicU64,
 }
 
 impl FileReader<'_> {
@@ -269,7 +282,12 @@ impl FileReader<'_> {
             }
             buf.drain(..consumed);
             if read == 0 {
-                if !buf.is_empty() && !skipping {
+                if self.torn_at_end(!buf.is_empty() && !skipping).await {
+                    line += 1;
+                    if let Err(error) = self.reject(line, &buf, TORN) {
+                        return Err(self.fail_after(batch, line - 1, error).await);
+                    }
+                } else if !buf.is_empty() && !skipping {
                     line += 1;
                     if buf.len() > max_line {
                         if let Err(error) = self.reject_long_line(line, &buf) {
@@ -314,10 +332,32 @@ impl FileReader<'_> {
         buf.reserve(READ_SIZE);
         let asked = buf.capacity() - buf.len();
         match reader.read_buf(buf).await {
-            Ok(read) => Ok(Some((read, read < asked))),
+            Ok(read) => {
+                self.bytes_read.fetch_add(read as u64, Ordering::Relaxed);
+                Ok(Some((read, read < asked)))
+            }
             Err(_) if self.ctx.shutdown.is_cancelled() => Ok(None),
             Err(error) => Err(self.read_error(line, error)),
         }
+    }
+
+    /// At the end of the input: whether it is a regular file that shrank
+    /// while it was read (warned about, naming it), with a last record
+    /// (`unfinished`: without its line end) that may then be torn.
+    async fn torn_at_end(&self, unfinished: bool) -> bool {
+        let (Some(shrink), SourceInfo::File { path }) = (&self.shrink, &*self.source) else {
+            return false;
+        };
+        let bytes_read = self.bytes_read.load(Ordering::Relaxed);
+        let Some(now) = shrink.shrank(bytes_read).await else {
+            return false;
+        };
+        warn_limited!(
+            "{}: the file was truncated while being read (now {now} bytes, {bytes_read} were read){}",
+            path,
+            if unfinished { ": its last record, cut off, is rejected" } else { "" }
+        );
+        unfinished
     }
 
     /// Sends the records read before a rejection that stops the run
@@ -431,6 +471,15 @@ impl FileReader<'_> {
                     };
                     at_end = read == 0;
                     caught_up = short;
+                    let unfinished = !buf.is_empty() || records.has_partial();
+                    if at_end && self.torn_at_end(unfinished).await {
+                        if let Some((line, raw)) = records.unfinished(&buf) {
+                            buf.clear();
+                            if let Err(error) = self.reject(line, &raw, TORN) {
+                                return Err(self.fail_after(batch, last_line, error).await);
+                            }
+                        }
+                    }
                     continue;
                 }
             };

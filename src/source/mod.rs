@@ -5,6 +5,7 @@
 pub mod file;
 mod input;
 pub mod kafka;
+mod shrink;
 pub mod tcp;
 
 use std::sync::atomic::Ordering;
