@@ -117,3 +117,52 @@ fn an_unclosed_quote_is_rejected_by_its_first_line_with_exit_3() {
     );
     assert!(summary(&out.stderr).starts_with("streamer: 2 records read, 1 written, 1 rejected"));
 }
+
+#[test]
+fn every_row_under_an_unusable_header_is_rejected_and_counted() {
+    let dir = Dir::new();
+    let dead = dir.path("dead.jsonl");
+    let rows: String = (0..1000).map(|n| format!("{n},v\n")).collect();
+    let long = dir.file("h2.csv", format!("{},b\n{rows}", "x".repeat(3000)));
+    let utf8 = dir.file("e.csv", b"a\xff,b\n1,2\n3,4\n");
+    for (path, rows, limit) in [(&long, 1000, "1K"), (&utf8, 2, "16M")] {
+        let out = run(&[
+            "file",
+            path,
+            "--max-record-bytes",
+            limit,
+            "--dead-letter",
+            &dead,
+        ]);
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        assert_eq!(out.stdout, "");
+        assert!(
+            summary(&out.stderr).starts_with(&format!(
+                "streamer: {} records read, 0 written, {} rejected in ",
+                rows + 1,
+                rows + 1
+            )),
+            "{}",
+            out.stderr
+        );
+        let warnings = warning_messages(&out.stderr);
+        assert!(
+            warnings.contains(
+                &format!("{path}:1: no usable CSV header: every row of this input is rejected")
+                    .as_str()
+            ),
+            "{}",
+            out.stderr
+        );
+        let dead = std::fs::read_to_string(&dead).unwrap();
+        let lines: Vec<&str> = dead.lines().collect();
+        assert_eq!(lines.len(), rows + 1);
+        assert_eq!(
+            lines[2],
+            format!(
+                "{{\"origin\":{{\"path\":\"{path}\",\"line\":3}},\"reason\":\"the CSV header on line 1 is unusable\",\"raw\":\"{}\"}}",
+                if rows == 2 { "3,4" } else { "1,v" }
+            )
+        );
+    }
+}

@@ -385,13 +385,16 @@ impl FileReader<'_> {
         self.reject(line, head, &reason)
     }
 
-    /// Says that the header row (at `line`) was rejected, so the rest of
-    /// this input, which nothing can name, is not read.
-    fn no_header(&self, line: u64) {
+    /// Says that the header row (at `line`) was rejected; returns the
+    /// batch for the rows after it, each of which is then rejected (and so
+    /// counted and dead-lettered) rather than left unread.
+    fn no_header(&self, line: u64) -> RawBatch {
         warn_limited!(
-            "{}: no usable CSV header, so the rest of this input was not read",
+            "{}: no usable CSV header: every row of this input is rejected",
             self.location(line)
         );
+        let reason = format!("the CSV header on line {line} is unusable");
+        RawBatch::new(self.source.clone(), Decode::Unusable(reason.into()))
     }
 
     /// Rejects a record the CSV splitter found bad.
@@ -439,8 +442,8 @@ impl FileReader<'_> {
                         return Err(error.into());
                     }
                     if !header_read {
-                        self.no_header(bad.line);
-                        return Ok(());
+                        batch = self.no_header(bad.line);
+                        header_read = true;
                     }
                     continue;
                 }
@@ -493,8 +496,9 @@ impl FileReader<'_> {
                     Ok(header) => header,
                     Err(reason) => {
                         self.reject(line, fields.bytes(), &reason)?;
-                        self.no_header(line);
-                        return Ok(());
+                        batch = self.no_header(line);
+                        header_read = true;
+                        continue;
                     }
                 };
                 batch = RawBatch::new(self.source.clone(), Decode::Csv(Arc::new(header)));
