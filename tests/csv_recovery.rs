@@ -166,3 +166,53 @@ fn every_row_under_an_unusable_header_is_rejected_and_counted() {
         );
     }
 }
+
+#[test]
+fn a_lone_carriage_return_ends_a_line_as_it_ends_a_record() {
+    let dir = Dir::new();
+    let dead = dir.path("dead.jsonl");
+    let path = dir.file("cr.csv", "a,b\r1,2\r3\r4,5\r6,\"unclosed\r7,8\r");
+    let out = run(&["--origin", "file", &path, "--dead-letter", &dead]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let origin = |line: u64| format!("\"_origin\":{{\"path\":\"{path}\",\"line\":{line}}}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{{\"a\":\"1\",\"b\":\"2\",{}}}\n{{\"a\":\"4\",\"b\":\"5\",{}}}\n",
+            origin(2),
+            origin(4)
+        )
+    );
+    let warnings = warning_messages(&out.stderr);
+    assert_eq!(warnings.len(), 2, "{}", out.stderr);
+    assert!(
+        warnings[0].starts_with(&format!("rejected {path}:3: ")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        warnings[1].starts_with(&format!("rejected {path}:5: unclosed quote")),
+        "{}",
+        out.stderr
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|entry| entry.split(",\"reason\"").next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [3, 5].map(|line| format!("{{\"origin\":{{\"path\":\"{path}\",\"line\":{line}}}"))
+    );
+
+    // Mixed line ends: `\r\n` is one, a lone `\r` one, `\n` one.
+    let path = dir.file("mixed.csv", "a,b\r\n1,2\r\n\r\n3,4\n5,6\r7,\"x\r\ny\"\r8,9");
+    let out = run(&["--origin", "file", &path]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|record| record.rsplit("\"line\":").next().unwrap())
+        .collect();
+    assert_eq!(lines, ["2}}", "4}}", "5}}", "6}}", "8}}"]);
+}
