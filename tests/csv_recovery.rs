@@ -216,3 +216,37 @@ fn a_lone_carriage_return_ends_a_line_as_it_ends_a_record() {
         .collect();
     assert_eq!(lines, ["2}}", "4}}", "5}}", "6}}", "8}}"]);
 }
+
+#[test]
+fn max_record_bytes_measures_every_form_of_record_alike() {
+    // The limit is on a record's bytes as in the file, quotes included,
+    // its line end (`\n`, `\r\n` or `\r`) not.
+    let dir = Dir::new();
+    for (size, written) in [(1000, 1), (1001, 0)] {
+        let plain = format!("{},y", "x".repeat(size - 2));
+        let quoted = format!("\"{}\",y", "x".repeat(size - 4));
+        for row in [&plain, &quoted] {
+            for end in ["\n", "\r\n", "\r"] {
+                let path = dir.file("e.csv", format!("a,b{end}{row}{end}1,2{end}"));
+                let out = run(&["file", &path, "--max-record-bytes", "1000"]);
+                let context = format!("{size} bytes, {row:.3}..., {end:?}: {}", out.stderr);
+                assert_eq!(out.stdout.lines().count(), 1 + written, "{context}");
+                assert_eq!(out.code, if written == 1 { 0 } else { 3 }, "{context}");
+            }
+        }
+        let line = "x".repeat(size);
+        for end in ["\n", "\r\n"] {
+            let path = dir.file("e.log", format!("{line}{end}ok{end}"));
+            let out = run(&["file", &path, "--max-record-bytes", "1000"]);
+            let context = format!("line of {size} bytes, {end:?}: {}", out.stderr);
+            assert_eq!(out.stdout.lines().count(), 1 + written, "{context}");
+            let path = dir.file("e.log", format!("ok{end}{line}"));
+            let out = run(&["file", &path, "--max-record-bytes", "1000"]);
+            assert_eq!(
+                out.stdout.lines().count(),
+                1 + written,
+                "{context} (last line)"
+            );
+        }
+    }
+}

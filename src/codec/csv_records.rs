@@ -363,9 +363,16 @@ impl CsvRecords {
             pos += read;
             partial.cells_len += written;
             partial.ends_len += ended;
-            let too_long = partial.bytes + (pos - start) > self.max_record_bytes;
+            let read_so_far = partial.bytes + (pos - start);
+            let too_long = read_so_far > self.max_record_bytes;
             match result {
-                ReadRecordResult::Record if too_long => {
+                // The limit is on the record without its line end, which
+                // csv-core took last (one byte: a `\n` after a `\r` is
+                // taken as a blank line before the next record).
+                ReadRecordResult::Record
+                    if read_so_far - ends_with_line_end(&partial.raw, &input[start..pos])
+                        > self.max_record_bytes =>
+                {
                     self.line = self.lines_after(&partial, &input[start..pos]);
                     partial.raw.extend_from_slice(&input[start..pos]);
                     return (self.bad(partial.line, Bad::TooLong, &partial.raw), pos);
@@ -403,6 +410,12 @@ impl CsvRecords {
             }
         }
     }
+}
+
+/// 1 if the bytes `kept` then `tail` end with a line end byte, else 0.
+fn ends_with_line_end(kept: &[u8], tail: &[u8]) -> usize {
+    let last = tail.last().or(kept.last());
+    usize::from(matches!(last, Some(b'\n' | b'\r')))
 }
 
 #[cfg(test)]

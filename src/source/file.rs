@@ -169,6 +169,12 @@ impl Source for FileSource {
     }
 }
 
+/// The length of a line as `--max-record-bytes` measures it: without its
+/// line end (a `\r` before the `\n` is part of it).
+fn content_len(line: &[u8]) -> usize {
+    line.len() - usize::from(line.last() == Some(&b'\r'))
+}
+
 /// Fails unless this process may read `path` (with its effective ids, as
 /// open(2) checks), without opening it.
 fn check_readable(path: &Path) -> std::io::Result<()> {
@@ -267,7 +273,7 @@ impl FileReader<'_> {
                 } else {
                     line += 1;
                     let text = &buf[consumed..consumed + end];
-                    if text.len() > max_line {
+                    if content_len(text) > max_line {
                         if let Err(error) = self.reject_long_line(line, text) {
                             return Err(self.fail_after(batch, line - 1, error).await);
                         }
@@ -289,7 +295,7 @@ impl FileReader<'_> {
                     }
                 } else if !buf.is_empty() && !skipping {
                     line += 1;
-                    if buf.len() > max_line {
+                    if content_len(&buf) > max_line {
                         if let Err(error) = self.reject_long_line(line, &buf) {
                             return Err(self.fail_after(batch, line - 1, error).await);
                         }
@@ -299,7 +305,8 @@ impl FileReader<'_> {
                 }
                 break;
             }
-            if buf.len() > max_line {
+            // Not yet a whole line: a `\r` at its end may be its line end.
+            if content_len(&buf) > max_line {
                 if !skipping {
                     line += 1;
                     if let Err(error) = self.reject_long_line(line, &buf) {
