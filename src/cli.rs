@@ -257,7 +257,7 @@ pub struct FileArgs {
     pub format: Option<Format>,
     #[command(flatten)]
     pub csv: CsvArgs,
-    /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes; K, M, G suffixes).
+    /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes).
     #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_bytes)]
     pub max_record_bytes: usize,
 }

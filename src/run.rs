@@ -48,8 +48,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     let report = &outcome.report;
     crate::warn_limit::report_held_back();
     if !quiet {
+        // Said only when there are some: records the run read but dropped
+        // unwritten as it stopped early (a rerun from saved positions reads
+        // them again: they were never acknowledged).
+        let unprocessed = match report.unprocessed {
+            0 => String::new(),
+            n => format!(" ({n} more read but not written: the run stopped early)"),
+        };
         say!(
-            "streamer: {} records read, {} written, {} rejected in {:.2} s ({:.0} records/s)",
+            "streamer: {} records read, {} written, {} rejected{unprocessed} in {:.2} s ({:.0} records/s)",
             report.read,
             report.written,
             report.rejected,
@@ -168,10 +175,8 @@ fn usage_error(message: String) -> ExitCode {
 fn nothing_done(started: Instant) -> Outcome {
     Outcome {
         report: Report {
-            read: 0,
-            written: 0,
-            rejected: 0,
             elapsed: started.elapsed(),
+            ..Report::default()
         },
         error: None,
     }

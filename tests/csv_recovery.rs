@@ -117,3 +117,136 @@ fn an_unclosed_quote_is_rejected_by_its_first_line_with_exit_3() {
     );
     assert!(summary(&out.stderr).starts_with("streamer: 2 records read, 1 written, 1 rejected"));
 }
+
+#[test]
+fn every_row_under_an_unusable_header_is_rejected_and_counted() {
+    let dir = Dir::new();
+    let dead = dir.path("dead.jsonl");
+    let rows: String = (0..1000).map(|n| format!("{n},v\n")).collect();
+    let long = dir.file("h2.csv", format!("{},b\n{rows}", "x".repeat(3000)));
+    let utf8 = dir.file("e.csv", b"a\xff,b\n1,2\n3,4\n");
+    for (path, rows, limit) in [(&long, 1000, "1K"), (&utf8, 2, "16M")] {
+        let out = run(&[
+            "file",
+            path,
+            "--max-record-bytes",
+            limit,
+            "--dead-letter",
+            &dead,
+        ]);
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        assert_eq!(out.stdout, "");
+        assert!(
+            summary(&out.stderr).starts_with(&format!(
+                "streamer: {} records read, 0 written, {} rejected in ",
+                rows + 1,
+                rows + 1
+            )),
+            "{}",
+            out.stderr
+        );
+        let warnings = warning_messages(&out.stderr);
+        assert!(
+            warnings.contains(
+                &format!("{path}:1: no usable CSV header: every row of this input is rejected")
+                    .as_str()
+            ),
+            "{}",
+            out.stderr
+        );
+        let dead = std::fs::read_to_string(&dead).unwrap();
+        let lines: Vec<&str> = dead.lines().collect();
+        assert_eq!(lines.len(), rows + 1);
+        assert_eq!(
+            lines[2],
+            format!(
+                "{{\"origin\":{{\"path\":\"{path}\",\"line\":3}},\"reason\":\"the CSV header on line 1 is unusable\",\"raw\":\"{}\"}}",
+                if rows == 2 { "3,4" } else { "1,v" }
+            )
+        );
+    }
+}
+
+#[test]
+fn a_lone_carriage_return_ends_a_line_as_it_ends_a_record() {
+    let dir = Dir::new();
+    let dead = dir.path("dead.jsonl");
+    let path = dir.file("cr.csv", "a,b\r1,2\r3\r4,5\r6,\"unclosed\r7,8\r");
+    let out = run(&["--origin", "file", &path, "--dead-letter", &dead]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let origin = |line: u64| format!("\"_origin\":{{\"path\":\"{path}\",\"line\":{line}}}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{{\"a\":\"1\",\"b\":\"2\",{}}}\n{{\"a\":\"4\",\"b\":\"5\",{}}}\n",
+            origin(2),
+            origin(4)
+        )
+    );
+    let warnings = warning_messages(&out.stderr);
+    assert_eq!(warnings.len(), 2, "{}", out.stderr);
+    assert!(
+        warnings[0].starts_with(&format!("rejected {path}:3: ")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        warnings[1].starts_with(&format!("rejected {path}:5: unclosed quote")),
+        "{}",
+        out.stderr
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|entry| entry.split(",\"reason\"").next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [3, 5].map(|line| format!("{{\"origin\":{{\"path\":\"{path}\",\"line\":{line}}}"))
+    );
+
+    // Mixed line ends: `\r\n` is one, a lone `\r` one, `\n` one.
+    let path = dir.file("mixed.csv", "a,b\r\n1,2\r\n\r\n3,4\n5,6\r7,\"x\r\ny\"\r8,9");
+    let out = run(&["--origin", "file", &path]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|record| record.rsplit("\"line\":").next().unwrap())
+        .collect();
+    assert_eq!(lines, ["2}}", "4}}", "5}}", "6}}", "8}}"]);
+}
+
+#[test]
+fn max_record_bytes_measures_every_form_of_record_alike() {
+    // The limit is on a record's bytes as in the file, quotes included,
+    // its line end (`\n`, `\r\n` or `\r`) not.
+    let dir = Dir::new();
+    for (size, written) in [(1000, 1), (1001, 0)] {
+        let plain = format!("{},y", "x".repeat(size - 2));
+        let quoted = format!("\"{}\",y", "x".repeat(size - 4));
+        for row in [&plain, &quoted] {
+            for end in ["\n", "\r\n", "\r"] {
+                let path = dir.file("e.csv", format!("a,b{end}{row}{end}1,2{end}"));
+                let out = run(&["file", &path, "--max-record-bytes", "1000"]);
+                let context = format!("{size} bytes, {row:.3}..., {end:?}: {}", out.stderr);
+                assert_eq!(out.stdout.lines().count(), 1 + written, "{context}");
+                assert_eq!(out.code, if written == 1 { 0 } else { 3 }, "{context}");
+            }
+        }
+        let line = "x".repeat(size);
+        for end in ["\n", "\r\n"] {
+            let path = dir.file("e.log", format!("{line}{end}ok{end}"));
+            let out = run(&["file", &path, "--max-record-bytes", "1000"]);
+            let context = format!("line of {size} bytes, {end:?}: {}", out.stderr);
+            assert_eq!(out.stdout.lines().count(), 1 + written, "{context}");
+            let path = dir.file("e.log", format!("ok{end}{line}"));
+            let out = run(&["file", &path, "--max-record-bytes", "1000"]);
+            assert_eq!(
+                out.stdout.lines().count(),
+                1 + written,
+                "{context} (last line)"
+            );
+        }
+    }
+}

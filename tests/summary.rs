@@ -1,12 +1,17 @@
 //! The summary line adds up (issue 9, point 14): `read = written +
 //! rejected`. Every record a source rejects itself (an over-long line or
 //! row, an unclosed quote, an oversize TCP frame, a bad header) counts as
-//! read, and what was read past `--limit` and thrown away does not.
+//! read; what the run read but dropped as it stopped early (`--limit`,
+//! `--on-error stop`, the output closed) is said apart, and blank lines
+//! are no records.
 
 mod common;
+mod kafka_support;
 mod tcp_server;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
 
 use common::{run, summary, Dir};
 use tcp_server::Server;
@@ -45,6 +50,137 @@ fn counts(stderr: &str) -> (u64, u64, u64) {
     let words: Vec<&str> = line.split_whitespace().collect();
     let number = |at: usize| words[at].trim_end_matches(',').parse().unwrap();
     (number(1), number(4), number(6))
+}
+
+/// The count of the summary's "(N more read but not written: the run
+/// stopped early)" clause, 0 when it has none.
+fn unprocessed(stderr: &str) -> u64 {
+    let line = summary(stderr);
+    let Some((_, clause)) = line.split_once(" rejected (") else {
+        assert!(line.contains(" rejected in "), "{line}");
+        return 0;
+    };
+    let (count, rest) = clause.split_once(' ').unwrap();
+    assert!(
+        rest.starts_with("more read but not written: the run stopped early) in "),
+        "{line}"
+    );
+    count.parse().unwrap()
+}
+
+#[test]
+fn on_error_stop_says_what_was_read_past_the_failing_record() {
+    let dir = Dir::new();
+    let path = dir.file("st.csv", "a,b\n1,2\n3,4\n5\n6,7\n");
+    let out = run(&["file", &path, "--on-error", "stop"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"a\":\"1\",\"b\":\"2\"}\n{\"a\":\"3\",\"b\":\"4\"}\n"
+    );
+    assert!(
+        summary(&out.stderr).starts_with(
+            "streamer: 3 records read, 2 written, 1 rejected \
+             (1 more read but not written: the run stopped early) in "
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn blank_json_lines_are_no_records() {
+    let dir = Dir::new();
+    let path = dir.file("bl.jsonl", "{\"a\":1}\n\n   \n\r\n{\"a\":2}\n\t\n");
+    let out = run(&["file", &path]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"a\":1}\n{\"a\":2}\n");
+    assert!(
+        summary(&out.stderr).starts_with("streamer: 2 records read, 2 written, 0 rejected in "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_output_closed_by_its_reader_leaves_the_summary_adding_up() {
+    let dir = Dir::new();
+    let lines: String = (0..200_000).map(|n| format!("{n},v{n}\n")).collect();
+    let path = dir.file("big.csv", format!("a,b\n{lines}"));
+    let mut child = common::streamer()
+        .args(["file", &path, "--batch-records", "64"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `| head -1`: read one record, then close the pipe.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "{\"a\":\"0\",\"b\":\"v0\"}\n");
+    drop(stdout);
+    let code = common::exit_within(&mut child, Duration::from_secs(30), "streamer");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let (read, written, rejected) = counts(&stderr);
+    assert_eq!((read, rejected), (written, 0), "{stderr}");
+    let dropped = unprocessed(&stderr);
+    assert!(dropped > 0, "{stderr}");
+    assert!(read + dropped <= 200_000, "{stderr}");
+}
+
+#[test]
+fn a_kafka_limit_leaves_the_summary_adding_up() {
+    use kafka_support::*;
+    let brokers = bootstrap();
+    let topic = unique("sum-limit");
+    let group = unique("sum-limit-g");
+    create_topic(brokers, &topic, 2);
+    produce(brokers, &topic, &numbered(5000, 2));
+    let output = run_with_deadline(
+        streamer(brokers).args([
+            "kafka",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--until-end",
+            "--limit",
+            "1000",
+        ]),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        1000
+    );
+    assert_eq!(counts(&stderr), (1000, 1000, 0), "{stderr}");
+    // Kafka hands over far more than 1000 messages at once: those read
+    // past the limit are said apart (and not committed).
+    let dropped = unprocessed(&stderr);
+    assert!(dropped > 0 && dropped <= 4000, "{stderr}");
+}
+
+#[test]
+fn a_limit_says_what_was_read_past_it() {
+    let dir = Dir::new();
+    let rows: String = (0..200).map(|n| format!("{n},v\n")).collect();
+    // Small enough to be read, and sent on, in one batch.
+    let path = dir.file("s.csv", format!("a,b\n{rows}"));
+    let out = run(&["file", &path, "--limit", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 2);
+    assert!(
+        summary(&out.stderr).starts_with(
+            "streamer: 2 records read, 2 written, 0 rejected \
+             (198 more read but not written: the run stopped early) in "
+        ),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

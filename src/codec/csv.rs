@@ -1,6 +1,7 @@
 //! CSV rows to JSON objects, keyed by the header row (or `c1`, `c2`, ...).
 //! Cells stay strings: a CSV cell has no type, and `007` must stay `007`.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::{require_utf8, Rejection};
@@ -8,13 +9,18 @@ use crate::json;
 use crate::record::RawRecord;
 use crate::scan;
 
-/// The column names of a CSV input, kept ready to write (`"name":`).
+/// The column names of a CSV input, kept ready to write (`"name":`): one
+/// buffer of every column's encoded key and where each ends, so a header
+/// costs a few bytes per column besides its names (no allocation per
+/// column: a header of millions of columns stays a small multiple of its
+/// own bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvHeader {
-    names: Vec<String>,
-    encoded_keys: Vec<Vec<u8>>,
-    /// Bytes of all encoded keys: what a row adds besides its values.
-    keys_len: usize,
+    /// The bytes before each column's value, one after the other: see
+    /// [`push_key`].
+    keys: Vec<u8>,
+    /// Where each column's key ends in `keys`.
+    key_ends: Vec<u32>,
     /// The key `--origin` adds its object under: `_origin`, or the first
     /// of `_origin_2`, `_origin_3`, ... that no column has.
     origin_key: String,
@@ -28,74 +34,96 @@ impl CsvHeader {
     /// however many names repeat.
     pub fn from_fields<'a>(fields: impl Iterator<Item = &'a [u8]>) -> Result<Self, Rejection> {
         // Each column's name as the row has it (empty for none).
-        let mut raw_names: Vec<&str> = Vec::new();
+        let mut raw_names: Vec<&str> = Vec::with_capacity(fields.size_hint().0);
+        let mut raw_bytes = 0;
         for (index, field) in fields.enumerate() {
+            raw_bytes += field.len();
             let column = index + 1;
             require_utf8(field, || format!("header column {column}"))?;
             raw_names.push(std::str::from_utf8(field).expect("checked above"));
         }
         // Real names first: the first column with each keeps it.
         let mut real: HashSet<&str> = HashSet::with_capacity(raw_names.len());
-        let mut names: Vec<Option<String>> = raw_names
+        let keeps: Vec<bool> = raw_names
             .iter()
-            .map(|&raw| (!raw.is_empty() && real.insert(raw)).then(|| raw.to_string()))
+            .map(|&raw| !raw.is_empty() && real.insert(raw))
             .collect();
-        let mut generated: HashSet<String> = HashSet::new();
-        // The next suffix to try for each repeated name: each candidate is
-        // tried once, so renaming stays linear.
-        let mut next_suffix: HashMap<String, usize> = HashMap::new();
-        for (index, (name, &raw)) in names.iter_mut().zip(&raw_names).enumerate() {
-            if name.is_some() {
-                continue;
-            }
-            let base = match raw {
-                "" => format!("c{}", index + 1),
-                _ => raw.to_string(),
-            };
-            let mut take = |candidate: &str| {
-                let free = !real.contains(candidate) && !generated.contains(candidate);
-                if free {
-                    generated.insert(candidate.to_string());
+        // The next suffix to try for each repeated name. A generated name
+        // `base_N` can only be made again from the same base and N (the
+        // `_N` is cut off the end), and N only grows: so generated names
+        // never repeat, they need only go around the real ones, and each
+        // candidate is tried once (linear).
+        let mut next_suffix: HashMap<Cow<'_, str>, usize> = HashMap::new();
+        // Sized for the keys up front, so that it never doubles: each is
+        // its name, 6 bytes of JSON, and for a generated one a suffix.
+        let renamed = keeps.iter().filter(|&&keep| !keep).count();
+        let mut keys = Vec::with_capacity(raw_bytes + 6 * raw_names.len() + 8 * renamed);
+        let mut key_ends = Vec::with_capacity(raw_names.len());
+        let mut origin_like: Vec<String> = Vec::new();
+        for (index, (&raw, &keep)) in raw_names.iter().zip(&keeps).enumerate() {
+            let name: Cow<'_, str> = if keep {
+                Cow::Borrowed(raw)
+            } else {
+                let base: Cow<'_, str> = match raw {
+                    "" => Cow::Owned(format!("c{}", index + 1)),
+                    _ => Cow::Borrowed(raw),
+                };
+                // `cN` has no `_N` ending: no generated name is ever it.
+                if raw.is_empty() && !real.contains(&*base) {
+                    base
+                } else {
+                    let suffix = next_suffix.entry(base.clone()).or_insert(2);
+                    loop {
+                        let candidate = format!("{base}_{suffix}");
+                        *suffix += 1;
+                        if !real.contains(candidate.as_str()) {
+                            break Cow::Owned(candidate);
+                        }
+                    }
                 }
-                free
             };
-            if raw.is_empty() && take(&base) {
-                *name = Some(base);
-                continue;
+            if name.starts_with(super::jsonl::ORIGIN_KEY) {
+                origin_like.push(name.to_string());
             }
-            let suffix = next_suffix.entry(base.clone()).or_insert(2);
-            let renamed = loop {
-                let candidate = format!("{base}_{suffix}");
-                *suffix += 1;
-                if take(&candidate) {
-                    break candidate;
-                }
-            };
-            *name = Some(renamed);
+            push_key(&mut keys, index, &name);
+            let end = u32::try_from(keys.len())
+                .map_err(|_| "CSV header too big: its keys pass 4 GiB".to_string())?;
+            key_ends.push(end);
         }
-        let names: Vec<String> = names.into_iter().map(|name| name.expect("named")).collect();
-        let encoded_keys: Vec<Vec<u8>> = names
-            .iter()
-            .enumerate()
-            .map(|(index, name)| encode_key(index, name))
-            .collect();
-        let keys_len = encoded_keys.iter().map(Vec::len).sum();
-        let origin_like: Vec<&String> = names
-            .iter()
-            .filter(|name| name.starts_with(super::jsonl::ORIGIN_KEY))
-            .collect();
+        keys.shrink_to_fit();
         let origin_key = super::jsonl::free_origin_key(&origin_like).into_owned();
         Ok(CsvHeader {
-            names,
-            encoded_keys,
-            keys_len,
+            keys,
+            key_ends,
             origin_key,
         })
     }
 
+    /// The encoded key of column `index` (`{"name":"` or `","name":"`).
+    fn key(&self, index: usize) -> &[u8] {
+        let start = match index {
+            0 => 0,
+            _ => self.key_ends[index - 1] as usize,
+        };
+        &self.keys[start..self.key_ends[index] as usize]
+    }
+
+    /// Every column's encoded key, in order.
+    fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).map(|index| self.key(index))
+    }
+
+    /// The name of column `index` (0-based), as a key of the output.
+    pub fn name(&self, index: usize) -> String {
+        let key = self.key(index);
+        // Between the leading `{` or `",` and the trailing `:"`.
+        let skip = if index == 0 { 1 } else { 2 };
+        serde_json::from_slice(&key[skip..key.len() - 2]).expect("a JSON string we wrote")
+    }
+
     /// The column names, in order.
-    pub fn names(&self) -> &[String] {
-        &self.names
+    pub fn names(&self) -> Vec<String> {
+        (0..self.len()).map(|index| self.name(index)).collect()
     }
 
     /// The key `--origin` adds its object under (see [`CsvHeader::from_fields`]).
@@ -105,24 +133,28 @@ impl CsvHeader {
 
     /// Number of columns.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.key_ends.len()
     }
 
     /// True for a header with no column.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.key_ends.is_empty()
+    }
+
+    /// Bytes of memory the header holds (what a budget of memory should
+    /// count for it).
+    pub fn heap_bytes(&self) -> usize {
+        self.keys.capacity() + self.key_ends.capacity() * 4 + self.origin_key.capacity()
     }
 }
 
-/// The bytes before column `index`'s value: `{"name":"` for the first,
-/// `","name":"` after (the previous value's closing quote included), so a
-/// row is one copy per cell plus its escaped value.
-fn encode_key(index: usize, name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(name.len() + 6);
-    key.extend_from_slice(if index == 0 { b"{" } else { b"\"," });
-    json::write_str(&mut key, name.as_bytes());
-    key.extend_from_slice(b":\"");
-    key
+/// Appends the bytes before column `index`'s value: `{"name":"` for the
+/// first, `","name":"` after (the previous value's closing quote
+/// included), so a row is one copy per cell plus its escaped value.
+fn push_key(keys: &mut Vec<u8>, index: usize, name: &str) {
+    keys.extend_from_slice(if index == 0 { b"{" } else { b"\"," });
+    json::write_str(keys, name.as_bytes());
+    keys.extend_from_slice(b":\"");
 }
 
 /// Writes a row as an object keyed by `header`; the row must have exactly
@@ -140,21 +172,21 @@ pub(super) fn encode_named(
         ));
     }
     let bytes = record.bytes();
-    out.reserve(bytes.len() + header.keys_len + 2);
+    out.reserve(bytes.len() + header.keys.len() + 2);
     // One pass over the row (its delimiters too, if it has them) settles
     // both UTF-8 and escaping for most rows.
     if scan::is_plain_ascii(bytes) {
-        for (field, key) in record.fields().zip(&header.encoded_keys) {
+        for (field, key) in record.fields().zip(header.keys()) {
             json::extend_small(out, key);
             json::extend_small(out, field);
         }
     } else {
         if !is_utf8_per_field(record) {
-            for (field, name) in record.fields().zip(&header.names) {
-                require_utf8(field, || format!("field '{name}'"))?;
+            for (index, field) in record.fields().enumerate() {
+                require_utf8(field, || format!("field '{}'", header.name(index)))?;
             }
         }
-        for (field, key) in record.fields().zip(&header.encoded_keys) {
+        for (field, key) in record.fields().zip(header.keys()) {
             out.extend_from_slice(key);
             json::write_escaped(out, field);
         }

@@ -16,7 +16,7 @@
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
 use super::csv_row::CellBuffers;
-use super::csv_skip::RecordSkipper;
+use super::csv_skip::{count_line_ends, RecordSkipper};
 use crate::record::RawBatch;
 use crate::scan::{self, Line};
 
@@ -94,6 +94,8 @@ pub struct CsvRecords {
     core: Reader,
     /// Line number of the next unread byte.
     line: u64,
+    /// The last byte read was a `\r`: a `\n` next ends no other line.
+    after_cr: bool,
     /// Where the delimiters of the last plain line are.
     delimiters: Vec<u32>,
     /// Bytes of an unfinished plain line, at the front of the next input,
@@ -119,6 +121,7 @@ impl CsvRecords {
             max_record_bytes,
             core: ReaderBuilder::new().delimiter(delimiter).build(),
             line: 1,
+            after_cr: false,
             delimiters: Vec::new(),
             plain_scanned: 0,
             more_delimiters: Vec::new(),
@@ -131,6 +134,36 @@ impl CsvRecords {
     /// The line number of the next unread byte.
     pub fn line(&self) -> u64 {
         self.line
+    }
+
+    /// True while inside a record csv-core has read part of (its bytes
+    /// are kept here, not in the caller's input).
+    pub fn has_partial(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// The record the input stopped inside of (it will not go on: the run
+    /// was stopped), given `rest`, the bytes not yet consumed: the line it
+    /// starts on and its bytes read so far. `None` between records, or
+    /// inside one already rejected as too long.
+    pub fn unfinished(&mut self, rest: &[u8]) -> Option<(u64, Vec<u8>)> {
+        // What was scanned of `rest` is not read again.
+        self.plain_scanned = 0;
+        if self.skipping.is_some() {
+            return None;
+        }
+        if let Some(mut partial) = self.partial.take() {
+            partial.raw.extend_from_slice(rest);
+            return Some((partial.line, partial.raw));
+        }
+        let mut line = self.line;
+        let mut start = 0;
+        let mut after_cr = self.after_cr;
+        while let Some(&byte @ (b'\n' | b'\r')) = rest.get(start) {
+            line += count_line_ends(&[byte], &mut after_cr);
+            start += 1;
+        }
+        (start < rest.len()).then(|| (line, rest[start..].to_vec()))
     }
 
     /// Reads the next record from `input`, the bytes not yet consumed
@@ -153,18 +186,20 @@ impl CsvRecords {
             // and the record's line is the one after them.
             if let Some(&byte @ (b'\n' | b'\r')) = rest.first() {
                 pos += 1;
-                self.line += u64::from(byte == b'\n');
+                self.line += count_line_ends(&[byte], &mut self.after_cr);
                 continue;
             }
             return match self.scan_plain(rest) {
                 Line::Plain(len) if len > self.max_record_bytes => {
                     self.line += 1;
+                    self.after_cr = false;
                     let bad = self.bad(self.line - 1, Bad::TooLong, &rest[..len]);
                     (bad, pos + len + 1)
                 }
                 Line::Plain(len) => {
                     out.push_split(&rest[..len], &self.delimiters);
                     self.line += 1;
+                    self.after_cr = false;
                     (Next::Record(self.line - 1), pos + len + 1)
                 }
                 Line::NeedsParser => self.read_slow(input, pos, at_end, out),
@@ -231,6 +266,7 @@ impl CsvRecords {
         let (skipper, line) = self.skipping.as_mut().expect("skipping");
         let (line, ended) = (*line, skipper.feed(input));
         self.line = skipper.line();
+        self.after_cr = skipper.after_cr();
         match ended {
             Some(used) => {
                 self.skipping = None;
@@ -258,6 +294,17 @@ impl CsvRecords {
             debug_assert_eq!(ended, None, "csv-core saw no end");
         }
         skipper
+    }
+
+    /// The line after a record read so far: its bytes are `partial`'s
+    /// kept ones, then `tail`. csv-core counts `\n` only; a lone `\r`
+    /// ends a record, and so a line, too.
+    fn lines_after(&mut self, partial: &Partial, tail: &[u8]) -> u64 {
+        let mut after_cr = false;
+        let ends =
+            count_line_ends(&partial.raw, &mut after_cr) + count_line_ends(tail, &mut after_cr);
+        self.after_cr = after_cr;
+        partial.line + ends
     }
 
     /// Reads one record with csv-core from `input[start..]`, or goes on
@@ -294,7 +341,7 @@ impl CsvRecords {
             let so_far = [&partial.raw[..], &input[start..pos]];
             if chunk.is_empty() && self.skipper_after(partial.line, so_far).in_quote() {
                 partial.raw.extend_from_slice(&input[start..pos]);
-                self.line = self.core.line();
+                self.line = self.lines_after(&partial, &[]);
                 let bad = BadRecord {
                     line: partial.line,
                     bad: Bad::Unclosed,
@@ -316,15 +363,22 @@ impl CsvRecords {
             pos += read;
             partial.cells_len += written;
             partial.ends_len += ended;
-            let too_long = partial.bytes + (pos - start) > self.max_record_bytes;
+            let read_so_far = partial.bytes + (pos - start);
+            let too_long = read_so_far > self.max_record_bytes;
             match result {
-                ReadRecordResult::Record if too_long => {
-                    self.line = self.core.line();
+                // The limit is on the record without its line end, which
+                // csv-core took last (one byte: a `\n` after a `\r` is
+                // taken as a blank line before the next record).
+                ReadRecordResult::Record
+                    if read_so_far - ends_with_line_end(&partial.raw, &input[start..pos])
+                        > self.max_record_bytes =>
+                {
+                    self.line = self.lines_after(&partial, &input[start..pos]);
                     partial.raw.extend_from_slice(&input[start..pos]);
                     return (self.bad(partial.line, Bad::TooLong, &partial.raw), pos);
                 }
                 ReadRecordResult::Record => {
-                    self.line = self.core.line();
+                    self.line = self.lines_after(&partial, &input[start..pos]);
                     out.push_fields(
                         &self.parsed.cells[..partial.cells_len],
                         self.parsed.ends[..partial.ends_len].iter().copied(),
@@ -332,7 +386,7 @@ impl CsvRecords {
                     return (Next::Record(partial.line), pos);
                 }
                 ReadRecordResult::End => {
-                    self.line = self.core.line();
+                    self.line = self.lines_after(&partial, &input[start..pos]);
                     return (Next::End, pos);
                 }
                 ReadRecordResult::InputEmpty => {}
@@ -344,6 +398,7 @@ impl CsvRecords {
                 let skipper = self.skipper_after(partial.line, [&partial.raw, &input[start..pos]]);
                 let in_quote = skipper.in_quote();
                 self.line = skipper.line();
+                self.after_cr = skipper.after_cr();
                 self.skipping = Some((skipper, partial.line));
                 let bad = if in_quote {
                     Bad::TooLongInQuote
@@ -355,6 +410,12 @@ impl CsvRecords {
             }
         }
     }
+}
+
+/// 1 if the bytes `kept` then `tail` end with a line end byte, else 0.
+fn ends_with_line_end(kept: &[u8], tail: &[u8]) -> usize {
+    let last = tail.last().or(kept.last());
+    usize::from(matches!(last, Some(b'\n' | b'\r')))
 }
 
 #[cfg(test)]
@@ -434,13 +495,22 @@ mod tests {
         let (mut cells_len, mut ends_len) = (0, 0);
         let mut line = None;
         loop {
-            // Where the next record starts: past any line breaks.
+            // Where the next record starts: past any line breaks. Its line
+            // is 1 + the line ends before it, where `\r\n`, `\n` and a
+            // lone `\r` are one each (csv-core counts `\n` only).
             let skipped = rest
                 .iter()
                 .take_while(|&&b| b == b'\n' || b == b'\r')
-                .filter(|&&b| b == b'\n')
+                .count();
+            let before = &input[..input.len() - rest.len() + skipped];
+            let line_ends = (0..before.len())
+                .filter(|&at| match before[at] {
+                    b'\r' => true,
+                    b'\n' => at == 0 || before[at - 1] != b'\r',
+                    _ => false,
+                })
                 .count() as u64;
-            let start_line = *line.get_or_insert(reader.line() + skipped);
+            let start_line = *line.get_or_insert(1 + line_ends);
             let (result, read, written, ended) =
                 reader.read_record(rest, &mut cells[cells_len..], &mut ends[ends_len..]);
             rest = &rest[read..];

@@ -24,6 +24,27 @@ pub(super) struct RecordSkipper {
     line: u64,
     /// The last byte fed.
     last: u8,
+    /// The last byte fed was a `\r` (a line end already counted).
+    after_cr: bool,
+}
+
+/// The line ends in `bytes`, counted as csv-core ends records: `\n`,
+/// `\r\n` and a lone `\r` are one each (old Mac files end lines with `\r`
+/// only). `after_cr` says the byte before `bytes` was a `\r`, and is
+/// updated for the next call, so a `\r\n` cut between two is one.
+pub(super) fn count_line_ends(bytes: &[u8], after_cr: &mut bool) -> u64 {
+    let mut count = 0;
+    for at in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+        let after_cr = match at {
+            0 => *after_cr,
+            _ => bytes[at - 1] == b'\r',
+        };
+        count += u64::from(bytes[at] == b'\r' || !after_cr);
+    }
+    if let Some(&last) = bytes.last() {
+        *after_cr = last == b'\r';
+    }
+    count
 }
 
 impl RecordSkipper {
@@ -34,6 +55,7 @@ impl RecordSkipper {
             state: State::StartField,
             line,
             last: 0,
+            after_cr: false,
         }
     }
 
@@ -61,7 +83,7 @@ impl RecordSkipper {
             }
         };
         let fed = &bytes[..ended.unwrap_or(bytes.len())];
-        self.line += memchr::memchr_iter(b'\n', fed).count() as u64;
+        self.line += count_line_ends(fed, &mut self.after_cr);
         if let Some(&last) = fed.last() {
             self.last = last;
         }
@@ -95,7 +117,13 @@ impl RecordSkipper {
 
     /// The last line holding any of the bytes fed.
     pub(super) fn last_line(&self) -> u64 {
-        self.line - u64::from(self.last == b'\n')
+        self.line - u64::from(self.last == b'\n' || self.last == b'\r')
+    }
+
+    /// Whether the last byte fed was a `\r` (so a `\n` next is part of
+    /// the same line end).
+    pub(super) fn after_cr(&self) -> bool {
+        self.after_cr
     }
 }
 
@@ -152,7 +180,14 @@ mod tests {
             assert_eq!(got, ends, "{context:?}");
             if ends.is_none() {
                 assert_eq!(skipper.in_quote(), quoted, "{context:?}");
-                let lines = input.iter().filter(|&&b| b == b'\n').count() as u64;
+                // `\r`, `\r\n` and `\n` each end one line.
+                let lines = (0..input.len())
+                    .filter(|&at| match input[at] {
+                        b'\r' => true,
+                        b'\n' => at == 0 || input[at - 1] != b'\r',
+                        _ => false,
+                    })
+                    .count() as u64;
                 assert_eq!(skipper.line(), 1 + lines, "{context:?}");
             }
         }

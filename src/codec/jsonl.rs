@@ -60,7 +60,13 @@ pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<Line, Rejection> 
 
 /// The first of `_origin`, `_origin_2`, ... not in `taken`.
 pub(super) fn free_origin_key<S: AsRef<str>>(taken: &[S]) -> Cow<'static, str> {
-    let is_taken = |name: &str| taken.iter().any(|t| t.as_ref() == name);
+    // A set once there are many: a header can hold a million such names.
+    let set: Option<std::collections::HashSet<&str>> =
+        (taken.len() > 16).then(|| taken.iter().map(AsRef::as_ref).collect());
+    let is_taken = |name: &str| match &set {
+        Some(set) => set.contains(name),
+        None => taken.iter().any(|t| t.as_ref() == name),
+    };
     if !is_taken(ORIGIN_KEY) {
         return Cow::Borrowed(ORIGIN_KEY);
     }

@@ -59,6 +59,10 @@ pub enum Decode {
     Csv(Arc<CsvHeader>),
     /// CSV cells, named `c1`, `c2`, ... (`--no-header`).
     CsvNumbered,
+    /// Records that cannot be decoded, each rejected for this reason (the
+    /// rows under a CSV header that was itself rejected: nothing can name
+    /// their cells, yet each is accounted for).
+    Unusable(Arc<str>),
 }
 
 /// Options of the decode stage that hold for every record.
@@ -98,6 +102,7 @@ impl Decode {
                 csv::encode_named(header, record, buf)
             }
             Decode::CsvNumbered => csv::encode_numbered(record, buf),
+            Decode::Unusable(reason) => Err(reason.to_string()),
         };
         if let Err(reason) = written {
             out.abandon_record();

@@ -14,8 +14,9 @@ use crate::record::{Batch, RawBatch, RawRecord};
 
 /// Decodes every batch of `input` into `output`, in order. Ends when
 /// `input` closes, when nobody reads `output`, or at `--limit` (then it
-/// cancels `stop` so the source ends too, and counts the records it throws
-/// away in `stats.discarded`).
+/// cancels `stop` so the source ends too). Blank JSON lines are counted in
+/// `stats.skipped`: they are no records. What it throws away unhandled is
+/// counted by the summary as read but not processed.
 pub(super) async fn run(
     mut input: mpsc::Receiver<RawBatch>,
     output: mpsc::Sender<Batch>,
@@ -33,14 +34,15 @@ pub(super) async fn run(
         let mut out = Batch::with_capacity(raw.source.clone(), raw.len(), estimate);
         let raw_len = raw.len();
         // A batch holding a huge record takes long: off the workers.
-        let (handled, failure) = cpu::off_worker(raw.byte_len(), cpu::ROW_BYTES, || {
+        let (handled, skipped, failure) = cpu::off_worker(raw.byte_len(), cpu::ROW_BYTES, || {
             decode_batch(&raw, &config, &rejects, remaining, &mut out)
         });
+        stats.skipped.fetch_add(skipped, Ordering::Relaxed);
         if raw.byte_len() > 0 && !out.is_empty() {
             growth = out.as_ndjson().len() as f64 / raw.byte_len() as f64;
         }
         remaining -= out.len() as u64;
-        let complete = failure.is_none() && (remaining > 0 || out.len() == raw.len());
+        let complete = failure.is_none() && handled == raw_len;
         if complete {
             // Every record of the raw batch is handled (written or
             // rejected), so its acks may fire once the sink writes.
@@ -62,14 +64,6 @@ pub(super) async fn run(
         }
         if remaining == 0 {
             stop.cancel();
-            // Past the limit: what the source sent is thrown away, so it
-            // does not count as read.
-            let mut discarded = (raw_len - handled) as u64;
-            input.close();
-            while let Some(unread) = input.recv().await {
-                discarded += unread.len() as u64;
-            }
-            stats.discarded.fetch_add(discarded, Ordering::Relaxed);
             return Ok(());
         }
     }
@@ -77,28 +71,34 @@ pub(super) async fn run(
 }
 
 /// Decodes `raw` into `out`, at most `remaining` records; returns how many
-/// records it handled, and the rejection that stops the run, if any.
+/// records it handled, how many of those were blank lines skipped, and the
+/// rejection that stops the run, if any.
 fn decode_batch(
     raw: &RawBatch,
     config: &PipelineConfig,
     rejects: &Rejects,
     remaining: u64,
     out: &mut Batch,
-) -> (usize, Option<Error>) {
+) -> (usize, u64, Option<Error>) {
     let mut handled = 0;
+    let mut skipped = 0;
     for record in raw.records() {
         if out.len() as u64 == remaining {
             break;
         }
         handled += 1;
-        if let Err(reason) = raw.decode.decode_into(&record, config.decode, out) {
-            let rejected = rejects.reject(record.location, &raw_text(&record), &reason);
-            if let Err(error) = rejected {
-                return (handled, Some(error));
+        match raw.decode.decode_into(&record, config.decode, out) {
+            Ok(true) => {}
+            Ok(false) => skipped += 1,
+            Err(reason) => {
+                let rejected = rejects.reject(record.location, &raw_text(&record), &reason);
+                if let Err(error) = rejected {
+                    return (handled, skipped, Some(error));
+                }
             }
         }
     }
-    (handled, None)
+    (handled, skipped, None)
 }
 
 /// The record as text for the dead-letter file: the line itself, or a CSV

@@ -71,29 +71,51 @@ impl Default for PipelineConfig {
 /// Counters shared by every part of a run.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Records the source handed to the pipeline.
+    /// Records the source took in: handed to the pipeline (whether or not
+    /// it still took them), or rejected by the source itself.
     pub read: AtomicU64,
-    /// Of those, records thrown away unhandled (past `--limit`).
-    pub discarded: AtomicU64,
+    /// Of those, lines that were no records at all (blank JSON lines),
+    /// skipped by the decode stage.
+    pub skipped: AtomicU64,
     /// Records the sink wrote out.
     pub written: AtomicU64,
 }
 
 /// What a finished run did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Report {
-    /// Records read from the source: each was written or rejected
-    /// (`read = written + rejected`), unless the run failed.
+    /// Records read and handled: each was written or rejected (`read =
+    /// written + rejected`, always).
     pub read: u64,
     /// Records written by the sink.
     pub written: u64,
     /// Records rejected (bad input).
     pub rejected: u64,
+    /// Records the source read but the run dropped unhandled because it
+    /// stopped early (`--limit`, `--on-error stop`, the output closed, a
+    /// failure): neither written nor rejected, nor acknowledged.
+    pub unprocessed: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
 
 impl Report {
+    /// The report of a finished run. Every part has ended, so a record
+    /// taken in and neither written nor rejected is one the run dropped
+    /// on its way (in a channel, or a batch a part never took): counting
+    /// it this way misses none, whichever way it was dropped.
+    fn count(stats: &Stats, rejected: u64, elapsed: Duration) -> Report {
+        let taken_in = stats.read.load(Ordering::Relaxed) - stats.skipped.load(Ordering::Relaxed);
+        let written = stats.written.load(Ordering::Relaxed);
+        Report {
+            read: written + rejected,
+            written,
+            rejected,
+            unprocessed: taken_in.saturating_sub(written + rejected),
+            elapsed,
+        }
+    }
+
     /// Written records per second of wall time.
     pub fn records_per_second(&self) -> f64 {
         self.written as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -172,7 +194,7 @@ impl Pipeline {
         // gone, the source's sends fail and the source returns.
         let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(config.channel_batches);
         let context = SourceContext {
-            out: crate::source::RawSender::new(raw_tx, stats.clone()),
+            out: crate::source::RawSender::new(raw_tx, stats.clone()).with_signal(shutdown.clone()),
             shutdown: stop.clone(),
             rejects: rejects.clone(),
             batch_records: config.batch_records,
@@ -226,13 +248,7 @@ impl Pipeline {
         .into_iter()
         .find_map(|result| result.err());
         Outcome {
-            report: Report {
-                // What was thrown away past `--limit` was never handled.
-                read: stats.read.load(Ordering::Relaxed) - stats.discarded.load(Ordering::Relaxed),
-                written: stats.written.load(Ordering::Relaxed),
-                rejected: rejects.count(),
-                elapsed: started.elapsed(),
-            },
+            report: Report::count(&stats, rejects.count(), started.elapsed()),
             error,
         }
     }

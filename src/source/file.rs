@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::input::InputReader;
+use super::shrink::ShrinkWatch;
 use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::csv_records::{Bad, BadRecord, Next};
@@ -20,6 +21,15 @@ use crate::warn_limited;
 
 /// How much to ask of the input per read.
 const READ_SIZE: usize = 256 * 1024;
+
+/// Why the last record of a file that shrank while it was read is
+/// rejected: its line end, and maybe more of it, is gone.
+const TORN: &str = "the file was truncated while being read: this last record, without its line end, may be cut off";
+
+/// Why a record half read when a signal stopped the run is rejected: from
+/// a pipe, its bytes are gone and would otherwise vanish unseen.
+const UNFINISHED: &str =
+    "unfinished record: the run was stopped (by a signal) before its end was read";
 
 /// How the file source reads its inputs.
 #[derive(Debug, Clone)]
@@ -108,6 +118,7 @@ impl Source for FileSource {
                 if ctx.shutdown.is_cancelled() {
                     break;
                 }
+                let mut shrink = None;
                 let input: Box<dyn AsyncRead + Unpin + Send> = if path == "-" {
                     Box::new(tokio::io::stdin())
                 } else {
@@ -122,6 +133,7 @@ impl Source for FileSource {
                         path: PathBuf::from(path),
                         source,
                     })?;
+                    shrink = ShrinkWatch::new(&file).await;
                     Box::new(file)
                 };
                 let display = if path == "-" {
@@ -134,6 +146,8 @@ impl Source for FileSource {
                     source: Arc::new(SourceInfo::File { path: display }),
                     options: &self.options,
                     checkpoint: checkpoint.clone(),
+                    shrink,
+                    bytes_read: AtomicU64::new(0),
                 };
                 let format = self
                     .options
@@ -153,6 +167,12 @@ impl Source for FileSource {
             Ok(())
         })
     }
+}
+
+/// The length of a line as `--max-record-bytes` measures it: without its
+/// line end (a `\r` before the `\n` is part of it).
+fn content_len(line: &[u8]) -> usize {
+    line.len() - usize::from(line.last() == Some(&b'\r'))
 }
 
 /// Fails unless this process may read `path` (with its effective ids, as
@@ -183,6 +203,10 @@ struct FileReader<'a> {
     source: Arc<SourceInfo>,
     options: &'a FileOptions,
     checkpoint: Arc<FileCheckpoint>,
+    /// For a regular file: notices it shrinking under the reader.
+    shrink: Option<ShrinkWatch>,
+    /// Bytes read of this input so far.
+    bytes_read: AtomicU64,
 }
 
 impl FileReader<'_> {
@@ -234,6 +258,12 @@ impl FileReader<'_> {
         loop {
             let Some((read, caught_up)) = self.read_more(&mut reader, &mut buf, line + 1).await?
             else {
+                if !skipping && !buf.is_empty() && self.loses_unfinished() {
+                    line += 1;
+                    if let Err(error) = self.reject(line, &buf, UNFINISHED) {
+                        return Err(self.fail_after(batch, line - 1, error).await);
+                    }
+                }
                 break;
             };
             let mut consumed = 0;
@@ -243,7 +273,7 @@ impl FileReader<'_> {
                 } else {
                     line += 1;
                     let text = &buf[consumed..consumed + end];
-                    if text.len() > max_line {
+                    if content_len(text) > max_line {
                         if let Err(error) = self.reject_long_line(line, text) {
                             return Err(self.fail_after(batch, line - 1, error).await);
                         }
@@ -258,9 +288,14 @@ impl FileReader<'_> {
             }
             buf.drain(..consumed);
             if read == 0 {
-                if !buf.is_empty() && !skipping {
+                if self.torn_at_end(!buf.is_empty() && !skipping).await {
                     line += 1;
-                    if buf.len() > max_line {
+                    if let Err(error) = self.reject(line, &buf, TORN) {
+                        return Err(self.fail_after(batch, line - 1, error).await);
+                    }
+                } else if !buf.is_empty() && !skipping {
+                    line += 1;
+                    if content_len(&buf) > max_line {
                         if let Err(error) = self.reject_long_line(line, &buf) {
                             return Err(self.fail_after(batch, line - 1, error).await);
                         }
@@ -270,7 +305,8 @@ impl FileReader<'_> {
                 }
                 break;
             }
-            if buf.len() > max_line {
+            // Not yet a whole line: a `\r` at its end may be its line end.
+            if content_len(&buf) > max_line {
                 if !skipping {
                     line += 1;
                     if let Err(error) = self.reject_long_line(line, &buf) {
@@ -303,10 +339,40 @@ impl FileReader<'_> {
         buf.reserve(READ_SIZE);
         let asked = buf.capacity() - buf.len();
         match reader.read_buf(buf).await {
-            Ok(read) => Ok(Some((read, read < asked))),
+            Ok(read) => {
+                self.bytes_read.fetch_add(read as u64, Ordering::Relaxed);
+                Ok(Some((read, read < asked)))
+            }
             Err(_) if self.ctx.shutdown.is_cancelled() => Ok(None),
             Err(error) => Err(self.read_error(line, error)),
         }
+    }
+
+    /// Whether a record only partly read when the run stopped must be
+    /// rejected: a signal stopped it and the input is a pipe, FIFO or
+    /// stdin, whose bytes are gone once read. A regular file still holds
+    /// the record (and the rest) for a run that starts over.
+    fn loses_unfinished(&self) -> bool {
+        self.shrink.is_none() && self.ctx.out.signalled()
+    }
+
+    /// At the end of the input: whether it is a regular file that shrank
+    /// while it was read (warned about, naming it), with a last record
+    /// (`unfinished`: without its line end) that may then be torn.
+    async fn torn_at_end(&self, unfinished: bool) -> bool {
+        let (Some(shrink), SourceInfo::File { path }) = (&self.shrink, &*self.source) else {
+            return false;
+        };
+        let bytes_read = self.bytes_read.load(Ordering::Relaxed);
+        let Some(now) = shrink.shrank(bytes_read).await else {
+            return false;
+        };
+        warn_limited!(
+            "{}: the file was truncated while being read (now {now} bytes, {bytes_read} were read){}",
+            path,
+            if unfinished { ": its last record, cut off, is rejected" } else { "" }
+        );
+        unfinished
     }
 
     /// Sends the records read before a rejection that stops the run
@@ -334,13 +400,16 @@ impl FileReader<'_> {
         self.reject(line, head, &reason)
     }
 
-    /// Says that the header row (at `line`) was rejected, so the rest of
-    /// this input, which nothing can name, is not read.
-    fn no_header(&self, line: u64) {
+    /// Says that the header row (at `line`) was rejected; returns the
+    /// batch for the rows after it, each of which is then rejected (and so
+    /// counted and dead-lettered) rather than left unread.
+    fn no_header(&self, line: u64) -> RawBatch {
         warn_limited!(
-            "{}: no usable CSV header, so the rest of this input was not read",
+            "{}: no usable CSV header: every row of this input is rejected",
             self.location(line)
         );
+        let reason = format!("the CSV header on line {line} is unusable");
+        RawBatch::new(self.source.clone(), Decode::Unusable(reason.into()))
     }
 
     /// Rejects a record the CSV splitter found bad.
@@ -388,8 +457,8 @@ impl FileReader<'_> {
                         return Err(error.into());
                     }
                     if !header_read {
-                        self.no_header(bad.line);
-                        return Ok(());
+                        batch = self.no_header(bad.line);
+                        header_read = true;
                     }
                     continue;
                 }
@@ -410,10 +479,25 @@ impl FileReader<'_> {
                     consumed = 0;
                     let more = self.read_more(&mut reader, &mut buf, records.line());
                     let Some((read, short)) = more.await? else {
+                        let unfinished = records.unfinished(&buf);
+                        if let Some((line, raw)) = unfinished.filter(|_| self.loses_unfinished()) {
+                            if let Err(error) = self.reject(line, &raw, UNFINISHED) {
+                                return Err(self.fail_after(batch, last_line, error).await);
+                            }
+                        }
                         break;
                     };
                     at_end = read == 0;
                     caught_up = short;
+                    let unfinished = !buf.is_empty() || records.has_partial();
+                    if at_end && self.torn_at_end(unfinished).await {
+                        if let Some((line, raw)) = records.unfinished(&buf) {
+                            buf.clear();
+                            if let Err(error) = self.reject(line, &raw, TORN) {
+                                return Err(self.fail_after(batch, last_line, error).await);
+                            }
+                        }
+                    }
                     continue;
                 }
             };
@@ -427,8 +511,9 @@ impl FileReader<'_> {
                     Ok(header) => header,
                     Err(reason) => {
                         self.reject(line, fields.bytes(), &reason)?;
-                        self.no_header(line);
-                        return Ok(());
+                        batch = self.no_header(line);
+                        header_read = true;
+                        continue;
                     }
                 };
                 batch = RawBatch::new(self.source.clone(), Decode::Csv(Arc::new(header)));

@@ -73,20 +73,36 @@ impl<R: AsyncRead + Unpin> AsyncRead for InputReader<R> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         // Not `Interrupted`: readers retry on that kind.
-        if this.shut_down || this.shutdown.as_mut().poll(cx).is_ready() {
+        if this.shut_down {
+            return Poll::Ready(Err(io::Error::other(SHUTDOWN)));
+        }
+        // The input first, shutdown only while it has nothing: a read that
+        // already finished took its bytes out of a pipe, and dropping them
+        // here would lose them.
+        if let Poll::Ready(result) = this.poll_input(cx, buf) {
+            return Poll::Ready(result);
+        }
+        if this.shutdown.as_mut().poll(cx).is_ready() {
             this.shut_down = true;
             return Poll::Ready(Err(io::Error::other(SHUTDOWN)));
         }
-        if !this.bom_checked {
-            ready!(this.poll_head(cx))?;
+        Poll::Pending
+    }
+}
+
+impl<R: AsyncRead + Unpin> InputReader<R> {
+    /// One read of the input, its BOM dropped.
+    fn poll_input(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.bom_checked {
+            ready!(self.poll_head(cx))?;
         }
-        if this.head_given < this.head_len {
-            let pending = &this.head[this.head_given..this.head_len];
+        if self.head_given < self.head_len {
+            let pending = &self.head[self.head_given..self.head_len];
             let n = pending.len().min(buf.remaining());
             buf.put_slice(&pending[..n]);
-            this.head_given += n;
+            self.head_given += n;
         } else {
-            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+            ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         }
         Poll::Ready(Ok(()))
     }
@@ -111,6 +127,21 @@ mod tests {
         assert_eq!(read_all(b"\xEF\xBB").await, b"\xEF\xBB");
         assert_eq!(read_all(b"").await, b"");
         assert_eq!(read_all(b"\xEF\xBB\xBF").await, b"");
+    }
+
+    #[tokio::test]
+    async fn hands_out_what_was_read_before_it_shuts_down() {
+        let (mut writer, input) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut writer, b"a\n")
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let mut reader = InputReader::new(input, shutdown);
+        let mut buf = [0u8; 16];
+        assert_eq!(reader.read(&mut buf).await.unwrap(), 2);
+        let error = reader.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.to_string(), SHUTDOWN);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 pub mod file;
 mod input;
 pub mod kafka;
+mod shrink;
 pub mod tcp;
 
 use std::sync::atomic::Ordering;
@@ -78,6 +79,9 @@ impl SourceContext {
 pub struct RawSender {
     tx: mpsc::Sender<RawBatch>,
     stats: Arc<Stats>,
+    /// Cancelled by the user's signal only (not by `--limit` or a
+    /// failure, which also stop the source).
+    signal: CancellationToken,
 }
 
 /// How a source's read loop ended before its input did.
@@ -107,9 +111,28 @@ impl From<Error> for Interrupted {
 pub struct Closed;
 
 impl RawSender {
-    /// Wraps the channel's sender; `stats.read` counts what goes through.
+    /// Wraps the channel's sender; `stats.read` counts every record handed
+    /// to it, also when the pipeline no longer takes them (they were read:
+    /// the summary reports them as read but not processed).
     pub fn new(tx: mpsc::Sender<RawBatch>, stats: Arc<Stats>) -> Self {
-        RawSender { tx, stats }
+        RawSender {
+            tx,
+            stats,
+            signal: CancellationToken::new(),
+        }
+    }
+
+    /// The same sender, told that `signal` is cancelled by the user's
+    /// signal (Ctrl-C, SIGTERM).
+    pub fn with_signal(self, signal: CancellationToken) -> Self {
+        RawSender { signal, ..self }
+    }
+
+    /// True once the user's signal stopped the run: a record then half
+    /// read is rejected, since its bytes may be gone for good (a pipe).
+    /// Not when the run stops for `--limit` or a failure.
+    pub fn signalled(&self) -> bool {
+        self.signal.is_cancelled()
     }
 
     /// Sends a batch, waiting while the pipeline is full. Empty batches
@@ -119,9 +142,9 @@ impl RawSender {
             return Ok(());
         }
         let records = batch.len() as u64;
-        self.tx.send(batch).await.map_err(|_| Closed)?;
+        let sent = self.tx.send(batch).await;
         self.stats.read.fetch_add(records, Ordering::Relaxed);
-        Ok(())
+        sent.map_err(|_| Closed)
     }
 
     /// Counts records the source read but rejected itself, so never sends:
