@@ -12,6 +12,12 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
+/// After shutdown, how long a read already under way may still finish. A
+/// file's or a pipe's read runs on a blocking thread: its bytes may have
+/// left the pipe a moment before the thread hands them over, and must not
+/// be dropped; a read still waiting for a silent writer is given up.
+const READ_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The error an [`InputReader`] ends with once shutdown is signalled.
 pub const SHUTDOWN: &str = "shutdown requested";
 
@@ -20,6 +26,8 @@ pub struct InputReader<R> {
     inner: R,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     shut_down: bool,
+    /// Running once shutdown came while a read was under way.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Bytes seen before we know whether they are a BOM.
     head: [u8; 3],
     head_len: usize,
@@ -35,6 +43,7 @@ impl<R: AsyncRead + Unpin> InputReader<R> {
             inner,
             shutdown: Box::pin(shutdown.cancelled_owned()),
             shut_down: false,
+            grace: None,
             head: [0; 3],
             head_len: 0,
             head_given: 0,
@@ -82,7 +91,14 @@ impl<R: AsyncRead + Unpin> AsyncRead for InputReader<R> {
         if let Poll::Ready(result) = this.poll_input(cx, buf) {
             return Poll::Ready(result);
         }
-        if this.shutdown.as_mut().poll(cx).is_ready() {
+        if this.grace.is_none() && this.shutdown.as_mut().poll(cx).is_ready() {
+            this.grace = Some(Box::pin(tokio::time::sleep(READ_GRACE)));
+        }
+        let grace_over = match this.grace.as_mut() {
+            Some(grace) => grace.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if grace_over {
             this.shut_down = true;
             return Poll::Ready(Err(io::Error::other(SHUTDOWN)));
         }
