@@ -183,7 +183,11 @@ fn a_lone_carriage_return_ends_a_line_as_it_ends_a_record() {
             origin(4)
         )
     );
-    let warnings = warning_messages(&out.stderr);
+    // The reader rejects the unclosed quote and the decode stage the short
+    // row, on two threads: their warnings (and dead letters) may come in
+    // either order.
+    let mut warnings = warning_messages(&out.stderr);
+    warnings.sort();
     assert_eq!(warnings.len(), 2, "{}", out.stderr);
     assert!(
         warnings[0].starts_with(&format!("rejected {path}:3: ")),
@@ -195,11 +199,12 @@ fn a_lone_carriage_return_ends_a_line_as_it_ends_a_record() {
         "{}",
         out.stderr
     );
-    let lines: Vec<String> = std::fs::read_to_string(&dead)
+    let mut lines: Vec<String> = std::fs::read_to_string(&dead)
         .unwrap()
         .lines()
         .map(|entry| entry.split(",\"reason\"").next().unwrap().to_string())
         .collect();
+    lines.sort();
     assert_eq!(
         lines,
         [3, 5].map(|line| format!("{{\"origin\":{{\"path\":\"{path}\",\"line\":{line}}}"))
