@@ -23,7 +23,10 @@ const FEW: usize = 16;
 /// meets them: for a flat object of few plain keys (most records) that is
 /// all the checking it needs, without a second pass over the line.
 pub(super) struct FewKeys<'de> {
-    keys: [(u64, &'de str); FEW],
+    /// One bit per [`class`] of the keys held: a key whose bit is clear
+    /// differs from all of them, so most keys are compared with none.
+    classes: u64,
+    keys: [&'de str; FEW],
     count: usize,
 }
 
@@ -31,7 +34,8 @@ impl<'de> FewKeys<'de> {
     /// None yet.
     pub(super) fn new() -> Self {
         FewKeys {
-            keys: [(0, ""); FEW],
+            classes: 0,
+            keys: [""; FEW],
             count: 0,
         }
     }
@@ -39,21 +43,34 @@ impl<'de> FewKeys<'de> {
     /// Adds a key as it is in the line (no escapes): `Some(false)` if the
     /// object had it already, `None` once the object has too many keys to
     /// hold (then [`scan`] the line instead).
+    #[inline]
     pub(super) fn insert(&mut self, key: &'de str) -> Option<bool> {
         if self.count == FEW {
             return None;
         }
-        let print = fingerprint(key.as_bytes());
-        if self.keys[..self.count]
-            .iter()
-            .any(|&(other, text)| other == print && text == key)
-        {
+        let bit = 1 << class(key.as_bytes());
+        if self.classes & bit != 0 && self.keys[..self.count].contains(&key) {
             return Some(false);
         }
-        self.keys[self.count] = (print, key);
+        self.classes |= bit;
+        self.keys[self.count] = key;
         self.count += 1;
         Some(true)
     }
+}
+
+/// One of 64 classes of keys, from a key's length and its first and last
+/// bytes: equal keys fall in the same class, and keys of one record
+/// seldom do.
+fn class(key: &[u8]) -> u32 {
+    let (first, last) = match key {
+        [] => (0, 0),
+        [first, .., last] => (*first, *last),
+        [only] => (*only, *only),
+    };
+    let summary = key.len() as u64 ^ (first as u64) << 32 ^ (last as u64) << 40;
+    // The top bits of a multiplicative hash depend on all of `summary`.
+    (summary.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as u32
 }
 
 /// An object with fewer keys than this checks each new key against the
