@@ -74,7 +74,7 @@ fn class(key: &[u8]) -> u32 {
 }
 
 /// An object with fewer keys than this checks each new key against the
-/// ones before it (a scan of fingerprints); a bigger one sorts its keys
+/// ones before it (a walk over their fingerprints); a bigger one sorts its keys
 /// when it closes, so its check stays O(n log n).
 const SMALL_OBJECT: usize = 32;
 
@@ -322,6 +322,29 @@ mod tests {
             duplicate(r#"{"\u0062":3,"a":1,"b":2}"#).as_deref(),
             Some("b")
         );
+    }
+
+    #[test]
+    fn few_keys_compare_keys_of_one_class_in_full() {
+        let mut few = FewKeys::new();
+        // One length, first and last byte: one class, told apart by text.
+        let keys: Vec<String> = (0..FEW).map(|k| format!("a{k:02}b")).collect();
+        for key in &keys[..FEW - 1] {
+            assert_eq!(few.insert(key), Some(true), "{key}");
+        }
+        assert_eq!(few.insert("a00b"), Some(false));
+        assert_eq!(few.insert("a14b"), Some(false));
+        assert_eq!(few.insert(&keys[FEW - 1]), Some(true));
+        // Full: the caller scans the line instead.
+        assert_eq!(few.insert("a00b"), None);
+
+        let mut few = FewKeys::new();
+        for key in ["", "a", "ab", "ba", "aab", "abb"] {
+            assert_eq!(few.insert(key), Some(true), "{key:?}");
+        }
+        for key in ["", "a", "ab", "ba", "aab", "abb"] {
+            assert_eq!(few.insert(key), Some(false), "{key:?}");
+        }
     }
 
     #[test]
