@@ -31,9 +31,13 @@ pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<Line, Rejection> 
     if object.is_empty() {
         return Ok(Line::Blank);
     }
-    // serde_json skips ignored strings without checking their UTF-8.
-    super::require_utf8(object, || "JSON line".to_string())?;
-    let mut deserializer = serde_json::Deserializer::from_slice(object);
+    // serde_json skips ignored strings without checking their UTF-8, so
+    // the line is checked here, once: parsed as text, its keys are not
+    // checked again.
+    let Ok(text) = std::str::from_utf8(object) else {
+        return Err(super::require_utf8(object, || "JSON line".to_string()).unwrap_err());
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let mut keys = deserializer
         .deserialize_any(ObjectCheck)
         .and_then(|keys| deserializer.end().map(|()| keys))
