@@ -80,7 +80,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub dead_letter: Option<PathBuf>,
     /// Add to the end of the -o and --dead-letter files instead of emptying them first.
-    /// A last line cut short by a crash is removed first (with a warning); CSV output
+    /// A last line cut short by a crash (one that cannot be a whole record) is removed first,
+    /// with a warning; CSV output
     /// follows the existing header's columns. `streamer kafka` resumes from its group's committed offsets, so it refuses to
     /// empty a non-empty -o or --dead-letter file: it needs --append (or another path).
     #[arg(short, long, global = true)]
@@ -191,6 +192,16 @@ impl Cli {
         }
         if let Command::Tcp(args) = &self.command {
             crate::source::check_tcp_budget(args.max_buffered_bytes, args.max_frame_bytes)?;
+        }
+        // Silently ignored, -a would let `>> out.csv` add a second header.
+        let file_output = self.global.output != "-" && self.global.kafka_output_topic().is_none();
+        if self.global.append && !file_output && self.global.dead_letter.is_none() {
+            return Err(
+                "--append (-a) applies to an -o FILE or --dead-letter FILE, and neither \
+                        is given: to add to a file on standard output, use the shell's >>, \
+                        or give the file with -o FILE -a"
+                    .to_string(),
+            );
         }
         Ok(())
     }
@@ -845,6 +856,12 @@ mod tests {
             "-o kafka://: a topic name has 1 to 249 characters"
         );
         assert!(bad(&["file", "x", "-o", "kafka://a b"]).starts_with("-o kafka://a b: `a b`"));
+        assert!(bad(&["file", "x", "-a"]).starts_with("--append (-a) applies to an -o FILE"));
+        assert!(bad(&["file", "x", "-a", "-o", "kafka://t"]).starts_with("--append (-a)"));
+        assert!(parse(&["file", "x", "-a", "--dead-letter", "d"])
+            .unwrap()
+            .validate()
+            .is_ok());
         assert!(bad(&[
             "tcp",
             "--max-frame-bytes",
