@@ -116,7 +116,7 @@ fn is_whole_row(tail: &[u8], cells: usize) -> bool {
         .flexible(true)
         .from_reader(tail);
     let mut record = csv::ByteRecord::new();
-    let closed = memchr::memchr_iter(b'"', tail).count() % 2 == 0;
+    let closed = memchr::memchr_iter(b'"', tail).count().is_multiple_of(2);
     closed
         && matches!(reader.read_byte_record(&mut record), Ok(true))
         && record.len() == cells
