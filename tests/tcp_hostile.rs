@@ -412,3 +412,87 @@ fn an_oversize_header_is_unusable_and_so_are_the_rows() {
         ]
     );
 }
+
+/// Runs a CSV server with `framing`, sends each of `clients` (raw bytes) on
+/// its own connection, closes it, and waits until the server has read all
+/// `frames` of it; returns the peers and the dead-letter lines.
+fn csv_clients(framing: &str, clients: &[(Vec<u8>, u64)]) -> (Server, Vec<SocketAddr>, String) {
+    let dir = Dir::new();
+    let dead = dir.path("dead.jsonl");
+    let mut server = Server::start(&[
+        "-v",
+        "--format",
+        "csv",
+        "--framing",
+        framing,
+        "--dead-letter",
+        &dead,
+    ]);
+    let mut peers = Vec::new();
+    for (conn, (bytes, frames)) in clients.iter().enumerate() {
+        let mut client = server.connect();
+        peers.push(client.local_addr().unwrap());
+        client.write_all(bytes).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        server.stderr.wait_for(&format!(
+            "(conn {}): closed by the client after {frames} frames",
+            conn + 1
+        ));
+    }
+    assert_eq!(server.stop().code(), Some(3));
+    let dead = std::fs::read_to_string(&dead).unwrap();
+    (server, peers, dead)
+}
+
+#[test]
+fn rows_after_a_header_that_cannot_be_split_are_each_rejected() {
+    let unusable = "the connection's header (record 1) is unusable";
+    let unclosed = "bad CSV header: unclosed quote: a quoted cell runs to the end of the frame";
+    let two_rows = "bad CSV header: more than one CSV row in a frame (an unquoted line break?)";
+
+    // Newline framing: the header line `a,"b` ends inside a quote.
+    let clients = [(b"a,\"b\n11,12\n13,14\n".to_vec(), 3)];
+    let (mut server, peers, dead) = csv_clients("newline", &clients);
+    // Row `11,12` is not taken for the header.
+    assert_eq!(server.stdout.drain(), [""; 0]);
+    let peer = peers[0];
+    assert_eq!(
+        dead.lines().collect::<Vec<_>>(),
+        [
+            dead_letter(peer, 1, 1, unclosed, "a,\\\"b"),
+            dead_letter(peer, 1, 2, unusable, "11,12"),
+            dead_letter(peer, 1, 3, unusable, "13,14"),
+        ]
+    );
+    let line = summary(&mut server);
+    assert!(
+        line.starts_with("streamer: 3 records read, 0 written, 3 rejected in "),
+        "{line}"
+    );
+
+    // Length-delimited framing: a header frame with an unclosed quote, and
+    // one with two rows.
+    let mut quoted = frame(b"a,\"b");
+    quoted.extend(frame(b"11,12"));
+    quoted.extend(frame(b"13,14"));
+    let mut two = frame(b"a,b\n1,2");
+    two.extend(frame(b"21,22"));
+    let clients = [(quoted, 3), (two, 2)];
+    let (mut server, peers, dead) = csv_clients("length-delimited", &clients);
+    assert_eq!(server.stdout.drain(), [""; 0]);
+    assert_eq!(
+        dead.lines().collect::<Vec<_>>(),
+        [
+            dead_letter(peers[0], 1, 1, unclosed, "a,\\\"b"),
+            dead_letter(peers[0], 1, 2, unusable, "11,12"),
+            dead_letter(peers[0], 1, 3, unusable, "13,14"),
+            dead_letter(peers[1], 2, 1, two_rows, "a,b\\n1,2"),
+            dead_letter(peers[1], 2, 2, unusable, "21,22"),
+        ]
+    );
+    let line = summary(&mut server);
+    assert!(
+        line.starts_with("streamer: 5 records read, 0 written, 5 rejected in "),
+        "{line}"
+    );
+}

@@ -1,6 +1,7 @@
 //! CSV over TCP: each frame is one row; the first (unless `--no-header`)
-//! names the connection's columns. A header is rejected when it is not
-//! UTF-8 or when its share of `--max-buffered-bytes` (see
+//! names the connection's columns. A header is rejected when it cannot be
+//! split into cells (an unclosed quote, more than one row), is not UTF-8,
+//! is oversize, or when its share of `--max-buffered-bytes` (see
 //! [`budget::header_cost`]) is not free; every later row of that
 //! connection is then rejected too, so that each frame the client sent is
 //! written or rejected, never dropped.
@@ -83,10 +84,19 @@ impl CsvRows {
     ) -> Result<()> {
         let CsvRows { splitter, header } = self;
         let split = cpu::off_worker(frame.len(), cpu::ROW_BYTES, || splitter.split(frame));
-        let cells = match split {
-            Ok(Some(cells)) => cells,
-            Ok(None) => return Ok(()),
-            Err(reason) => return reject(shared, source, pos, frame, &reason),
+        let cells = match (split, &*header) {
+            // A blank frame is no record, header or not.
+            (Ok(None), _) => return Ok(()),
+            (_, Header::Unusable) => return reject(shared, source, pos, frame, UNUSABLE),
+            (Ok(Some(cells)), _) => cells,
+            // A header that cannot be split is as unusable as one that
+            // cannot be built: the next row must not take its place.
+            (Err(reason), Header::Pending) => {
+                return unusable(header, shared, source, pos, frame, &reason)
+            }
+            (Err(reason), Header::Ready { .. }) => {
+                return reject(shared, source, pos, frame, &reason)
+            }
         };
         match header {
             Header::Ready { decode, .. } => {
@@ -97,7 +107,7 @@ impl CsvRows {
                 }
                 batch.finish_record(pos);
             }
-            Header::Unusable => reject(shared, source, pos, frame, UNUSABLE)?,
+            Header::Unusable => unreachable!("rejected above"),
             Header::Pending => {
                 let label = Label(source);
                 let columns = cells.clone().count();
@@ -134,19 +144,33 @@ impl CsvRows {
                             _share: share,
                         };
                     }
-                    Err(reason) => {
-                        *header = Header::Unusable;
-                        let reason = format!("bad CSV header: {reason}");
-                        reject(shared, source, pos, frame, &reason)?;
-                        crate::warn_limited!(
-                            "{label}: {reason}; every row of this connection is rejected"
-                        );
-                    }
+                    Err(reason) => unusable(header, shared, source, pos, frame, &reason)?,
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Rejects the header, frame `pos` of the connection `source`, for
+/// `reason`, and makes it [`Header::Unusable`], so that every later row is
+/// rejected too.
+fn unusable(
+    header: &mut Header,
+    shared: &Shared,
+    source: &SourceInfo,
+    pos: u64,
+    frame: &[u8],
+    reason: &str,
+) -> Result<()> {
+    *header = Header::Unusable;
+    let reason = format!("bad CSV header: {reason}");
+    reject(shared, source, pos, frame, &reason)?;
+    crate::warn_limited!(
+        "{}: {reason}; every row of this connection is rejected",
+        Label(source)
+    );
+    Ok(())
 }
 
 /// Rejects record `pos` of the connection `source`.
