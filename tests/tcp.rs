@@ -4,6 +4,8 @@
 //! file and on kernel socket state, never on sleeps. A deadline only turns
 //! a hang into a failure.
 
+mod tcp_server;
+
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -13,6 +15,8 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use tcp_server::{frame, message};
 
 /// How long any awaited condition may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -246,23 +250,9 @@ impl Drop for Server {
     }
 }
 
-/// `{"message":"<text>"}` as the lines format writes it (`text` needs no escaping).
-fn message(text: &str) -> String {
-    format!("{{\"message\":\"{text}\"}}")
-}
-
-/// The dead-letter line of a rejected record.
+/// The dead-letter line of a rejected record, with its line end.
 fn dead_letter(peer: SocketAddr, conn: u64, record: u64, reason: &str, raw: &str) -> String {
-    format!(
-        "{{\"origin\":{{\"peer\":\"{peer}\",\"conn\":{conn},\"record\":{record}}},\"reason\":\"{reason}\",\"raw\":\"{raw}\"}}\n"
-    )
-}
-
-/// A length-delimited frame.
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(body);
-    frame
+    tcp_server::dead_letter(peer, conn, record, reason, raw) + "\n"
 }
 
 /// Waits until the server has closed `stream`: a read sees the end (or a

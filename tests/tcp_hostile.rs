@@ -14,26 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{run, Dir};
-use tcp_server::Server;
-
-/// `{"message":"<text>"}` as the lines format writes it.
-fn message(text: &str) -> String {
-    format!("{{\"message\":\"{text}\"}}")
-}
-
-/// The dead-letter line of a rejected record (`raw` needs no escaping).
-fn dead_letter(peer: SocketAddr, conn: u64, record: u64, reason: &str, raw: &str) -> String {
-    format!(
-        "{{\"origin\":{{\"peer\":\"{peer}\",\"conn\":{conn},\"record\":{record}}},\"reason\":\"{reason}\",\"raw\":\"{raw}\"}}"
-    )
-}
-
-/// A length-delimited frame.
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(body);
-    frame
-}
+use tcp_server::{dead_letter, frame, message, Server};
 
 /// The summary line, once the server has exited.
 fn summary(server: &mut Server) -> String {

@@ -154,3 +154,23 @@ impl Drop for Server {
         }
     }
 }
+
+/// `{"message":"<text>"}` as the lines format writes it (`text` needs no escaping).
+pub fn message(text: &str) -> String {
+    format!("{{\"message\":\"{text}\"}}")
+}
+
+/// The dead-letter line of a rejected TCP record, without its line end
+/// (`raw` needs no escaping).
+pub fn dead_letter(peer: SocketAddr, conn: u64, record: u64, reason: &str, raw: &str) -> String {
+    format!(
+        "{{\"origin\":{{\"peer\":\"{peer}\",\"conn\":{conn},\"record\":{record}}},\"reason\":\"{reason}\",\"raw\":\"{raw}\"}}"
+    )
+}
+
+/// A length-delimited frame.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
+}
