@@ -12,16 +12,26 @@ pub const HEADER_BYTES: usize = 16 * 1024;
 /// the workers. Far above a usual batch, so the hot path pays nothing.
 pub const ROW_BYTES: usize = 1024 * 1024;
 
-/// Runs `work` on input of `bytes` bytes: in place when small, else with
-/// [`tokio::task::block_in_place`], which hands this worker's other tasks
-/// to another thread first. In place too off a multi-threaded runtime,
-/// where that is not possible (a current-thread runtime in tests).
+/// Runs `work` on input of `bytes` bytes: in place when small, else
+/// through [`blocking`].
 pub fn off_worker<R>(bytes: usize, threshold: usize, work: impl FnOnce() -> R) -> R {
-    let multi_thread = Handle::try_current()
-        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if bytes >= threshold && multi_thread {
-        tokio::task::block_in_place(work)
+    if bytes >= threshold {
+        blocking(work)
     } else {
         work()
+    }
+}
+
+/// Runs `work`, which may block or run long, so that it holds up no tokio
+/// worker: on a worker of a multi-thread runtime, the worker's other tasks
+/// move to a new thread first ([`tokio::task::block_in_place`]); elsewhere
+/// (a blocking thread, a current-thread runtime as in tests, no runtime)
+/// it just runs.
+pub fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }

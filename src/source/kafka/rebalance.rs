@@ -25,7 +25,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, Reba
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Statistics;
-use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
 
 use super::commit::{commit_offsets, describe_list};
@@ -47,18 +46,9 @@ pub(super) struct GroupContext {
     pub(super) changed: Arc<Notify>,
 }
 
-/// Runs blocking `work` so that it holds up no tokio worker: on a worker
-/// of a multi-thread runtime, the worker's other tasks move to a new
-/// thread first ([`tokio::task::block_in_place`]); elsewhere (a blocking
-/// thread, a current-thread runtime, no runtime) it just runs.
-pub(super) fn off_worker<R>(work: impl FnOnce() -> R) -> R {
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
-    }
-}
+/// The rebalance callbacks' blocking work (a commit, offset queries) runs
+/// through [`crate::cpu::blocking`]: off the tokio workers.
+pub(super) use crate::cpu::blocking as off_worker;
 
 impl GroupContext {
     fn on_stats(&self, statistics: &Statistics) {
