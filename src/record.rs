@@ -202,6 +202,24 @@ impl RawBatch {
         }));
     }
 
+    /// Appends the cells of an unquoted CSV line, copying `line` once,
+    /// delimiters and all; `ends` gives where each cell ends as if the
+    /// cells lay back to back (without the delimiters).
+    pub fn push_delimited(&mut self, line: &[u8], ends: impl Iterator<Item = usize>) {
+        let base = self.data.len() as u32;
+        self.data.extend_from_slice(line);
+        let mut start = base;
+        self.field_spans
+            .extend(ends.enumerate().map(|(delimiters, end)| {
+                let span = Span {
+                    start,
+                    end: base + (end + delimiters) as u32,
+                };
+                start = span.end + 1;
+                span
+            }));
+    }
+
     /// Appends the cells of an unquoted line, split at `delimiters` (the
     /// offsets of its delimiter bytes, ascending); the line is copied once,
     /// delimiters and all.

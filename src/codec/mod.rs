@@ -7,6 +7,8 @@ mod csv;
 pub mod csv_records;
 pub mod csv_row;
 mod csv_skip;
+pub mod csv_stream;
+mod csv_tap;
 pub mod framing;
 mod json_keys;
 mod jsonl;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 pub use self::csv::CsvHeader;
 pub use self::csv_records::CsvRecords;
 pub use self::csv_row::CsvRowSplitter;
+pub use self::csv_stream::CsvStream;
 pub use self::framing::{FrameError, Framer, Framing};
 
 use crate::record::{Batch, RawRecord};

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -12,8 +13,8 @@ use super::input::InputReader;
 use super::shrink::ShrinkWatch;
 use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
-use crate::codec::csv_records::{Bad, BadRecord, Next};
-use crate::codec::{CsvHeader, CsvRecords, Decode, Format};
+use crate::codec::csv_stream::{Bad, BadRecord, Next};
+use crate::codec::{CsvHeader, CsvStream, Decode, Format};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::record::{Location, RawBatch, SourceInfo};
@@ -425,31 +426,85 @@ impl FileReader<'_> {
                 "unclosed quote: the record that starts on this line runs to the end of the input"
                     .to_string()
             }
+            Bad::Torn => TORN.to_string(),
         };
         self.reject(bad.line, &bad.raw, &reason)
     }
 
-    /// CSV: quoted cells may hold delimiters, doubled quotes and newlines
-    /// (see [`CsvRecords`]); the first row is the header unless
-    /// `--no-header`.
-    async fn read_csv(&self, input: impl AsyncRead + Unpin) -> Result<(), Interrupted> {
-        let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
-        let mut records = CsvRecords::new(self.options.delimiter, self.options.max_record_bytes);
-        let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
-        let mut consumed = 0;
-        let mut at_end = false;
-        let mut caught_up = false;
+    /// CSV, read with csv-async (see [`CsvStream`]): quoted cells may hold
+    /// delimiters, doubled quotes and newlines; the first row is the header
+    /// unless `--no-header`.
+    async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<(), Interrupted> {
+        let reader = InputReader::new(input, self.ctx.shutdown.clone());
+        let max = self.options.max_record_bytes;
+        let mut records = CsvStream::new(reader, self.options.delimiter, max);
         // Until then, the batch holds the header row only.
         let mut header_read = !self.options.header;
         let mut batch = RawBatch::new(self.source.clone(), Decode::CsvNumbered);
         let mut last_line = 0u64;
+        // Whether the end of the input was checked for a truncated file.
+        let mut end_checked = false;
         loop {
-            let (next, used) = records.read(&buf[consumed..], at_end, &mut batch);
-            consumed += used;
+            let next = {
+                let next = records.next();
+                tokio::pin!(next);
+                loop {
+                    if !header_read || batch.is_empty() {
+                        break next.await;
+                    }
+                    match futures::poll!(next.as_mut()) {
+                        Poll::Ready(next) => break next,
+                        // Caught up with the input: pass on what we have
+                        // rather than wait for a full batch.
+                        Poll::Pending => self.send(batch.take(), last_line).await?,
+                    }
+                }
+            };
+            self.bytes_read
+                .store(records.bytes_read(), Ordering::Relaxed);
+            let next = match next {
+                Ok(next) => next,
+                Err(_) if self.ctx.shutdown.is_cancelled() => {
+                    let unfinished = records.unfinished();
+                    if let Some((line, raw)) = unfinished.filter(|_| self.loses_unfinished()) {
+                        if let Err(error) = self.reject(line, &raw, UNFINISHED) {
+                            return Err(self.fail_after(batch, last_line, error).await);
+                        }
+                    }
+                    break;
+                }
+                Err(error) => {
+                    let line = records.unfinished().map_or(last_line + 1, |(line, _)| line);
+                    return Err(self.read_error(line, error));
+                }
+            };
             let line = match next {
-                Next::Record(line) => line,
-                Next::End => break,
-                Next::Rejected(bad) => {
+                Next::Record(line) => {
+                    if records.last_unterminated() {
+                        end_checked = true;
+                        if self.torn_at_end(true).await {
+                            if let Err(error) = self.reject(line, records.last_raw(), TORN) {
+                                return Err(self.fail_after(batch, last_line, error).await);
+                            }
+                            continue;
+                        }
+                    }
+                    records.push_to(&mut batch);
+                    line
+                }
+                Next::End => {
+                    if !end_checked {
+                        self.torn_at_end(false).await;
+                    }
+                    break;
+                }
+                Next::Rejected(mut bad) => {
+                    if bad.bad == Bad::Unclosed {
+                        end_checked = true;
+                        if self.torn_at_end(true).await {
+                            bad.bad = Bad::Torn;
+                        }
+                    }
                     if let Err(error) = self.reject_csv(&bad) {
                         if header_read {
                             return Err(self.fail_after(batch, last_line, error).await);
@@ -467,37 +522,6 @@ impl FileReader<'_> {
                         "{}: the quote opened in this record never closes: lines {line} to {last_line} were skipped",
                         self.location(line)
                     );
-                    continue;
-                }
-                Next::NeedInput => {
-                    // Caught up with the writer on the last read: pass on
-                    // what we have rather than wait for a full batch.
-                    if caught_up && header_read && !batch.is_empty() {
-                        self.send(batch.take(), last_line).await?;
-                    }
-                    buf.drain(..consumed);
-                    consumed = 0;
-                    let more = self.read_more(&mut reader, &mut buf, records.line());
-                    let Some((read, short)) = more.await? else {
-                        let unfinished = records.unfinished(&buf);
-                        if let Some((line, raw)) = unfinished.filter(|_| self.loses_unfinished()) {
-                            if let Err(error) = self.reject(line, &raw, UNFINISHED) {
-                                return Err(self.fail_after(batch, last_line, error).await);
-                            }
-                        }
-                        break;
-                    };
-                    at_end = read == 0;
-                    caught_up = short;
-                    let unfinished = !buf.is_empty() || records.has_partial();
-                    if at_end && self.torn_at_end(unfinished).await {
-                        if let Some((line, raw)) = records.unfinished(&buf) {
-                            buf.clear();
-                            if let Err(error) = self.reject(line, &raw, TORN) {
-                                return Err(self.fail_after(batch, last_line, error).await);
-                            }
-                        }
-                    }
                     continue;
                 }
             };
