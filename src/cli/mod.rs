@@ -21,13 +21,19 @@ use crate::source::{FileOptions, OffsetReset};
 
 /// The file source's defaults, as `--help` shows them: stated once, by
 /// [`FileOptions::default`], which library users build on too.
-static FILE_DEFAULTS: LazyLock<(String, String)> = LazyLock::new(|| {
+static FILE_DEFAULTS: LazyLock<FileDefaults> = LazyLock::new(|| {
     let options = FileOptions::default();
-    (
-        char::from(options.delimiter).to_string(),
-        bytes_text(options.max_record_bytes),
-    )
+    FileDefaults {
+        delimiter: char::from(options.delimiter).to_string(),
+        max_record_bytes: bytes_text(options.max_record_bytes),
+    }
 });
+
+/// Defaults of [`CsvArgs`] and [`FileArgs`], as flag values.
+struct FileDefaults {
+    delimiter: String,
+    max_record_bytes: String,
+}
 
 /// What each exit status means; shown by `--help` and the README.
 pub const EXIT_CODES: &str = "\
@@ -167,7 +173,7 @@ pub struct FileArgs {
     #[command(flatten)]
     pub csv: CsvArgs,
     /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes).
-    #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.1.as_str(), value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_bytes)]
     pub max_record_bytes: usize,
 }
 
@@ -237,7 +243,7 @@ pub struct TcpArgs {
 #[derive(Debug, Args)]
 pub struct CsvArgs {
     /// CSV cell separator: one ASCII character, or `tab`.
-    #[arg(long, value_name = "CHAR", default_value = FILE_DEFAULTS.0.as_str(), value_parser = parse_delimiter)]
+    #[arg(long, value_name = "CHAR", default_value = FILE_DEFAULTS.delimiter.as_str(), value_parser = parse_delimiter)]
     pub delimiter: u8,
     /// The CSV has no header row: keys are c1, c2, ...
     #[arg(long)]
@@ -384,7 +390,7 @@ mod tests {
         assert_eq!(file_args(&cli).max_record_bytes, defaults.max_record_bytes);
         assert_eq!(file_args(&cli).csv.delimiter, defaults.delimiter);
         assert_eq!(!file_args(&cli).csv.no_header, defaults.header);
-        assert_eq!(FILE_DEFAULTS.1, "16M");
+        assert_eq!(FILE_DEFAULTS.max_record_bytes, "16M");
     }
 
     impl Cli {
