@@ -31,12 +31,14 @@
 //!   printed at most once a second per call site.
 //! - [`error`]: the library's error type.
 //! - [`stderr`]: lines on standard error that never fail the run ([`say!`]).
-//! - [`cli`]: flags, and their validation into a run configuration.
+//! - [`cli`]: the command-line flags, as typed.
+//! - [`config`]: the flags checked and turned into a [`config::RunConfig`].
 //! - [`run`]: one command-line run: build, run, summary, exit status.
 
 pub mod ack;
 pub mod cli;
 pub mod codec;
+pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod json;

@@ -1,5 +1,5 @@
-//! The `streamer` binary: parse the flags, set up logging and the runtime,
-//! run, exit with the run's status.
+//! The `streamer` binary: parse and check the flags, set up logging and
+//! the runtime, run, exit with the run's status.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -8,13 +8,20 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+use clap::Parser;
 use streamer::cli::Cli;
+use streamer::config::RunConfig;
 use streamer::say;
 
 fn main() -> ExitCode {
     keep_freed_buffers();
-    let cli = Cli::parse_checked();
-    init_logging(cli.global.quiet, cli.global.verbose);
+    // Refused before anything starts: a bad command line exits with
+    // status 2, as clap's own errors do.
+    let config = match RunConfig::from_cli(Cli::parse()) {
+        Ok(config) => config,
+        Err(error) => return streamer::run::refuse(error),
+    };
+    init_logging(config.quiet, config.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,7 +35,7 @@ fn main() -> ExitCode {
     let status = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
-        streamer::run::run(cli, shutdown).await
+        streamer::run::run(config, shutdown).await
     });
     // A read of stdin may still be parked on a blocking thread: do not wait for it.
     runtime.shutdown_background();

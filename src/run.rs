@@ -1,7 +1,6 @@
-//! One command-line run: build the source and sink the flags ask for, run
-//! the pipeline, and say how it went (summary line, exit status).
+//! One command-line run: build the source and sink a [`RunConfig`] asks
+//! for, run the pipeline, and say how it went (summary line, exit status).
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +8,8 @@ use std::time::Instant;
 use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
+use crate::config::{ConfigError, Output, RunConfig, SourceConfig};
 use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
 use crate::say;
@@ -26,16 +26,24 @@ pub const EXIT_USAGE: u8 = 2;
 /// The run finished, but some records were rejected.
 pub const EXIT_REJECTED: u8 = 3;
 
-/// Runs what `cli` asks for until its source ends or `shutdown` is
+/// Reports a command line that cannot run ([`RunConfig::from_cli`]);
+/// returns its exit status.
+pub fn refuse(error: ConfigError) -> ExitCode {
+    match error {
+        ConfigError::Usage(message) => usage_error(message),
+        ConfigError::Unusable(message) => {
+            say!("streamer: error: {message}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Runs what `config` asks for until its source ends or `shutdown` is
 /// cancelled; returns the exit status, having printed the summary and any
 /// error.
-pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
-    // Before any output is opened (emptied) for writing.
-    if let Err(message) = cli.output_plan().check() {
-        return usage_error(message);
-    }
-    let quiet = cli.global.quiet;
-    let outcome = match execute(cli, shutdown).await {
+pub async fn run(config: RunConfig, shutdown: CancellationToken) -> ExitCode {
+    let quiet = config.quiet;
+    let outcome = match execute(config, shutdown).await {
         Ok(outcome) => outcome,
         Err(error) => {
             if let Some(Refused(message)) = error.downcast_ref::<Refused>() {
@@ -74,27 +82,34 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     }
 }
 
-/// Builds the pipeline from the flags and runs it. Outputs are opened
-/// last, once the source and any Kafka output are known to work, and
-/// emptied only when all opened ([`opening`]): a run that fails at start
-/// destroys nothing.
-async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcome> {
-    let global = &cli.global;
+/// Builds the pipeline from the configuration and runs it. Outputs are
+/// opened last, once the source and any Kafka output are known to work,
+/// and emptied only when all opened ([`opening`]): a run that fails at
+/// start destroys nothing.
+async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Result<Outcome> {
+    let RunConfig {
+        source,
+        pipeline,
+        sink,
+        on_error,
+        quiet,
+        verbose: _,
+    } = config;
     let started = Instant::now();
     let mut listening = None;
-    let mut inputs: &[String] = &[];
-    let source: Box<dyn Source> = match &cli.command {
-        Command::File(args) => {
-            inputs = &args.paths;
-            Box::new(FileSource::open(args.paths.clone(), args.file_options())?)
+    let mut inputs = Vec::new();
+    let source: Box<dyn Source> = match source {
+        SourceConfig::File { paths, options } => {
+            inputs.clone_from(&paths);
+            Box::new(FileSource::open(paths, options)?)
         }
-        Command::Tcp(args) => {
-            let source = TcpSource::bind(args.tcp_options()).await?;
+        SourceConfig::Tcp(options) => {
+            let source = TcpSource::bind(options).await?;
             listening = Some(source.local_addr());
             Box::new(source)
         }
-        Command::Kafka(args) => {
-            let mut source = KafkaSource::new(args.kafka_options(global))?;
+        SourceConfig::Kafka(options) => {
+            let mut source = KafkaSource::new(options)?;
             // A missing topic is a start-up error, before any pipeline runs.
             if !source.connect(&shutdown).await? {
                 return Ok(nothing_done(started));
@@ -102,27 +117,20 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
             Box::new(source)
         }
     };
-    let kafka_sink = if let Some(topic) = global.kafka_output_topic() {
-        if global.output_format == OutputFormat::Csv {
-            anyhow::bail!(
-                "--output-format csv does not apply to a kafka:// output (its messages are JSON)"
-            );
+    let kafka_sink = match &sink.output {
+        Output::Kafka { config, topic, key } => {
+            let kafka_sink = KafkaSink::new(config, topic, key.clone())?;
+            kafka_sink.check_topic().await?;
+            Some(kafka_sink)
         }
-        let sink = KafkaSink::new(&global.kafka_config(), topic, global.key.clone())?;
-        sink.check_topic().await?;
-        Some(sink)
-    } else if global.key.is_some() {
-        anyhow::bail!("--key only applies to a kafka:// output");
-    } else {
-        None
+        Output::Stdout | Output::File(_) => None,
     };
-    let output_file = (kafka_sink.is_none() && global.output != "-").then_some(&global.output);
     let request = OutputRequest {
-        inputs,
-        output: output_file.map(|path| Path::new(path.as_str())),
-        output_csv: global.output_format == OutputFormat::Csv,
-        dead_letter: global.dead_letter.as_deref(),
-        mode: global.write_mode(),
+        inputs: &inputs,
+        output: sink.output.file(),
+        output_csv: sink.format == OutputFormat::Csv,
+        dead_letter: sink.dead_letter.as_deref(),
+        mode: sink.mode,
     };
     let files = match opening::open_outputs(request, &shutdown).await {
         Ok(files) => files,
@@ -136,18 +144,18 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         }
         Err(OpenError::Failed { error, .. }) => return Err(error.into()),
     };
-    let rejects = Arc::new(Rejects::with_file(global.on_error, files.dead_letter));
+    let rejects = Arc::new(Rejects::with_file(on_error, files.dead_letter));
     let sink: Box<dyn Sink> = match (kafka_sink, files.output) {
-        (Some(sink), _) => Box::new(sink),
-        (None, Some(output)) => Box::new(WriterSink::from_opened(output, global.output_format)),
-        (None, None) => Box::new(WriterSink::stdout(global.output_format)?),
+        (Some(kafka_sink), _) => Box::new(kafka_sink),
+        (None, Some(output)) => Box::new(WriterSink::from_opened(output, sink.format)),
+        (None, None) => Box::new(WriterSink::stdout(sink.format)?),
     };
     // Said even without -v: it is how a script (or a test) that asked for
     // port 0 learns the port.
-    if let (Some(addr), false) = (listening, global.quiet) {
+    if let (Some(addr), false) = (listening, quiet) {
         say!("streamer: listening on {addr}");
     }
-    let pipeline = Pipeline::new(source, sink, global.pipeline_config()).rejects(rejects);
+    let pipeline = Pipeline::new(source, sink, pipeline).rejects(rejects);
     Ok(pipeline.run(shutdown).await)
 }
 

@@ -32,6 +32,11 @@ use crate::record::{Batch, RawBatch};
 use crate::sink::{Sink, SinkInput};
 use crate::source::{Source, SourceContext};
 
+/// Records each channel holds at most, by default (`--buffer-records`).
+pub const DEFAULT_BUFFER_RECORDS: usize = 16 * 1024;
+/// Records in one batch at most, by default (`--batch-records`).
+pub const DEFAULT_BATCH_RECORDS: usize = 1024;
+
 /// Sizes and options of one run.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -64,7 +69,7 @@ impl PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self::with_buffer(16 * 1024, 1024)
+        Self::with_buffer(DEFAULT_BUFFER_RECORDS, DEFAULT_BATCH_RECORDS)
     }
 }
 

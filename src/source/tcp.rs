@@ -53,7 +53,8 @@ use crate::error::{Error, Result};
 /// for a slot, are queued rather than made to retry.
 const BACKLOG: u32 = 1024;
 
-/// How the TCP source listens and reads.
+/// How the TCP source listens and reads. No `Default`: the defaults are
+/// those of `streamer tcp`'s flags ([`crate::cli::TcpArgs`]), stated once.
 #[derive(Debug, Clone)]
 pub struct TcpOptions {
     /// The address to listen on (`host:port`; port 0 picks a free port).
@@ -80,24 +81,6 @@ pub struct TcpOptions {
     pub frame_timeout: Option<Duration>,
     /// After shutdown, how long open connections may still send.
     pub drain_timeout: Duration,
-}
-
-impl Default for TcpOptions {
-    fn default() -> Self {
-        TcpOptions {
-            bind: "127.0.0.1:8888".into(),
-            framing: Framing::Newline,
-            format: Format::Lines,
-            delimiter: b',',
-            header: true,
-            max_frame_bytes: 1024 * 1024,
-            max_buffered_bytes: 128 * 1024 * 1024,
-            max_connections: 1024,
-            idle_timeout: Some(Duration::from_secs(300)),
-            frame_timeout: Some(Duration::from_secs(30)),
-            drain_timeout: Duration::from_secs(30),
-        }
-    }
 }
 
 /// A bound listener, ready to serve.

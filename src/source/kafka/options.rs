@@ -62,8 +62,10 @@ impl KafkaOptions {
     }
 
     /// The checks that need no broker: at least one topic, valid names, and
-    /// no `--until-end` with a cooperative assignment strategy.
-    pub(super) fn validate(&self) -> Result<()> {
+    /// no `--until-end` with a cooperative assignment strategy. Run by
+    /// [`crate::config::RunConfig::from_cli`] before anything starts, and by
+    /// [`super::KafkaSource::new`] for options a library user made.
+    pub fn validate(&self) -> Result<()> {
         if self.topics.is_empty() {
             return Err(Error::Config("give at least one --topic".into()));
         }

@@ -1,0 +1,401 @@
+//! Command-line flags (clap derive), each tested next to its definition:
+//! the low-level arguments, as typed. [`crate::config::RunConfig::from_cli`]
+//! checks them and turns them into what the run uses.
+
+mod parse;
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use self::parse::{parse_bytes, parse_duration};
+
+use self::parse::{bytes_text, parse_delimiter};
+use crate::codec::{Format, Framing};
+use crate::kafka::parse_setting;
+use crate::pipeline::{OnError, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_RECORDS};
+use crate::sink::OutputFormat;
+use crate::source::{FileOptions, OffsetReset};
+
+/// The file source's defaults, as `--help` shows them: stated once, by
+/// [`FileOptions::default`], which library users build on too.
+static FILE_DEFAULTS: LazyLock<FileDefaults> = LazyLock::new(|| {
+    let options = FileOptions::default();
+    FileDefaults {
+        delimiter: char::from(options.delimiter).to_string(),
+        max_record_bytes: bytes_text(options.max_record_bytes),
+    }
+});
+
+/// Defaults of [`CsvArgs`] and [`FileArgs`], as flag values.
+struct FileDefaults {
+    delimiter: String,
+    max_record_bytes: String,
+}
+
+/// What each exit status means; shown by `--help` and the README.
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  every record was processed (also: the output's reader went away, as in `| head`)
+  1  the run failed (unreadable input, unwritable output, --on-error stop)
+  2  bad command line
+  3  the run finished, but some records were rejected (see the warnings or --dead-letter)";
+
+/// Listen to a stream and turn every record in it into a JSON object.
+#[derive(Debug, Parser)]
+#[command(name = "streamer", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Flags of the pipeline and the output; accepted before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Where the records come from.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags of the pipeline and output, shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Write records to PATH instead of stdout (`-` is stdout), or to a Kafka topic with `kafka://TOPIC`.
+    #[arg(short, long, global = true, value_name = "PATH", default_value = "-")]
+    pub output: String,
+    /// Kafka brokers, for `streamer kafka` and `-o kafka://TOPIC`.
+    #[arg(
+        long,
+        global = true,
+        env = "STREAMER_BROKERS",
+        default_value = "localhost:9092",
+        value_name = "HOST:PORT,..."
+    )]
+    pub brokers: String,
+    /// A librdkafka setting for the Kafka clients (security, tuning), repeatable; wins over streamer's defaults.
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub kafka_settings: Vec<(String, String)>,
+    /// With `-o kafka://TOPIC`: each message's key is this field of the record.
+    #[arg(long, global = true, value_name = "FIELD")]
+    pub key: Option<String>,
+    /// How records are written.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
+    pub output_format: OutputFormat,
+    /// Add an "_origin" object to each record saying where it came from
+    /// (under "_origin_2", "_origin_3", ... if the record has "_origin" already).
+    #[arg(long, global = true)]
+    pub origin: bool,
+    /// What to do with a bad record: skip it (warn, count, go on) or stop the run.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "POLICY"
+    )]
+    pub on_error: OnError,
+    /// Also write each rejected record (raw text, origin, reason) to PATH as a JSON line
+    /// (a file: `-` is refused).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub dead_letter: Option<PathBuf>,
+    /// Add to the end of the -o and --dead-letter files instead of emptying them first.
+    /// A last line cut short by a crash (one that cannot be a whole record) is removed first,
+    /// with a warning; CSV output
+    /// follows the existing header's columns. `streamer kafka` resumes from its group's committed offsets, so it refuses to
+    /// empty a non-empty -o or --dead-letter file: it needs --append (or another path).
+    #[arg(short, long, global = true)]
+    pub append: bool,
+    /// Stop after N records.
+    #[arg(long, global = true, value_name = "N", visible_alias = "max-records")]
+    pub limit: Option<u64>,
+    /// Records each channel of the pipeline holds at most (memory bound).
+    #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_BUFFER_RECORDS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub buffer_records: u64,
+    /// Records moved through the pipeline together at most.
+    #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_BATCH_RECORDS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_records: u64,
+    /// No summary line, and only errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More log output (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The sources.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read files (`-` is stdin), in the order given.
+    File(FileArgs),
+    /// Listen on a TCP address; every frame any client sends is a record.
+    Tcp(TcpArgs),
+    /// Consume Kafka topics as a member of a consumer group (at-least-once).
+    Kafka(KafkaArgs),
+}
+
+/// `streamer kafka`.
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// A topic to consume, repeatable; one starting with `^` is a regular expression.
+    #[arg(short, long = "topic", required = true, value_name = "TOPIC")]
+    pub topics: Vec<String>,
+    /// The consumer group: processes in one group share the partitions.
+    #[arg(short, long, default_value = "streamer", value_name = "GROUP")]
+    pub group: String,
+    /// Where a group without a committed offset starts reading.
+    #[arg(long, value_enum, default_value_t, value_name = "WHERE")]
+    pub offset_reset: OffsetReset,
+    /// Stop, after committing, once every assigned partition is read up to its end offset as of its assignment.
+    #[arg(long)]
+    pub until_end: bool,
+    /// What message values hold (csv: each message is rows, the first a header unless --no-header).
+    #[arg(long, value_enum, default_value = "jsonl", value_name = "FORMAT")]
+    pub format: Format,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+}
+
+/// `streamer file`.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The files to read, in order; `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// What the input holds [default: from the extension: .csv, .jsonl/.ndjson, else lines].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+    /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_bytes)]
+    pub max_record_bytes: usize,
+}
+
+/// How `streamer tcp` treats its clients; shown by `streamer tcp --help`.
+const TCP_NOTES: &str = "\
+Clients beyond --max-connections are not refused: they wait, unread, in the
+kernel's listen backlog until a connection closes (once that backlog is full
+too, the kernel refuses them). On Ctrl-C or SIGTERM the server stops
+accepting, reads the open connections until their clients close them or
+--drain-timeout passes, writes everything out and exits; a second signal
+exits at once.
+
+A connection may hold 64 KiB of an unfinished frame; a longer one waits,
+unread, for a share of --max-buffered-bytes as large as --max-frame-bytes,
+so unfinished frames hold at most that budget plus 64 KiB per connection.
+A frame holding a share must end within --frame-timeout (else it is
+rejected and its connection closed), so waiting connections get theirs in
+time. A CSV header holds a share (2 bytes a byte + 128 a column) for the
+connection's life; a header that finds no room is rejected, and with it
+every row of that connection.
+
+With --format csv each frame is one CSV row, and the first frame of each
+connection is its header unless --no-header. With --framing newline a quoted
+cell cannot hold a line break (use --framing length-delimited for that).";
+
+/// `streamer tcp`.
+#[derive(Debug, Args)]
+#[command(after_help = TCP_NOTES)]
+pub struct TcpArgs {
+    /// Listen on ADDR (host:port); port 0 picks a free port, printed at start.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8888")]
+    pub bind: String,
+    /// How a connection's bytes are cut into frames: lines ending in \n (the last may
+    /// lack it), or a 4-byte big-endian length then that many bytes.
+    #[arg(long, value_enum, value_name = "FRAMING", default_value_t)]
+    pub framing: Framing,
+    /// What each frame holds (csv: one row per frame; see below).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "lines")]
+    pub format: Format,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+    /// A longer frame is rejected and skipped; the connection goes on (bytes; K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_bytes)]
+    pub max_frame_bytes: usize,
+    /// Most bytes all unfinished frames together may hold beyond 64 KiB per
+    /// connection; when it is spent, connections with a long unfinished frame
+    /// wait, unread (bytes; K, M, G suffixes; at least --max-frame-bytes).
+    #[arg(long, value_name = "BYTES", default_value = "128M", value_parser = parse_bytes)]
+    pub max_buffered_bytes: usize,
+    /// Most clients served at once; the next ones wait until one leaves.
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Close a connection that sends nothing for this long (500ms, 30s, 5m, 1h; 0: never).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// A frame over 64 KiB, which holds a share of --max-buffered-bytes, must end
+    /// within this, else it is rejected and its connection closed (0: no limit).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub frame_timeout: Duration,
+    /// After Ctrl-C/SIGTERM, how long open connections may still send (0: not at all).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+/// CSV flags, shared by every source that can read CSV.
+#[derive(Debug, Args)]
+pub struct CsvArgs {
+    /// CSV cell separator: one ASCII character, or `tab`.
+    #[arg(long, value_name = "CHAR", default_value = FILE_DEFAULTS.delimiter.as_str(), value_parser = parse_delimiter)]
+    pub delimiter: u8,
+    /// The CSV has no header row: keys are c1, c2, ...
+    #[arg(long)]
+    pub no_header: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("streamer").chain(args.iter().copied()))
+    }
+
+    fn file_args(cli: &Cli) -> &FileArgs {
+        match &cli.command {
+            Command::File(args) => args,
+            other => panic!("not `file`: {other:?}"),
+        }
+    }
+
+    fn tcp_args(cli: &Cli) -> &TcpArgs {
+        match &cli.command {
+            Command::Tcp(args) => args,
+            other => panic!("not `tcp`: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_before_and_after_the_subcommand() {
+        let before = parse(&["-o", "out.jsonl", "--origin", "file", "x.csv"]).unwrap();
+        let after = parse(&["file", "x.csv", "-o", "out.jsonl", "--origin"]).unwrap();
+        for cli in [&before, &after] {
+            assert_eq!(cli.global.output, "out.jsonl");
+            assert!(cli.global.origin);
+            assert_eq!(file_args(cli).paths, vec!["x.csv"]);
+        }
+    }
+
+    #[test]
+    fn output_defaults_to_stdout_as_jsonl() {
+        let cli = parse(&["file", "a.csv", "b.csv"]).unwrap();
+        assert_eq!(cli.global.output, "-");
+        assert_eq!(cli.global.output_format, OutputFormat::Jsonl);
+        assert_eq!(file_args(&cli).paths, vec!["a.csv", "b.csv"]);
+    }
+
+    #[test]
+    fn output_format_csv() {
+        let cli = parse(&["file", "a.csv", "--output-format", "csv"]).unwrap();
+        assert_eq!(cli.global.output_format, OutputFormat::Csv);
+        assert!(parse(&["file", "a.csv", "--output-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn on_error_and_dead_letter() {
+        let cli = parse(&[
+            "--on-error",
+            "stop",
+            "file",
+            "a.csv",
+            "--dead-letter",
+            "bad.jsonl",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.on_error, OnError::Stop);
+        assert_eq!(cli.global.dead_letter, Some(PathBuf::from("bad.jsonl")));
+        assert_eq!(
+            parse(&["file", "a"]).unwrap().global.on_error,
+            OnError::Skip
+        );
+        assert!(parse(&["file", "a", "--on-error", "ignore"]).is_err());
+    }
+
+    #[test]
+    fn file_needs_a_path() {
+        assert!(parse(&["file"]).is_err());
+    }
+
+    #[test]
+    fn format_is_optional_and_checked() {
+        assert_eq!(parse(&["file", "a"]).unwrap().command_format(), None);
+        let cli = parse(&["file", "a", "--format", "jsonl"]).unwrap();
+        assert_eq!(cli.command_format(), Some(Format::Jsonl));
+        assert!(parse(&["file", "a", "--format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn delimiter_takes_one_ascii_character_or_tab() {
+        let cli = parse(&["file", "a", "--delimiter", ";"]).unwrap();
+        assert_eq!(file_args(&cli).csv.delimiter, b';');
+        let cli = parse(&["file", "a", "--delimiter", "tab"]).unwrap();
+        assert_eq!(file_args(&cli).csv.delimiter, b'\t');
+        assert_eq!(
+            file_args(&parse(&["file", "a"]).unwrap()).csv.delimiter,
+            b','
+        );
+        for bad in [";;", "é", "\"", "", "\r", "\n"] {
+            assert!(
+                parse(&["file", "a", "--delimiter", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quiet_and_verbose() {
+        let cli = parse(&["-q", "file", "a", "-vv"]).unwrap();
+        assert!(cli.global.quiet);
+        assert_eq!(cli.global.verbose, 2);
+    }
+
+    #[test]
+    fn byte_counts_take_units() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64K"), Ok(65536));
+        assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("12Q").is_err());
+        assert!(parse_bytes("M").is_err());
+        let cli = parse(&["file", "a", "--max-record-bytes", "1K"]).unwrap();
+        assert_eq!(file_args(&cli).max_record_bytes, 1024);
+    }
+
+    #[test]
+    fn global_flags_work_around_tcp() {
+        let cli = parse(&["--origin", "tcp", "--bind", "127.0.0.1:0", "-o", "x.jsonl"]).unwrap();
+        assert!(cli.global.origin);
+        assert_eq!(cli.global.output, "x.jsonl");
+        assert_eq!(tcp_args(&cli).bind, "127.0.0.1:0");
+    }
+
+    #[test]
+    fn file_defaults_are_the_file_sources() {
+        let cli = parse(&["file", "a"]).unwrap();
+        let defaults = FileOptions::default();
+        assert_eq!(file_args(&cli).max_record_bytes, defaults.max_record_bytes);
+        assert_eq!(file_args(&cli).csv.delimiter, defaults.delimiter);
+        assert_eq!(!file_args(&cli).csv.no_header, defaults.header);
+        assert_eq!(FILE_DEFAULTS.max_record_bytes, "16M");
+    }
+
+    impl Cli {
+        fn command_format(&self) -> Option<Format> {
+            file_args(self).format
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Value parsers of the flags that clap cannot parse alone: a CSV
+//! delimiter, a byte count (`64K`), a duration (`30s`); and a byte count
+//! written back as the help shows it, for defaults stated as numbers.
+
+use std::time::Duration;
+
+/// Parses `--delimiter`: one ASCII character, or `tab`.
+pub(super) fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        // `\r` ends a CSV row, as `\n` does.
+        _ if text.len() == 1 && text.is_ascii() && !matches!(text, "\"" | "\n" | "\r") => {
+            Ok(text.as_bytes()[0])
+        }
+        _ => Err(
+            "must be one ASCII character other than a quote, `\\r` or newline (or `tab`)".into(),
+        ),
+    }
+}
+
+/// Splits `64K` into its digits and its unit (`"64"`, `"K"`).
+fn split_number(text: &str) -> (&str, &str) {
+    let trimmed = text.trim();
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    trimmed.split_at(digits_end)
+}
+
+/// The units of a byte count, largest first.
+const BYTE_UNITS: [(&str, usize); 3] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+
+/// Parses a byte count: `1048576`, `64K`, `16M`, `1G` (powers of 1024; an
+/// optional `iB`/`B` after the letter).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let (digits, unit) = split_number(text);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count (like 65536, 64K, 16M)"))?;
+    let multiplier: usize = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("`{text}` has an unknown unit (use K, M or G)")),
+    };
+    match number.checked_mul(multiplier) {
+        Some(0) => Err("must be at least 1".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("`{text}` is too large")),
+    }
+}
+
+/// `bytes` in the largest unit that divides it (`16M`), as [`parse_bytes`]
+/// reads it back: a library default shown by `--help`.
+pub(super) fn bytes_text(bytes: usize) -> String {
+    BYTE_UNITS
+        .iter()
+        .find(|(_, size)| bytes > 0 && bytes.is_multiple_of(*size))
+        .map_or_else(
+            || bytes.to_string(),
+            |(unit, size)| format!("{}{unit}", bytes / size),
+        )
+}
+
+/// Parses a duration: `500ms`, `30s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = split_number(text);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (like 500ms, 30s, 5m)"))?;
+    let seconds_per = match unit {
+        "ms" => return Ok(Duration::from_millis(number)),
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        _ => return Err(format!("`{text}` has an unknown unit (use ms, s, m or h)")),
+    };
+    number
+        .checked_mul(seconds_per)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1.5s").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn byte_texts_read_back_as_their_count() {
+        assert_eq!(bytes_text(16 << 20), "16M");
+        assert_eq!(bytes_text(1 << 30), "1G");
+        assert_eq!(bytes_text(1536), "1536");
+        assert_eq!(bytes_text(100), "100");
+        for bytes in [1, 100, 1024, 1536, 16 << 20, 3 << 30] {
+            assert_eq!(parse_bytes(&bytes_text(bytes)), Ok(bytes));
+        }
+    }
+}

@@ -1,0 +1,750 @@
+//! One run's configuration, checked. The flags ([`Cli`], the low-level
+//! arguments) become a [`RunConfig`] through one fallible step,
+//! [`RunConfig::from_cli`], which holds every check that spans flags or
+//! needs the files they name (but no broker): a run that cannot work is
+//! refused before anything is opened or emptied.
+//!
+//! Defaults are the flags' (clap's, some taken from the library's
+//! constants and `Default`s); none is restated here.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::codec::DecodeOptions;
+use crate::kafka::{check_topic_name, KafkaConfig};
+use crate::pipeline::{OnError, PipelineConfig};
+use crate::sink::{OutputFormat, OutputPlan, WriteMode};
+use crate::source::{check_tcp_budget, FileOptions, KafkaOptions, TcpOptions};
+
+/// Everything one command-line run needs, checked.
+#[derive(Debug)]
+pub struct RunConfig {
+    /// Where the records come from, and how they are read.
+    pub source: SourceConfig,
+    /// The pipeline's sizes, `--limit` and `--origin`.
+    pub pipeline: PipelineConfig,
+    /// Where the records, and the rejected ones, are written.
+    pub sink: SinkConfig,
+    /// What a bad record does to the run (`--on-error`).
+    pub on_error: OnError,
+    /// No summary line, and only errors in the log (`-q`).
+    pub quiet: bool,
+    /// More log output: one level per `-v`.
+    pub verbose: u8,
+}
+
+/// The source of a run.
+#[derive(Debug)]
+pub enum SourceConfig {
+    /// `streamer file`.
+    File {
+        /// The files, in order; `-` is standard input.
+        paths: Vec<String>,
+        /// How they are read.
+        options: FileOptions,
+    },
+    /// `streamer tcp`.
+    Tcp(TcpOptions),
+    /// `streamer kafka`.
+    Kafka(KafkaOptions),
+}
+
+impl SourceConfig {
+    /// The input files, which no output may be.
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            SourceConfig::File { paths, .. } => paths,
+            SourceConfig::Tcp(_) | SourceConfig::Kafka(_) => &[],
+        }
+    }
+
+    /// When the source resumes from positions an earlier run saved (a
+    /// Kafka group's offsets), what they are, for [`OutputPlan::check`]'s
+    /// message.
+    fn resumes_from(&self) -> Option<String> {
+        match self {
+            SourceConfig::Kafka(options) => Some(format!(
+                "the offsets its consumer group `{}` committed",
+                options.group
+            )),
+            SourceConfig::File { .. } | SourceConfig::Tcp(_) => None,
+        }
+    }
+}
+
+/// Where a run writes, and how.
+#[derive(Debug)]
+pub struct SinkConfig {
+    /// Where the records go (`-o`).
+    pub output: Output,
+    /// How they are written (`--output-format`; never CSV to Kafka).
+    pub format: OutputFormat,
+    /// How the `-o` and `--dead-letter` files are opened (`--append`).
+    pub mode: WriteMode,
+    /// Where rejected records go too (`--dead-letter`), a file.
+    pub dead_letter: Option<PathBuf>,
+}
+
+/// Where the records go (`-o`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Standard output (`-o -`, the default).
+    Stdout,
+    /// A file (`-o PATH`).
+    File(PathBuf),
+    /// A Kafka topic (`-o kafka://TOPIC`).
+    Kafka {
+        /// Brokers and librdkafka settings (`--brokers`, `-X`).
+        config: KafkaConfig,
+        /// The topic, its name checked.
+        topic: String,
+        /// The record field that is each message's key (`--key`).
+        key: Option<String>,
+    },
+}
+
+impl Output {
+    /// The file `-o` names, if it names one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Output::File(path) => Some(path),
+            Output::Stdout | Output::Kafka { .. } => None,
+        }
+    }
+}
+
+/// Why a command line cannot run.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A bad command line: reported as clap reports its own errors (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Flags that cannot work together, reported as a failed run (exit 1),
+    /// as they were when the source or the sink found them.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl RunConfig {
+    /// Checks the flags and turns them into the run's configuration. The
+    /// usage errors come first, in the order the flags were always
+    /// checked in.
+    pub fn from_cli(cli: Cli) -> Result<RunConfig, ConfigError> {
+        let stray_key = cli.global.key.is_some() && kafka_topic(&cli.global.output).is_none();
+        let config = RunConfig::unchecked(cli);
+        config.check_flags().map_err(ConfigError::Usage)?;
+        // Before any output is opened (emptied) for writing.
+        config.output_plan().check().map_err(ConfigError::Usage)?;
+        config
+            .check_clients(stray_key)
+            .map_err(ConfigError::Unusable)?;
+        Ok(config)
+    }
+
+    /// The flags as they are, not yet checked.
+    fn unchecked(cli: Cli) -> RunConfig {
+        let Cli { global, command } = cli;
+        RunConfig {
+            source: source_config(command, &global),
+            pipeline: pipeline_config(&global),
+            sink: SinkConfig {
+                output: output(&global),
+                format: global.output_format,
+                mode: if global.append {
+                    WriteMode::Append
+                } else {
+                    WriteMode::Truncate
+                },
+                dead_letter: global.dead_letter,
+            },
+            on_error: global.on_error,
+            quiet: global.quiet,
+            verbose: global.verbose,
+        }
+    }
+
+    /// Checks that span several flags or a flag's meaning: a `kafka://`
+    /// output's topic name, a frame limit that fits the buffer budget,
+    /// `--append` with a file to add to.
+    fn check_flags(&self) -> Result<(), String> {
+        if let Output::Kafka { topic, .. } = &self.sink.output {
+            check_topic_name(topic).map_err(|reason| format!("-o kafka://{topic}: {reason}"))?;
+        }
+        if let SourceConfig::Tcp(options) = &self.source {
+            check_tcp_budget(options.max_buffered_bytes, options.max_frame_bytes)?;
+        }
+        // Silently ignored, -a would let `>> out.csv` add a second header.
+        let appends_to_a_file =
+            self.sink.output.file().is_some() || self.sink.dead_letter.is_some();
+        if self.sink.mode == WriteMode::Append && !appends_to_a_file {
+            return Err(
+                "--append (-a) applies to an -o FILE or --dead-letter FILE, and neither \
+                        is given: to add to a file on standard output, use the shell's >>, \
+                        or give the file with -o FILE -a"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
+
+    /// What the run reads and writes, for the checks done before any
+    /// output is opened ([`OutputPlan::check`]).
+    fn output_plan(&self) -> OutputPlan<'_> {
+        OutputPlan {
+            inputs: self.source.inputs(),
+            output: self.sink.output.file(),
+            dead_letter: self.sink.dead_letter.as_deref(),
+            mode: self.sink.mode,
+            resumes_from: self.source.resumes_from(),
+        }
+    }
+
+    /// The Kafka clients' checks that need no broker, and the flags that
+    /// apply only to a `kafka://` output (`stray_key`: `--key` without one).
+    fn check_clients(&self, stray_key: bool) -> Result<(), String> {
+        if let SourceConfig::Kafka(options) = &self.source {
+            options.validate().map_err(|error| error.to_string())?;
+        }
+        let kafka_output = matches!(self.sink.output, Output::Kafka { .. });
+        if kafka_output && self.sink.format == OutputFormat::Csv {
+            return Err(
+                "--output-format csv does not apply to a kafka:// output (its messages are JSON)"
+                    .into(),
+            );
+        }
+        if stray_key {
+            return Err("--key only applies to a kafka:// output".into());
+        }
+        Ok(())
+    }
+}
+
+/// The topic of a `-o kafka://TOPIC` output.
+fn kafka_topic(output: &str) -> Option<&str> {
+    output.strip_prefix("kafka://")
+}
+
+/// `-o` as given (`-` is stdout), with `--key` for a Kafka topic.
+fn output(global: &GlobalArgs) -> Output {
+    match (global.output.as_str(), kafka_topic(&global.output)) {
+        (_, Some(topic)) => Output::Kafka {
+            config: kafka_config(global),
+            topic: topic.to_string(),
+            key: global.key.clone(),
+        },
+        ("-", None) => Output::Stdout,
+        (path, None) => Output::File(PathBuf::from(path)),
+    }
+}
+
+/// The Kafka clients' brokers and settings.
+fn kafka_config(global: &GlobalArgs) -> KafkaConfig {
+    KafkaConfig {
+        brokers: global.brokers.clone(),
+        settings: global.kafka_settings.clone(),
+    }
+}
+
+/// The pipeline's sizes and options.
+fn pipeline_config(global: &GlobalArgs) -> PipelineConfig {
+    let mut config = PipelineConfig::with_buffer(
+        global.buffer_records as usize,
+        global.batch_records as usize,
+    );
+    config.decode = DecodeOptions {
+        origin: global.origin,
+    };
+    config.limit = global.limit;
+    config
+}
+
+/// The subcommand's source and its options.
+fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
+    match command {
+        Command::File(args) => SourceConfig::File {
+            options: FileOptions {
+                format: args.format,
+                delimiter: args.csv.delimiter,
+                header: !args.csv.no_header,
+                max_record_bytes: args.max_record_bytes,
+            },
+            paths: args.paths,
+        },
+        Command::Tcp(args) => SourceConfig::Tcp(TcpOptions {
+            bind: args.bind,
+            framing: args.framing,
+            format: args.format,
+            delimiter: args.csv.delimiter,
+            header: !args.csv.no_header,
+            max_frame_bytes: args.max_frame_bytes,
+            max_buffered_bytes: args.max_buffered_bytes,
+            max_connections: args.max_connections as usize,
+            // 0 is "never" on the command line.
+            idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+            frame_timeout: (!args.frame_timeout.is_zero()).then_some(args.frame_timeout),
+            drain_timeout: args.drain_timeout,
+        }),
+        Command::Kafka(args) => SourceConfig::Kafka(KafkaOptions {
+            config: kafka_config(global),
+            topics: args.topics,
+            group: args.group,
+            offset_reset: args.offset_reset,
+            until_end: args.until_end,
+            format: args.format,
+            delimiter: args.csv.delimiter,
+            header: !args.csv.no_header,
+            origin: global.origin,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::codec::{Format, Framing};
+    use crate::source::OffsetReset;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("streamer").chain(args.iter().copied()))
+    }
+
+    fn config(args: &[&str]) -> RunConfig {
+        RunConfig::from_cli(parse(args).unwrap()).unwrap()
+    }
+
+    fn file_options(args: &[&str]) -> FileOptions {
+        match config(args).source {
+            SourceConfig::File { options, .. } => options,
+            other => panic!("not `file`: {other:?}"),
+        }
+    }
+
+    fn tcp_options(args: &[&str]) -> TcpOptions {
+        match config(&[&["tcp"], args].concat()).source {
+            SourceConfig::Tcp(options) => options,
+            other => panic!("not `tcp`: {other:?}"),
+        }
+    }
+
+    fn kafka_options(args: &[&str]) -> KafkaOptions {
+        match config(args).source {
+            SourceConfig::Kafka(options) => options,
+            other => panic!("not `kafka`: {other:?}"),
+        }
+    }
+
+    fn kafka_topic_and_key(args: &[&str]) -> Option<(String, Option<String>)> {
+        match config(args).sink.output {
+            Output::Kafka { topic, key, .. } => Some((topic, key)),
+            _ => None,
+        }
+    }
+
+    fn kafka_args(cli: &Cli) -> &crate::cli::KafkaArgs {
+        match &cli.command {
+            Command::Kafka(args) => args,
+            other => panic!("not `kafka`: {other:?}"),
+        }
+    }
+
+    /// The usage error `args` make.
+    fn bad(args: &[&str]) -> String {
+        match RunConfig::from_cli(parse(args).unwrap()) {
+            Err(ConfigError::Usage(message)) => message,
+            other => panic!("{args:?}: not a usage error: {other:?}"),
+        }
+    }
+
+    /// The error `args` make, reported as a failed run.
+    fn unusable(args: &[&str]) -> String {
+        match RunConfig::from_cli(parse(args).unwrap()) {
+            Err(ConfigError::Unusable(message)) => message,
+            other => panic!("{args:?}: not an unusable configuration: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kafka_needs_a_topic_and_takes_several() {
+        assert!(parse(&["kafka"]).is_err());
+        let cli = parse(&["kafka", "--topic", "a", "-t", "^logs-.*"]).unwrap();
+        let args = kafka_args(&cli);
+        assert_eq!(args.topics, vec!["a", "^logs-.*"]);
+        let options = kafka_options(&["kafka", "--topic", "a", "-t", "^logs-.*"]);
+        assert_eq!(options.topics, vec!["a", "^logs-.*"]);
+    }
+
+    #[test]
+    fn kafka_defaults() {
+        let options = kafka_options(&["kafka", "-t", "a"]);
+        assert_eq!(options.group, "streamer");
+        assert_eq!(options.offset_reset, OffsetReset::Earliest);
+        assert!(!options.until_end);
+        assert_eq!(options.format, Format::Jsonl);
+        assert!(options.header);
+        assert_eq!(options.delimiter, b',');
+        assert!(!options.origin);
+    }
+
+    #[test]
+    fn kafka_group_offset_reset_until_end_and_format() {
+        let options = kafka_options(&[
+            "--origin",
+            "kafka",
+            "-t",
+            "a",
+            "--group",
+            "g1",
+            "--offset-reset",
+            "latest",
+            "--until-end",
+            "--format",
+            "csv",
+            "--no-header",
+            "--delimiter",
+            ";",
+        ]);
+        assert_eq!(options.group, "g1");
+        assert_eq!(options.offset_reset, OffsetReset::Latest);
+        assert!(options.until_end);
+        assert_eq!(options.format, Format::Csv);
+        assert!(!options.header);
+        assert_eq!(options.delimiter, b';');
+        assert!(options.origin);
+        assert!(parse(&["kafka", "-t", "a", "--offset-reset", "middle"]).is_err());
+    }
+
+    #[test]
+    fn brokers_default_to_localhost_and_are_global() {
+        // STREAMER_BROKERS from the environment would change the default;
+        // the explicit flag is tested instead of relying on its absence.
+        let options = kafka_options(&["kafka", "-t", "a", "--brokers", "k1:9092,k2:9092"]);
+        assert_eq!(options.config.brokers, "k1:9092,k2:9092");
+        let cli = parse(&["--brokers", "k:1", "file", "x", "-o", "kafka://t"]).unwrap();
+        assert_eq!(cli.global.brokers, "k:1");
+        match config(&["--brokers", "k:1", "file", "x", "-o", "kafka://t"])
+            .sink
+            .output
+        {
+            Output::Kafka { config, .. } => assert_eq!(config.brokers, "k:1"),
+            other => panic!("not kafka: {other:?}"),
+        }
+        if std::env::var_os("STREAMER_BROKERS").is_none() {
+            let cli = parse(&["kafka", "-t", "a"]).unwrap();
+            assert_eq!(cli.global.brokers, "localhost:9092");
+        }
+    }
+
+    #[test]
+    fn kafka_settings_are_repeatable_key_values() {
+        let options = kafka_options(&[
+            "kafka",
+            "-t",
+            "a",
+            "-X",
+            "security.protocol=sasl_ssl",
+            "-X",
+            "sasl.password=p=w",
+        ]);
+        assert_eq!(
+            options.config.settings,
+            vec![
+                ("security.protocol".to_string(), "sasl_ssl".to_string()),
+                ("sasl.password".to_string(), "p=w".to_string())
+            ]
+        );
+        assert!(parse(&["kafka", "-t", "a", "-X", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn kafka_output_and_key() {
+        let output = kafka_topic_and_key(&["file", "x.csv", "-o", "kafka://ticks", "--key", "id"]);
+        let (topic, key) = output.unwrap();
+        assert_eq!(topic, "ticks");
+        assert_eq!(key.as_deref(), Some("id"));
+        let (_, key) = kafka_topic_and_key(&["file", "x.csv", "-o", "kafka://ticks"]).unwrap();
+        assert_eq!(key, None);
+        assert_eq!(
+            kafka_topic_and_key(&["file", "x.csv", "-o", "out.jsonl"]),
+            None
+        );
+    }
+
+    #[test]
+    fn output_is_stdout_a_file_or_a_topic() {
+        assert_eq!(config(&["file", "a"]).sink.output, Output::Stdout);
+        assert_eq!(
+            config(&["file", "a", "-o", "-"]).sink.output,
+            Output::Stdout
+        );
+        let output = config(&["file", "a", "-o", "out.jsonl"]).sink.output;
+        assert_eq!(output, Output::File(PathBuf::from("out.jsonl")));
+        assert_eq!(output.file(), Some(Path::new("out.jsonl")));
+        let output = config(&["file", "a", "-o", "kafka://t", "-X", "acks=1"])
+            .sink
+            .output;
+        assert_eq!(output.file(), None);
+        let Output::Kafka { config, topic, key } = output else {
+            panic!("not kafka: {output:?}")
+        };
+        assert_eq!((topic.as_str(), key), ("t", None));
+        assert_eq!(config.settings, [("acks".to_string(), "1".to_string())]);
+    }
+
+    #[test]
+    fn append_is_global_and_plans_the_outputs() {
+        let config = RunConfig::unchecked(
+            parse(&[
+                "file",
+                "a.csv",
+                "-o",
+                "out.jsonl",
+                "-a",
+                "--dead-letter",
+                "d",
+            ])
+            .unwrap(),
+        );
+        assert_eq!(config.sink.mode, WriteMode::Append);
+        let plan = config.output_plan();
+        assert_eq!(plan.inputs, ["a.csv"]);
+        assert_eq!(plan.output, Some(Path::new("out.jsonl")));
+        assert_eq!(plan.dead_letter, Some(Path::new("d")));
+        assert_eq!(plan.resumes_from, None);
+        let config = RunConfig::unchecked(
+            parse(&["--append", "kafka", "-t", "t", "-o", "kafka://x"]).unwrap(),
+        );
+        assert_eq!(config.sink.mode, WriteMode::Append);
+        let plan = config.output_plan();
+        assert_eq!(plan.output, None);
+        assert_eq!(
+            plan.resumes_from.as_deref(),
+            Some("the offsets its consumer group `streamer` committed")
+        );
+        let config = RunConfig::unchecked(parse(&["tcp"]).unwrap());
+        assert_eq!(config.sink.mode, WriteMode::Truncate);
+        assert_eq!(config.output_plan().output, None);
+    }
+
+    #[test]
+    fn no_header_turns_the_header_off() {
+        assert!(!file_options(&["file", "a", "--no-header"]).header);
+        assert!(file_options(&["file", "a"]).header);
+    }
+
+    #[test]
+    fn file_options_follow_the_flags() {
+        let config = config(&["file", "a", "b", "--format", "csv", "--delimiter", ";"]);
+        assert_eq!(config.source.inputs(), ["a", "b"]);
+        let SourceConfig::File { options, .. } = config.source else {
+            panic!("not `file`")
+        };
+        assert_eq!(options.format, Some(Format::Csv));
+        assert_eq!(options.delimiter, b';');
+        let options = file_options(&["file", "a", "--max-record-bytes", "1K"]);
+        assert_eq!(options.max_record_bytes, 1024);
+        assert_eq!(options.format, None);
+    }
+
+    #[test]
+    fn buffer_and_batch_sizes_shape_the_pipeline() {
+        let config = config(&[
+            "file",
+            "a",
+            "--buffer-records",
+            "100",
+            "--batch-records",
+            "10",
+        ])
+        .pipeline;
+        assert_eq!(config.batch_records, 10);
+        assert_eq!(config.channel_batches, 10);
+        assert!(parse(&["file", "a", "--buffer-records", "0"]).is_err());
+        assert!(parse(&["file", "a", "--batch-records", "0"]).is_err());
+    }
+
+    #[test]
+    fn pipeline_defaults_are_the_librarys() {
+        let config = config(&["file", "a"]).pipeline;
+        let default = PipelineConfig::default();
+        assert_eq!(config.batch_records, default.batch_records);
+        assert_eq!(config.channel_batches, default.channel_batches);
+        assert_eq!(config.batch_bytes, default.batch_bytes);
+        assert_eq!(config.limit, None);
+        assert!(!config.decode.origin);
+    }
+
+    #[test]
+    fn limit_and_origin_reach_the_pipeline() {
+        let config = config(&["--limit", "5", "--origin", "file", "a"]).pipeline;
+        assert_eq!(config.limit, Some(5));
+        assert!(config.decode.origin);
+    }
+
+    #[test]
+    fn on_error_quiet_verbose_and_dead_letter_reach_the_run() {
+        let config = config(&[
+            "--on-error",
+            "stop",
+            "-q",
+            "file",
+            "a",
+            "-vv",
+            "--dead-letter",
+            "bad.jsonl",
+            "--output-format",
+            "csv",
+        ]);
+        assert_eq!(config.on_error, OnError::Stop);
+        assert!(config.quiet);
+        assert_eq!(config.verbose, 2);
+        assert_eq!(config.sink.dead_letter, Some(PathBuf::from("bad.jsonl")));
+        assert_eq!(config.sink.format, OutputFormat::Csv);
+    }
+
+    #[test]
+    fn tcp_defaults() {
+        let options = tcp_options(&[]);
+        assert_eq!(options.bind, "127.0.0.1:8888");
+        assert_eq!(options.framing, Framing::Newline);
+        assert_eq!(options.format, Format::Lines);
+        assert_eq!(options.delimiter, b',');
+        assert!(options.header);
+        assert_eq!(options.max_frame_bytes, 1 << 20);
+        assert_eq!(options.max_buffered_bytes, 128 << 20);
+        assert_eq!(options.max_connections, 1024);
+        assert_eq!(options.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(options.frame_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(options.drain_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn tcp_bind_takes_any_text_checked_when_binding() {
+        assert_eq!(tcp_options(&["--bind", "0.0.0.0:0"]).bind, "0.0.0.0:0");
+        assert_eq!(tcp_options(&["--bind", "localhost:9"]).bind, "localhost:9");
+    }
+
+    #[test]
+    fn tcp_framing_and_format() {
+        let options = tcp_options(&["--framing", "length-delimited", "--format", "jsonl"]);
+        assert_eq!(options.framing, Framing::LengthDelimited);
+        assert_eq!(options.format, Format::Jsonl);
+        assert!(parse(&["tcp", "--framing", "crlf"]).is_err());
+        assert!(parse(&["tcp", "--format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn tcp_csv_flags() {
+        let options = tcp_options(&["--format", "csv", "--no-header", "--delimiter", "tab"]);
+        assert_eq!(options.format, Format::Csv);
+        assert!(!options.header);
+        assert_eq!(options.delimiter, b'\t');
+    }
+
+    #[test]
+    fn tcp_max_frame_bytes() {
+        assert_eq!(
+            tcp_options(&["--max-frame-bytes", "64K"]).max_frame_bytes,
+            65536
+        );
+        assert_eq!(
+            tcp_options(&["--max-frame-bytes", "100"]).max_frame_bytes,
+            100
+        );
+        assert!(parse(&["tcp", "--max-frame-bytes", "0"]).is_err());
+    }
+
+    #[test]
+    fn tcp_max_connections() {
+        assert_eq!(tcp_options(&["--max-connections", "3"]).max_connections, 3);
+        assert!(parse(&["tcp", "--max-connections", "0"]).is_err());
+        assert!(parse(&["tcp", "--max-connections", "-1"]).is_err());
+    }
+
+    #[test]
+    fn tcp_timeouts() {
+        let options = tcp_options(&["--idle-timeout", "250ms", "--drain-timeout", "2m"]);
+        assert_eq!(options.idle_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(options.drain_timeout, Duration::from_secs(120));
+        let options = tcp_options(&["--idle-timeout", "0", "--drain-timeout", "0"]);
+        assert_eq!(options.idle_timeout, None);
+        assert_eq!(options.drain_timeout, Duration::ZERO);
+        assert_eq!(tcp_options(&["--frame-timeout", "0"]).frame_timeout, None);
+        let options = tcp_options(&["--frame-timeout", "2s"]);
+        assert_eq!(options.frame_timeout, Some(Duration::from_secs(2)));
+        assert!(parse(&["tcp", "--idle-timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn max_records_is_limit() {
+        assert_eq!(
+            config(&["tcp", "--max-records", "7"]).pipeline.limit,
+            Some(7)
+        );
+        let cli = parse(&["--max-records", "7", "file", "a"]).unwrap();
+        assert_eq!(cli.global.limit, Some(7));
+    }
+
+    #[test]
+    fn validate_checks_the_kafka_topic_and_the_tcp_budget() {
+        assert_eq!(
+            bad(&["file", "x", "-o", "kafka://"]),
+            "-o kafka://: a topic name has 1 to 249 characters"
+        );
+        assert!(bad(&["file", "x", "-o", "kafka://a b"]).starts_with("-o kafka://a b: `a b`"));
+        assert!(bad(&["file", "x", "-a"]).starts_with("--append (-a) applies to an -o FILE"));
+        assert!(bad(&["file", "x", "-a", "-o", "kafka://t"]).starts_with("--append (-a)"));
+        assert!(
+            RunConfig::from_cli(parse(&["file", "x", "-a", "--dead-letter", "d"]).unwrap()).is_ok()
+        );
+        assert!(bad(&[
+            "tcp",
+            "--max-frame-bytes",
+            "2M",
+            "--max-buffered-bytes",
+            "1M"
+        ])
+        .contains("raise --max-buffered-bytes"));
+        assert!(RunConfig::from_cli(parse(&["file", "x", "-o", "kafka://ok"]).unwrap()).is_ok());
+        assert!(RunConfig::from_cli(parse(&["tcp"]).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn outputs_are_checked_before_any_is_opened() {
+        assert!(bad(&["file", "x", "--dead-letter", "-"]).starts_with("--dead-letter -: "));
+        assert!(bad(&["file", "x", "-o", "x"]).starts_with("-o x: that file is also an input (x)"));
+        assert!(bad(&["file", "x", "-o", "y", "--dead-letter", "./y"])
+            .starts_with("-o and --dead-letter name the same file (./y)"));
+    }
+
+    #[test]
+    fn kafka_only_flags_and_client_checks_fail_the_run() {
+        assert_eq!(
+            unusable(&["file", "x", "--key", "id"]),
+            "--key only applies to a kafka:// output"
+        );
+        assert_eq!(
+            unusable(&["file", "x", "--key", "id", "-o", "out.jsonl"]),
+            "--key only applies to a kafka:// output"
+        );
+        assert!(
+            unusable(&["file", "x", "-o", "kafka://t", "--output-format", "csv"])
+                .starts_with("--output-format csv does not apply to a kafka:// output")
+        );
+        assert!(unusable(&["kafka", "-t", "a/b"]).contains("not a valid topic name"));
+        assert!(unusable(&[
+            "kafka",
+            "-t",
+            "x",
+            "--until-end",
+            "-X",
+            "partition.assignment.strategy=cooperative-sticky",
+        ])
+        .starts_with("--until-end does not work with a cooperative"));
+        // A usage error is said first.
+        assert!(bad(&["file", "x", "-a", "--key", "id"]).starts_with("--append (-a)"));
+    }
+}
