@@ -205,6 +205,16 @@ impl<R: AsyncRead + Unpin + Send> CsvStream<R> {
         }
     }
 
+    /// The cells of the record last read.
+    pub fn cells(&self) -> csv_async::ByteRecordIter<'_> {
+        self.record.iter()
+    }
+
+    /// The bytes of the cells of the record last read, all together.
+    pub fn cell_bytes(&self) -> usize {
+        self.record.as_slice().len()
+    }
+
     /// Appends the record last read to `batch` (the caller ends it). A
     /// row without quotes is copied as it is, so its bytes stay those of
     /// the input line; a quoted one as its cells back to back.

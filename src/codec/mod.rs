@@ -4,6 +4,7 @@
 //! and a framed CSV row into cells ([`csv_row`]). Shared by every source.
 
 mod csv;
+pub mod csv_assembler;
 pub mod csv_records;
 pub mod csv_row;
 mod csv_skip;
@@ -18,6 +19,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 pub use self::csv::CsvHeader;
+pub use self::csv_assembler::{CsvAssembler, Naming, Taken};
 pub use self::csv_records::CsvRecords;
 pub use self::csv_row::CsvRowSplitter;
 pub use self::csv_stream::CsvStream;

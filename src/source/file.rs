@@ -14,8 +14,7 @@ use super::shrink::ShrinkWatch;
 use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::csv_stream::{Bad, BadRecord, Next};
-use crate::codec::{CsvHeader, CsvStream, Decode, Format};
-use crate::cpu;
+use crate::codec::{CsvAssembler, CsvStream, Decode, Format, Naming, Taken};
 use crate::error::{Error, Result};
 use crate::record::{Location, RawBatch, SourceInfo};
 use crate::warn_limited;
@@ -31,6 +30,12 @@ const TORN: &str = "the file was truncated while being read: this last record, w
 /// a pipe, its bytes are gone and would otherwise vanish unseen.
 const UNFINISHED: &str =
     "unfinished record: the run was stopped (by a signal) before its end was read";
+
+/// How CSV header messages name a file's positions and the file.
+const NAMING: Naming = Naming {
+    position: "on line",
+    stream: "input",
+};
 
 /// How the file source reads its inputs.
 #[derive(Debug, Clone)]
@@ -401,22 +406,10 @@ impl FileReader<'_> {
         self.reject(line, head, &reason)
     }
 
-    /// Says that the header row (at `line`) was rejected; returns the
-    /// batch for the rows after it, each of which is then rejected (and so
-    /// counted and dead-lettered) rather than left unread.
-    fn no_header(&self, line: u64) -> RawBatch {
-        warn_limited!(
-            "{}: no usable CSV header: every row of this input is rejected",
-            self.location(line)
-        );
-        let reason = format!("the CSV header on line {line} is unusable");
-        RawBatch::new(self.source.clone(), Decode::Unusable(reason.into()))
-    }
-
-    /// Rejects a record the CSV splitter found bad.
-    fn reject_csv(&self, bad: &BadRecord) -> Result<(), Error> {
+    /// Why a record the CSV reader found bad is rejected.
+    fn csv_reason(&self, bad: &BadRecord) -> String {
         let max = self.options.max_record_bytes;
-        let reason = match bad.bad {
+        match bad.bad {
             Bad::TooLong => format!("CSV record longer than {max} bytes (--max-record-bytes)"),
             Bad::TooLongInQuote => format!(
                 "CSV record longer than {max} bytes (--max-record-bytes; an unclosed quote?); \
@@ -427,8 +420,7 @@ impl FileReader<'_> {
                     .to_string()
             }
             Bad::Torn => TORN.to_string(),
-        };
-        self.reject(bad.line, &bad.raw, &reason)
+        }
     }
 
     /// CSV, read with csv-async (see [`CsvStream`]): quoted cells may hold
@@ -438,9 +430,8 @@ impl FileReader<'_> {
         let reader = InputReader::new(input, self.ctx.shutdown.clone());
         let max = self.options.max_record_bytes;
         let mut records = CsvStream::new(reader, self.options.delimiter, max);
-        // Until then, the batch holds the header row only.
-        let mut header_read = !self.options.header;
-        let mut batch = RawBatch::new(self.source.clone(), Decode::CsvNumbered);
+        let mut rows = CsvAssembler::new(self.options.header, NAMING);
+        let mut batch = RawBatch::new(self.source.clone(), rows.decode().clone());
         let mut last_line = 0u64;
         // Whether the end of the input was checked for a truncated file.
         let mut end_checked = false;
@@ -449,7 +440,7 @@ impl FileReader<'_> {
                 let next = records.next();
                 tokio::pin!(next);
                 loop {
-                    if !header_read || batch.is_empty() {
+                    if batch.is_empty() {
                         break next.await;
                     }
                     match futures::poll!(next.as_mut()) {
@@ -489,6 +480,18 @@ impl FileReader<'_> {
                             continue;
                         }
                     }
+                    if rows.wants_header() {
+                        let (cells, bytes) = (records.cells(), records.cell_bytes());
+                        let location = self.location(line);
+                        match rows.take(location, line, cells, bytes, |_, _| Ok(())) {
+                            Taken::Rejected(reason) => {
+                                self.reject(line, records.last_raw(), &reason)?
+                            }
+                            Taken::Header(()) | Taken::Record => {}
+                        }
+                        batch = RawBatch::new(self.source.clone(), rows.decode().clone());
+                        continue;
+                    }
                     records.push_to(&mut batch);
                     line
                 }
@@ -505,15 +508,13 @@ impl FileReader<'_> {
                             bad.bad = Bad::Torn;
                         }
                     }
-                    if let Err(error) = self.reject_csv(&bad) {
-                        if header_read {
-                            return Err(self.fail_after(batch, last_line, error).await);
-                        }
-                        return Err(error.into());
+                    let mut reason = self.csv_reason(&bad);
+                    if rows.wants_header() {
+                        reason = rows.unreadable(self.location(bad.line), bad.line, &reason);
+                        batch = RawBatch::new(self.source.clone(), rows.decode().clone());
                     }
-                    if !header_read {
-                        batch = self.no_header(bad.line);
-                        header_read = true;
+                    if let Err(error) = self.reject(bad.line, &bad.raw, &reason) {
+                        return Err(self.fail_after(batch, last_line, error).await);
                     }
                     continue;
                 }
@@ -526,32 +527,12 @@ impl FileReader<'_> {
                 }
             };
             batch.finish_record(line);
-            if !header_read {
-                let fields = batch.records().next().expect("just finished");
-                let built = cpu::off_worker(fields.bytes().len(), cpu::HEADER_BYTES, || {
-                    CsvHeader::from_fields(fields.fields())
-                });
-                let header = match built {
-                    Ok(header) => header,
-                    Err(reason) => {
-                        self.reject(line, fields.bytes(), &reason)?;
-                        batch = self.no_header(line);
-                        header_read = true;
-                        continue;
-                    }
-                };
-                batch = RawBatch::new(self.source.clone(), Decode::Csv(Arc::new(header)));
-                header_read = true;
-                continue;
-            }
             last_line = line;
             if self.ctx.is_full(&batch) {
                 self.send(batch.take(), last_line).await?;
             }
         }
-        if header_read {
-            self.send(batch, last_line).await?;
-        }
+        self.send(batch, last_line).await?;
         Ok(())
     }
 }

@@ -1,0 +1,173 @@
+//! The CSV header rules, once for every source: the rows of one CSV
+//! stream (a file, a TCP connection, a Kafka message) go in, and each comes
+//! out as the stream's header, a record, or a rejection.
+//!
+//! 1. Unless `--no-header`, a stream's first row names its columns (see
+//!    [`CsvHeader::from_fields`]); with it, the keys are `c1`, `c2`, ...
+//! 2. A header that cannot be used (not UTF-8, over the size limit, a
+//!    quote that never closes, no room for it in a memory bound) is
+//!    rejected as `bad CSV header: ...`, with a warning, and every later
+//!    row of the stream is a record that the decode stage rejects (`the
+//!    CSV header on line 1 is unusable`): each is counted and dead-lettered
+//!    in order, and reading goes on.
+//! 3. A blank row is no record, and never the header (the readers drop
+//!    blank rows before they get here).
+//! 4. A stream of a header and no row holds no record; where a stream must
+//!    give at least one (a Kafka message), its source rejects it, asking
+//!    [`CsvAssembler::rows`].
+
+use std::fmt::Display;
+use std::sync::Arc;
+
+use super::{CsvHeader, Decode};
+use crate::cpu;
+
+/// How a source names its positions and its streams in messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Naming {
+    /// How a position reads after "the CSV header": `on line`, `on
+    /// record`, `at offset`.
+    pub position: &'static str,
+    /// What one stream is: `input`, `connection`, `message`.
+    pub stream: &'static str,
+}
+
+/// What a row turned out to be.
+#[derive(Debug)]
+pub enum Taken<S> {
+    /// A record: push it into a batch decoded as [`CsvAssembler::decode`].
+    Record,
+    /// The stream's header, now in use (records decode with it), with
+    /// what `admit` gave for it.
+    Header(S),
+    /// The header, rejected for this reason (already warned about); every
+    /// later row is a record that [`CsvAssembler::decode`] rejects.
+    Rejected(String),
+}
+
+/// One CSV stream's header state; see the module documentation.
+#[derive(Debug)]
+pub struct CsvAssembler {
+    naming: Naming,
+    /// `None` until the header row was read (with `--no-header`, never).
+    decode: Option<Decode>,
+    /// Data rows taken (records, the rows under an unusable header too).
+    rows: u64,
+}
+
+impl CsvAssembler {
+    /// A stream whose first row is its header when `header` is true.
+    pub fn new(header: bool, naming: Naming) -> Self {
+        CsvAssembler {
+            naming,
+            decode: (!header).then_some(Decode::CsvNumbered),
+            rows: 0,
+        }
+    }
+
+    /// True until the header row is taken.
+    pub fn wants_header(&self) -> bool {
+        self.decode.is_none()
+    }
+
+    /// How this stream's records decode now.
+    pub fn decode(&self) -> &Decode {
+        self.decode.as_ref().unwrap_or(&Decode::CsvNumbered)
+    }
+
+    /// Data rows taken so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Takes the row at `location` (`pos` is its position in the stream),
+    /// whose cells are `cells`, `bytes` long in all. A header is admitted
+    /// by `admit` first (given its byte and column counts), which may refuse
+    /// it (a memory bound) or give something to keep with it.
+    pub fn take<'a, S>(
+        &mut self,
+        location: impl Display,
+        pos: u64,
+        cells: impl Iterator<Item = &'a [u8]> + Clone,
+        bytes: usize,
+        admit: impl FnOnce(usize, usize) -> Result<S, String>,
+    ) -> Taken<S> {
+        if self.decode.is_some() {
+            self.rows += 1;
+            return Taken::Record;
+        }
+        let built = admit(bytes, cells.clone().count()).and_then(|kept| {
+            // Renaming a huge header's names takes a while.
+            let header = cpu::off_worker(bytes, cpu::HEADER_BYTES, || CsvHeader::from_fields(cells));
+            header.map(|header| (header, kept))
+        });
+        match built {
+            Ok((header, kept)) => {
+                self.decode = Some(Decode::Csv(Arc::new(header)));
+                Taken::Header(kept)
+            }
+            Err(reason) => Taken::Rejected(self.unusable(location, pos, &reason)),
+        }
+    }
+
+    /// The header row at `pos` could not even be read (too long, a quote
+    /// that never closes): the header is unusable for `reason`. Returns the
+    /// header's rejection reason.
+    pub fn unreadable(&mut self, location: impl Display, pos: u64, reason: &str) -> String {
+        self.unusable(location, pos, reason)
+    }
+
+    fn unusable(&mut self, location: impl Display, pos: u64, reason: &str) -> String {
+        let Naming { position, stream } = self.naming;
+        crate::warn_limited!(
+            "{location}: no usable CSV header: every row of this {stream} is rejected"
+        );
+        let rows = format!("the CSV header {position} {pos} is unusable");
+        self.decode = Some(Decode::Unusable(rows.into()));
+        format!("bad CSV header: {reason}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAMING: Naming = Naming {
+        position: "on line",
+        stream: "input",
+    };
+
+    fn take(assembler: &mut CsvAssembler, cells: &[&[u8]]) -> Taken<()> {
+        let bytes = cells.iter().map(|cell| cell.len()).sum();
+        assembler.take("x.csv:1", 1, cells.iter().copied(), bytes, |_, _| Ok(()))
+    }
+
+    #[test]
+    fn the_first_row_is_the_header() {
+        let mut assembler = CsvAssembler::new(true, NAMING);
+        assert!(matches!(take(&mut assembler, &[b"a", b"b"]), Taken::Header(())));
+        assert!(matches!(assembler.decode(), Decode::Csv(header) if header.names() == ["a", "b"]));
+        assert!(matches!(take(&mut assembler, &[b"1", b"2"]), Taken::Record));
+        assert_eq!(assembler.rows(), 1);
+        let mut numbered = CsvAssembler::new(false, NAMING);
+        assert!(matches!(take(&mut numbered, &[b"a"]), Taken::Record));
+        assert!(matches!(numbered.decode(), Decode::CsvNumbered));
+    }
+
+    #[test]
+    fn rows_under_an_unusable_header_are_records_that_decode_rejects() {
+        let mut assembler = CsvAssembler::new(true, NAMING);
+        match take(&mut assembler, &[b"\xff"]) {
+            Taken::Rejected(reason) => assert!(reason.starts_with("bad CSV header: invalid UTF-8")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(take(&mut assembler, &[b"1"]), Taken::Record));
+        assert!(matches!(assembler.decode(),
+            Decode::Unusable(reason) if &**reason == "the CSV header on line 1 is unusable"));
+        let mut refused = CsvAssembler::new(true, NAMING);
+        let taken = refused.take("c", 1, [&b"a"[..]].into_iter(), 1, |_, _| {
+            Err::<(), _>("no room".to_string())
+        });
+        assert!(matches!(taken, Taken::Rejected(reason) if reason == "bad CSV header: no room"));
+    }
+}
