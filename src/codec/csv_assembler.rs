@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use super::{CsvHeader, Decode};
 use crate::cpu;
+use crate::record::RawBatch;
 
 /// How a source names its positions and its streams in messages.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +99,8 @@ impl CsvAssembler {
         }
         let built = admit(bytes, cells.clone().count()).and_then(|kept| {
             // Renaming a huge header's names takes a while.
-            let header = cpu::off_worker(bytes, cpu::HEADER_BYTES, || CsvHeader::from_fields(cells));
+            let header =
+                cpu::off_worker(bytes, cpu::HEADER_BYTES, || CsvHeader::from_fields(cells));
             header.map(|header| (header, kept))
         });
         match built {
@@ -128,6 +130,35 @@ impl CsvAssembler {
     }
 }
 
+/// Appends a row to `batch` (the caller ends the record): `raw` is the
+/// row as the input had it (without its line end), `cells` its cells back
+/// to back, each ending where `ends` says. A row without quotes is copied
+/// as it was, so its bytes stay those of the input; a quoted one as its
+/// cells.
+pub fn push_row(
+    batch: &mut RawBatch,
+    raw: &[u8],
+    cells: &[u8],
+    ends: impl Iterator<Item = usize> + Clone,
+) {
+    let delimiters = ends.clone().count().saturating_sub(1);
+    if raw.len() == cells.len() + delimiters && memchr::memchr(b'"', raw).is_none() {
+        batch.push_delimited(raw, ends);
+    } else {
+        batch.push_fields(cells, ends);
+    }
+}
+
+/// Where each cell ends when `cells` lie back to back.
+pub fn cell_ends<'a>(
+    cells: impl Iterator<Item = &'a [u8]> + Clone + 'a,
+) -> impl Iterator<Item = usize> + Clone + 'a {
+    cells.scan(0, |end, cell| {
+        *end += cell.len();
+        Some(*end)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +176,10 @@ mod tests {
     #[test]
     fn the_first_row_is_the_header() {
         let mut assembler = CsvAssembler::new(true, NAMING);
-        assert!(matches!(take(&mut assembler, &[b"a", b"b"]), Taken::Header(())));
+        assert!(matches!(
+            take(&mut assembler, &[b"a", b"b"]),
+            Taken::Header(())
+        ));
         assert!(matches!(assembler.decode(), Decode::Csv(header) if header.names() == ["a", "b"]));
         assert!(matches!(take(&mut assembler, &[b"1", b"2"]), Taken::Record));
         assert_eq!(assembler.rows(), 1);

@@ -15,6 +15,7 @@ use std::io;
 use csv_async::{AsyncReader, AsyncReaderBuilder, ByteRecord};
 use tokio::io::AsyncRead;
 
+use super::csv_assembler::{cell_ends, push_row};
 use super::csv_tap::{Mode, Tap, PREFIX, SENTINEL};
 use crate::cpu;
 use crate::record::RawBatch;
@@ -215,23 +216,10 @@ impl<R: AsyncRead + Unpin + Send> CsvStream<R> {
         self.record.as_slice().len()
     }
 
-    /// Appends the record last read to `batch` (the caller ends it). A
-    /// row without quotes is copied as it is, so its bytes stay those of
-    /// the input line; a quoted one as its cells back to back.
+    /// Appends the record last read to `batch` (see [`push_row`]).
     pub fn push_to(&self, batch: &mut RawBatch) {
-        let raw = self.last_raw();
         let cells = self.record.as_slice();
-        let count = self.record.len();
-        let ends = self.record.iter().scan(0, |end, cell| {
-            *end += cell.len();
-            Some(*end)
-        });
-        if raw.len() == cells.len() + count.saturating_sub(1) && memchr::memchr(b'"', raw).is_none()
-        {
-            batch.push_delimited(raw, ends);
-        } else {
-            batch.push_fields(cells, ends);
-        }
+        push_row(batch, self.last_raw(), cells, cell_ends(self.record.iter()));
     }
 
     /// The record the input stopped inside of (it will not go on: the run
@@ -313,20 +301,21 @@ impl<R: AsyncRead + Unpin + Send> CsvStream<R> {
     }
 }
 
-/// Whether `bytes`, the start of a CSV record, end inside a quoted cell:
-/// with [`SENTINEL`] after them, they make one record then, else two.
-fn ends_in_quote(bytes: &[u8], delimiter: u8) -> bool {
+/// Whether CSV `bytes` end inside a quoted cell. With [`SENTINEL`] after
+/// them, the last record then ends inside the sentinel; else the sentinel
+/// is a record of its own, starting at the end of `bytes` or later.
+pub(crate) fn ends_in_quote(bytes: &[u8], delimiter: u8) -> bool {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
         .from_reader(io::Read::chain(bytes, SENTINEL));
     let mut record = csv::ByteRecord::new();
-    let mut records = 0;
+    let mut last_start = 0;
     while let Ok(true) = reader.read_byte_record(&mut record) {
-        records += 1;
+        last_start = record.position().map_or(0, |at| at.byte());
     }
-    records == 1
+    last_start < bytes.len() as u64
 }
 
 fn into_io(error: csv_async::Error) -> io::Error {

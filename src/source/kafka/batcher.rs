@@ -6,7 +6,9 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
-use crate::codec::{CsvHeader, Decode, Format};
+use crate::codec::csv_assembler::{cell_ends, push_row};
+use crate::codec::csv_stream::ends_in_quote;
+use crate::codec::{CsvAssembler, Decode, Format, Naming, Taken};
 use crate::error::Result;
 use crate::json;
 use crate::pipeline::Rejects;
@@ -65,6 +67,8 @@ pub(super) struct Batcher {
     /// Batches finished but not yet taken by [`Batcher::take_ready`].
     ready: Vec<Finished>,
     extra: Vec<u8>,
+    /// The CSV row being read (reused from row to row).
+    row: csv::ByteRecord,
     /// Messages rejected here since [`Batcher::take_rejected`]: they never
     /// enter a batch, so the source counts them as read itself.
     rejected: u64,
@@ -81,6 +85,7 @@ impl Batcher {
             current: None,
             ready: Vec::new(),
             extra: Vec::new(),
+            row: csv::ByteRecord::new(),
             rejected: 0,
         }
     }
@@ -221,78 +226,136 @@ impl Batcher {
     }
 
     /// A CSV document: every row is a record; unless `--no-header`, the
-    /// first row names the columns of the rest.
+    /// first row names the columns of the rest (see [`CsvAssembler`]).
     fn push_csv(&mut self, message: &Message<'_>, value: &[u8], rejects: &Rejects) -> Result<()> {
+        let delimiter = self.format.delimiter;
+        // The csv crate takes a quote open at the end as closed.
+        if memchr::memchr(b'"', value).is_some() && ends_in_quote(value, delimiter) {
+            return self.reject(message, value, UNCLOSED, rejects);
+        }
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .delimiter(self.format.delimiter)
+            .delimiter(delimiter)
             .from_reader(value);
-        let mut rows = Vec::new();
-        let mut row = csv::ByteRecord::new();
-        loop {
+        let mut assembler = CsvAssembler::new(self.format.header, NAMING);
+        let mut row = std::mem::take(&mut self.row);
+        let mut header_used = false;
+        // The open batch decodes as this message's rows do (set at its
+        // first row: a header alone must not end the batch).
+        let mut decode_set = false;
+        let mut result = Ok(());
+        while result.is_ok() {
+            let start = reader.position().byte() as usize;
             match reader.read_byte_record(&mut row) {
-                Ok(true) => rows.push(row.clone()),
+                Ok(true) => {}
                 Ok(false) => break,
                 Err(error) => {
-                    return self.reject(message, value, &format!("invalid CSV: {error}"), rejects);
+                    let raw = &value[start..];
+                    result = self.reject(message, raw, &format!("invalid CSV: {error}"), rejects);
+                    break;
                 }
             }
-        }
-        // No row at all (an empty value, or blank lines only): nothing to
-        // make a record of, not even `{}` (a record without cells).
-        if rows.is_empty() {
-            return self.reject(message, value, EMPTY_CSV, rejects);
-        }
-        let mut rows = rows.into_iter();
-        if self.format.header {
-            let header_row = rows.next().expect("not empty");
-            let header = match CsvHeader::from_fields(header_row.iter()) {
-                Ok(header) => header,
-                Err(reason) => return self.reject(message, value, &reason, rejects),
-            };
-            if rows.len() == 0 {
-                return self.reject(
-                    message,
-                    value,
-                    "CSV message has a header row but no data rows (messages of one row need --no-header)",
-                    rejects,
-                );
+            let start = row.position().map_or(start, |at| at.byte() as usize);
+            let end = reader.position().byte() as usize;
+            let raw = trim_line_end(&value[start..end.min(value.len())]);
+            let location = self.location(message.offset);
+            let bytes = row.as_slice().len();
+            match assembler.take(
+                location,
+                message.offset as u64,
+                row.iter(),
+                bytes,
+                |_, _| Ok(()),
+            ) {
+                Taken::Record => {
+                    if !decode_set {
+                        self.use_decode(assembler.decode().clone());
+                        decode_set = true;
+                    }
+                    let batch = &mut self.current.as_mut().expect("open batch").batch;
+                    push_row(batch, raw, row.as_slice(), cell_ends(row.iter()));
+                    batch.push_origin_extra(&self.extra);
+                    batch.finish_record(message.offset as u64);
+                }
+                Taken::Header(()) => header_used = true,
+                Taken::Rejected(reason) => result = self.reject(message, raw, &reason, rejects),
             }
-            self.use_header(header);
         }
-        let batch = &mut self.current.as_mut().expect("open batch").batch;
-        for row in rows {
-            for field in row.iter() {
-                batch.push_field(field);
-            }
-            batch.push_origin_extra(&self.extra);
-            batch.finish_record(message.offset as u64);
+        self.row = row;
+        result?;
+        // Every message is written or rejected: one that makes no record
+        // (no row, or a header alone) is rejected.
+        if assembler.rows() == 0 && (header_used || assembler.wants_header() || !self.format.header)
+        {
+            let reason = if header_used { HEADER_ONLY } else { EMPTY_CSV };
+            return self.reject(message, value, reason, rejects);
         }
         Ok(())
     }
 
-    /// Makes the open batch one decoded with `header`, starting a new batch
-    /// when its records were named by another header.
-    fn use_header(&mut self, header: CsvHeader) {
-        let open = self.current.as_mut().expect("open batch");
-        match &open.batch.decode {
-            Decode::Csv(current) if **current == header => {}
-            _ if open.batch.is_empty() => open.batch.decode = Decode::Csv(Arc::new(header)),
-            _ => {
-                let source = open.batch.source.clone();
-                let epoch = open.epoch;
-                let next_offset = open.next_offset;
-                self.finish();
-                self.current = Some(Open {
-                    batch: RawBatch::new(source, Decode::Csv(Arc::new(header))),
-                    epoch,
-                    next_offset,
-                });
-            }
+    /// Where a message is, for messages about it.
+    fn location(&self, offset: i64) -> Location<'_> {
+        let open = self.current.as_ref().expect("open batch");
+        Location {
+            source: &open.batch.source,
+            pos: offset as u64,
         }
     }
+
+    /// Makes the open batch one decoded as `decode`, starting a new batch
+    /// when its records decode otherwise.
+    fn use_decode(&mut self, decode: Decode) {
+        let open = self.current.as_mut().expect("open batch");
+        if same_decode(&open.batch.decode, &decode) {
+            return;
+        }
+        if open.batch.is_empty() {
+            open.batch.decode = decode;
+            return;
+        }
+        let source = open.batch.source.clone();
+        let epoch = open.epoch;
+        let next_offset = open.next_offset;
+        self.finish();
+        self.current = Some(Open {
+            batch: RawBatch::new(source, decode),
+            epoch,
+            next_offset,
+        });
+    }
 }
+
+/// Whether records decoded as `a` and as `b` come out the same.
+fn same_decode(a: &Decode, b: &Decode) -> bool {
+    match (a, b) {
+        (Decode::Csv(a), Decode::Csv(b)) => a == b,
+        (Decode::Unusable(a), Decode::Unusable(b)) => a == b,
+        (Decode::CsvNumbered, Decode::CsvNumbered)
+        | (Decode::Jsonl, Decode::Jsonl)
+        | (Decode::Lines, Decode::Lines) => true,
+        _ => false,
+    }
+}
+
+/// A row's bytes without the line end after it.
+fn trim_line_end(row: &[u8]) -> &[u8] {
+    let row = row.strip_suffix(b"\n").unwrap_or(row);
+    row.strip_suffix(b"\r").unwrap_or(row)
+}
+
+/// How CSV header messages name a message's position and the message.
+const NAMING: Naming = Naming {
+    position: "at offset",
+    stream: "message",
+};
+
+/// Why a CSV value that ends inside a quoted cell is rejected.
+const UNCLOSED: &str = "unclosed quote: a quoted cell runs to the end of the message";
+
+/// Why a CSV value of a header row alone is rejected.
+const HEADER_ONLY: &str =
+    "CSV message has a header row but no data rows (messages of one row need --no-header)";
 
 /// Why an empty (or blank) value is rejected under `--format jsonl`.
 const EMPTY_JSON: &str = "empty message value (not a JSON object)";
@@ -568,5 +631,40 @@ mod tests {
             decoded(&b.take_all()[0], false),
             vec![r#"{"c1":"1","c2":"x,y"}"#]
         );
+    }
+
+    #[test]
+    fn csv_header_rules_are_those_of_every_stream() {
+        let rejects = Rejects::skip();
+        let mut b = batcher(Format::Csv, true, false, 100);
+        // A bad header: rejected, and its rows are records the decode
+        // stage rejects; a quote open at the end: the message is rejected.
+        b.add(
+            &message(0, 0, Some(b"\xff,b\n1,2\n3,4\n")),
+            info(0),
+            &rejects,
+        )
+        .unwrap();
+        b.add(&message(0, 1, Some(b"a,b\n1,\"2\n")), info(0), &rejects)
+            .unwrap();
+        b.add(
+            &message(0, 2, Some(b"a,b\n\"1\n2\",3\n")),
+            info(0),
+            &rejects,
+        )
+        .unwrap();
+        assert_eq!(rejects.count(), 2);
+        let batches = b.take_all();
+        assert_eq!(batches.len(), 2);
+        let unusable: Vec<_> = batches[0]
+            .batch
+            .records()
+            .map(|r| r.bytes().to_vec())
+            .collect();
+        assert_eq!(unusable, [b"1,2".to_vec(), b"3,4".to_vec()]);
+        assert!(matches!(&batches[0].batch.decode,
+            Decode::Unusable(reason) if &**reason == "the CSV header at offset 0 is unusable"));
+        assert_eq!(decoded(&batches[1], false), vec![r#"{"a":"1\n2","b":"3"}"#]);
+        assert_eq!(batches[1].next_offset, 3);
     }
 }
