@@ -1,13 +1,13 @@
 //! Bytes to records: how the decode stage turns a source's raw records
 //! (lines, frames, CSV rows) into JSON objects, and how a stream is cut
-//! into frames ([`framing`]), a CSV stream into records ([`csv_records`])
-//! and a framed CSV row into cells ([`csv_row`]). Shared by every source.
+//! into frames ([`framing`]), a CSV stream into records ([`csv_stream`],
+//! with csv-async) and a framed CSV row into cells ([`csv_row`], with the
+//! csv crate); the CSV header rules ([`csv_assembler`]). Shared by every
+//! source.
 
 mod csv;
 pub mod csv_assembler;
-pub mod csv_records;
 pub mod csv_row;
-mod csv_skip;
 pub mod csv_stream;
 mod csv_tap;
 pub mod framing;
@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 pub use self::csv::CsvHeader;
 pub use self::csv_assembler::{CsvAssembler, Naming, Taken};
-pub use self::csv_records::CsvRecords;
 pub use self::csv_row::CsvRowSplitter;
 pub use self::csv_stream::CsvStream;
 pub use self::framing::{FrameError, Framer, Framing};
