@@ -29,8 +29,20 @@ pub struct Naming {
     /// How a position reads after "the CSV header": `on line`, `on
     /// record`, `at offset`.
     pub position: &'static str,
+    /// Where a record starts, said of one: `on this line`, `at this offset`.
+    pub here: &'static str,
     /// What one stream is: `input`, `connection`, `message`.
     pub stream: &'static str,
+}
+
+impl Naming {
+    /// Why a record the stream ends inside a quoted cell of is rejected.
+    pub fn unclosed(&self) -> String {
+        format!(
+            "unclosed quote: the record that starts {} runs to the end of the {}",
+            self.here, self.stream
+        )
+    }
 }
 
 /// What a row turned out to be.
@@ -120,7 +132,9 @@ impl CsvAssembler {
     }
 
     fn unusable(&mut self, location: impl Display, pos: u64, reason: &str) -> String {
-        let Naming { position, stream } = self.naming;
+        let Naming {
+            position, stream, ..
+        } = self.naming;
         crate::warn_limited!(
             "{location}: no usable CSV header: every row of this {stream} is rejected"
         );
@@ -165,6 +179,7 @@ mod tests {
 
     const NAMING: Naming = Naming {
         position: "on line",
+        here: "on this line",
         stream: "input",
     };
 

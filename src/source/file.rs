@@ -34,6 +34,7 @@ const UNFINISHED: &str =
 /// How CSV header messages name a file's positions and the file.
 const NAMING: Naming = Naming {
     position: "on line",
+    here: "on this line",
     stream: "input",
 };
 
@@ -415,10 +416,7 @@ impl FileReader<'_> {
                 "CSV record longer than {max} bytes (--max-record-bytes; an unclosed quote?); \
                  still inside a quoted cell, so skipping to where it closes"
             ),
-            Bad::Unclosed => {
-                "unclosed quote: the record that starts on this line runs to the end of the input"
-                    .to_string()
-            }
+            Bad::Unclosed => NAMING.unclosed(),
             Bad::Torn => TORN.to_string(),
         }
     }

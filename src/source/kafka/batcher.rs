@@ -229,10 +229,9 @@ impl Batcher {
     /// first row names the columns of the rest (see [`CsvAssembler`]).
     fn push_csv(&mut self, message: &Message<'_>, value: &[u8], rejects: &Rejects) -> Result<()> {
         let delimiter = self.format.delimiter;
-        // The csv crate takes a quote open at the end as closed.
-        if memchr::memchr(b'"', value).is_some() && ends_in_quote(value, delimiter) {
-            return self.reject(message, value, UNCLOSED, rejects);
-        }
+        // The csv crate takes a quote open at the end as closed: the last
+        // row is then rejected, as a CSV stream's would be.
+        let unclosed = memchr::memchr(b'"', value).is_some() && ends_in_quote(value, delimiter);
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -241,6 +240,7 @@ impl Batcher {
         let mut assembler = CsvAssembler::new(self.format.header, NAMING);
         let mut row = std::mem::take(&mut self.row);
         let mut header_used = false;
+        let mut rejected_rows = false;
         // The open batch decodes as this message's rows do (set at its
         // first row: a header alone must not end the batch).
         let mut decode_set = false;
@@ -260,14 +260,19 @@ impl Batcher {
             let end = reader.position().byte() as usize;
             let raw = trim_line_end(&value[start..end.min(value.len())]);
             let location = self.location(message.offset);
+            let offset = message.offset as u64;
+            if unclosed && end >= value.len() {
+                let raw = &value[start..];
+                let mut reason = NAMING.unclosed();
+                if assembler.wants_header() {
+                    reason = assembler.unreadable(location, offset, &reason);
+                }
+                rejected_rows = true;
+                result = self.reject(message, raw, &reason, rejects);
+                break;
+            }
             let bytes = row.as_slice().len();
-            match assembler.take(
-                location,
-                message.offset as u64,
-                row.iter(),
-                bytes,
-                |_, _| Ok(()),
-            ) {
+            match assembler.take(location, offset, row.iter(), bytes, |_, _| Ok(())) {
                 Taken::Record => {
                     if !decode_set {
                         self.use_decode(assembler.decode().clone());
@@ -279,15 +284,17 @@ impl Batcher {
                     batch.finish_record(message.offset as u64);
                 }
                 Taken::Header(()) => header_used = true,
-                Taken::Rejected(reason) => result = self.reject(message, raw, &reason, rejects),
+                Taken::Rejected(reason) => {
+                    rejected_rows = true;
+                    result = self.reject(message, raw, &reason, rejects);
+                }
             }
         }
         self.row = row;
         result?;
         // Every message is written or rejected: one that makes no record
         // (no row, or a header alone) is rejected.
-        if assembler.rows() == 0 && (header_used || assembler.wants_header() || !self.format.header)
-        {
+        if assembler.rows() == 0 && !rejected_rows {
             let reason = if header_used { HEADER_ONLY } else { EMPTY_CSV };
             return self.reject(message, value, reason, rejects);
         }
@@ -347,11 +354,9 @@ fn trim_line_end(row: &[u8]) -> &[u8] {
 /// How CSV header messages name a message's position and the message.
 const NAMING: Naming = Naming {
     position: "at offset",
+    here: "at this offset",
     stream: "message",
 };
-
-/// Why a CSV value that ends inside a quoted cell is rejected.
-const UNCLOSED: &str = "unclosed quote: a quoted cell runs to the end of the message";
 
 /// Why a CSV value of a header row alone is rejected.
 const HEADER_ONLY: &str =
