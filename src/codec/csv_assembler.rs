@@ -147,8 +147,8 @@ impl CsvAssembler {
 /// Appends a row to `batch` (the caller ends the record): `raw` is the
 /// row as the input had it (without its line end), `cells` its cells back
 /// to back, each ending where `ends` says. A row without quotes is copied
-/// as it was, so its bytes stay those of the input; a quoted one as its
-/// cells.
+/// as it was (its cells are its bytes split at the delimiters), so its
+/// bytes stay those of the input; a quoted one as its cells.
 pub fn push_row(
     batch: &mut RawBatch,
     raw: &[u8],

@@ -15,7 +15,7 @@ use std::io;
 use csv_async::{AsyncReader, AsyncReaderBuilder, ByteRecord};
 use tokio::io::AsyncRead;
 
-use super::csv_assembler::{cell_ends, push_row};
+use super::csv_assembler::cell_ends;
 use super::csv_tap::{Mode, Tap, PREFIX, SENTINEL};
 use crate::cpu;
 use crate::record::RawBatch;
@@ -79,6 +79,9 @@ pub enum Bad {
 struct Span {
     first: u64,
     content_end: u64,
+    /// It holds a quote (so its cells are not its bytes split at the
+    /// delimiters).
+    quoted: bool,
     /// It ended at the end of the input, without a line end of its own.
     unterminated: bool,
 }
@@ -177,7 +180,12 @@ impl<R: AsyncRead + Unpin + Send> CsvStream<R> {
         }
         let ends_line = matches!(tap.bytes(end - 1, end), [b'\n' | b'\r']);
         let content_end = end - u64::from(ends_line);
-        tap.line_at(end);
+        let quoted = memchr::memchr(b'"', tap.bytes(first, content_end)).is_some();
+        if quoted {
+            tap.line_at(end);
+        } else {
+            tap.line_after_plain(end);
+        }
         if content_end - first > max {
             let head = first + (content_end - first).min(REJECTED_HEAD as u64);
             let raw = tap.bytes(first, head).to_vec();
@@ -187,6 +195,7 @@ impl<R: AsyncRead + Unpin + Send> CsvStream<R> {
         self.last = Some(Span {
             first,
             content_end,
+            quoted,
             unterminated: end > input_end,
         });
         Ok(Next::Record(line))
@@ -218,8 +227,11 @@ impl<R: AsyncRead + Unpin + Send> CsvStream<R> {
 
     /// Appends the record last read to `batch` (see [`push_row`]).
     pub fn push_to(&self, batch: &mut RawBatch) {
-        let cells = self.record.as_slice();
-        push_row(batch, self.last_raw(), cells, cell_ends(self.record.iter()));
+        let ends = cell_ends(self.record.iter());
+        match self.last {
+            Some(span) if !span.quoted => batch.push_delimited(self.last_raw(), ends),
+            _ => batch.push_fields(self.record.as_slice(), ends),
+        }
     }
 
     /// The record the input stopped inside of (it will not go on: the run

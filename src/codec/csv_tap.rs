@@ -149,11 +149,25 @@ impl<R> Tap<R> {
     /// be kept (or counted), and later calls may not go back.
     pub(super) fn line_at(&mut self, offset: u64) -> u64 {
         debug_assert!(offset >= self.lines.at);
+        if offset == self.lines.at {
+            return self.lines.line;
+        }
         let from = (self.lines.at - self.kept_from) as usize;
         let to = (offset - self.kept_from) as usize;
         self.lines.line += count_line_ends(&self.kept[from..to], &mut self.lines.after_cr);
         self.lines.at = offset;
         self.lines.line
+    }
+
+    /// Moves the line count to `end`, the end of a record without quotes
+    /// from the counted offset on: its only line end is its last byte, if
+    /// that is one (no need to look at the rest).
+    pub(super) fn line_after_plain(&mut self, end: u64) {
+        debug_assert!(end > self.lines.at);
+        let last = self.kept[(end - 1 - self.kept_from) as usize];
+        self.lines.line += u64::from(last == b'\n' || last == b'\r');
+        self.lines.after_cr = last == b'\r';
+        self.lines.at = end;
     }
 
     /// The input's last line (the one its last byte is on).
