@@ -10,6 +10,8 @@ mod csv_skip;
 pub mod framing;
 mod json_keys;
 mod jsonl;
+mod length_frames;
+mod line_frames;
 mod lines;
 
 use std::borrow::Cow;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 pub use self::csv::CsvHeader;
 pub use self::csv_records::CsvRecords;
 pub use self::csv_row::CsvRowSplitter;
-pub use self::framing::{FrameError, Framer, Framing};
+pub use self::framing::{Frame, FrameDecoder, FrameError, Framing};
 
 use crate::record::{Batch, RawRecord};
 
