@@ -421,6 +421,51 @@ fn newline_framing_keeps_a_last_line_without_newline() {
     );
 }
 
+/// A UTF-8 byte order mark is dropped from a connection's first frame
+/// only, whichever the framing: the first read's lines are taken as one run.
+#[test]
+fn a_byte_order_mark_is_dropped_at_the_start_of_each_connection() {
+    let server = Server::start(&["-v"]);
+    let mut client = server.connect();
+    client.write_all(b"\xEF\xBB\xBFone\ntwo\n").unwrap();
+    server.wait_for_output(2);
+    client.write_all(b"\xEF\xBB\xBFthree\n").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    server
+        .log
+        .wait_for("(conn 1): closed by the client after 3 frames");
+    let mut client = server.connect();
+    client.write_all(b"\xEF\xBB\xBFlast").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    server
+        .log
+        .wait_for("(conn 2): closed by the client after 1 frames");
+    let done = server.stop();
+    assert_eq!(done.status.code(), Some(0));
+    assert_eq!(
+        done.lines(),
+        [
+            message("one"),
+            message("two"),
+            message("\u{feff}three"),
+            message("last")
+        ]
+    );
+
+    let server = Server::start(&["-v", "--framing", "length-delimited"]);
+    let mut client = server.connect();
+    let mut bytes = frame(b"\xEF\xBB\xBFone");
+    bytes.extend(frame(b"\xEF\xBB\xBFtwo"));
+    client.write_all(&bytes).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    server
+        .log
+        .wait_for("(conn 1): closed by the client after 2 frames");
+    let done = server.stop();
+    assert_eq!(done.status.code(), Some(0));
+    assert_eq!(done.lines(), [message("one"), message("\u{feff}two")]);
+}
+
 #[test]
 fn length_delimited_frames_and_their_errors() {
     let server = Server::start(&[

@@ -1,18 +1,23 @@
-//! Cutting a byte stream into frames (`--framing`): lines ending in `\n`,
-//! or frames behind a 4-byte big-endian length prefix (the layout of
-//! tokio-util's `LengthDelimitedCodec` with its defaults).
+//! Cutting a byte stream into frames (`--framing`): lines ending in `\n`
+//! ([`LineFrames`]), or frames behind a 4-byte big-endian length prefix
+//! ([`LengthFrames`], tokio-util's `LengthDelimitedCodec` with its
+//! defaults). Both are tokio-util [`Decoder`]s; [`FrameDecoder`] is the
+//! one `--framing` picks.
 //!
-//! The [`Framer`] works on the reader's buffer in place and hands out
-//! frames as slices of it, so framing costs no allocation and no reference
-//! count per frame (tokio-util's `LinesCodec` makes a `String` per line,
-//! `LengthDelimitedCodec` a `BytesMut` per frame). Every frame is bounded:
-//! a frame longer than the limit is an error as soon as the buffer shows
-//! it, so a reader never holds more than the limit plus one read. The
-//! rest of that frame is then skipped (to the next `\n`, or past the
-//! length its prefix announced) without being kept, and the frames after
-//! it are cut as usual.
+//! Every frame is bounded: a frame longer than the limit is reported
+//! ([`Frame::Oversize`]) as soon as the buffer shows it, so a reader never
+//! holds more than the limit plus one read. The rest of that frame is then
+//! skipped (to the next `\n`, or past the length its prefix announced)
+//! without being kept, and the frames after it are cut as usual: an
+//! oversize frame is an item, not an error, since the stream goes on.
 
 use std::fmt;
+
+use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+pub use super::length_frames::LengthFrames;
+pub use super::line_frames::LineFrames;
 
 /// How a byte stream is cut into frames (`--framing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -25,7 +30,7 @@ pub enum Framing {
 }
 
 /// Bytes in the length prefix of a length-delimited frame.
-const LENGTH_BYTES: usize = 4;
+pub(super) const LENGTH_BYTES: usize = 4;
 
 /// Why a stream cannot be cut further; the text is the rejection reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,236 +78,66 @@ impl fmt::Display for FrameError {
     }
 }
 
-/// The rest of an oversize frame, still to be skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Skip {
-    /// Up to and with the next `\n`.
-    Line,
-    /// This many more bytes.
-    Bytes(u64),
+/// What a [`FrameDecoder`] cuts from the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// Whole lines, each with its `\n`, none over the limit: every line
+    /// the buffer held (newline framing), to be taken as one run.
+    Lines(BytesMut),
+    /// One frame: a length-delimited frame without its prefix, or the
+    /// last line of a stream that ended without its `\n`.
+    One(BytesMut),
+    /// A frame over the limit, and its first bytes that were in the buffer
+    /// (without a length prefix), for the rejection; the rest is skipped.
+    Oversize(FrameError, BytesMut),
+    /// The stream ended inside a length-delimited frame: why, and the
+    /// bytes of it that arrived (without a length prefix).
+    Truncated(FrameError, BytesMut),
 }
 
-/// A frame over the limit: why, and the first bytes of it that are in the
-/// buffer (without a length prefix), for the rejection.
-pub type Oversize<'a> = (FrameError, &'a [u8]);
-
-/// Finds frames in a growing buffer. The caller reads into the buffer,
-/// takes the complete frames with [`Framer::frames`], drops the bytes
-/// they used from the front, and reads again; the unfinished frame stays
-/// at the front.
-#[derive(Debug, Clone)]
-pub struct Framer {
-    framing: Framing,
-    max_frame_bytes: usize,
-    /// Newline framing: how many bytes of the unfinished line at the front
-    /// of the buffer were already searched for `\n` (so a long line that
-    /// arrives in many reads is searched once, not once per read).
-    scanned: usize,
-    /// What is left of an oversize frame being skipped.
-    skip: Option<Skip>,
-}
-
-impl Framer {
-    /// A framer for `framing` that refuses frames over `max_frame_bytes`.
-    pub fn new(framing: Framing, max_frame_bytes: usize) -> Self {
-        Framer {
-            framing,
-            max_frame_bytes,
-            scanned: 0,
-            skip: None,
-        }
-    }
-
-    /// The complete frames at the front of `buf`, in order; a frame over
-    /// the limit comes as an error, and its rest (in `buf` and in later
-    /// reads) is skipped. Once done, [`Frames::consumed`] says how many bytes the frames used: drop
-    /// those from the front of `buf` before the next call, and only append
-    /// to it otherwise.
-    pub fn frames<'a>(&'a mut self, buf: &'a [u8]) -> Frames<'a> {
-        Frames {
-            framer: self,
-            buf,
-            consumed: 0,
-        }
-    }
-
-    /// Newline framing, many lines at once: the length of the run of
-    /// complete lines at the front of `buf` (up to its last `\n`), with the
-    /// offset of each line's `\n` in `newlines`. The run stops before a line
-    /// over the limit, which [`Framer::frames`] then reports. The caller
-    /// takes the whole run: it drops that many bytes from the front of
-    /// `buf` before framing again. Length-delimited framing has no runs (0).
-    pub fn line_run(&mut self, buf: &[u8], newlines: &mut Vec<u32>) -> usize {
-        newlines.clear();
-        if self.framing != Framing::Newline || self.skip.is_some() {
-            return 0;
-        }
-        // The first `scanned` bytes are known to hold no `\n`.
-        let searched = self.scanned.min(buf.len());
-        let Some(last) = memchr::memrchr(b'\n', &buf[searched..]).map(|at| searched + at) else {
-            return 0;
-        };
-        crate::scan::find_newlines(&buf[..=last], newlines);
-        let mut start = 0usize;
-        let fitting = newlines
-            .iter()
-            .take_while(|&&end| {
-                let fits = end as usize - start <= self.max_frame_bytes;
-                start = end as usize + 1;
-                fits
-            })
-            .count();
-        newlines.truncate(fitting);
-        let len = newlines.last().map_or(0, |&end| end as usize + 1);
-        if len > 0 {
-            self.scanned = 0;
-        }
-        len
-    }
-
-    /// What the unfinished frame `rest` (what is left once the frames are
-    /// taken) amounts to when the stream ends cleanly: the last line of
-    /// newline framing even without its `\n` (none when `rest` is empty),
-    /// or, for length-delimited framing, a truncated frame.
-    pub fn finish<'a>(&self, rest: &'a [u8]) -> Result<Option<&'a [u8]>, FrameError> {
-        // The end of a frame being skipped: it was rejected already.
-        if rest.is_empty() || self.skip.is_some() {
-            return Ok(None);
-        }
-        match self.framing {
-            // `frames` already refused an unfinished line over the limit.
-            Framing::Newline => Ok(Some(rest)),
-            Framing::LengthDelimited if rest.len() < LENGTH_BYTES => Err(FrameError::Truncated {
-                got: rest.len(),
-                len: None,
-            }),
-            Framing::LengthDelimited => Err(FrameError::Truncated {
-                got: rest.len() - LENGTH_BYTES,
-                len: Some(u64::from(prefix(rest))),
-            }),
-        }
-    }
-
-    /// The bytes of the unfinished frame `rest`, without its length prefix:
-    /// what a rejection of it shows.
-    pub fn unfinished<'a>(&self, rest: &'a [u8]) -> &'a [u8] {
-        match self.framing {
-            Framing::Newline => rest,
-            Framing::LengthDelimited => rest.get(LENGTH_BYTES..).unwrap_or_default(),
-        }
-    }
-}
-
-/// The length a length-delimited frame announces; `buf` holds its prefix.
-fn prefix(buf: &[u8]) -> u32 {
-    u32::from_be_bytes(buf[..LENGTH_BYTES].try_into().expect("4 bytes"))
-}
-
-/// The complete frames at the front of a buffer; see [`Framer::frames`].
+/// The decoder `--framing` picks.
 #[derive(Debug)]
-pub struct Frames<'a> {
-    framer: &'a mut Framer,
-    buf: &'a [u8],
-    consumed: usize,
+pub enum FrameDecoder {
+    /// `--framing newline`.
+    Lines(LineFrames),
+    /// `--framing length-delimited`.
+    Length(LengthFrames),
 }
 
-impl<'a> Frames<'a> {
-    /// Bytes at the front of the buffer used by the frames handed out.
-    pub fn consumed(&self) -> usize {
-        self.consumed
-    }
-
-    /// Drops what is in the buffer of a frame being skipped; true once
-    /// its end is reached.
-    fn skip(&mut self) -> bool {
-        let rest = &self.buf[self.consumed..];
-        let (used, done) = match self.framer.skip {
-            None => return true,
-            Some(Skip::Line) => match memchr::memchr(b'\n', rest) {
-                Some(at) => (at + 1, true),
-                None => (rest.len(), false),
-            },
-            Some(Skip::Bytes(left)) => {
-                let used = usize::try_from(left).map_or(rest.len(), |left| left.min(rest.len()));
-                let left = left - used as u64;
-                self.framer.skip = Some(Skip::Bytes(left));
-                (used, left == 0)
-            }
-        };
-        self.consumed += used;
-        if done {
-            self.framer.skip = None;
-        }
-        done
-    }
-
-    fn next_line(&mut self) -> Option<Result<&'a [u8], Oversize<'a>>> {
-        let rest = &self.buf[self.consumed..];
-        let max = self.framer.max_frame_bytes;
-        let too_long = FrameError::TooLong { len: None, max };
-        let searched = self.framer.scanned.min(rest.len());
-        match memchr::memchr(b'\n', &rest[searched..]) {
-            Some(at) => {
-                let len = searched + at;
-                self.consumed += len + 1;
-                self.framer.scanned = 0;
-                if len > max {
-                    return Some(Err((too_long, &rest[..len])));
-                }
-                Some(Ok(&rest[..len]))
-            }
-            None if rest.len() > max => {
-                self.consumed += rest.len();
-                self.framer.scanned = 0;
-                self.framer.skip = Some(Skip::Line);
-                Some(Err((too_long, rest)))
-            }
-            None => {
-                self.framer.scanned = rest.len();
-                None
-            }
+impl FrameDecoder {
+    /// A decoder for `framing` that refuses frames over `max_frame_bytes`.
+    pub fn new(framing: Framing, max_frame_bytes: usize) -> Self {
+        match framing {
+            Framing::Newline => FrameDecoder::Lines(LineFrames::new(max_frame_bytes)),
+            Framing::LengthDelimited => FrameDecoder::Length(LengthFrames::new(max_frame_bytes)),
         }
     }
 
-    fn next_length_delimited(&mut self) -> Option<Result<&'a [u8], Oversize<'a>>> {
-        let rest = &self.buf[self.consumed..];
-        if rest.len() < LENGTH_BYTES {
-            return None;
+    /// The unfinished frame in `buf` (what is left once the frames are
+    /// taken), as a rejection shows it, if one is under way.
+    pub fn unfinished<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+        match self {
+            FrameDecoder::Lines(lines) => lines.unfinished(buf),
+            FrameDecoder::Length(length) => length.unfinished(buf),
         }
-        let len = prefix(rest) as usize;
-        let max = self.framer.max_frame_bytes;
-        if len > max {
-            let body = &rest[LENGTH_BYTES..];
-            let here = body.len().min(len);
-            self.consumed += LENGTH_BYTES + here;
-            if here < len {
-                self.framer.skip = Some(Skip::Bytes((len - here) as u64));
-            }
-            let error = FrameError::TooLong {
-                len: Some(len as u64),
-                max,
-            };
-            return Some(Err((error, &body[..here])));
-        }
-        let end = LENGTH_BYTES + len;
-        if rest.len() < end {
-            return None;
-        }
-        self.consumed += end;
-        Some(Ok(&rest[LENGTH_BYTES..end]))
     }
 }
 
-impl<'a> Iterator for Frames<'a> {
-    type Item = Result<&'a [u8], Oversize<'a>>;
+impl Decoder for FrameDecoder {
+    type Item = Frame;
+    type Error = std::io::Error;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if !self.skip() {
-            return None;
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        match self {
+            FrameDecoder::Lines(lines) => lines.decode(buf),
+            FrameDecoder::Length(length) => length.decode(buf),
         }
-        match self.framer.framing {
-            Framing::Newline => self.next_line(),
-            Framing::LengthDelimited => self.next_length_delimited(),
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        match self {
+            FrameDecoder::Lines(lines) => lines.decode_eof(buf),
+            FrameDecoder::Length(length) => length.decode_eof(buf),
         }
     }
 }
@@ -311,28 +146,67 @@ impl<'a> Iterator for Frames<'a> {
 mod tests {
     use super::*;
 
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// Every frame `decoder` cuts from `buf` now: a run of lines one by
+    /// one, an oversize frame as `Err((error, head))`.
+    fn decode_all(
+        decoder: &mut FrameDecoder,
+        buf: &mut BytesMut,
+    ) -> Vec<Result<String, (FrameError, String)>> {
+        let mut out = Vec::new();
+        while let Some(frame) = decoder.decode(buf).unwrap() {
+            match frame {
+                Frame::Lines(run) => {
+                    assert_eq!(run.last(), Some(&b'\n'));
+                    let lines = run[..run.len() - 1].split(|&byte| byte == b'\n');
+                    out.extend(lines.map(|line| Ok(text(line))));
+                }
+                Frame::One(frame) => out.push(Ok(text(&frame))),
+                Frame::Oversize(error, head) => out.push(Err((error, text(&head)))),
+                Frame::Truncated(..) => panic!("only at the end of the stream"),
+            }
+        }
+        out
+    }
+
     /// Feeds `chunks` as successive reads; returns the frames (as text),
     /// the error if one came, and what was left unframed.
-    fn feed(framer: &mut Framer, chunks: &[&[u8]]) -> (Vec<String>, Option<FrameError>, Vec<u8>) {
-        let mut buf = Vec::new();
+    fn feed(
+        decoder: &mut FrameDecoder,
+        chunks: &[&[u8]],
+    ) -> (Vec<String>, Option<FrameError>, Vec<u8>) {
+        let mut buf = BytesMut::new();
         let mut frames = Vec::new();
         for chunk in chunks {
             buf.extend_from_slice(chunk);
-            let mut iter = framer.frames(&buf);
             let mut error = None;
-            for frame in iter.by_ref() {
+            for frame in decode_all(decoder, &mut buf) {
                 match frame {
-                    Ok(frame) => frames.push(String::from_utf8_lossy(frame).into_owned()),
+                    Ok(frame) => frames.push(frame),
                     Err((e, _)) => error = Some(e),
                 }
             }
-            let consumed = iter.consumed();
-            buf.drain(..consumed);
             if error.is_some() {
-                return (frames, error, buf);
+                return (frames, error, buf.to_vec());
             }
         }
-        (frames, None, buf)
+        (frames, None, buf.to_vec())
+    }
+
+    /// What the unfinished `rest` amounts to when the stream ends cleanly.
+    fn finish(decoder: &mut FrameDecoder, rest: &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
+        let mut buf = BytesMut::from(rest);
+        let last = match decoder.decode_eof(&mut buf).unwrap() {
+            None => Ok(None),
+            Some(Frame::One(last)) => Ok(Some(last.to_vec())),
+            Some(Frame::Truncated(error, _)) => Err(error),
+            Some(other) => panic!("not an end: {other:?}"),
+        };
+        assert_eq!(decoder.decode_eof(&mut buf).unwrap(), None);
+        last
     }
 
     fn length_frame(body: &[u8]) -> Vec<u8> {
@@ -343,27 +217,27 @@ mod tests {
 
     #[test]
     fn lines_split_across_reads() {
-        let mut framer = Framer::new(Framing::Newline, 100);
-        let (frames, error, rest) = feed(&mut framer, &[b"ab", b"c\nd\n\nef", b"g\r\nh"]);
+        let mut decoder = FrameDecoder::new(Framing::Newline, 100);
+        let (frames, error, rest) = feed(&mut decoder, &[b"ab", b"c\nd\n\nef", b"g\r\nh"]);
         assert_eq!(frames, ["abc", "d", "", "efg\r"]);
         assert_eq!(error, None);
         assert_eq!(rest, b"h");
-        assert_eq!(framer.finish(&rest), Ok(Some(&b"h"[..])));
-        assert_eq!(framer.finish(b""), Ok(None));
+        assert_eq!(finish(&mut decoder, &rest), Ok(Some(b"h".to_vec())));
+        assert_eq!(finish(&mut decoder, b""), Ok(None));
     }
 
     #[test]
     fn a_line_may_be_exactly_the_limit_but_not_longer() {
-        let mut framer = Framer::new(Framing::Newline, 3);
-        let (frames, error, _) = feed(&mut framer, &[b"abc", b"\nabcd\n"]);
+        let mut decoder = FrameDecoder::new(Framing::Newline, 3);
+        let (frames, error, _) = feed(&mut decoder, &[b"abc", b"\nabcd\n"]);
         assert_eq!(frames, ["abc"]);
         assert_eq!(error, Some(FrameError::TooLong { len: None, max: 3 }));
     }
 
     #[test]
     fn an_endless_line_fails_before_its_end_arrives() {
-        let mut framer = Framer::new(Framing::Newline, 4);
-        let (frames, error, rest) = feed(&mut framer, &[b"ok\nabc", b"de", b"never read"]);
+        let mut decoder = FrameDecoder::new(Framing::Newline, 4);
+        let (frames, error, rest) = feed(&mut decoder, &[b"ok\nabc", b"de", b"never read"]);
         assert_eq!(frames, ["ok"]);
         assert_eq!(error, Some(FrameError::TooLong { len: None, max: 4 }));
         // Taken to be skipped, not kept.
@@ -372,55 +246,62 @@ mod tests {
 
     #[test]
     fn a_line_run_stops_before_an_overlong_line() {
-        let mut framer = Framer::new(Framing::Newline, 4);
-        let mut newlines = Vec::new();
+        let mut decoder = FrameDecoder::new(Framing::Newline, 4);
         let buf = b"ab\n\nabcd\nabcde\nx\nunfinished";
-        let len = framer.line_run(buf, &mut newlines);
-        assert_eq!(len, 9);
+        let mut run = BytesMut::from(&buf[..]);
+        let Some(Frame::Lines(lines)) = decoder.decode(&mut run).unwrap() else {
+            panic!("a run of lines first");
+        };
+        assert_eq!(lines.len(), 9);
+        let newlines: Vec<usize> = memchr::memchr_iter(b'\n', &lines).collect();
         assert_eq!(newlines, vec![2, 3, 8]);
-        let (frames, error, rest) = feed(&mut framer, &[&buf[len..]]);
+        let (frames, error, rest) = feed(&mut decoder, &[&buf[lines.len()..]]);
         // The overlong line is reported and skipped; framing goes on (and
         // skips the unfinished line too, already over the limit).
         assert_eq!(frames, ["x"]);
         assert_eq!(error, Some(FrameError::TooLong { len: None, max: 4 }));
         assert_eq!(rest, b"");
-        let mut framer = Framer::new(Framing::LengthDelimited, 4);
-        assert_eq!(framer.line_run(b"ab\n", &mut newlines), 0);
+        let mut decoder = FrameDecoder::new(Framing::LengthDelimited, 4);
+        assert_eq!(
+            decoder.decode(&mut BytesMut::from(&b"ab\n"[..])).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn length_delimited_frames_across_reads() {
-        let mut framer = Framer::new(Framing::LengthDelimited, 100);
+        let mut decoder = FrameDecoder::new(Framing::LengthDelimited, 100);
         let mut stream = length_frame(b"one\ntwo");
         stream.extend(length_frame(b""));
         stream.extend(length_frame(b"three"));
         let (head, tail) = stream.split_at(2);
         let (middle, tail) = tail.split_at(9);
-        let (frames, error, rest) = feed(&mut framer, &[head, middle, tail, &[0, 0]]);
+        let (frames, error, rest) = feed(&mut decoder, &[head, middle, tail, &[0, 0]]);
         assert_eq!(frames, ["one\ntwo", "", "three"]);
         assert_eq!(error, None);
         assert_eq!(rest, [0, 0]);
         assert_eq!(
-            framer.finish(&rest),
+            finish(&mut decoder, &rest),
             Err(FrameError::Truncated { got: 2, len: None })
         );
         assert_eq!(
-            framer.finish(&[0, 0, 0, 9, b'a']),
+            finish(&mut decoder, &[0, 0, 0, 9, b'a']),
             Err(FrameError::Truncated {
                 got: 1,
                 len: Some(9)
             })
         );
-        assert_eq!(framer.unfinished(&[0, 0, 0, 9, b'a']), b"a");
-        assert_eq!(framer.unfinished(&[0, 0]), b"");
+        assert_eq!(decoder.unfinished(&[0, 0, 0, 9, b'a']), Some(&b"a"[..]));
+        assert_eq!(decoder.unfinished(&[0, 0]), Some(&b""[..]));
+        assert_eq!(decoder.unfinished(&[]), None);
     }
 
     #[test]
     fn an_oversize_length_fails_at_its_prefix() {
-        let mut framer = Framer::new(Framing::LengthDelimited, 5);
+        let mut decoder = FrameDecoder::new(Framing::LengthDelimited, 5);
         let mut stream = length_frame(b"12345");
         stream.extend_from_slice(&6u32.to_be_bytes());
-        let (frames, error, _) = feed(&mut framer, &[&stream]);
+        let (frames, error, _) = feed(&mut decoder, &[&stream]);
         assert_eq!(frames, ["12345"]);
         assert_eq!(
             error,
@@ -431,33 +312,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_length_prefix_takes_no_memory_before_its_frame_arrives() {
+        let mut decoder = FrameDecoder::new(Framing::LengthDelimited, 1 << 20);
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&(1u32 << 20).to_be_bytes());
+        buf.extend_from_slice(b"zz");
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() < 1024, "{}", buf.capacity());
+    }
+
     /// Every frame and oversize head of `chunks` fed as successive reads.
-    fn feed_all(framer: &mut Framer, chunks: &[&[u8]]) -> Vec<Result<String, String>> {
-        let mut buf = Vec::new();
+    fn feed_all(decoder: &mut FrameDecoder, chunks: &[&[u8]]) -> Vec<Result<String, String>> {
+        let mut buf = BytesMut::new();
         let mut out = Vec::new();
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         for chunk in chunks {
             buf.extend_from_slice(chunk);
-            let mut iter = framer.frames(&buf);
-            for frame in iter.by_ref() {
-                out.push(
-                    frame
-                        .map(text)
-                        .map_err(|(error, head)| format!("{error}: {}", text(head))),
-                );
-            }
-            let consumed = iter.consumed();
-            buf.drain(..consumed);
+            let frames = decode_all(decoder, &mut buf).into_iter();
+            out.extend(
+                frames.map(|frame| frame.map_err(|(error, head)| format!("{error}: {head}"))),
+            );
         }
-        assert_eq!(framer.finish(&buf), Ok(None));
+        assert_eq!(finish(decoder, &buf), Ok(None));
         out
     }
 
     #[test]
     fn an_oversize_line_is_skipped_to_its_end_and_framing_goes_on() {
-        let mut framer = Framer::new(Framing::Newline, 4);
+        let mut decoder = FrameDecoder::new(Framing::Newline, 4);
         let got = feed_all(
-            &mut framer,
+            &mut decoder,
             &[b"ok\nabcdef", b"gh", b"ij\nnext\nabcdefg\nlast\n"],
         );
         let too_long = "frame longer than 4 bytes (--max-frame-bytes)";
@@ -471,20 +355,21 @@ mod tests {
                 Ok("last".into()),
             ]
         );
-        let mut newlines = Vec::new();
-        let mut framer = Framer::new(Framing::Newline, 4);
-        let _ = feed_all(&mut framer, &[b"abcdef"]);
+        let mut decoder = FrameDecoder::new(Framing::Newline, 4);
+        let _ = feed_all(&mut decoder, &[b"abcdef"]);
         // A run never starts inside a frame being skipped.
-        assert_eq!(framer.line_run(b"xy\nz\n", &mut newlines), 0);
+        assert_eq!(decoder.unfinished(b"xy"), None);
+        let mut buf = BytesMut::from(&b"xy\nz\n"[..]);
+        assert_eq!(decode_all(&mut decoder, &mut buf), [Ok("z".into())]);
     }
 
     #[test]
     fn an_oversize_length_is_skipped_and_framing_goes_on() {
-        let mut framer = Framer::new(Framing::LengthDelimited, 3);
+        let mut decoder = FrameDecoder::new(Framing::LengthDelimited, 3);
         let mut stream = length_frame(b"abcdefgh");
         stream.extend(length_frame(b"ok"));
         let (head, tail) = stream.split_at(7);
-        let got = feed_all(&mut framer, &[head, tail, &length_frame(b"end")]);
+        let got = feed_all(&mut decoder, &[head, tail, &length_frame(b"end")]);
         assert_eq!(
             got,
             [

@@ -13,6 +13,8 @@ mod csv_tap;
 pub mod framing;
 mod json_keys;
 mod jsonl;
+mod length_frames;
+mod line_frames;
 mod lines;
 
 use std::borrow::Cow;
@@ -22,7 +24,7 @@ pub use self::csv::CsvHeader;
 pub use self::csv_assembler::{CsvAssembler, Naming, Taken};
 pub use self::csv_row::CsvRowSplitter;
 pub use self::csv_stream::CsvStream;
-pub use self::framing::{FrameError, Framer, Framing};
+pub use self::framing::{Frame, FrameDecoder, FrameError, Framing};
 
 use crate::record::{Batch, RawRecord};
 

@@ -4,12 +4,27 @@
 //! While the batch waits for room in the pipeline, or the unfinished frame
 //! for room in the buffer budget, the socket is not read. A frame that
 //! holds a share of the budget must end within `--frame-timeout`.
+//!
+//! The frames are cut by tokio-util decoders ([`FrameDecoder`]), driven
+//! here over the connection's own buffer rather than through a
+//! `FramedRead`: `FramedRead` reads again by itself whenever its decoder
+//! has no whole frame, and grows its buffer as it likes, so it could not
+//! stop between two reads to take a share of the budget (waiting unread),
+//! cap a read at the room the budget leaves, or say where one read's
+//! frames end (one batch per read). This loop is `FramedRead`'s, with
+//! those three steps added.
+//!
+//! A CSV connection goes through the same loop; only how a frame is
+//! taken differs (`frames`: [`Content::Csv`] takes each frame as a row,
+//! with `csv_rows`).
+
+mod frames;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use futures::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -18,7 +33,7 @@ use tokio::time::Instant;
 use super::budget::{Reservation, FREE_BYTES};
 use super::csv_rows::{reject, CsvRows, Label};
 use super::{Shared, StopReason};
-use crate::codec::{Decode, Format, Framer};
+use crate::codec::{Decode, Format, FrameDecoder};
 use crate::error::Result;
 use crate::record::{RawBatch, SourceInfo};
 use crate::source::Closed;
@@ -37,13 +52,8 @@ fn make_room(buf: &mut BytesMut, room: usize, capacity: usize) {
     *buf = moved;
 }
 
-/// How much of an oversize frame a rejection shows.
-const REJECTED_HEAD: usize = 256;
-
-/// A UTF-8 byte order mark, dropped from the start of a connection.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// What frames turn into.
+/// What frames turn into: the one place where a CSV connection differs
+/// (see `frames`).
 enum Content {
     /// Each frame is one record as it is (a line, a JSON object).
     Whole(Decode),
@@ -71,7 +81,10 @@ enum Read {
 /// Whether to go on reading after a batch of frames.
 enum Flow {
     Go,
+    /// The pipeline takes no more records.
     Close,
+    /// The frames cannot be cut further.
+    Failed(io::Error),
 }
 
 /// One accepted client.
@@ -111,7 +124,7 @@ impl Connection {
     pub(super) async fn run(mut self) -> Result<()> {
         tracing::info!("{}: connected", Label(&self.source));
         let mut buf = BytesMut::with_capacity(READ_SIZE);
-        let mut framer = Framer::new(
+        let mut decoder = FrameDecoder::new(
             self.shared.options.framing,
             self.shared.options.max_frame_bytes,
         );
@@ -139,7 +152,7 @@ impl Connection {
                         );
                         continue;
                     }
-                    Err(ended) => return self.end(ended, &framer, &buf).await,
+                    Err(ended) => return self.end(ended, &mut decoder, &mut buf).await,
                 }
             }
             // Never 0: a read into no room would look like the client's end.
@@ -154,11 +167,14 @@ impl Connection {
             }
             let frames_before = self.frames;
             match self.read(&mut buf, room, frame_deadline).await {
-                Read::Data => match self.take_frames(&mut framer, &mut buf).await? {
+                Read::Data => match self.take_frames(&mut decoder, &mut buf).await? {
                     Flow::Go => {}
                     Flow::Close => return Ok(()),
+                    Flow::Failed(error) => {
+                        return self.end(Read::Failed(error), &mut decoder, &mut buf).await
+                    }
                 },
-                ended => return self.end(ended, &framer, &buf).await,
+                ended => return self.end(ended, &mut decoder, &mut buf).await,
             }
             // A frame ended: the next one gets its own time.
             if reservation.is_some() && self.frames != frames_before {
@@ -265,135 +281,28 @@ impl Connection {
         }
     }
 
-    /// Takes every complete frame in `buf` into one batch and sends it
-    /// (in several if it fills up); the unfinished frame stays in `buf`.
-    async fn take_frames(&mut self, framer: &mut Framer, buf: &mut BytesMut) -> Result<Flow> {
-        let mut batch = None;
-        if let Content::Whole(decode) = &self.content {
-            // Past the first frame (which may start with a BOM), whole
-            // lines are taken as a run: one scan, one copy.
-            if self.frames > 0 {
-                let decode = decode.clone();
-                let run = framer.line_run(buf, &mut self.newlines);
-                if self.take_line_run(&mut batch, &decode, buf).await.is_err() {
-                    return Ok(Flow::Close);
-                }
-                buf.advance(run);
-            }
-        }
-        let mut frames = framer.frames(buf);
-        for frame in frames.by_ref() {
-            let taken = match frame {
-                Ok(frame) => self.take_frame(&mut batch, frame),
-                // The rest of an oversize frame is skipped as it comes, and
-                // the connection goes on with the next one.
-                Err((error, head)) => {
-                    self.frames += 1;
-                    let head = &head[..head.len().min(REJECTED_HEAD)];
-                    let mut reason = error.to_string();
-                    if let Content::Csv(rows) = &mut self.content {
-                        rows.oversize(&self.source, &mut reason);
-                    }
-                    reject(&self.shared, &self.source, self.frames, head, &reason)
-                }
-            };
-            // `--on-error stop`: the records before the bad frame are read,
-            // so they go on before the run stops.
-            if let Err(error) = taken {
-                let _ = self.send(batch).await;
-                return Err(error);
-            }
-            if batch
-                .as_ref()
-                .is_some_and(|batch| self.shared.ctx.is_full(batch))
-                && self.send(batch.take()).await.is_err()
-            {
-                return Ok(Flow::Close);
-            }
-        }
-        let consumed = frames.consumed();
-        if self.send(batch).await.is_err() {
-            return Ok(Flow::Close);
-        }
-        buf.advance(consumed);
-        Ok(Flow::Go)
-    }
-
-    /// Takes the lines of `buf` that `self.newlines` ends (a run from
-    /// [`Framer::line_run`]) into `batch`, sending it each time it fills.
-    async fn take_line_run(
-        &mut self,
-        batch: &mut Option<RawBatch>,
-        decode: &Decode,
-        buf: &[u8],
-    ) -> Result<(), Closed> {
-        let mut newlines = std::mem::take(&mut self.newlines);
-        let mut start = 0usize;
-        let mut rest = &newlines[..];
-        let batch_records = self.shared.ctx.batch_records;
-        while !rest.is_empty() {
-            let open = batch.get_or_insert_with(|| {
-                // Room for the lines it will take, no more.
-                let lines = batch_records.min(rest.len()).max(1);
-                let bytes = rest[lines - 1] as usize + 1 - start;
-                RawBatch::with_capacity(self.source.clone(), decode.clone(), lines, bytes)
-            });
-            let room = batch_records.saturating_sub(open.len()).max(1);
-            let (run, later) = rest.split_at(room.min(rest.len()));
-            open.push_lines(buf, start, run, self.frames + 1);
-            self.frames += run.len() as u64;
-            start = *run.last().expect("not empty") as usize + 1;
-            rest = later;
-            if self.shared.ctx.is_full(open) {
-                self.send(batch.take()).await?;
-            }
-        }
-        // One read's worth is the usual size; a huge buffer's is not kept.
-        newlines.shrink_to(READ_SIZE / 16);
-        self.newlines = newlines;
-        Ok(())
-    }
-
-    /// Turns one frame into a record of `batch` (or into the CSV header).
-    fn take_frame(&mut self, batch: &mut Option<RawBatch>, frame: &[u8]) -> Result<()> {
-        self.frames += 1;
-        let pos = self.frames;
-        let frame = match pos {
-            1 => frame.strip_prefix(BOM).unwrap_or(frame),
-            _ => frame,
-        };
-        match &mut self.content {
-            Content::Whole(decode) => {
-                batch
-                    .get_or_insert_with(|| RawBatch::new(self.source.clone(), decode.clone()))
-                    .push_record(frame, pos);
-                Ok(())
-            }
-            Content::Csv(rows) => rows.take(&self.shared, &self.source, pos, frame, batch),
-        }
-    }
-
     /// Handles how the connection ended; `buf` holds the unfinished frame.
-    async fn end(mut self, ended: Read, framer: &Framer, buf: &[u8]) -> Result<()> {
+    async fn end(
+        mut self,
+        mut ended: Read,
+        decoder: &mut FrameDecoder,
+        buf: &mut BytesMut,
+    ) -> Result<()> {
+        if let Read::Eof = ended {
+            if let Some(error) = self.take_last(decoder, buf).await? {
+                ended = Read::Failed(error);
+            }
+        }
         let source = self.source.clone();
         let label = Label(&source);
-        let unfinished = framer.unfinished(buf);
+        let unfinished = decoder.unfinished(buf);
         match ended {
             Read::Data => unreachable!("data is framed, not an end"),
             Read::Eof => {
-                match framer.finish(buf) {
-                    Ok(None) => {}
-                    Ok(Some(last)) => {
-                        let mut batch = None;
-                        self.take_frame(&mut batch, last)?;
-                        let _ = self.send(batch).await;
-                    }
-                    Err(error) => self.reject(unfinished, &error.to_string())?,
-                }
                 tracing::info!("{label}: closed by the client after {} frames", self.frames);
             }
             Read::Failed(error) => {
-                if !buf.is_empty() {
+                if let Some(unfinished) = unfinished {
                     let reason = format!("connection failed inside a frame: {error}");
                     self.reject(unfinished, &reason)?;
                 }
@@ -401,7 +310,7 @@ impl Connection {
             }
             Read::Idle => {
                 let idle = self.shared.options.idle_timeout.unwrap_or_default();
-                if !buf.is_empty() {
+                if let Some(unfinished) = unfinished {
                     let reason =
                         format!("connection idle for {idle:?} inside a frame (--idle-timeout)");
                     self.reject(unfinished, &reason)?;
@@ -414,12 +323,12 @@ impl Connection {
                     "frame not finished within {timeout:?} of holding a share of \
                      --max-buffered-bytes (--frame-timeout)"
                 );
-                self.reject(unfinished, &reason)?;
+                self.reject(unfinished.unwrap_or_default(), &reason)?;
                 crate::warn_limited!("{label}: closing the connection: {reason}");
             }
             Read::Stopped => {
                 let reason = self.shared.stop_reason();
-                if reason == Some(StopReason::DrainTimeout) && !buf.is_empty() {
+                if let (Some(StopReason::DrainTimeout), Some(unfinished)) = (reason, unfinished) {
                     let reason = "connection still open at the drain timeout, inside a frame (--drain-timeout)";
                     self.reject(unfinished, reason)?;
                 }
