@@ -13,9 +13,9 @@
 use std::io;
 
 use csv_async::{AsyncReader, AsyncReaderBuilder, ByteRecord};
-use tokio::io::AsyncRead;
 
 use super::csv_assembler::cell_ends;
+pub use super::csv_tap::TapInput;
 use super::csv_tap::{Mode, Tap, PREFIX, SENTINEL};
 use crate::cpu;
 use crate::record::RawBatch;
@@ -103,15 +103,25 @@ pub struct CsvStream<R> {
     ended: bool,
 }
 
-impl<R: AsyncRead + Unpin + Send> CsvStream<R> {
+impl<R: TapInput + Send> CsvStream<R> {
     /// Reads `input`, cells separated by `delimiter`; a record longer than
     /// `max_record_bytes` is rejected, never buffered whole.
     pub fn new(input: R, delimiter: u8, max_record_bytes: usize) -> Self {
+        Self::with_buffer(input, delimiter, max_record_bytes, BUFFER_BYTES)
+    }
+
+    /// [`CsvStream::new`] reading at most `buffer_bytes` at a time.
+    pub fn with_buffer(
+        input: R,
+        delimiter: u8,
+        max_record_bytes: usize,
+        buffer_bytes: usize,
+    ) -> Self {
         let reader = AsyncReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
-            .buffer_capacity(BUFFER_BYTES)
+            .buffer_capacity(buffer_bytes)
             .end_on_io_error(false)
             .create_reader(Tap::new(input, max_record_bytes));
         CsvStream {
@@ -125,6 +135,11 @@ impl<R: AsyncRead + Unpin + Send> CsvStream<R> {
             primed: false,
             ended: false,
         }
+    }
+
+    /// The input.
+    pub fn input_mut(&mut self) -> &mut R {
+        self.reader.get_mut().inner_mut()
     }
 
     /// Bytes of the input read so far.

@@ -58,6 +58,21 @@ pub(super) enum Mode {
     },
 }
 
+/// The input under a tap: any byte stream, told before each read how
+/// many bytes the record under way holds (a TCP connection takes a share
+/// of its memory budget for a long one).
+pub trait TapInput: AsyncRead + Unpin {
+    /// The record under way holds `bytes` bytes (kept by the tap and
+    /// csv-async); called before each read.
+    fn holding(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
+}
+
+/// In-memory input, for tests.
+#[cfg(test)]
+impl TapInput for &[u8] {}
+
 /// Counts line ends: `\n`, `\r`, and `\r\n` as one.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Lines {
@@ -115,6 +130,11 @@ impl<R> Tap<R> {
                 after_cr: false,
             },
         }
+    }
+
+    /// The input.
+    pub(super) fn inner_mut(&mut self) -> &mut R {
+        &mut self.inner
     }
 
     /// Bytes handed to csv-async so far (the sentinel included).
@@ -198,7 +218,7 @@ impl<R> Tap<R> {
     }
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
+impl<R: TapInput> AsyncRead for Tap<R> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -221,6 +241,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
                     return Poll::Ready(Err(io::Error::other(PAST_LIMIT)));
                 }
                 this.forget_before(start);
+                this.inner.holding(this.delivered - first);
             }
             Mode::Skip { mark } => {
                 this.forget_before(this.delivered);
@@ -231,6 +252,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
                     this.tripped = true;
                     return Poll::Ready(Err(io::Error::other(PAST_LIMIT)));
                 }
+                this.inner.holding(this.delivered - mark);
             }
         }
         if this.input_end.is_none() {

@@ -106,6 +106,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for InputReader<R> {
     }
 }
 
+/// A file's memory is bounded by `--max-record-bytes` alone.
+impl<R: AsyncRead + Unpin> crate::codec::csv_stream::TapInput for InputReader<R> {}
+
 impl<R: AsyncRead + Unpin> InputReader<R> {
     /// One read of the input, its BOM dropped.
     fn poll_input(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {

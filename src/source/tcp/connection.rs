@@ -18,6 +18,7 @@
 //! taken differs (`frames`: [`Content::Csv`] takes each frame as a row,
 //! with `csv_rows`).
 
+mod csv_stream;
 mod frames;
 
 use std::io;
@@ -33,7 +34,7 @@ use tokio::time::Instant;
 use super::budget::{Reservation, FREE_BYTES};
 use super::csv_rows::{reject, CsvRows, Label};
 use super::{Shared, StopReason};
-use crate::codec::{Decode, Format, FrameDecoder};
+use crate::codec::{Decode, Format, FrameDecoder, Framing};
 use crate::error::Result;
 use crate::record::{RawBatch, SourceInfo};
 use crate::source::Closed;
@@ -123,6 +124,10 @@ impl Connection {
     /// rejection under `--on-error stop`.
     pub(super) async fn run(mut self) -> Result<()> {
         tracing::info!("{}: connected", Label(&self.source));
+        let options = &self.shared.options;
+        if options.format == Format::Csv && options.framing == Framing::Newline {
+            return self.run_csv_stream().await;
+        }
         let mut buf = BytesMut::with_capacity(READ_SIZE);
         let mut decoder = FrameDecoder::new(
             self.shared.options.framing,
@@ -293,54 +298,14 @@ impl Connection {
                 ended = Read::Failed(error);
             }
         }
-        let source = self.source.clone();
-        let label = Label(&source);
-        let unfinished = decoder.unfinished(buf);
-        match ended {
-            Read::Data => unreachable!("data is framed, not an end"),
-            Read::Eof => {
-                tracing::info!("{label}: closed by the client after {} frames", self.frames);
-            }
-            Read::Failed(error) => {
-                if let Some(unfinished) = unfinished {
-                    let reason = format!("connection failed inside a frame: {error}");
-                    self.reject(unfinished, &reason)?;
-                }
-                crate::warn_limited!("{label}: connection failed: {error}");
-            }
-            Read::Idle => {
-                let idle = self.shared.options.idle_timeout.unwrap_or_default();
-                if let Some(unfinished) = unfinished {
-                    let reason =
-                        format!("connection idle for {idle:?} inside a frame (--idle-timeout)");
-                    self.reject(unfinished, &reason)?;
-                }
-                tracing::info!("{label}: idle for {idle:?}: closing it (--idle-timeout)");
-            }
-            Read::FrameTimeout => {
-                let timeout = self.shared.options.frame_timeout.unwrap_or_default();
-                let reason = format!(
-                    "frame not finished within {timeout:?} of holding a share of \
-                     --max-buffered-bytes (--frame-timeout)"
-                );
-                self.reject(unfinished.unwrap_or_default(), &reason)?;
-                crate::warn_limited!("{label}: closing the connection: {reason}");
-            }
-            Read::Stopped => {
-                let reason = self.shared.stop_reason();
-                if let (Some(StopReason::DrainTimeout), Some(unfinished)) = (reason, unfinished) {
-                    let reason = "connection still open at the drain timeout, inside a frame (--drain-timeout)";
-                    self.reject(unfinished, reason)?;
-                }
-                let why = match reason {
-                    Some(StopReason::DrainTimeout) => "the drain timeout passed",
-                    Some(StopReason::PipelineClosed) => "the run is ending",
-                    Some(StopReason::RunFailed) | None => "another connection failed the run",
-                };
-                tracing::info!("{label}: closed by the server: {why}");
-            }
-        }
-        Ok(())
+        let unfinished = decoder.unfinished(buf).map(|raw| (self.frames + 1, raw));
+        self::ended(
+            &self.shared,
+            &self.source,
+            ended,
+            unfinished,
+            (self.frames, "frames"),
+        )
     }
 
     /// Sends a batch into the pipeline, waiting while it is full.
@@ -355,4 +320,70 @@ impl Connection {
     fn reject(&self, raw: &[u8], reason: &str) -> Result<()> {
         reject(&self.shared, &self.source, self.frames + 1, raw, reason)
     }
+}
+
+/// Says how a connection ended, rejecting the record it ended inside of
+/// (`unfinished`: its position and bytes) where that loses it; `taken`
+/// counts what the client sent, and names it.
+fn ended(
+    shared: &Shared,
+    source: &SourceInfo,
+    ended: Read,
+    unfinished: Option<(u64, &[u8])>,
+    taken: (u64, &str),
+) -> Result<()> {
+    let label = Label(source);
+    let reject = |(pos, raw): (u64, &[u8]), reason: &str| reject(shared, source, pos, raw, reason);
+    match ended {
+        Read::Data => unreachable!("data is framed, not an end"),
+        Read::Eof => {
+            let (count, what) = taken;
+            tracing::info!("{label}: closed by the client after {count} {what}");
+        }
+        Read::Failed(error) => {
+            if let Some(unfinished) = unfinished {
+                reject(
+                    unfinished,
+                    &format!("connection failed inside a frame: {error}"),
+                )?;
+            }
+            crate::warn_limited!("{label}: connection failed: {error}");
+        }
+        Read::Idle => {
+            let idle = shared.options.idle_timeout.unwrap_or_default();
+            if let Some(unfinished) = unfinished {
+                let reason =
+                    format!("connection idle for {idle:?} inside a frame (--idle-timeout)");
+                reject(unfinished, &reason)?;
+            }
+            tracing::info!("{label}: idle for {idle:?}: closing it (--idle-timeout)");
+        }
+        Read::FrameTimeout => {
+            let timeout = shared.options.frame_timeout.unwrap_or_default();
+            let reason = format!(
+                "frame not finished within {timeout:?} of holding a share of \
+                 --max-buffered-bytes (--frame-timeout)"
+            );
+            // The frame's position is the next one's even when nothing of
+            // it is left to show.
+            let (pos, raw) = unfinished.unwrap_or((taken.0 + 1, &[]));
+            reject((pos, raw), &reason)?;
+            crate::warn_limited!("{label}: closing the connection: {reason}");
+        }
+        Read::Stopped => {
+            let reason = shared.stop_reason();
+            if let (Some(StopReason::DrainTimeout), Some(unfinished)) = (reason, unfinished) {
+                let reason =
+                    "connection still open at the drain timeout, inside a frame (--drain-timeout)";
+                reject(unfinished, reason)?;
+            }
+            let why = match reason {
+                Some(StopReason::DrainTimeout) => "the drain timeout passed",
+                Some(StopReason::PipelineClosed) => "the run is ending",
+                Some(StopReason::RunFailed) | None => "another connection failed the run",
+            };
+            tracing::info!("{label}: closed by the server: {why}");
+        }
+    }
+    Ok(())
 }

@@ -1,17 +1,16 @@
-//! CSV over TCP: each frame is one row; the first (unless `--no-header`)
-//! names the connection's columns. A header is rejected when it cannot be
-//! split into cells (an unclosed quote, more than one row), is not UTF-8,
-//! is oversize, or when its share of `--max-buffered-bytes` (see
-//! [`budget::header_cost`]) is not free; every later row of that
-//! connection is then rejected too, so that each frame the client sent is
-//! written or rejected, never dropped.
+//! CSV rows of a TCP connection, as the header rules say
+//! ([`CsvAssembler`]): from length-delimited frames (each frame one row,
+//! split with the csv crate) or from the connection read as one CSV stream
+//! (`connection/csv_stream.rs`). A header also takes its share of
+//! `--max-buffered-bytes` ([`budget::header_cost`]), held as long as the
+//! connection; a header whose share is not free is unusable.
 
 use std::fmt;
 use std::sync::Arc;
 
 use super::budget::{self, Reservation, FREE_BYTES};
 use super::Shared;
-use crate::codec::{CsvHeader, CsvRowSplitter, Decode};
+use crate::codec::{CsvAssembler, CsvRowSplitter, Naming, Taken};
 use crate::cpu;
 use crate::error::Result;
 use crate::record::{Location, RawBatch, SourceInfo};
@@ -20,27 +19,26 @@ use crate::record::{Location, RawBatch, SourceInfo};
 /// none: about 100 columns.
 const HEADER_FREE_BYTES: usize = 16 * 1024;
 
-/// Why each row after an unusable header is rejected.
-const UNUSABLE: &str = "the connection's header (record 1) is unusable";
-
-/// The connection's header, as far as it is known.
-enum Header {
-    /// Not read yet (`--no-header` starts [`Header::Ready`]).
-    Pending,
-    /// Rows decode with it; `_share` is the header's share of the buffer
-    /// budget, held as long as the header.
-    Ready {
-        decode: Decode,
-        _share: Option<Reservation>,
-    },
-    /// Rejected: every row is rejected too.
-    Unusable,
+/// How CSV header messages name a connection's positions: its records
+/// (frames, or the lines rows start on).
+pub(super) fn naming(stream: bool) -> Naming {
+    Naming {
+        position: if stream { "on line" } else { "on record" },
+        here: if stream {
+            "on this line"
+        } else {
+            "in this record"
+        },
+        stream: "connection",
+    }
 }
 
 /// A connection's CSV state: the row splitter and the header.
 pub(super) struct CsvRows {
     splitter: CsvRowSplitter,
-    header: Header,
+    pub(super) assembler: CsvAssembler,
+    /// The header's share of the budget, held as long as the header.
+    _share: Option<Reservation>,
 }
 
 impl CsvRows {
@@ -49,31 +47,23 @@ impl CsvRows {
     pub(super) fn new(delimiter: u8, header: bool) -> Self {
         CsvRows {
             splitter: CsvRowSplitter::new(delimiter),
-            header: match header {
-                true => Header::Pending,
-                false => Header::Ready {
-                    decode: Decode::CsvNumbered,
-                    _share: None,
-                },
-            },
+            assembler: CsvAssembler::new(header, naming(false)),
+            _share: None,
         }
     }
 
     /// Notes a frame rejected as oversize: when it was to be the header,
     /// the header is unusable, and `reason` says so.
-    pub(super) fn oversize(&mut self, source: &SourceInfo, reason: &mut String) {
-        if let Header::Pending = self.header {
-            self.header = Header::Unusable;
-            *reason = format!("bad CSV header: {reason}");
-            crate::warn_limited!(
-                "{}: {reason}; every row of this connection is rejected",
-                Label(source)
-            );
+    pub(super) fn oversize(&mut self, source: &SourceInfo, pos: u64, reason: &mut String) {
+        if self.assembler.wants_header() {
+            *reason = self
+                .assembler
+                .unreadable(Location { source, pos }, pos, reason);
         }
     }
 
     /// Takes frame `pos` of the connection `source`: a row into `batch`
-    /// (started with `new_batch`), or the header, or a rejection.
+    /// (started with the assembler's decode), or the header, or a rejection.
     pub(super) fn take(
         &mut self,
         shared: &Shared,
@@ -82,95 +72,77 @@ impl CsvRows {
         frame: &[u8],
         batch: &mut Option<RawBatch>,
     ) -> Result<()> {
-        let CsvRows { splitter, header } = self;
+        let CsvRows {
+            splitter,
+            assembler,
+            _share: share,
+        } = self;
         let split = cpu::off_worker(frame.len(), cpu::ROW_BYTES, || splitter.split(frame));
-        let cells = match (split, &*header) {
+        let location = Location { source, pos };
+        let cells = match split {
             // A blank frame is no record, header or not.
-            (Ok(None), _) => return Ok(()),
-            (_, Header::Unusable) => return reject(shared, source, pos, frame, UNUSABLE),
-            (Ok(Some(cells)), _) => cells,
+            Ok(None) => return Ok(()),
+            Ok(Some(cells)) => cells,
             // A header that cannot be split is as unusable as one that
             // cannot be built: the next row must not take its place.
-            (Err(reason), Header::Pending) => {
-                return unusable(header, shared, source, pos, frame, &reason)
+            Err(reason) if assembler.wants_header() => {
+                let reason = assembler.unreadable(location, pos, &reason);
+                return reject(shared, source, pos, frame, &reason);
             }
-            (Err(reason), Header::Ready { .. }) => {
-                return reject(shared, source, pos, frame, &reason)
-            }
+            Err(reason) => return reject(shared, source, pos, frame, &reason),
         };
-        match header {
-            Header::Ready { decode, .. } => {
+        let bytes = frame.len();
+        match assembler.take(location, pos, cells.clone(), bytes, |bytes, columns| {
+            admit_header(shared, source, bytes, columns)
+        }) {
+            Taken::Record => {
+                let decode = assembler.decode();
                 let batch =
                     batch.get_or_insert_with(|| RawBatch::new(source.clone(), decode.clone()));
                 for cell in cells {
                     batch.push_field(cell);
                 }
                 batch.finish_record(pos);
+                Ok(())
             }
-            Header::Unusable => unreachable!("rejected above"),
-            Header::Pending => {
-                let label = Label(source);
-                let columns = cells.clone().count();
-                let cost = budget::header_cost(frame.len(), columns);
-                // A usual header is part of what a connection costs: it
-                // never fails for want of room that big frames hold.
-                let share = match cost <= HEADER_FREE_BYTES {
-                    true => Some(None),
-                    false => shared.budget.try_reserve_bytes(cost).map(Some),
-                };
-                let built = match share {
-                    None => Err(format!(
-                        "it needs {cost} bytes of --max-buffered-bytes ({columns} columns), \
-                         and only {} of {} are free; raise --max-buffered-bytes",
-                        shared.budget.available_bytes(),
-                        shared.budget.total_bytes()
-                    )),
-                    // Renaming a huge header's names takes a while.
-                    Some(share) => cpu::off_worker(frame.len(), cpu::HEADER_BYTES, || {
-                        CsvHeader::from_fields(cells)
-                    })
-                    .map(|built| (built, share)),
-                };
-                match built {
-                    Ok((built, share)) => {
-                        if cost >= FREE_BYTES {
-                            tracing::info!(
-                                "{label}: its CSV header holds {cost} bytes of \
-                                 --max-buffered-bytes ({columns} columns)"
-                            );
-                        }
-                        *header = Header::Ready {
-                            decode: Decode::Csv(Arc::new(built)),
-                            _share: share,
-                        };
-                    }
-                    Err(reason) => unusable(header, shared, source, pos, frame, &reason)?,
-                }
+            Taken::Header(kept) => {
+                *share = kept;
+                Ok(())
             }
+            Taken::Rejected(reason) => reject(shared, source, pos, frame, &reason),
         }
-        Ok(())
     }
 }
 
-/// Rejects the header, frame `pos` of the connection `source`, for
-/// `reason`, and makes it [`Header::Unusable`], so that every later row is
-/// rejected too.
-fn unusable(
-    header: &mut Header,
+/// A header of `bytes` bytes and `columns` columns takes its share of the
+/// budget (none for a usual one: it is part of what a connection costs,
+/// so it never fails for want of room that big frames hold), or is
+/// refused.
+pub(super) fn admit_header(
     shared: &Shared,
     source: &SourceInfo,
-    pos: u64,
-    frame: &[u8],
-    reason: &str,
-) -> Result<()> {
-    *header = Header::Unusable;
-    let reason = format!("bad CSV header: {reason}");
-    reject(shared, source, pos, frame, &reason)?;
-    crate::warn_limited!(
-        "{}: {reason}; every row of this connection is rejected",
-        Label(source)
-    );
-    Ok(())
+    bytes: usize,
+    columns: usize,
+) -> Result<Option<Reservation>, String> {
+    let cost = budget::header_cost(bytes, columns);
+    if cost <= HEADER_FREE_BYTES {
+        return Ok(None);
+    }
+    let Some(share) = shared.budget.try_reserve_bytes(cost) else {
+        return Err(format!(
+            "it needs {cost} bytes of --max-buffered-bytes ({columns} columns), \
+             and only {} of {} are free; raise --max-buffered-bytes",
+            shared.budget.available_bytes(),
+            shared.budget.total_bytes()
+        ));
+    };
+    if cost >= FREE_BYTES {
+        tracing::info!(
+            "{}: its CSV header holds {cost} bytes of --max-buffered-bytes ({columns} columns)",
+            Label(source)
+        );
+    }
+    Ok(Some(share))
 }
 
 /// Rejects record `pos` of the connection `source`.

@@ -64,7 +64,7 @@ impl Connection {
                 let head = &head[..head.len().min(REJECTED_HEAD)];
                 let mut reason = error.to_string();
                 if let Content::Csv(rows) = &mut self.content {
-                    rows.oversize(&self.source, &mut reason);
+                    rows.oversize(&self.source, self.frames, &mut reason);
                 }
                 reject(&self.shared, &self.source, self.frames, head, &reason)
             }

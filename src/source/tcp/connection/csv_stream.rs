@@ -1,0 +1,317 @@
+//! A CSV connection with newline framing: the socket read as one CSV
+//! stream by csv-async ([`CsvStream`]), so a quoted cell may hold a line
+//! break as in a file. Rows are numbered by the line they start on. The
+//! connection's bounds hold as for frames: a row is at most
+//! `--max-frame-bytes` (a longer one is rejected and skipped), one that
+//! grows past 64 KiB first takes a share of `--max-buffered-bytes` (the
+//! socket waits unread meanwhile) and must end within `--frame-timeout`;
+//! `--idle-timeout` and the server's stop end the stream as they end a
+//! read of frames ([`SocketInput`]).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::super::budget::{Reservation, FREE_BYTES};
+use super::super::csv_rows::{admit_header, naming, reject, Label};
+use super::super::Shared;
+use super::{Connection, Read, READ_SIZE};
+use crate::codec::csv_stream::{Bad, Next, TapInput};
+use crate::codec::{CsvAssembler, CsvStream, Taken};
+use crate::error::Result;
+use crate::record::{Location, RawBatch, SourceInfo};
+
+/// A UTF-8 byte order mark, dropped from the start of a connection.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A future waiting for a share of the budget.
+type Waiting = Pin<Box<dyn Future<Output = Reservation> + Send>>;
+
+/// The socket as the CSV stream's input: see the module documentation. A
+/// read it ends early fails, and [`SocketInput::ended`] says why.
+pub(super) struct SocketInput {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    source: Arc<SourceInfo>,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Fires after `--idle-timeout` without a byte from the client.
+    idle: Option<Pin<Box<Sleep>>>,
+    /// Bytes the row under way holds (see [`TapInput::holding`]).
+    held: u64,
+    /// The row's share of the budget, once it passed 64 KiB.
+    reservation: Option<Reservation>,
+    waiting: Option<Waiting>,
+    /// When a row holding a share must have ended.
+    deadline: Option<Pin<Box<Sleep>>>,
+    first_read: bool,
+    /// Why reads stopped, when the server or a timeout stopped them.
+    ended: Option<Read>,
+}
+
+impl SocketInput {
+    fn new(stream: TcpStream, shared: Arc<Shared>, source: Arc<SourceInfo>) -> Self {
+        let stop = Box::pin(shared.stop_reading.clone().cancelled_owned());
+        let idle = shared
+            .options
+            .idle_timeout
+            .map(|idle| Box::pin(tokio::time::sleep(idle)));
+        SocketInput {
+            stream,
+            shared,
+            source,
+            stop,
+            idle,
+            held: 0,
+            reservation: None,
+            waiting: None,
+            deadline: None,
+            first_read: true,
+            ended: None,
+        }
+    }
+
+    fn end(&mut self, why: Read) -> Poll<io::Result<()>> {
+        self.ended = Some(why);
+        Poll::Ready(Err(io::Error::other("the connection's reading ended")))
+    }
+
+    /// Whether `--idle-timeout` passed (registering the wake-up if not).
+    fn idled(&mut self, cx: &mut Context<'_>) -> bool {
+        self.idle
+            .as_mut()
+            .is_some_and(|idle| idle.as_mut().poll(cx).is_ready())
+    }
+
+    fn rearm_idle(&mut self) {
+        if let (Some(idle), Some(timeout)) = (&mut self.idle, self.shared.options.idle_timeout) {
+            idle.as_mut().reset(Instant::now() + timeout);
+        }
+    }
+
+    /// A row past 64 KiB waits for a share of the budget, unread; `Ready`
+    /// once it may read on (or must end).
+    fn poll_share(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Read>> {
+        if self.held <= FREE_BYTES as u64 {
+            // The row ended: the next one gets its own share and time.
+            self.reservation = None;
+            self.deadline = None;
+            return Poll::Ready(Ok(()));
+        }
+        if self.reservation.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let shared = self.shared.clone();
+        let waiting = self.waiting.get_or_insert_with(|| {
+            Box::pin(async move {
+                if let Some(granted) = shared.budget.try_reserve() {
+                    return granted;
+                }
+                let (_waiting, waiting) = shared.budget.waiting();
+                crate::warn_limited!(
+                    "{waiting} connection(s) waiting for room in --max-buffered-bytes ({} bytes), \
+                     held by unfinished frames over 64 KiB and CSV headers: raise it, or lower \
+                     --max-frame-bytes",
+                    shared.budget.total_bytes(),
+                );
+                shared.budget.reserve().await
+            })
+        });
+        if let Poll::Ready(granted) = waiting.as_mut().poll(cx) {
+            self.waiting = None;
+            self.reservation = Some(granted);
+            let timeout = self.shared.options.frame_timeout;
+            self.deadline = timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout)));
+            tracing::debug!(
+                "{}: holds a share of --max-buffered-bytes for a row over 64 KiB",
+                Label(&self.source)
+            );
+            return Poll::Ready(Ok(()));
+        }
+        if !self.idled(cx) {
+            return Poll::Pending;
+        }
+        // Bytes waiting unread are not idleness: we hold them back.
+        let mut byte = [0u8; 1];
+        match self.stream.poll_peek(cx, &mut ReadBuf::new(&mut byte)) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(Read::Eof)),
+            Poll::Ready(Ok(_)) => {
+                self.rearm_idle();
+                Poll::Pending
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(Read::Failed(error))),
+            Poll::Pending => Poll::Ready(Err(Read::Idle)),
+        }
+    }
+}
+
+impl TapInput for SocketInput {
+    fn holding(&mut self, bytes: u64) {
+        self.held = bytes;
+    }
+}
+
+impl AsyncRead for SocketInput {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.stop.as_mut().poll(cx).is_ready() {
+            return this.end(Read::Stopped);
+        }
+        match this.poll_share(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(Read::Eof)) => return Poll::Ready(Ok(())),
+            Poll::Ready(Err(why)) => return this.end(why),
+            Poll::Ready(Ok(())) => {}
+        }
+        if let Some(deadline) = &mut this.deadline {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return this.end(Read::FrameTimeout);
+            }
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.rearm_idle();
+                if std::mem::take(&mut this.first_read) && buf.filled()[before..].starts_with(BOM) {
+                    let filled = buf.filled_mut();
+                    filled.copy_within(before + BOM.len().., before);
+                    let len = filled.len() - BOM.len();
+                    buf.set_filled(len);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => this.end(Read::Failed(error)),
+            Poll::Pending if this.idled(cx) => this.end(Read::Idle),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Connection {
+    /// Serves a CSV client with newline framing: see the module
+    /// documentation.
+    pub(super) async fn run_csv_stream(self) -> Result<()> {
+        let Connection {
+            stream,
+            source,
+            shared,
+            ..
+        } = self;
+        let options = &shared.options;
+        let max = options.max_frame_bytes;
+        let input = SocketInput::new(stream, shared.clone(), source.clone());
+        let mut records = CsvStream::with_buffer(input, options.delimiter, max, READ_SIZE);
+        let mut assembler = CsvAssembler::new(options.header, naming(true));
+        // The header's share of the budget, held as long as the connection.
+        let mut _header_share = None;
+        let mut batch = RawBatch::new(source.clone(), assembler.decode().clone());
+        let mut rows = 0u64;
+        let reject =
+            |line: u64, raw: &[u8], reason: &str| reject(&shared, &source, line, raw, reason);
+        let ended = loop {
+            let next = {
+                let next = records.next();
+                tokio::pin!(next);
+                loop {
+                    if batch.is_empty() {
+                        break next.await;
+                    }
+                    match futures::poll!(next.as_mut()) {
+                        Poll::Ready(next) => break next,
+                        // The client paused: what it sent goes on now.
+                        Poll::Pending => {
+                            if shared.ctx.out.send(batch.take()).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            };
+            let next = match next {
+                Ok(next) => next,
+                Err(error) => {
+                    let why = records.input_mut().ended.take();
+                    break why.unwrap_or(Read::Failed(error));
+                }
+            };
+            let taken = match next {
+                Next::End => break Read::Eof,
+                Next::NeverClosed { line, last_line } => {
+                    crate::warn_limited!(
+                        "{}: the quote opened in this row never closes: lines {line} to {last_line} were skipped",
+                        Location { source: &source, pos: line }
+                    );
+                    continue;
+                }
+                Next::Rejected(bad) => {
+                    rows += 1;
+                    let mut reason = match bad.bad {
+                        Bad::Unclosed => naming(true).unclosed(),
+                        Bad::TooLong | Bad::TooLongInQuote | Bad::Torn => {
+                            format!("frame longer than {max} bytes (--max-frame-bytes)")
+                        }
+                    };
+                    if assembler.wants_header() {
+                        let location = Location {
+                            source: &source,
+                            pos: bad.line,
+                        };
+                        reason = assembler.unreadable(location, bad.line, &reason);
+                        batch = RawBatch::new(source.clone(), assembler.decode().clone());
+                    }
+                    reject(bad.line, &bad.raw, &reason)
+                }
+                Next::Record(line) if assembler.wants_header() => {
+                    rows += 1;
+                    let location = Location {
+                        source: &source,
+                        pos: line,
+                    };
+                    let (cells, bytes) = (records.cells(), records.cell_bytes());
+                    let taken = assembler.take(location, line, cells, bytes, |bytes, columns| {
+                        admit_header(&shared, &source, bytes, columns)
+                    });
+                    batch = RawBatch::new(source.clone(), assembler.decode().clone());
+                    match taken {
+                        Taken::Header(share) => {
+                            _header_share = share;
+                            Ok(())
+                        }
+                        Taken::Rejected(reason) => reject(line, records.last_raw(), &reason),
+                        Taken::Record => Ok(()),
+                    }
+                }
+                Next::Record(line) => {
+                    rows += 1;
+                    records.push_to(&mut batch);
+                    batch.finish_record(line);
+                    Ok(())
+                }
+            };
+            if let Err(error) = taken {
+                // `--on-error stop`: the rows before it are written.
+                let _ = shared.ctx.out.send(batch).await;
+                return Err(error);
+            }
+            if shared.ctx.is_full(&batch) && shared.ctx.out.send(batch.take()).await.is_err() {
+                return Ok(());
+            }
+        };
+        if !batch.is_empty() && shared.ctx.out.send(batch).await.is_err() {
+            return Ok(());
+        }
+        let unfinished = records.unfinished();
+        let unfinished = unfinished.as_ref().map(|(line, raw)| (*line, &raw[..]));
+        super::ended(&shared, &source, ended, unfinished, (rows, "rows"))
+    }
+}
