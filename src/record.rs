@@ -11,8 +11,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::ack::Acks;
-use crate::codec::Decode;
 use crate::json;
+
+mod csv_header;
+
+pub use self::csv_header::CsvHeader;
 
 /// Where the records of a batch came from; shared by every record in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +102,24 @@ impl fmt::Display for Location<'_> {
     }
 }
 
+/// What the records of a [`RawBatch`] are, so the decode stage knows how
+/// to turn them into JSON objects; set by the source that filled it.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// One field per record, the text of a line: `{"message": ...}`.
+    Lines,
+    /// One field per record, a JSON object.
+    Jsonl,
+    /// CSV cells, named by a header row.
+    Csv(Arc<CsvHeader>),
+    /// CSV cells, named `c1`, `c2`, ... (`--no-header`).
+    CsvNumbered,
+    /// Records that cannot be decoded, each rejected for this reason (the
+    /// rows under a CSV header that was itself rejected: nothing can name
+    /// their cells, yet each is accounted for).
+    Unusable(Arc<str>),
+}
+
 /// Index entry of one raw record: where its fields end in `field_spans`,
 /// where its origin members end in `origin_extra`, and its position in the
 /// source.
@@ -115,8 +136,8 @@ struct RawIndex {
 pub struct RawBatch {
     /// Where these records came from.
     pub source: Arc<SourceInfo>,
-    /// How the decode stage turns these records into JSON objects.
-    pub decode: Decode,
+    /// What these records are (how the decode stage turns them into JSON).
+    pub content: Content,
     /// Fired once every record of this batch is written by the sink.
     pub acks: Acks,
     data: Vec<u8>,
@@ -130,21 +151,21 @@ pub struct RawBatch {
 }
 
 impl RawBatch {
-    /// An empty batch for records from `source`, to be decoded as `decode`.
-    pub fn new(source: Arc<SourceInfo>, decode: Decode) -> Self {
-        Self::with_capacity(source, decode, 0, 0)
+    /// An empty batch for records from `source`, holding `content`.
+    pub fn new(source: Arc<SourceInfo>, content: Content) -> Self {
+        Self::with_capacity(source, content, 0, 0)
     }
 
     /// An empty batch with room for `records` records of `bytes` bytes.
     pub fn with_capacity(
         source: Arc<SourceInfo>,
-        decode: Decode,
+        content: Content,
         records: usize,
         bytes: usize,
     ) -> Self {
         RawBatch {
             source,
-            decode,
+            content,
             acks: Acks::none(),
             data: Vec::with_capacity(bytes),
             field_spans: Vec::with_capacity(records),
@@ -153,13 +174,13 @@ impl RawBatch {
         }
     }
 
-    /// An empty batch for the same source and decoding, with room for as
+    /// An empty batch for the same source and content, with room for as
     /// much as this one holds: the next batch of a steady stream is likely
     /// as big, and then never regrows (copying) its buffers.
     pub fn empty_like(&self) -> RawBatch {
         let mut empty = Self::with_capacity(
             self.source.clone(),
-            self.decode.clone(),
+            self.content.clone(),
             self.records.len(),
             self.data.len(),
         );
@@ -517,7 +538,7 @@ mod tests {
 
     #[test]
     fn raw_batch_keeps_fields_and_positions() {
-        let mut batch = RawBatch::new(file_source(), Decode::Lines);
+        let mut batch = RawBatch::new(file_source(), Content::Lines);
         batch.push_field(b"a");
         batch.push_field(b"");
         batch.push_field(b"ccc");
@@ -538,7 +559,7 @@ mod tests {
 
     #[test]
     fn origin_extra_belongs_to_its_own_record() {
-        let mut batch = RawBatch::new(file_source(), Decode::Lines);
+        let mut batch = RawBatch::new(file_source(), Content::Lines);
         batch.push_field(b"a");
         batch.push_origin_extra(br#","key":"k1""#);
         batch.finish_record(1);
@@ -563,7 +584,7 @@ mod tests {
 
     #[test]
     fn fields_pushed_at_once_equal_fields_pushed_one_by_one() {
-        let mut batch = RawBatch::new(file_source(), Decode::CsvNumbered);
+        let mut batch = RawBatch::new(file_source(), Content::CsvNumbered);
         batch.push_record(b"first", 1);
         batch.push_fields(b"abcdef", [1, 1, 6].into_iter());
         batch.finish_record(2);
@@ -576,7 +597,7 @@ mod tests {
 
     #[test]
     fn split_lines_make_a_cell_between_delimiters() {
-        let mut batch = RawBatch::new(file_source(), Decode::CsvNumbered);
+        let mut batch = RawBatch::new(file_source(), Content::CsvNumbered);
         batch.push_split(b"a,,bc,", &[1, 2, 5]);
         batch.finish_record(1);
         batch.push_split(b"", &[]);
@@ -592,11 +613,11 @@ mod tests {
 
     #[test]
     fn a_run_of_lines_equals_lines_pushed_one_by_one() {
-        let mut run = RawBatch::new(file_source(), Decode::Lines);
+        let mut run = RawBatch::new(file_source(), Content::Lines);
         run.push_record(b"before", 1);
         run.push_lines(b"none", 0, &[], 2);
         run.push_lines(b"skip\na\n\nbc\nnot yet", 5, &[6, 7, 10], 2);
-        let mut one_by_one = RawBatch::new(file_source(), Decode::Lines);
+        let mut one_by_one = RawBatch::new(file_source(), Content::Lines);
         for (line, pos) in [(&b"before"[..], 1), (b"a", 2), (b"", 3), (b"bc", 4)] {
             one_by_one.push_record(line, pos);
         }

@@ -423,8 +423,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::codec::Decode;
-    use crate::record::SourceInfo;
+    use crate::record::{Content, SourceInfo};
 
     type Rows = Vec<(u64, Vec<Vec<u8>>)>;
 
@@ -432,7 +431,7 @@ mod tests {
     /// `piece` bytes, and everything else `read` said.
     fn split_max(input: &[u8], piece: usize, max: usize) -> (Rows, Vec<Next>) {
         let source = Arc::new(SourceInfo::File { path: "t".into() });
-        let mut batch = RawBatch::new(source, Decode::CsvNumbered);
+        let mut batch = RawBatch::new(source, Content::CsvNumbered);
         let mut records = CsvRecords::new(b',', max);
         let mut buffer = Vec::new();
         let mut fed = 0;

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{PipelineConfig, Rejects, Stats};
+use crate::codec;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::record::{Batch, RawBatch, RawRecord};
@@ -87,7 +88,7 @@ fn decode_batch(
             break;
         }
         handled += 1;
-        match raw.decode.decode_into(&record, config.decode, out) {
+        match codec::decode_into(&raw.content, &record, config.decode, out) {
             Ok(true) => {}
             Ok(false) => skipped += 1,
             Err(reason) => {

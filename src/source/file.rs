@@ -13,10 +13,10 @@ use super::shrink::ShrinkWatch;
 use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::csv_records::{Bad, BadRecord, Next};
-use crate::codec::{CsvHeader, CsvRecords, Decode, Format};
+use crate::codec::{CsvRecords, Format};
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::record::{Location, RawBatch, SourceInfo};
+use crate::record::{Content, CsvHeader, Location, RawBatch, SourceInfo};
 use crate::warn_limited;
 
 /// How much to ask of the input per read.
@@ -155,8 +155,8 @@ impl Source for FileSource {
                     .unwrap_or_else(|| Format::from_path(path));
                 let read = match format {
                     Format::Csv => reader.read_csv(input).await,
-                    Format::Jsonl => reader.read_lines(input, Decode::Jsonl).await,
-                    Format::Lines => reader.read_lines(input, Decode::Lines).await,
+                    Format::Jsonl => reader.read_lines(input, Content::Jsonl).await,
+                    Format::Lines => reader.read_lines(input, Content::Lines).await,
                 };
                 match read {
                     Ok(()) => {}
@@ -245,7 +245,7 @@ impl FileReader<'_> {
     async fn read_lines(
         &self,
         input: impl AsyncRead + Unpin,
-        decode: Decode,
+        decode: Content,
     ) -> Result<(), Interrupted> {
         let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
         let max_line = self.options.max_record_bytes;
@@ -409,7 +409,7 @@ impl FileReader<'_> {
             self.location(line)
         );
         let reason = format!("the CSV header on line {line} is unusable");
-        RawBatch::new(self.source.clone(), Decode::Unusable(reason.into()))
+        RawBatch::new(self.source.clone(), Content::Unusable(reason.into()))
     }
 
     /// Rejects a record the CSV splitter found bad.
@@ -441,7 +441,7 @@ impl FileReader<'_> {
         let mut caught_up = false;
         // Until then, the batch holds the header row only.
         let mut header_read = !self.options.header;
-        let mut batch = RawBatch::new(self.source.clone(), Decode::CsvNumbered);
+        let mut batch = RawBatch::new(self.source.clone(), Content::CsvNumbered);
         let mut last_line = 0u64;
         loop {
             let (next, used) = records.read(&buf[consumed..], at_end, &mut batch);
@@ -516,7 +516,7 @@ impl FileReader<'_> {
                         continue;
                     }
                 };
-                batch = RawBatch::new(self.source.clone(), Decode::Csv(Arc::new(header)));
+                batch = RawBatch::new(self.source.clone(), Content::Csv(Arc::new(header)));
                 header_read = true;
                 continue;
             }

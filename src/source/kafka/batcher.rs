@@ -6,11 +6,11 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
-use crate::codec::{CsvHeader, Decode, Format};
+use crate::codec::Format;
 use crate::error::Result;
 use crate::json;
 use crate::pipeline::Rejects;
-use crate::record::{Location, RawBatch, SourceInfo};
+use crate::record::{Content, CsvHeader, Location, RawBatch, SourceInfo};
 
 /// What the batcher needs of one Kafka message.
 #[derive(Debug, Clone, Default)]
@@ -189,11 +189,11 @@ impl Batcher {
 
     /// The decode of a new batch; CSV with headers sets its own per
     /// message (see [`Batcher::use_header`]).
-    fn plain_decode(&self) -> Decode {
+    fn plain_decode(&self) -> Content {
         match self.format.format {
-            Format::Jsonl => Decode::Jsonl,
-            Format::Lines => Decode::Lines,
-            Format::Csv => Decode::CsvNumbered,
+            Format::Jsonl => Content::Jsonl,
+            Format::Lines => Content::Lines,
+            Format::Csv => Content::CsvNumbered,
         }
     }
 
@@ -276,16 +276,16 @@ impl Batcher {
     /// when its records were named by another header.
     fn use_header(&mut self, header: CsvHeader) {
         let open = self.current.as_mut().expect("open batch");
-        match &open.batch.decode {
-            Decode::Csv(current) if **current == header => {}
-            _ if open.batch.is_empty() => open.batch.decode = Decode::Csv(Arc::new(header)),
+        match &open.batch.content {
+            Content::Csv(current) if **current == header => {}
+            _ if open.batch.is_empty() => open.batch.content = Content::Csv(Arc::new(header)),
             _ => {
                 let source = open.batch.source.clone();
                 let epoch = open.epoch;
                 let next_offset = open.next_offset;
                 self.finish();
                 self.current = Some(Open {
-                    batch: RawBatch::new(source, Decode::Csv(Arc::new(header))),
+                    batch: RawBatch::new(source, Content::Csv(Arc::new(header))),
                     epoch,
                     next_offset,
                 });
@@ -363,7 +363,7 @@ fn write_headers(out: &mut Vec<u8>, headers: &[(&str, Option<&[u8]>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::DecodeOptions;
+    use crate::codec::{decode_into, DecodeOptions};
     use crate::pipeline::OnError;
     use crate::record::Batch;
 
@@ -400,11 +400,13 @@ mod tests {
     fn decoded(finished: &Finished, origin: bool) -> Vec<String> {
         let mut out = Batch::new(finished.batch.source.clone());
         for record in finished.batch.records() {
-            finished
-                .batch
-                .decode
-                .decode_into(&record, DecodeOptions { origin }, &mut out)
-                .unwrap();
+            decode_into(
+                &finished.batch.content,
+                &record,
+                DecodeOptions { origin },
+                &mut out,
+            )
+            .unwrap();
         }
         out.iter()
             .map(|r| String::from_utf8(r.json.to_vec()).unwrap())

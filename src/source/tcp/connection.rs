@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use super::budget::{Reservation, FREE_BYTES};
 use super::csv_rows::{reject, CsvRows, Label};
 use super::{Shared, StopReason};
-use crate::codec::{Decode, Format, Framer};
+use crate::codec::{Format, Framer};
 use crate::error::Result;
-use crate::record::{RawBatch, SourceInfo};
+use crate::record::{self, RawBatch, SourceInfo};
 use crate::source::Closed;
 
 /// How much room each read gets.
@@ -46,7 +46,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// What frames turn into.
 enum Content {
     /// Each frame is one record as it is (a line, a JSON object).
-    Whole(Decode),
+    Whole(record::Content),
     /// Each frame is one CSV row. Boxed: csv-core's reader is a few
     /// kilobytes of tables.
     Csv(Box<CsvRows>),
@@ -91,8 +91,8 @@ impl Connection {
     pub(super) fn new(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Self {
         let options = &shared.options;
         let content = match options.format {
-            Format::Lines => Content::Whole(Decode::Lines),
-            Format::Jsonl => Content::Whole(Decode::Jsonl),
+            Format::Lines => Content::Whole(record::Content::Lines),
+            Format::Jsonl => Content::Whole(record::Content::Jsonl),
             Format::Csv => Content::Csv(Box::new(CsvRows::new(options.delimiter, options.header))),
         };
         Connection {
@@ -324,7 +324,7 @@ impl Connection {
     async fn take_line_run(
         &mut self,
         batch: &mut Option<RawBatch>,
-        decode: &Decode,
+        decode: &record::Content,
         buf: &[u8],
     ) -> Result<(), Closed> {
         let mut newlines = std::mem::take(&mut self.newlines);

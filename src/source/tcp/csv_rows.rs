@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use super::budget::{self, Reservation, FREE_BYTES};
 use super::Shared;
-use crate::codec::{CsvHeader, CsvRowSplitter, Decode};
+use crate::codec::CsvRowSplitter;
 use crate::cpu;
 use crate::error::Result;
-use crate::record::{Location, RawBatch, SourceInfo};
+use crate::record::{Content, CsvHeader, Location, RawBatch, SourceInfo};
 
 /// A header whose share ([`budget::header_cost`]) is at most this takes
 /// none: about 100 columns.
@@ -30,7 +30,7 @@ enum Header {
     /// Rows decode with it; `_share` is the header's share of the buffer
     /// budget, held as long as the header.
     Ready {
-        decode: Decode,
+        decode: Content,
         _share: Option<Reservation>,
     },
     /// Rejected: every row is rejected too.
@@ -52,7 +52,7 @@ impl CsvRows {
             header: match header {
                 true => Header::Pending,
                 false => Header::Ready {
-                    decode: Decode::CsvNumbered,
+                    decode: Content::CsvNumbered,
                     _share: None,
                 },
             },
@@ -140,7 +140,7 @@ impl CsvRows {
                             );
                         }
                         *header = Header::Ready {
-                            decode: Decode::Csv(Arc::new(built)),
+                            decode: Content::Csv(Arc::new(built)),
                             _share: share,
                         };
                     }
