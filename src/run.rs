@@ -136,7 +136,10 @@ async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Outcom
         }
         Err(OpenError::Failed { error, .. }) => return Err(error.into()),
     };
-    let rejects = Arc::new(Rejects::with_file(global.on_error, files.dead_letter));
+    let rejects = Arc::new(Rejects::with_file(
+        global.on_error,
+        files.dead_letter.map(|opened| (opened.path, opened.file)),
+    ));
     let sink: Box<dyn Sink> = match (kafka_sink, files.output) {
         (Some(sink), _) => Box::new(sink),
         (None, Some(output)) => Box::new(WriterSink::from_opened(output, global.output_format)),

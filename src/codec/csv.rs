@@ -10,7 +10,7 @@ use crate::record::{CsvHeader, RawRecord};
 use crate::scan;
 
 /// Building a header, and reading its keys back as names: the keys'
-/// layout is this module's ([`push_key`]).
+/// layout is this module's (`push_key`).
 impl CsvHeader {
     /// Builds the header from the cells of a header row. Empty names become
     /// `cN`; a repeated name gets `_2`, `_3`, ... so no key is lost. Real

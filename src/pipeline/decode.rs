@@ -7,10 +7,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{PipelineConfig, Rejects, Stats};
+use super::PipelineConfig;
 use crate::codec;
 use crate::cpu;
 use crate::error::{Error, Result};
+use crate::parts::{Rejects, Stats};
 use crate::record::{Batch, RawBatch, RawRecord};
 
 /// Decodes every batch of `input` into `output`, in order. Ends when

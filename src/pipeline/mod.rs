@@ -13,24 +13,24 @@
 //! ending the source drains everything downstream.
 
 mod decode;
-mod reject;
 mod stage;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use self::reject::{OnError, Rejects};
 pub use self::stage::Stage;
+/// The run's shared handlers; defined in [`crate::parts`], named here too
+/// for library users.
+pub use crate::parts::{OnError, Rejects, Stats};
 
 use crate::codec::DecodeOptions;
 use crate::error::{Error, Result};
+use crate::parts::{RawSender, Sink, SinkInput, Source, SourceContext};
 use crate::record::{Batch, RawBatch};
-use crate::sink::{Sink, SinkInput};
-use crate::source::{Source, SourceContext};
 
 /// Sizes and options of one run.
 #[derive(Debug, Clone)]
@@ -66,19 +66,6 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self::with_buffer(16 * 1024, 1024)
     }
-}
-
-/// Counters shared by every part of a run.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Records the source took in: handed to the pipeline (whether or not
-    /// it still took them), or rejected by the source itself.
-    pub read: AtomicU64,
-    /// Of those, lines that were no records at all (blank JSON lines),
-    /// skipped by the decode stage.
-    pub skipped: AtomicU64,
-    /// Records the sink wrote out.
-    pub written: AtomicU64,
 }
 
 /// What a finished run did.
@@ -194,7 +181,7 @@ impl Pipeline {
         // gone, the source's sends fail and the source returns.
         let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(config.channel_batches);
         let context = SourceContext {
-            out: crate::source::RawSender::new(raw_tx, stats.clone()).with_signal(shutdown.clone()),
+            out: RawSender::new(raw_tx, stats.clone()).with_signal(shutdown.clone()),
             shutdown: stop.clone(),
             rejects: rejects.clone(),
             batch_records: config.batch_records,

@@ -20,12 +20,12 @@ use rdkafka::Statistics;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio::sync::Notify;
 
-use super::{Sink, SinkInput};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
 use crate::kafka::{
     self, client_context_via_log, ClientLog, KafkaConfig, TopicCheck, QUERY_TIMEOUT,
 };
+use crate::parts::{Sink, SinkInput};
 use crate::record::Batch;
 
 /// The producer's settings that differ from librdkafka's defaults; `-X`

@@ -11,10 +11,9 @@ use tokio::task::JoinHandle;
 
 use super::csv_out::CsvOutput;
 use super::files::{self, WriteMode};
-use super::{Sink, SinkInput, WrittenCounter};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
-use crate::pipeline::Rejects;
+use crate::parts::{Rejects, Sink, SinkInput, WrittenCounter};
 use crate::record::Batch;
 
 /// Output buffered up to this size is written in one call.

@@ -10,12 +10,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::input::InputReader;
 use super::shrink::ShrinkWatch;
-use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::csv_records::{Bad, BadRecord, Next};
 use crate::codec::{CsvRecords, Format};
 use crate::cpu;
 use crate::error::{Error, Result};
+use crate::parts::{Closed, Interrupted, Source, SourceContext};
 use crate::record::{Content, CsvHeader, Location, RawBatch, SourceInfo};
 use crate::warn_limited;
 

@@ -43,9 +43,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::budget::Budget;
 use self::connection::Connection;
-use super::{Source, SourceContext};
 use crate::codec::{Format, Framing};
 use crate::error::{Error, Result};
+use crate::parts::{Source, SourceContext};
 
 /// Connections the kernel completes and queues for us before refusing
 /// more (capped by the system's `net.core.somaxconn`). Larger than the

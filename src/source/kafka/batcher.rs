@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::codec::Format;
 use crate::error::Result;
 use crate::json;
-use crate::pipeline::Rejects;
+use crate::parts::Rejects;
 use crate::record::{Content, CsvHeader, Location, RawBatch, SourceInfo};
 
 /// What the batcher needs of one Kafka message.
@@ -364,7 +364,7 @@ fn write_headers(out: &mut Vec<u8>, headers: &[(&str, Option<&[u8]>)]) {
 mod tests {
     use super::*;
     use crate::codec::{decode_into, DecodeOptions};
-    use crate::pipeline::OnError;
+    use crate::parts::OnError;
     use crate::record::Batch;
 
     fn batcher(format: Format, header: bool, origin: bool, batch_records: usize) -> Batcher {
@@ -455,7 +455,7 @@ mod tests {
         assert_eq!(batches[0].batch.len(), 1);
         assert_eq!(batches[0].next_offset, 3);
         assert_eq!(rejects.count(), 1);
-        let stop = Rejects::new(OnError::Stop, None, Default::default()).unwrap();
+        let stop = Rejects::with_file(OnError::Stop, None);
         let error = batcher(Format::Jsonl, true, false, 100)
             .add(&message(0, 9, None), info(0), &stop)
             .unwrap_err();

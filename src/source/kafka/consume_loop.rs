@@ -26,9 +26,8 @@ use super::rebalance::GroupContext;
 use crate::ack::Ack;
 use crate::error::{Error, Result};
 use crate::kafka;
-use crate::pipeline::Rejects;
+use crate::parts::{Closed, Interrupted, RawSender, Rejects};
 use crate::record::{RawBatch, SourceInfo};
-use crate::source::{Closed, Interrupted, RawSender};
 
 /// The read loop's state (named `Reader` before).
 pub(super) struct ConsumeLoop<'a> {

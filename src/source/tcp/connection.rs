@@ -20,8 +20,8 @@ use super::csv_rows::{reject, CsvRows, Label};
 use super::{Shared, StopReason};
 use crate::codec::{Format, Framer};
 use crate::error::Result;
+use crate::parts::Closed;
 use crate::record::{self, RawBatch, SourceInfo};
-use crate::source::Closed;
 
 /// How much room each read gets.
 const READ_SIZE: usize = 64 * 1024;

@@ -10,15 +10,13 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::json;
 use crate::record::Location;
-use crate::sink::files::{self, WriteMode};
-use crate::sink::opening::OpenedOutput;
 
 /// Pending dead-letter bytes beyond this are written at once by the
 /// rejecting task itself (a blocking write, as a full buffer would be),
@@ -60,38 +58,15 @@ struct DeadLetter {
 
 impl Rejects {
     /// A handler with `policy`, writing rejected records to `dead_letter`
-    /// (opened now, emptied or appended to as `mode` says) when given.
-    pub fn new(policy: OnError, dead_letter: Option<&Path>, mode: WriteMode) -> Result<Self> {
-        let dead_letter = match dead_letter {
-            None => None,
-            Some(path) => {
-                let opened = files::open(path, mode).map_err(|source| Error::Output {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                Some(DeadLetter {
-                    path: path.to_path_buf(),
-                    pending: Mutex::new(Vec::new()),
-                    file: Mutex::new(opened.file),
-                })
-            }
-        };
-        Ok(Rejects {
-            policy,
-            dead_letter,
-            count: AtomicU64::new(0),
-        })
-    }
-
-    /// A handler with `policy`, writing rejected records to `dead_letter`,
-    /// a file [`crate::sink::opening`] opened.
-    pub fn with_file(policy: OnError, dead_letter: Option<OpenedOutput>) -> Self {
+    /// when given: the file (opened by [`crate::sink::opening`]) and its
+    /// path, for messages.
+    pub fn with_file(policy: OnError, dead_letter: Option<(PathBuf, File)>) -> Self {
         Rejects {
             policy,
-            dead_letter: dead_letter.map(|opened| DeadLetter {
-                path: opened.path,
+            dead_letter: dead_letter.map(|(path, file)| DeadLetter {
+                path,
                 pending: Mutex::new(Vec::new()),
-                file: Mutex::new(opened.file),
+                file: Mutex::new(file),
             }),
             count: AtomicU64::new(0),
         }
