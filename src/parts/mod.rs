@@ -14,8 +14,7 @@ mod source;
 use std::sync::atomic::AtomicU64;
 
 pub use self::reject::{OnError, Rejects};
-pub use self::sink::{Sink, SinkInput, WrittenCounter};
-pub(crate) use self::source::Interrupted;
+pub use self::sink::{Sink, SinkInput, TryRecv, WrittenCounter};
 pub use self::source::{Closed, RawSender, Source, SourceContext};
 
 /// Counters shared by every part of a run.

@@ -55,12 +55,13 @@ impl SinkInput {
         self.rx.recv().await
     }
 
-    /// The next batch if one is ready now; `Err(true)` once closed and drained.
-    pub fn try_recv(&mut self) -> Result<Batch, bool> {
-        self.rx.try_recv().map_err(|error| match error {
-            mpsc::error::TryRecvError::Empty => false,
-            mpsc::error::TryRecvError::Disconnected => true,
-        })
+    /// The next batch if one is ready now, without waiting.
+    pub fn try_recv(&mut self) -> TryRecv {
+        match self.rx.try_recv() {
+            Ok(batch) => TryRecv::Batch(batch),
+            Err(mpsc::error::TryRecvError::Empty) => TryRecv::Empty,
+            Err(mpsc::error::TryRecvError::Disconnected) => TryRecv::Closed,
+        }
     }
 
     /// Counts `records` as written out.
@@ -72,6 +73,17 @@ impl SinkInput {
     pub fn written_counter(&self) -> WrittenCounter {
         WrittenCounter(self.stats.clone())
     }
+}
+
+/// What [`SinkInput::try_recv`] found.
+#[derive(Debug)]
+pub enum TryRecv {
+    /// The next batch.
+    Batch(Batch),
+    /// No batch is ready now; more may come.
+    Empty,
+    /// The input is closed and drained: no batch will come.
+    Closed,
 }
 
 /// Counts records a sink has written (the run's `written` figure).

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Rejects, Stats};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::record::RawBatch;
 
 /// A producer of records.
@@ -70,28 +70,6 @@ pub struct RawSender {
     /// Cancelled by the user's signal only (not by `--limit` or a
     /// failure, which also stop the source).
     signal: CancellationToken,
-}
-
-/// How a source's read loop ended before its input did.
-pub(crate) enum Interrupted {
-    /// Stop reading and return normally: the pipeline closed (or, for
-    /// Kafka, shutdown or `--until-end`); what was read is sent.
-    Done,
-    /// A failure the run ends with: a read error, or a rejection under
-    /// `--on-error stop`.
-    Failed(Error),
-}
-
-impl From<Closed> for Interrupted {
-    fn from(_: Closed) -> Self {
-        Interrupted::Done
-    }
-}
-
-impl From<Error> for Interrupted {
-    fn from(error: Error) -> Self {
-        Interrupted::Failed(error)
-    }
 }
 
 /// The pipeline no longer takes records: the run is ending downstream.

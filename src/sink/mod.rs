@@ -16,4 +16,4 @@ pub use self::writer::{OutputFormat, WriterSink};
 
 /// What a sink is and is given; defined in [`crate::parts`], named here
 /// too for library users.
-pub use crate::parts::{Sink, SinkInput, WrittenCounter};
+pub use crate::parts::{Sink, SinkInput, TryRecv, WrittenCounter};

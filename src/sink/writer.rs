@@ -13,7 +13,7 @@ use super::csv_out::CsvOutput;
 use super::files::{self, WriteMode};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
-use crate::parts::{Rejects, Sink, SinkInput, WrittenCounter};
+use crate::parts::{Rejects, Sink, SinkInput, TryRecv, WrittenCounter};
 use crate::record::Batch;
 
 /// Output buffered up to this size is written in one call.
@@ -130,15 +130,15 @@ impl Sink for WriterSink {
             });
             loop {
                 match input.try_recv() {
-                    Ok(batch) => {
+                    TryRecv::Batch(batch) => {
                         out.add(batch, csv.as_mut())?;
                         if out.filling.len >= WRITE_SIZE {
                             out.start_write().await?;
                         }
                         continue;
                     }
-                    Err(true) => break,
-                    Err(false) => {}
+                    TryRecv::Closed => break,
+                    TryRecv::Empty => {}
                 }
                 // Caught up with the pipeline: write what we have now rather
                 // than hold it for a full buffer, then wait for more input

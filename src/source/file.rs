@@ -15,7 +15,7 @@ use crate::codec::csv_records::{Bad, BadRecord, Next};
 use crate::codec::{CsvRecords, Format};
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::parts::{Closed, Interrupted, Source, SourceContext};
+use crate::parts::{Closed, Source, SourceContext};
 use crate::record::{Content, CsvHeader, Location, RawBatch, SourceInfo};
 use crate::warn_limited;
 
@@ -158,10 +158,8 @@ impl Source for FileSource {
                     Format::Jsonl => reader.read_lines(input, Content::Jsonl).await,
                     Format::Lines => reader.read_lines(input, Content::Lines).await,
                 };
-                match read {
-                    Ok(()) => {}
-                    Err(Interrupted::Done) => break,
-                    Err(Interrupted::Failed(error)) => return Err(error),
+                if read? == Flow::PipelineClosed {
+                    break;
                 }
             }
             Ok(())
@@ -197,6 +195,27 @@ fn check_readable(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// How reading one input ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The input ended (or shutdown stopped its read): every record read
+    /// was sent, on to the next input.
+    InputEnded,
+    /// The pipeline takes no more records (the run is ending downstream):
+    /// read no more inputs.
+    PipelineClosed,
+}
+
+impl Flow {
+    /// The flow after the last send of an input.
+    fn after(sent: Result<(), Closed>) -> Flow {
+        match sent {
+            Ok(()) => Flow::InputEnded,
+            Err(Closed) => Flow::PipelineClosed,
+        }
+    }
+}
+
 /// Reads one input.
 struct FileReader<'a> {
     ctx: &'a SourceContext,
@@ -217,11 +236,11 @@ impl FileReader<'_> {
         }
     }
 
-    fn read_error(&self, line: u64, source: std::io::Error) -> Interrupted {
-        Interrupted::Failed(Error::Read {
+    fn read_error(&self, line: u64, source: std::io::Error) -> Error {
+        Error::Read {
             location: self.location(line).to_string(),
             source,
-        })
+        }
     }
 
     /// Sends `batch` with an ack that moves this input's checkpoint to its
@@ -242,11 +261,7 @@ impl FileReader<'_> {
     /// Lines (for `lines` and `jsonl`): split on `\n`, the last line may
     /// lack one. A line longer than the cap is rejected and skipped without
     /// ever being held whole.
-    async fn read_lines(
-        &self,
-        input: impl AsyncRead + Unpin,
-        decode: Content,
-    ) -> Result<(), Interrupted> {
+    async fn read_lines(&self, input: impl AsyncRead + Unpin, decode: Content) -> Result<Flow> {
         let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
         let max_line = self.options.max_record_bytes;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
@@ -282,8 +297,8 @@ impl FileReader<'_> {
                     }
                 }
                 consumed += end + 1;
-                if self.ctx.is_full(&batch) {
-                    self.send(batch.take(), line).await?;
+                if self.ctx.is_full(&batch) && self.send(batch.take(), line).await.is_err() {
+                    return Ok(Flow::PipelineClosed);
                 }
             }
             buf.drain(..consumed);
@@ -318,12 +333,11 @@ impl FileReader<'_> {
             }
             // Caught up with the writer: pass on what we have rather than
             // wait for a full batch.
-            if caught_up && !batch.is_empty() {
-                self.send(batch.take(), line).await?;
+            if caught_up && !batch.is_empty() && self.send(batch.take(), line).await.is_err() {
+                return Ok(Flow::PipelineClosed);
             }
         }
-        self.send(batch, line).await?;
-        Ok(())
+        Ok(Flow::after(self.send(batch, line).await))
     }
 
     /// Reads more of the input onto the end of `buf`: how many bytes came,
@@ -335,7 +349,7 @@ impl FileReader<'_> {
         reader: &mut InputReader<impl AsyncRead + Unpin>,
         buf: &mut Vec<u8>,
         line: u64,
-    ) -> Result<Option<(usize, bool)>, Interrupted> {
+    ) -> Result<Option<(usize, bool)>> {
         buf.reserve(READ_SIZE);
         let asked = buf.capacity() - buf.len();
         match reader.read_buf(buf).await {
@@ -377,9 +391,9 @@ impl FileReader<'_> {
 
     /// Sends the records read before a rejection that stops the run
     /// (`--on-error stop`): they were read, so they are written.
-    async fn fail_after(&self, batch: RawBatch, last_line: u64, error: Error) -> Interrupted {
+    async fn fail_after(&self, batch: RawBatch, last_line: u64, error: Error) -> Error {
         let _ = self.send(batch, last_line).await;
-        Interrupted::Failed(error)
+        error
     }
 
     /// Rejects the record at `line`, which is in no batch: it counts as
@@ -432,7 +446,7 @@ impl FileReader<'_> {
     /// CSV: quoted cells may hold delimiters, doubled quotes and newlines
     /// (see [`CsvRecords`]); the first row is the header unless
     /// `--no-header`.
-    async fn read_csv(&self, input: impl AsyncRead + Unpin) -> Result<(), Interrupted> {
+    async fn read_csv(&self, input: impl AsyncRead + Unpin) -> Result<Flow> {
         let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
         let mut records = CsvRecords::new(self.options.delimiter, self.options.max_record_bytes);
         let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
@@ -454,7 +468,7 @@ impl FileReader<'_> {
                         if header_read {
                             return Err(self.fail_after(batch, last_line, error).await);
                         }
-                        return Err(error.into());
+                        return Err(error);
                     }
                     if !header_read {
                         batch = self.no_header(bad.line);
@@ -472,8 +486,12 @@ impl FileReader<'_> {
                 Next::NeedInput => {
                     // Caught up with the writer on the last read: pass on
                     // what we have rather than wait for a full batch.
-                    if caught_up && header_read && !batch.is_empty() {
-                        self.send(batch.take(), last_line).await?;
+                    if caught_up
+                        && header_read
+                        && !batch.is_empty()
+                        && self.send(batch.take(), last_line).await.is_err()
+                    {
+                        return Ok(Flow::PipelineClosed);
                     }
                     buf.drain(..consumed);
                     consumed = 0;
@@ -521,13 +539,13 @@ impl FileReader<'_> {
                 continue;
             }
             last_line = line;
-            if self.ctx.is_full(&batch) {
-                self.send(batch.take(), last_line).await?;
+            if self.ctx.is_full(&batch) && self.send(batch.take(), last_line).await.is_err() {
+                return Ok(Flow::PipelineClosed);
             }
         }
-        if header_read {
-            self.send(batch, last_line).await?;
+        if !header_read {
+            return Ok(Flow::InputEnded);
         }
-        Ok(())
+        Ok(Flow::after(self.send(batch, last_line).await))
     }
 }
