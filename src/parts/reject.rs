@@ -126,7 +126,7 @@ impl Rejects {
         let rejects = self.clone();
         tokio::task::spawn_blocking(move || rejects.finish())
             .await
-            .map_err(|join_error| Error::Panicked(join_error.to_string()))?
+            .map_err(|join_error| Error::panicked("the dead-letter write", join_error))?
     }
 
     /// Writes out the dead-letter lines still waiting (blocking).

@@ -187,12 +187,13 @@ impl Pipeline {
             batch_records: config.batch_records,
             batch_bytes: config.batch_bytes,
         };
-        let source_task = spawn_part(stop.clone(), source.run(context));
+        let source_task = spawn_part("the source", stop.clone(), source.run(context));
 
         // Decode → first stage (or sink). Closing it (the decode stage
         // ending) tells the next part that no more batches come.
         let (decoded_tx, mut next_rx) = mpsc::channel::<Batch>(config.channel_batches);
         let decode_task = spawn_part(
+            "the decode stage",
             stop.clone(),
             decode::run(
                 raw_rx,
@@ -208,12 +209,16 @@ impl Pipeline {
         for stage in stages {
             // Stage → next stage (or sink); closed when this stage ends.
             let (tx, rx) = mpsc::channel::<Batch>(config.channel_batches);
-            stage_tasks.push(spawn_part(stop.clone(), stage::run(stage, next_rx, tx)));
+            stage_tasks.push(spawn_part(
+                "a stage",
+                stop.clone(),
+                stage::run(stage, next_rx, tx),
+            ));
             next_rx = rx;
         }
 
         let input = SinkInput::new(next_rx, stats.clone(), rejects.clone());
-        let sink_result = spawn_part(stop.clone(), sink.run(input)).await;
+        let sink_result = spawn_part("the sink", stop.clone(), sink.run(input)).await;
         // The sink is done: nothing more can be written, so make sure the
         // source stops too (it may be waiting for input, not sending).
         stop.cancel();
@@ -242,8 +247,9 @@ impl Pipeline {
 }
 
 /// Runs one part of the pipeline as its own task; if it fails, the whole
-/// run is told to stop.
+/// run is told to stop. `name` says which part it is, should it panic.
 fn spawn_part(
+    name: &'static str,
     stop: CancellationToken,
     part: impl std::future::Future<Output = Result<()>> + Send + 'static,
 ) -> impl std::future::Future<Output = Result<()>> {
@@ -257,7 +263,7 @@ fn spawn_part(
     async move {
         match task.await {
             Ok(result) => result,
-            Err(join_error) => Err(Error::Panicked(join_error.to_string())),
+            Err(join_error) => Err(Error::panicked(name, join_error)),
         }
     }
 }

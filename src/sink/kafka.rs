@@ -80,7 +80,7 @@ impl KafkaSink {
             kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT)
         })
         .await
-        .map_err(|e| Error::Kafka(format!("internal error: {e}")))?;
+        .map_err(|e| Error::panicked("the Kafka topic check", e))?;
         match check {
             TopicCheck::Missing => Err(Error::Kafka(format!(
                 "topic `{}` does not exist on {} (and the brokers do not create topics)",

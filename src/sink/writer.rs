@@ -84,7 +84,7 @@ impl WriterSink {
         let opening = path.clone();
         let opened = tokio::task::spawn_blocking(move || files::open(&opening, mode))
             .await
-            .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error.to_string())))
+            .map_err(|join_error| Error::panicked("opening the output", join_error))?
             .map_err(|source| Error::Output {
                 path: path.clone(),
                 source,
@@ -276,10 +276,8 @@ impl Output {
         };
         let joined = handle.await;
         let (_, chunk) = self.writing.take().expect("checked above");
-        let (writer, result) = joined.map_err(|join_error| Error::Output {
-            path: self.name.clone(),
-            source: std::io::Error::other(join_error.to_string()),
-        })?;
+        let (writer, result) =
+            joined.map_err(|join_error| Error::panicked("the output write", join_error))?;
         self.writer = Some(writer);
         result?;
         self.written.add(chunk.records);

@@ -297,9 +297,7 @@ impl Server {
         let error = match joined {
             Ok(Ok(())) => return,
             Ok(Err(error)) => error,
-            Err(join_error) => Error::Config(format!(
-                "internal error: a connection task failed: {join_error}"
-            )),
+            Err(join_error) => Error::panicked("a TCP connection", join_error),
         };
         if self.failure.is_none() {
             self.failure = Some(error);
