@@ -9,6 +9,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::codec::{DecodeOptions, Format, Framing};
 use crate::kafka::{parse_setting, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
+use crate::record::MAX_RECORD_BYTES_LIMIT;
 use crate::sink::{OutputFormat, OutputPlan, WriteMode};
 use crate::source::{FileOptions, KafkaOptions, OffsetReset, TcpOptions};
 
@@ -269,7 +270,7 @@ pub struct FileArgs {
     #[command(flatten)]
     pub csv: CsvArgs,
     /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes).
-    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_max_record_bytes)]
     pub max_record_bytes: usize,
 }
 
@@ -397,6 +398,19 @@ fn split_number(text: &str) -> (&str, &str) {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     trimmed.split_at(digits_end)
+}
+
+/// Parses `--max-record-bytes`: a byte count up to
+/// [`MAX_RECORD_BYTES_LIMIT`] (1 GiB), so a record always fits a batch.
+fn parse_max_record_bytes(text: &str) -> Result<usize, String> {
+    let bytes = parse_bytes(text)?;
+    if bytes > MAX_RECORD_BYTES_LIMIT {
+        return Err(format!(
+            "`{text}` is more than the most a record may be, {}G",
+            MAX_RECORD_BYTES_LIMIT >> 30
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Parses a byte count: `1048576`, `64K`, `16M`, `1G` (powers of 1024; an
@@ -743,6 +757,17 @@ mod tests {
         assert!(parse_bytes("M").is_err());
         let cli = parse(&["file", "a", "--max-record-bytes", "1K"]).unwrap();
         assert_eq!(file_args(&cli).max_record_bytes, 1024);
+    }
+
+    #[test]
+    fn max_record_bytes_has_an_upper_bound() {
+        let cli = parse(&["file", "a", "--max-record-bytes", "1G"]).unwrap();
+        assert_eq!(file_args(&cli).max_record_bytes, MAX_RECORD_BYTES_LIMIT);
+        let error = parse(&["file", "a", "--max-record-bytes", "1025M"]).unwrap_err();
+        assert!(
+            error.to_string().contains("most a record may be, 1G"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -198,11 +198,11 @@ impl RawBatch {
 
     /// Appends one field to the record being built.
     pub fn push_field(&mut self, field: &[u8]) {
-        let start = self.data.len() as u32;
+        let start = offset(self.data.len());
         self.data.extend_from_slice(field);
         self.field_spans.push(Span {
             start,
-            end: self.data.len() as u32,
+            end: offset(self.data.len()),
         });
     }
 
@@ -210,10 +210,13 @@ impl RawBatch {
     /// `ends` gives where each ends, relative to the start of `bytes` (one
     /// copy for a whole CSV row instead of one per cell).
     pub fn push_fields(&mut self, bytes: &[u8], ends: impl Iterator<Item = usize>) {
-        let base = self.data.len() as u32;
+        let base = offset(self.data.len());
         self.data.extend_from_slice(bytes);
+        // Every end is within `bytes`: checked once for them all.
+        offset(self.data.len());
         let mut start = base;
         self.field_spans.extend(ends.map(|end| {
+            debug_assert!(end <= bytes.len());
             let span = Span {
                 start,
                 end: base + end as u32,
@@ -227,8 +230,10 @@ impl RawBatch {
     /// offsets of its delimiter bytes, ascending); the line is copied once,
     /// delimiters and all.
     pub fn push_split(&mut self, line: &[u8], delimiters: &[u32]) {
-        let base = self.data.len() as u32;
+        let base = offset(self.data.len());
         self.data.extend_from_slice(line);
+        // Every delimiter is within `line`: checked once for them all.
+        let line_end = offset(self.data.len());
         let mut start = base;
         self.field_spans.reserve(delimiters.len() + 1);
         for &at in delimiters {
@@ -238,7 +243,7 @@ impl RawBatch {
         }
         self.field_spans.push(Span {
             start,
-            end: self.data.len() as u32,
+            end: line_end,
         });
     }
 
@@ -250,19 +255,30 @@ impl RawBatch {
         let Some(&last) = newlines.last() else {
             return;
         };
-        let base = self.data.len() as u32;
+        let base = offset(self.data.len());
         self.data.extend_from_slice(&text[start..=last as usize]);
+        // Checked once for the whole run: every line ends before the
+        // run's end, and each adds one field.
+        offset(self.data.len());
+        offset(self.field_spans.len() + newlines.len());
+        let start = offset(start);
+        let extra_end = offset(self.origin_extra.len());
         self.field_spans.reserve(newlines.len());
         self.records.reserve(newlines.len());
         let mut line_start = base;
         for (pos, &newline) in (first_pos..).zip(newlines) {
-            let end = base + (newline - start as u32);
+            let end = base + (newline - start);
             self.field_spans.push(Span {
                 start: line_start,
                 end,
             });
             line_start = end + 1;
-            self.finish_record(pos);
+            self.records.push(RawIndex {
+                // Fits: checked for the whole run above.
+                fields_end: self.field_spans.len() as u32,
+                extra_end,
+                pos,
+            });
         }
     }
 
@@ -277,8 +293,8 @@ impl RawBatch {
     /// last record); `pos` is its line, record number or offset.
     pub fn finish_record(&mut self, pos: u64) {
         self.records.push(RawIndex {
-            fields_end: self.field_spans.len() as u32,
-            extra_end: self.origin_extra.len() as u32,
+            fields_end: offset(self.field_spans.len()),
+            extra_end: offset(self.origin_extra.len()),
             pos,
         });
     }
@@ -324,6 +340,25 @@ impl RawBatch {
             }
         })
     }
+}
+
+/// The most bytes `--max-record-bytes` may allow. A source sends a raw
+/// batch once it holds [`MAX_BATCH_BYTES`] (or fewer), so a batch holds
+/// less than that plus one record: far below the 4 GiB its `u32` offsets
+/// reach.
+pub const MAX_RECORD_BYTES_LIMIT: usize = 1 << 30;
+
+/// The most bytes a source lets a raw batch gather before it sends it,
+/// whatever `batch_bytes` a library user asks for (see
+/// [`MAX_RECORD_BYTES_LIMIT`]).
+pub const MAX_BATCH_BYTES: usize = 1 << 30;
+
+/// `len`, a length within a raw batch's buffers, as one of its `u32`
+/// offsets. Sources keep batches far below 4 GiB (see
+/// [`MAX_RECORD_BYTES_LIMIT`]): past it is a bug, which panics (and so
+/// fails the run) rather than wrap and mix records up.
+fn offset(len: usize) -> u32 {
+    u32::try_from(len).expect("a raw batch is sent before it holds 4 GiB")
 }
 
 /// Where one field lies in a [`RawBatch`]'s data.
@@ -384,7 +419,10 @@ pub struct Batch {
     /// Fired once every record of this batch is written by the sink.
     pub acks: Acks,
     ndjson: Vec<u8>,
-    ends: Vec<u32>,
+    /// Where each record's line ends in `ndjson`. Not `u32`: decoding may
+    /// make a batch many times as big as its raw batch (CSV keys repeated
+    /// on every row), and one word per record costs nothing to speak of.
+    ends: Vec<usize>,
     positions: Vec<u64>,
 }
 
@@ -415,7 +453,7 @@ impl Batch {
     /// Ends the record written into [`Batch::record_buf`] since the last one.
     pub fn finish_record(&mut self, pos: u64) {
         self.ndjson.push(b'\n');
-        self.ends.push(self.ndjson.len() as u32);
+        self.ends.push(self.ndjson.len());
         self.positions.push(pos);
     }
 
@@ -423,7 +461,7 @@ impl Batch {
     /// finished record.
     pub fn abandon_record(&mut self) {
         let end = self.ends.last().copied().unwrap_or(0);
-        self.ndjson.truncate(end as usize);
+        self.ndjson.truncate(end);
     }
 
     /// Appends a record that is already one JSON object (no trailing newline).
@@ -463,7 +501,7 @@ impl Batch {
     pub fn truncate(&mut self, len: usize) {
         if len < self.ends.len() {
             let end = if len == 0 { 0 } else { self.ends[len - 1] };
-            self.ndjson.truncate(end as usize);
+            self.ndjson.truncate(end);
             self.ends.truncate(len);
             self.positions.truncate(len);
         }
@@ -476,8 +514,8 @@ impl Batch {
             .iter()
             .zip(&self.positions)
             .map(move |(&end, &pos)| {
-                let json = &self.ndjson[start..end as usize - 1];
-                start = end as usize;
+                let json = &self.ndjson[start..end - 1];
+                start = end;
                 RecordRef {
                     json,
                     location: Location {
@@ -628,6 +666,16 @@ mod tests {
                 .collect()
         };
         assert_eq!(records(&run), records(&one_by_one));
+    }
+
+    #[test]
+    fn offsets_past_4_gib_fail_rather_than_wrap() {
+        assert_eq!(offset(u32::MAX as usize), u32::MAX);
+        let past = std::panic::catch_unwind(|| offset(u32::MAX as usize + 1));
+        assert!(past.is_err(), "an offset past 4 GiB must not wrap");
+        // A batch never gets near: one most-allowed record on top of the
+        // most a batch gathers before it is sent still fits.
+        assert!(MAX_BATCH_BYTES + MAX_RECORD_BYTES_LIMIT < u32::MAX as usize);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub use crate::parts::{OnError, Rejects, Stats};
 use crate::codec::DecodeOptions;
 use crate::error::{Error, Result};
 use crate::parts::{RawSender, Sink, SinkInput, Source, SourceContext};
-use crate::record::{Batch, RawBatch};
+use crate::record::{self, Batch, RawBatch};
 
 /// Sizes and options of one run.
 #[derive(Debug, Clone)]
@@ -185,7 +185,7 @@ impl Pipeline {
             shutdown: stop.clone(),
             rejects: rejects.clone(),
             batch_records: config.batch_records,
-            batch_bytes: config.batch_bytes,
+            batch_bytes: config.batch_bytes.min(record::MAX_BATCH_BYTES),
         };
         let source_task = spawn_part("the source", stop.clone(), source.run(context));
 
