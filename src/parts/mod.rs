@@ -7,6 +7,7 @@
 //! imports only the data types ([`crate::record`], [`crate::ack`]), the
 //! error type and leaf helpers: so no two of them import each other.
 
+mod dead_letter;
 mod reject;
 mod sink;
 mod source;

@@ -1,27 +1,22 @@
 //! What happens to a record that cannot be decoded: the `--on-error`
-//! policy, the warning, the count, and the `--dead-letter` file.
+//! policy, the warning, the count, and the `--dead-letter` file
+//! ([`super::dead_letter`]).
 //!
 //! Dead-letter lines wait in memory until [`Rejects::write_out`] hands
-//! them to the OS. The decode stage calls it before it forwards each batch,
-//! so every line rejected before a batch was sent (by the source, or by
-//! the decode stage itself) is in the file before that batch's acks can
-//! fire: an offset commit never covers a rejected record that a crash
-//! could still lose.
+//! them to the OS, off the tokio workers. The decode stage calls it before
+//! it forwards each batch, so every line rejected before a batch was sent
+//! (by the source, or by the decode stage itself) is in the file before
+//! that batch's acks can fire: an offset commit never covers a rejected
+//! record that a crash could still lose.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::dead_letter::DeadLetter;
 use crate::error::{Error, Result};
-use crate::json;
 use crate::record::Location;
-
-/// Pending dead-letter bytes beyond this are written at once by the
-/// rejecting task itself (a blocking write, as a full buffer would be),
-/// so a flood of rejections between two batches holds bounded memory.
-const MAX_PENDING: usize = 64 * 1024;
 
 /// What to do with a record that cannot be decoded (`--on-error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -46,16 +41,6 @@ pub struct Rejects {
     count: AtomicU64,
 }
 
-#[derive(Debug)]
-struct DeadLetter {
-    path: PathBuf,
-    /// Lines not yet handed to the OS, in order.
-    pending: Mutex<Vec<u8>>,
-    /// Locked for a whole write, before `pending` is taken, so that lines
-    /// reach the file in the order they were rejected.
-    file: Mutex<File>,
-}
-
 impl Rejects {
     /// A handler with `policy`, writing rejected records to `dead_letter`
     /// when given: the file (opened by [`crate::sink::opening`]) and its
@@ -63,11 +48,7 @@ impl Rejects {
     pub fn with_file(policy: OnError, dead_letter: Option<(PathBuf, File)>) -> Self {
         Rejects {
             policy,
-            dead_letter: dead_letter.map(|(path, file)| DeadLetter {
-                path,
-                pending: Mutex::new(Vec::new()),
-                file: Mutex::new(file),
-            }),
+            dead_letter: dead_letter.map(|(path, file)| DeadLetter::new(path, file)),
             count: AtomicU64::new(0),
         }
     }
@@ -129,68 +110,12 @@ impl Rejects {
             .map_err(|join_error| Error::panicked("the dead-letter write", join_error))?
     }
 
-    /// Writes out the dead-letter lines still waiting (blocking).
+    /// Writes out the dead-letter lines still waiting. Blocks: for a thread
+    /// of the blocking pool (a task awaits [`Rejects::write_out`]).
     pub fn finish(&self) -> Result<()> {
         match &self.dead_letter {
             Some(dead_letter) => dead_letter.flush(),
             None => Ok(()),
         }
     }
-}
-
-impl DeadLetter {
-    /// One JSON line: `{"origin":{...},"reason":"...","raw":"..."}`, plus
-    /// `raw_hex` with the exact bytes when they are not UTF-8.
-    fn write(&self, location: Location<'_>, raw: &[u8], reason: &str) -> Result<()> {
-        let mut line = Vec::with_capacity(raw.len() + reason.len() + 96);
-        line.extend_from_slice(b"{\"origin\":");
-        location.write_json(&mut line);
-        line.extend_from_slice(b",\"reason\":");
-        json::write_str(&mut line, reason.as_bytes());
-        line.extend_from_slice(b",\"raw\":");
-        json::write_lossy_str(&mut line, raw);
-        if std::str::from_utf8(raw).is_err() {
-            line.extend_from_slice(b",\"raw_hex\":\"");
-            for byte in raw {
-                line.extend_from_slice(format!("{byte:02x}").as_bytes());
-            }
-            line.push(b'"');
-        }
-        line.extend_from_slice(b"}\n");
-        let full = {
-            let mut pending = lock(&self.pending);
-            pending.extend_from_slice(&line);
-            pending.len() >= MAX_PENDING
-        };
-        if full {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn has_pending(&self) -> bool {
-        !lock(&self.pending).is_empty()
-    }
-
-    /// Writes every pending line to the file.
-    fn flush(&self) -> Result<()> {
-        let mut file = lock(&self.file);
-        let lines = std::mem::take(&mut *lock(&self.pending));
-        file.write_all(&lines).map_err(|source| self.error(source))
-    }
-
-    fn error(&self, source: std::io::Error) -> Error {
-        Error::Output {
-            path: self.path.clone(),
-            source,
-        }
-    }
-}
-
-/// Locks `mutex`; a panic elsewhere while it was held left the bytes as
-/// they were, which are still worth writing.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -228,7 +228,8 @@ impl Pipeline {
             stage_result = stage_result.and(task.await);
         }
         let source_result = source_task.await;
-        let finish_result = rejects.finish();
+        // The dead-letter lines rejected last (by the sink, say), off the workers.
+        let finish_result = rejects.write_out().await;
 
         let error = [
             sink_result,
