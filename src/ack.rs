@@ -9,7 +9,7 @@
 //! Rejected records are covered too: every batch passes the decode stage,
 //! which hands the dead-letter lines rejected so far (by the source before
 //! it sent the batch, or by the decode stage) to the OS before it forwards
-//! the batch ([`crate::pipeline::Rejects::write_out`]). So a batch's acks
+//! the batch ([`crate::parts::Rejects::write_out`]). So a batch's acks
 //! fire only after its records are written and its rejections are in the
 //! `--dead-letter` file.
 

@@ -2,7 +2,10 @@
 //! underlying cause is kept as `source()`, not repeated in the message, so
 //! printing the chain (`{:#}` of an `anyhow::Error`) shows it once.
 
+use std::any::Any;
 use std::path::PathBuf;
+
+use tokio::task::JoinError;
 
 /// Why a run (or one of its parts) failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,14 +63,68 @@ pub enum Error {
     /// for the user, but the run cannot go on.
     #[error("output closed by its reader")]
     BrokenPipe,
-    /// A part of the pipeline (a source, a stage, a sink) panicked; the run
-    /// stops rather than end as if its input were done.
-    #[error("a pipeline task panicked: {0}")]
-    Panicked(String),
+    /// A task of the run (a part of the pipeline, a connection, a write on
+    /// the blocking pool) panicked: a bug. The run stops rather than end as
+    /// if its input were done. Made by [`Error::panicked`].
+    #[error("a pipeline task panicked: {what}")]
+    Panicked {
+        /// Which task, and the panic's message when it has one.
+        what: String,
+    },
     /// A flag combination or value that cannot work.
     #[error("{0}")]
     Config(String),
 }
 
+impl Error {
+    /// The error of `task` (say "the sink"), a task that ended without
+    /// returning: it panicked, or was cancelled as the runtime shut down.
+    /// Every `JoinError` of the crate becomes an error through here.
+    pub fn panicked(task: &str, join_error: JoinError) -> Error {
+        let what = match join_error.try_into_panic() {
+            Ok(payload) => match panic_message(payload.as_ref()) {
+                Some(message) => format!("{task}: {message}"),
+                None => task.to_string(),
+            },
+            Err(cancelled) => format!("{task}: {cancelled}"),
+        };
+        Error::Panicked { what }
+    }
+}
+
+/// The message a panic was raised with, when it is text (as from
+/// `panic!` and `expect`).
+fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
 /// Shorthand for results carrying [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicked_task_is_named_with_its_message() {
+        let joined = tokio::spawn(async { panic!("bad {}", 7) }).await;
+        let error = Error::panicked("the sink", joined.unwrap_err());
+        assert_eq!(
+            error.to_string(),
+            "a pipeline task panicked: the sink: bad 7"
+        );
+        let joined = tokio::task::spawn_blocking(|| std::panic::panic_any(7u8)).await;
+        let error = Error::panicked("the dead-letter write", joined.unwrap_err());
+        assert_eq!(
+            error.to_string(),
+            "a pipeline task panicked: the dead-letter write"
+        );
+        let pending = tokio::spawn(std::future::pending::<()>());
+        pending.abort();
+        let error = Error::panicked("a connection", pending.await.unwrap_err());
+        assert!(error.to_string().ends_with("cancelled"), "{error}");
+    }
+}

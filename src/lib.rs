@@ -8,13 +8,16 @@
 //!   each record came from ([`record::SourceInfo`]).
 //! - [`ack`]: acknowledgements that travel with a batch and fire once the
 //!   sink has written it (offset commits, file checkpoints).
-//! - [`source`]: the [`source::Source`] trait, the file source, the TCP
+//! - [`source`]: the file source, the TCP
 //!   source ([`source::tcp`]) and the Kafka source ([`source::kafka`]); the
 //!   only code that reads the outside world.
 //! - [`codec`]: bytes to records: CSV, JSON lines, plain lines; cutting a
 //!   stream into frames ([`codec::framing`]), a CSV stream into records
 //!   ([`codec::csv_records`]) and a framed CSV row into cells
 //!   ([`codec::csv_row`]).
+//! - [`parts`]: what the parts of a pipeline are and share: the
+//!   [`parts::Source`] and [`parts::Sink`] traits and what each is given,
+//!   the run's counters and the handler of rejected records.
 //! - [`pipeline`]: [`pipeline::Pipeline`] wires source → decode → stages → sink
 //!   with bounded channels, and returns a [`pipeline::Report`].
 //! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink;
@@ -43,6 +46,9 @@ pub mod cpu;
 pub mod error;
 pub mod json;
 pub mod kafka;
+#[cfg(test)]
+mod module_graph;
+pub mod parts;
 pub mod pipeline;
 pub mod record;
 pub mod run;

@@ -11,8 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::ack::Acks;
-use crate::codec::Decode;
 use crate::json;
+
+mod batch;
+mod csv_header;
+
+pub use self::batch::{Batch, RecordRef};
+pub use self::csv_header::CsvHeader;
 
 /// Where the records of a batch came from; shared by every record in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +104,24 @@ impl fmt::Display for Location<'_> {
     }
 }
 
+/// What the records of a [`RawBatch`] are, so the decode stage knows how
+/// to turn them into JSON objects; set by the source that filled it.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// One field per record, the text of a line: `{"message": ...}`.
+    Lines,
+    /// One field per record, a JSON object.
+    Jsonl,
+    /// CSV cells, named by a header row.
+    Csv(Arc<CsvHeader>),
+    /// CSV cells, named `c1`, `c2`, ... (`--no-header`).
+    CsvNumbered,
+    /// Records that cannot be decoded, each rejected for this reason (the
+    /// rows under a CSV header that was itself rejected: nothing can name
+    /// their cells, yet each is accounted for).
+    Unusable(Arc<str>),
+}
+
 /// Index entry of one raw record: where its fields end in `field_spans`,
 /// where its origin members end in `origin_extra`, and its position in the
 /// source.
@@ -115,8 +138,8 @@ struct RawIndex {
 pub struct RawBatch {
     /// Where these records came from.
     pub source: Arc<SourceInfo>,
-    /// How the decode stage turns these records into JSON objects.
-    pub decode: Decode,
+    /// What these records are (how the decode stage turns them into JSON).
+    pub content: Content,
     /// Fired once every record of this batch is written by the sink.
     pub acks: Acks,
     data: Vec<u8>,
@@ -130,21 +153,21 @@ pub struct RawBatch {
 }
 
 impl RawBatch {
-    /// An empty batch for records from `source`, to be decoded as `decode`.
-    pub fn new(source: Arc<SourceInfo>, decode: Decode) -> Self {
-        Self::with_capacity(source, decode, 0, 0)
+    /// An empty batch for records from `source`, holding `content`.
+    pub fn new(source: Arc<SourceInfo>, content: Content) -> Self {
+        Self::with_capacity(source, content, 0, 0)
     }
 
     /// An empty batch with room for `records` records of `bytes` bytes.
     pub fn with_capacity(
         source: Arc<SourceInfo>,
-        decode: Decode,
+        content: Content,
         records: usize,
         bytes: usize,
     ) -> Self {
         RawBatch {
             source,
-            decode,
+            content,
             acks: Acks::none(),
             data: Vec::with_capacity(bytes),
             field_spans: Vec::with_capacity(records),
@@ -153,13 +176,13 @@ impl RawBatch {
         }
     }
 
-    /// An empty batch for the same source and decoding, with room for as
+    /// An empty batch for the same source and content, with room for as
     /// much as this one holds: the next batch of a steady stream is likely
     /// as big, and then never regrows (copying) its buffers.
     pub fn empty_like(&self) -> RawBatch {
         let mut empty = Self::with_capacity(
             self.source.clone(),
-            self.decode.clone(),
+            self.content.clone(),
             self.records.len(),
             self.data.len(),
         );
@@ -177,11 +200,11 @@ impl RawBatch {
 
     /// Appends one field to the record being built.
     pub fn push_field(&mut self, field: &[u8]) {
-        let start = self.data.len() as u32;
+        let start = offset(self.data.len());
         self.data.extend_from_slice(field);
         self.field_spans.push(Span {
             start,
-            end: self.data.len() as u32,
+            end: offset(self.data.len()),
         });
     }
 
@@ -189,10 +212,13 @@ impl RawBatch {
     /// `ends` gives where each ends, relative to the start of `bytes` (one
     /// copy for a whole CSV row instead of one per cell).
     pub fn push_fields(&mut self, bytes: &[u8], ends: impl Iterator<Item = usize>) {
-        let base = self.data.len() as u32;
+        let base = offset(self.data.len());
         self.data.extend_from_slice(bytes);
+        // Every end is within `bytes`: checked once for them all.
+        offset(self.data.len());
         let mut start = base;
         self.field_spans.extend(ends.map(|end| {
+            debug_assert!(end <= bytes.len());
             let span = Span {
                 start,
                 end: base + end as u32,
@@ -224,8 +250,10 @@ impl RawBatch {
     /// offsets of its delimiter bytes, ascending); the line is copied once,
     /// delimiters and all.
     pub fn push_split(&mut self, line: &[u8], delimiters: &[u32]) {
-        let base = self.data.len() as u32;
+        let base = offset(self.data.len());
         self.data.extend_from_slice(line);
+        // Every delimiter is within `line`: checked once for them all.
+        let line_end = offset(self.data.len());
         let mut start = base;
         self.field_spans.reserve(delimiters.len() + 1);
         for &at in delimiters {
@@ -235,7 +263,7 @@ impl RawBatch {
         }
         self.field_spans.push(Span {
             start,
-            end: self.data.len() as u32,
+            end: line_end,
         });
     }
 
@@ -247,19 +275,30 @@ impl RawBatch {
         let Some(&last) = newlines.last() else {
             return;
         };
-        let base = self.data.len() as u32;
+        let base = offset(self.data.len());
         self.data.extend_from_slice(&text[start..=last as usize]);
+        // Checked once for the whole run: every line ends before the
+        // run's end, and each adds one field.
+        offset(self.data.len());
+        offset(self.field_spans.len() + newlines.len());
+        let start = offset(start);
+        let extra_end = offset(self.origin_extra.len());
         self.field_spans.reserve(newlines.len());
         self.records.reserve(newlines.len());
         let mut line_start = base;
         for (pos, &newline) in (first_pos..).zip(newlines) {
-            let end = base + (newline - start as u32);
+            let end = base + (newline - start);
             self.field_spans.push(Span {
                 start: line_start,
                 end,
             });
             line_start = end + 1;
-            self.finish_record(pos);
+            self.records.push(RawIndex {
+                // Fits: checked for the whole run above.
+                fields_end: self.field_spans.len() as u32,
+                extra_end,
+                pos,
+            });
         }
     }
 
@@ -274,8 +313,8 @@ impl RawBatch {
     /// last record); `pos` is its line, record number or offset.
     pub fn finish_record(&mut self, pos: u64) {
         self.records.push(RawIndex {
-            fields_end: self.field_spans.len() as u32,
-            extra_end: self.origin_extra.len() as u32,
+            fields_end: offset(self.field_spans.len()),
+            extra_end: offset(self.origin_extra.len()),
             pos,
         });
     }
@@ -321,6 +360,25 @@ impl RawBatch {
             }
         })
     }
+}
+
+/// The most bytes `--max-record-bytes` may allow. A source sends a raw
+/// batch once it holds [`MAX_BATCH_BYTES`] (or fewer), so a batch holds
+/// less than that plus one record: far below the 4 GiB its `u32` offsets
+/// reach.
+pub const MAX_RECORD_BYTES_LIMIT: usize = 1 << 30;
+
+/// The most bytes a source lets a raw batch gather before it sends it,
+/// whatever `batch_bytes` a library user asks for (see
+/// [`MAX_RECORD_BYTES_LIMIT`]).
+pub const MAX_BATCH_BYTES: usize = 1 << 30;
+
+/// `len`, a length within a raw batch's buffers, as one of its `u32`
+/// offsets. Sources keep batches far below 4 GiB (see
+/// [`MAX_RECORD_BYTES_LIMIT`]): past it is a bug, which panics (and so
+/// fails the run) rather than wrap and mix records up.
+fn offset(len: usize) -> u32 {
+    u32::try_from(len).expect("a raw batch is sent before it holds 4 GiB")
 }
 
 /// Where one field lies in a [`RawBatch`]'s data.
@@ -372,157 +430,6 @@ impl<'a> RawRecord<'a> {
     }
 }
 
-/// Decoded records: each one JSON object, written as NDJSON (object, `\n`)
-/// into one buffer, with each record's position kept beside it.
-#[derive(Debug)]
-pub struct Batch {
-    /// Where these records came from.
-    pub source: Arc<SourceInfo>,
-    /// Fired once every record of this batch is written by the sink.
-    pub acks: Acks,
-    ndjson: Vec<u8>,
-    ends: Vec<u32>,
-    positions: Vec<u64>,
-}
-
-impl Batch {
-    /// An empty batch of records from `source`.
-    pub fn new(source: Arc<SourceInfo>) -> Self {
-        Self::with_capacity(source, 0, 0)
-    }
-
-    /// An empty batch with room for `records` records of `bytes` bytes in all.
-    pub fn with_capacity(source: Arc<SourceInfo>, records: usize, bytes: usize) -> Self {
-        Batch {
-            source,
-            acks: Acks::none(),
-            ndjson: Vec::with_capacity(bytes),
-            ends: Vec::with_capacity(records),
-            positions: Vec::with_capacity(records),
-        }
-    }
-
-    /// The buffer to write the next record's JSON object into; end the
-    /// record with [`Batch::finish_record`] or drop what was written with
-    /// [`Batch::abandon_record`].
-    pub fn record_buf(&mut self) -> &mut Vec<u8> {
-        &mut self.ndjson
-    }
-
-    /// Ends the record written into [`Batch::record_buf`] since the last one.
-    pub fn finish_record(&mut self, pos: u64) {
-        self.ndjson.push(b'\n');
-        self.ends.push(self.ndjson.len() as u32);
-        self.positions.push(pos);
-    }
-
-    /// Drops whatever was written into [`Batch::record_buf`] since the last
-    /// finished record.
-    pub fn abandon_record(&mut self) {
-        let end = self.ends.last().copied().unwrap_or(0);
-        self.ndjson.truncate(end as usize);
-    }
-
-    /// Appends a record that is already one JSON object (no trailing newline).
-    pub fn push_json(&mut self, object: &[u8], pos: u64) {
-        self.ndjson.extend_from_slice(object);
-        self.finish_record(pos);
-    }
-
-    /// Appends a record from a parsed JSON object.
-    pub fn push_value(&mut self, object: &serde_json::Map<String, serde_json::Value>, pos: u64) {
-        serde_json::to_writer(&mut self.ndjson, object).expect("a JSON map always serializes");
-        self.finish_record(pos);
-    }
-
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// True when the batch holds no record.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// All records as NDJSON: one JSON object per line, each ending in `\n`.
-    pub fn as_ndjson(&self) -> &[u8] {
-        &self.ndjson
-    }
-
-    /// The NDJSON buffer itself, for a sink that writes it without a copy
-    /// (take the acks out first: they go with the batch).
-    pub fn into_ndjson(self) -> Vec<u8> {
-        self.ndjson
-    }
-
-    /// Keeps only the first `len` records.
-    pub fn truncate(&mut self, len: usize) {
-        if len < self.ends.len() {
-            let end = if len == 0 { 0 } else { self.ends[len - 1] };
-            self.ndjson.truncate(end as usize);
-            self.ends.truncate(len);
-            self.positions.truncate(len);
-        }
-    }
-
-    /// The records, in order.
-    pub fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> {
-        let mut start = 0usize;
-        self.ends
-            .iter()
-            .zip(&self.positions)
-            .map(move |(&end, &pos)| {
-                let json = &self.ndjson[start..end as usize - 1];
-                start = end as usize;
-                RecordRef {
-                    json,
-                    location: Location {
-                        source: &self.source,
-                        pos,
-                    },
-                }
-            })
-    }
-
-    /// Rebuilds the batch record by record: `step` gets each record and the
-    /// output batch, and pushes zero, one or more records. The acks carry
-    /// over, so dropped records still count as delivered once the rest are.
-    pub fn rebuild(self, mut step: impl FnMut(RecordRef<'_>, &mut Batch)) -> Batch {
-        let mut out = Batch::with_capacity(self.source.clone(), self.len(), self.ndjson.len());
-        for record in self.iter() {
-            step(record, &mut out);
-        }
-        out.acks = self.acks;
-        out
-    }
-
-    /// Keeps the records for which `keep` is true.
-    pub fn retain(self, mut keep: impl FnMut(&RecordRef<'_>) -> bool) -> Batch {
-        self.rebuild(|record, out| {
-            if keep(&record) {
-                out.push_json(record.json, record.location.pos);
-            }
-        })
-    }
-}
-
-/// One decoded record of a [`Batch`].
-#[derive(Debug, Clone, Copy)]
-pub struct RecordRef<'a> {
-    /// The record as one JSON object, without the trailing newline.
-    pub json: &'a [u8],
-    /// Where the record came from.
-    pub location: Location<'a>,
-}
-
-impl RecordRef<'_> {
-    /// Parses the record into a JSON object (keys keep their order).
-    pub fn to_object(&self) -> serde_json::Result<serde_json::Map<String, serde_json::Value>> {
-        serde_json::from_slice(self.json)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,7 +442,7 @@ mod tests {
 
     #[test]
     fn raw_batch_keeps_fields_and_positions() {
-        let mut batch = RawBatch::new(file_source(), Decode::Lines);
+        let mut batch = RawBatch::new(file_source(), Content::Lines);
         batch.push_field(b"a");
         batch.push_field(b"");
         batch.push_field(b"ccc");
@@ -556,7 +463,7 @@ mod tests {
 
     #[test]
     fn origin_extra_belongs_to_its_own_record() {
-        let mut batch = RawBatch::new(file_source(), Decode::Lines);
+        let mut batch = RawBatch::new(file_source(), Content::Lines);
         batch.push_field(b"a");
         batch.push_origin_extra(br#","key":"k1""#);
         batch.finish_record(1);
@@ -581,7 +488,7 @@ mod tests {
 
     #[test]
     fn fields_pushed_at_once_equal_fields_pushed_one_by_one() {
-        let mut batch = RawBatch::new(file_source(), Decode::CsvNumbered);
+        let mut batch = RawBatch::new(file_source(), Content::CsvNumbered);
         batch.push_record(b"first", 1);
         batch.push_fields(b"abcdef", [1, 1, 6].into_iter());
         batch.finish_record(2);
@@ -594,7 +501,7 @@ mod tests {
 
     #[test]
     fn split_lines_make_a_cell_between_delimiters() {
-        let mut batch = RawBatch::new(file_source(), Decode::CsvNumbered);
+        let mut batch = RawBatch::new(file_source(), Content::CsvNumbered);
         batch.push_split(b"a,,bc,", &[1, 2, 5]);
         batch.finish_record(1);
         batch.push_split(b"", &[]);
@@ -610,11 +517,11 @@ mod tests {
 
     #[test]
     fn a_run_of_lines_equals_lines_pushed_one_by_one() {
-        let mut run = RawBatch::new(file_source(), Decode::Lines);
+        let mut run = RawBatch::new(file_source(), Content::Lines);
         run.push_record(b"before", 1);
         run.push_lines(b"none", 0, &[], 2);
         run.push_lines(b"skip\na\n\nbc\nnot yet", 5, &[6, 7, 10], 2);
-        let mut one_by_one = RawBatch::new(file_source(), Decode::Lines);
+        let mut one_by_one = RawBatch::new(file_source(), Content::Lines);
         for (line, pos) in [(&b"before"[..], 1), (b"a", 2), (b"", 3), (b"bc", 4)] {
             one_by_one.push_record(line, pos);
         }
@@ -628,20 +535,13 @@ mod tests {
     }
 
     #[test]
-    fn batch_truncate_retain_and_iter_agree() {
-        let mut batch = Batch::new(file_source());
-        for n in 1..=4u64 {
-            batch.push_json(format!("{{\"n\":{n}}}").as_bytes(), n);
-        }
-        let batch = batch.retain(|r| r.location.pos % 2 == 0);
-        assert_eq!(batch.as_ndjson(), b"{\"n\":2}\n{\"n\":4}\n");
-        let mut batch = batch;
-        batch.truncate(1);
-        let records: Vec<_> = batch.iter().map(|r| r.json.to_vec()).collect();
-        assert_eq!(records, vec![b"{\"n\":2}".to_vec()]);
-        batch.record_buf().extend_from_slice(b"{\"half");
-        batch.abandon_record();
-        assert_eq!(batch.as_ndjson(), b"{\"n\":2}\n");
+    fn offsets_past_4_gib_fail_rather_than_wrap() {
+        assert_eq!(offset(u32::MAX as usize), u32::MAX);
+        let past = std::panic::catch_unwind(|| offset(u32::MAX as usize + 1));
+        assert!(past.is_err(), "an offset past 4 GiB must not wrap");
+        // A batch never gets near: one most-allowed record on top of the
+        // most a batch gathers before it is sent still fits.
+        assert!(MAX_BATCH_BYTES + MAX_RECORD_BYTES_LIMIT < u32::MAX as usize);
     }
 
     #[test]

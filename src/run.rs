@@ -144,7 +144,10 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         }
         Err(OpenError::Failed { error, .. }) => return Err(error.into()),
     };
-    let rejects = Arc::new(Rejects::with_file(on_error, files.dead_letter));
+    let rejects = Arc::new(Rejects::with_file(
+        on_error,
+        files.dead_letter.map(|opened| (opened.path, opened.file)),
+    ));
     let sink: Box<dyn Sink> = match (kafka_sink, files.output) {
         (Some(kafka_sink), _) => Box::new(kafka_sink),
         (None, Some(output)) => Box::new(WriterSink::from_opened(output, sink.format)),

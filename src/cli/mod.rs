@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::parse::{parse_bytes, parse_duration};
 
-use self::parse::{bytes_text, parse_delimiter};
+use self::parse::{bytes_text, parse_delimiter, parse_max_record_bytes};
 use crate::codec::{Format, Framing};
 use crate::kafka::parse_setting;
 use crate::pipeline::{OnError, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_RECORDS};
@@ -172,8 +172,8 @@ pub struct FileArgs {
     pub format: Option<Format>,
     #[command(flatten)]
     pub csv: CsvArgs,
-    /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes).
-    #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_bytes)]
+    /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes; at most 1G).
+    #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_max_record_bytes)]
     pub max_record_bytes: usize,
 }
 

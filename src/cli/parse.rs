@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::record::MAX_RECORD_BYTES_LIMIT;
+
 /// Parses `--delimiter`: one ASCII character, or `tab`.
 pub(super) fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {
@@ -29,6 +31,19 @@ fn split_number(text: &str) -> (&str, &str) {
 
 /// The units of a byte count, largest first.
 const BYTE_UNITS: [(&str, usize); 3] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+
+/// Parses `--max-record-bytes`: a byte count up to
+/// [`MAX_RECORD_BYTES_LIMIT`] (1 GiB), so a record always fits a batch.
+pub fn parse_max_record_bytes(text: &str) -> Result<usize, String> {
+    let bytes = parse_bytes(text)?;
+    if bytes > MAX_RECORD_BYTES_LIMIT {
+        return Err(format!(
+            "`{text}` is more than the most a record may be, {}G",
+            MAX_RECORD_BYTES_LIMIT >> 30
+        ));
+    }
+    Ok(bytes)
+}
 
 /// Parses a byte count: `1048576`, `64K`, `16M`, `1G` (powers of 1024; an
 /// optional `iB`/`B` after the letter).
@@ -109,5 +124,12 @@ mod tests {
         for bytes in [1, 100, 1024, 1536, 16 << 20, 3 << 30] {
             assert_eq!(parse_bytes(&bytes_text(bytes)), Ok(bytes));
         }
+    }
+
+    #[test]
+    fn max_record_bytes_has_an_upper_bound() {
+        assert_eq!(parse_max_record_bytes("1G"), Ok(MAX_RECORD_BYTES_LIMIT));
+        let error = parse_max_record_bytes("1025M").unwrap_err();
+        assert!(error.contains("most a record may be, 1G"), "{error}");
     }
 }

@@ -6,26 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use super::{require_utf8, Rejection};
 use crate::json;
-use crate::record::RawRecord;
+use crate::record::{CsvHeader, RawRecord};
 use crate::scan;
 
-/// The column names of a CSV input, kept ready to write (`"name":`): one
-/// buffer of every column's encoded key and where each ends, so a header
-/// costs a few bytes per column besides its names (no allocation per
-/// column: a header of millions of columns stays a small multiple of its
-/// own bytes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CsvHeader {
-    /// The bytes before each column's value, one after the other: see
-    /// [`push_key`].
-    keys: Vec<u8>,
-    /// Where each column's key ends in `keys`.
-    key_ends: Vec<u32>,
-    /// The key `--origin` adds its object under: `_origin`, or the first
-    /// of `_origin_2`, `_origin_3`, ... that no column has.
-    origin_key: String,
-}
-
+/// Building a header, and reading its keys back as names: the keys'
+/// layout is this module's (`push_key`).
 impl CsvHeader {
     /// Builds the header from the cells of a header row. Empty names become
     /// `cN`; a repeated name gets `_2`, `_3`, ... so no key is lost. Real
@@ -92,33 +77,7 @@ impl CsvHeader {
         }
         keys.shrink_to_fit();
         let origin_key = super::jsonl::free_origin_key(&origin_like).into_owned();
-        Ok(CsvHeader {
-            keys,
-            key_ends,
-            origin_key,
-        })
-    }
-
-    /// The encoded key of column `index` (`{"name":"` or `","name":"`).
-    fn key(&self, index: usize) -> &[u8] {
-        let start = match index {
-            0 => 0,
-            _ => self.key_ends[index - 1] as usize,
-        };
-        &self.keys[start..self.key_ends[index] as usize]
-    }
-
-    /// Every column's encoded key, in order.
-    fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        // A running start, not `key(index)`: this is the hot path of every row.
-        let mut rest = self.keys.as_slice();
-        let mut start = 0;
-        self.key_ends.iter().map(move |&end| {
-            let (key, tail) = rest.split_at(end as usize - start);
-            start = end as usize;
-            rest = tail;
-            key
-        })
+        Ok(CsvHeader::from_keys(keys, key_ends, origin_key))
     }
 
     /// The name of column `index` (0-based), as a key of the output.
@@ -132,27 +91,6 @@ impl CsvHeader {
     /// The column names, in order.
     pub fn names(&self) -> Vec<String> {
         (0..self.len()).map(|index| self.name(index)).collect()
-    }
-
-    /// The key `--origin` adds its object under (see [`CsvHeader::from_fields`]).
-    pub fn origin_key(&self) -> &str {
-        &self.origin_key
-    }
-
-    /// Number of columns.
-    pub fn len(&self) -> usize {
-        self.key_ends.len()
-    }
-
-    /// True for a header with no column.
-    pub fn is_empty(&self) -> bool {
-        self.key_ends.is_empty()
-    }
-
-    /// Bytes of memory the header holds (what a budget of memory should
-    /// count for it).
-    pub fn heap_bytes(&self) -> usize {
-        self.keys.capacity() + self.key_ends.capacity() * 4 + self.origin_key.capacity()
     }
 }
 
@@ -180,7 +118,7 @@ pub(super) fn encode_named(
         ));
     }
     let bytes = record.bytes();
-    out.reserve(bytes.len() + header.keys.len() + 2);
+    out.reserve(bytes.len() + header.keys_len() + 2);
     // One pass over the row (its delimiters too, if it has them) settles
     // both UTF-8 and escaping for most rows.
     if scan::is_plain_ascii(bytes) {
@@ -242,8 +180,7 @@ pub(super) fn encode_numbered(record: &RawRecord<'_>, out: &mut Vec<u8>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Decode;
-    use crate::record::{RawBatch, SourceInfo};
+    use crate::record::{Content, RawBatch, SourceInfo};
     use std::sync::Arc;
 
     fn header(names: &[&str]) -> CsvHeader {
@@ -254,7 +191,7 @@ mod tests {
         let source = Arc::new(SourceInfo::File {
             path: "t.csv".into(),
         });
-        let mut batch = RawBatch::new(source, Decode::CsvNumbered);
+        let mut batch = RawBatch::new(source, Content::CsvNumbered);
         for field in fields {
             batch.push_field(field);
         }

@@ -19,9 +19,9 @@
 use std::fmt::Display;
 use std::sync::Arc;
 
-use super::{CsvHeader, Decode};
 use crate::cpu;
 use crate::record::RawBatch;
+use crate::record::{Content, CsvHeader};
 
 /// How a source names its positions and its streams in messages.
 #[derive(Debug, Clone, Copy)]
@@ -48,13 +48,13 @@ impl Naming {
 /// What a row turned out to be.
 #[derive(Debug)]
 pub enum Taken<S> {
-    /// A record: push it into a batch decoded as [`CsvAssembler::decode`].
+    /// A record: push it into a batch decoded as [`CsvAssembler::content`].
     Record,
     /// The stream's header, now in use (records decode with it), with
     /// what `admit` gave for it.
     Header(S),
     /// The header, rejected for this reason (already warned about); every
-    /// later row is a record that [`CsvAssembler::decode`] rejects.
+    /// later row is a record that [`CsvAssembler::content`] rejects.
     Rejected(String),
 }
 
@@ -63,7 +63,7 @@ pub enum Taken<S> {
 pub struct CsvAssembler {
     naming: Naming,
     /// `None` until the header row was read (with `--no-header`, never).
-    decode: Option<Decode>,
+    content: Option<Content>,
     /// Data rows taken (records, the rows under an unusable header too).
     rows: u64,
 }
@@ -73,19 +73,19 @@ impl CsvAssembler {
     pub fn new(header: bool, naming: Naming) -> Self {
         CsvAssembler {
             naming,
-            decode: (!header).then_some(Decode::CsvNumbered),
+            content: (!header).then_some(Content::CsvNumbered),
             rows: 0,
         }
     }
 
     /// True until the header row is taken.
     pub fn wants_header(&self) -> bool {
-        self.decode.is_none()
+        self.content.is_none()
     }
 
-    /// How this stream's records decode now.
-    pub fn decode(&self) -> &Decode {
-        self.decode.as_ref().unwrap_or(&Decode::CsvNumbered)
+    /// What this stream's records are now (how they decode).
+    pub fn content(&self) -> &Content {
+        self.content.as_ref().unwrap_or(&Content::CsvNumbered)
     }
 
     /// Data rows taken so far.
@@ -105,7 +105,7 @@ impl CsvAssembler {
         bytes: usize,
         admit: impl FnOnce(usize, usize) -> Result<S, String>,
     ) -> Taken<S> {
-        if self.decode.is_some() {
+        if self.content.is_some() {
             self.rows += 1;
             return Taken::Record;
         }
@@ -117,7 +117,7 @@ impl CsvAssembler {
         });
         match built {
             Ok((header, kept)) => {
-                self.decode = Some(Decode::Csv(Arc::new(header)));
+                self.content = Some(Content::Csv(Arc::new(header)));
                 Taken::Header(kept)
             }
             Err(reason) => Taken::Rejected(self.unusable(location, pos, &reason)),
@@ -139,7 +139,7 @@ impl CsvAssembler {
             "{location}: no usable CSV header: every row of this {stream} is rejected"
         );
         let rows = format!("the CSV header {position} {pos} is unusable");
-        self.decode = Some(Decode::Unusable(rows.into()));
+        self.content = Some(Content::Unusable(rows.into()));
         format!("bad CSV header: {reason}")
     }
 }
@@ -195,12 +195,14 @@ mod tests {
             take(&mut assembler, &[b"a", b"b"]),
             Taken::Header(())
         ));
-        assert!(matches!(assembler.decode(), Decode::Csv(header) if header.names() == ["a", "b"]));
+        assert!(
+            matches!(assembler.content(), Content::Csv(header) if header.names() == ["a", "b"])
+        );
         assert!(matches!(take(&mut assembler, &[b"1", b"2"]), Taken::Record));
         assert_eq!(assembler.rows(), 1);
         let mut numbered = CsvAssembler::new(false, NAMING);
         assert!(matches!(take(&mut numbered, &[b"a"]), Taken::Record));
-        assert!(matches!(numbered.decode(), Decode::CsvNumbered));
+        assert!(matches!(numbered.content(), Content::CsvNumbered));
     }
 
     #[test]
@@ -211,8 +213,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(take(&mut assembler, &[b"1"]), Taken::Record));
-        assert!(matches!(assembler.decode(),
-            Decode::Unusable(reason) if &**reason == "the CSV header on line 1 is unusable"));
+        assert!(matches!(assembler.content(),
+            Content::Unusable(reason) if &**reason == "the CSV header on line 1 is unusable"));
         let mut refused = CsvAssembler::new(true, NAMING);
         let taken = refused.take("c", 1, [&b"a"[..]].into_iter(), 1, |_, _| {
             Err::<(), _>("no room".to_string())

@@ -355,7 +355,7 @@ fn into_io(error: csv_async::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Decode;
+    use crate::record::Content;
     use crate::record::SourceInfo;
     use std::sync::Arc;
 
@@ -366,7 +366,7 @@ mod tests {
         loop {
             match stream.next().await.unwrap() {
                 Next::Record(line) => {
-                    let mut batch = RawBatch::new(source.clone(), Decode::CsvNumbered);
+                    let mut batch = RawBatch::new(source.clone(), Content::CsvNumbered);
                     stream.push_to(&mut batch);
                     batch.finish_record(line);
                     let record = batch.records().next().unwrap();

@@ -18,15 +18,13 @@ mod line_frames;
 mod lines;
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-pub use self::csv::CsvHeader;
 pub use self::csv_assembler::{CsvAssembler, Naming, Taken};
 pub use self::csv_row::CsvRowSplitter;
 pub use self::csv_stream::CsvStream;
 pub use self::framing::{Frame, FrameDecoder, FrameError, Framing};
 
-use crate::record::{Batch, RawRecord};
+use crate::record::{Batch, Content, RawRecord};
 
 /// What the records of an input are, as the user names it (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,23 +52,6 @@ impl Format {
     }
 }
 
-/// How one raw batch is to be decoded; set by the source that filled it.
-#[derive(Debug, Clone)]
-pub enum Decode {
-    /// One field per record, the text of a line: `{"message": ...}`.
-    Lines,
-    /// One field per record, a JSON object.
-    Jsonl,
-    /// CSV cells, named by a header row.
-    Csv(Arc<CsvHeader>),
-    /// CSV cells, named `c1`, `c2`, ... (`--no-header`).
-    CsvNumbered,
-    /// Records that cannot be decoded, each rejected for this reason (the
-    /// rows under a CSV header that was itself rejected: nothing can name
-    /// their cells, yet each is accounted for).
-    Unusable(Arc<str>),
-}
-
 /// Options of the decode stage that hold for every record.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DecodeOptions {
@@ -81,45 +62,44 @@ pub struct DecodeOptions {
 /// Why a record was rejected: shown to the user after its location.
 pub type Rejection = String;
 
-impl Decode {
-    /// Appends `record` to `out` as one JSON object, or says why it cannot.
-    /// On rejection `out` is left as it was. A record that is no record at
-    /// all (a blank line in JSON lines) is skipped: `Ok(false)`.
-    pub fn decode_into(
-        &self,
-        record: &RawRecord<'_>,
-        options: DecodeOptions,
-        out: &mut Batch,
-    ) -> Result<bool, Rejection> {
-        let buf = out.record_buf();
-        let mut origin_key = Cow::Borrowed(jsonl::ORIGIN_KEY);
-        let written = match self {
-            Decode::Lines => lines::encode(record.bytes(), buf),
-            Decode::Jsonl => match jsonl::encode(record.bytes(), buf) {
-                Ok(jsonl::Line::Object { origin_key: key }) => {
-                    origin_key = key;
-                    Ok(())
-                }
-                Ok(jsonl::Line::Blank) => return Ok(false),
-                Err(reason) => Err(reason),
-            },
-            Decode::Csv(header) => {
-                origin_key = Cow::Borrowed(header.origin_key());
-                csv::encode_named(header, record, buf)
+/// Appends `record`, one of a batch holding `content`, to `out` as one
+/// JSON object, or says why it cannot. On rejection `out` is left as it
+/// was. A record that is no record at all (a blank line in JSON lines) is
+/// skipped: `Ok(false)`.
+pub fn decode_into(
+    content: &Content,
+    record: &RawRecord<'_>,
+    options: DecodeOptions,
+    out: &mut Batch,
+) -> Result<bool, Rejection> {
+    let buf = out.record_buf();
+    let mut origin_key = Cow::Borrowed(jsonl::ORIGIN_KEY);
+    let written = match content {
+        Content::Lines => lines::encode(record.bytes(), buf),
+        Content::Jsonl => match jsonl::encode(record.bytes(), buf) {
+            Ok(jsonl::Line::Object { origin_key: key }) => {
+                origin_key = key;
+                Ok(())
             }
-            Decode::CsvNumbered => csv::encode_numbered(record, buf),
-            Decode::Unusable(reason) => Err(reason.to_string()),
-        };
-        if let Err(reason) = written {
-            out.abandon_record();
-            return Err(reason);
+            Ok(jsonl::Line::Blank) => return Ok(false),
+            Err(reason) => Err(reason),
+        },
+        Content::Csv(header) => {
+            origin_key = Cow::Borrowed(header.origin_key());
+            csv::encode_named(header, record, buf)
         }
-        if options.origin {
-            close_with_origin(out.record_buf(), record, &origin_key);
-        }
-        out.finish_record(record.location.pos);
-        Ok(true)
+        Content::CsvNumbered => csv::encode_numbered(record, buf),
+        Content::Unusable(reason) => Err(reason.to_string()),
+    };
+    if let Err(reason) = written {
+        out.abandon_record();
+        return Err(reason);
     }
+    if options.origin {
+        close_with_origin(out.record_buf(), record, &origin_key);
+    }
+    out.finish_record(record.location.pos);
+    Ok(true)
 }
 
 /// Replaces the closing `}` of the object just written with
@@ -165,20 +145,21 @@ fn require_utf8(text: &[u8], what: impl FnOnce() -> String) -> Result<(), Reject
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{RawBatch, SourceInfo};
+    use crate::record::{CsvHeader, RawBatch, SourceInfo};
+    use std::sync::Arc;
 
-    fn decode_one(decode: Decode, fields: &[&[u8]], origin: bool) -> Result<String, Rejection> {
+    fn decode_one(content: Content, fields: &[&[u8]], origin: bool) -> Result<String, Rejection> {
         let source = Arc::new(SourceInfo::File {
             path: "x.csv".into(),
         });
-        let mut raw = RawBatch::new(source.clone(), decode.clone());
+        let mut raw = RawBatch::new(source.clone(), content.clone());
         for field in fields {
             raw.push_field(field);
         }
         raw.finish_record(9);
         let mut out = Batch::new(source);
         let record = raw.records().next().unwrap();
-        decode.decode_into(&record, DecodeOptions { origin }, &mut out)?;
+        decode_into(&content, &record, DecodeOptions { origin }, &mut out)?;
         Ok(String::from_utf8(out.as_ndjson().to_vec()).unwrap())
     }
 
@@ -195,15 +176,15 @@ mod tests {
     fn origin_is_added_as_last_key() {
         let header = Arc::new(CsvHeader::from_fields([&b"a"[..], b"b"].into_iter()).unwrap());
         assert_eq!(
-            decode_one(Decode::Csv(header), &[b"1", b"2"], true).unwrap(),
+            decode_one(Content::Csv(header), &[b"1", b"2"], true).unwrap(),
             "{\"a\":\"1\",\"b\":\"2\",\"_origin\":{\"path\":\"x.csv\",\"line\":9}}\n"
         );
         assert_eq!(
-            decode_one(Decode::Jsonl, &[b" { } "], true).unwrap(),
+            decode_one(Content::Jsonl, &[b" { } "], true).unwrap(),
             "{ \"_origin\":{\"path\":\"x.csv\",\"line\":9}}\n"
         );
         assert_eq!(
-            decode_one(Decode::Lines, &[b"hi"], true).unwrap(),
+            decode_one(Content::Lines, &[b"hi"], true).unwrap(),
             "{\"message\":\"hi\",\"_origin\":{\"path\":\"x.csv\",\"line\":9}}\n"
         );
     }
@@ -214,15 +195,19 @@ mod tests {
             topic: "ticks".into(),
             partition: 3,
         });
-        let mut raw = RawBatch::new(source.clone(), Decode::Jsonl);
+        let mut raw = RawBatch::new(source.clone(), Content::Jsonl);
         raw.push_field(br#"{"a":1}"#);
         raw.push_origin_extra(br#","key":"k","timestamp":7,"headers":{}"#);
         raw.finish_record(42);
         let mut out = Batch::new(source);
         let record = raw.records().next().unwrap();
-        Decode::Jsonl
-            .decode_into(&record, DecodeOptions { origin: true }, &mut out)
-            .unwrap();
+        decode_into(
+            &Content::Jsonl,
+            &record,
+            DecodeOptions { origin: true },
+            &mut out,
+        )
+        .unwrap();
         let line = String::from_utf8(out.as_ndjson().to_vec()).unwrap();
         assert_eq!(
             line,
@@ -233,9 +218,9 @@ mod tests {
 
     #[test]
     fn rejected_records_leave_nothing_behind() {
-        let err = decode_one(Decode::Jsonl, &[b"[1]"], false).unwrap_err();
+        let err = decode_one(Content::Jsonl, &[b"[1]"], false).unwrap_err();
         assert_eq!(err, "not a JSON object (found an array)");
-        let err = decode_one(Decode::Lines, &[b"ok\xff"], false).unwrap_err();
+        let err = decode_one(Content::Lines, &[b"ok\xff"], false).unwrap_err();
         assert_eq!(err, "invalid UTF-8 in line (byte 3)");
     }
 }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{PipelineConfig, Rejects, Stats};
+use super::PipelineConfig;
+use crate::codec;
 use crate::cpu;
 use crate::error::{Error, Result};
+use crate::parts::{Rejects, Stats};
 use crate::record::{Batch, RawBatch, RawRecord};
 
 /// Decodes every batch of `input` into `output`, in order. Ends when
@@ -87,7 +89,7 @@ fn decode_batch(
             break;
         }
         handled += 1;
-        match raw.decode.decode_into(&record, config.decode, out) {
+        match codec::decode_into(&raw.content, &record, config.decode, out) {
             Ok(true) => {}
             Ok(false) => skipped += 1,
             Err(reason) => {

@@ -13,24 +13,24 @@
 //! ending the source drains everything downstream.
 
 mod decode;
-mod reject;
 mod stage;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use self::reject::{OnError, Rejects};
 pub use self::stage::Stage;
+/// The run's shared handlers; defined in [`crate::parts`], named here too
+/// for library users.
+pub use crate::parts::{OnError, Rejects, Stats};
 
 use crate::codec::DecodeOptions;
 use crate::error::{Error, Result};
-use crate::record::{Batch, RawBatch};
-use crate::sink::{Sink, SinkInput};
-use crate::source::{Source, SourceContext};
+use crate::parts::{RawSender, Sink, SinkInput, Source, SourceContext};
+use crate::record::{self, Batch, RawBatch};
 
 /// Records each channel holds at most, by default (`--buffer-records`).
 pub const DEFAULT_BUFFER_RECORDS: usize = 16 * 1024;
@@ -71,19 +71,6 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self::with_buffer(DEFAULT_BUFFER_RECORDS, DEFAULT_BATCH_RECORDS)
     }
-}
-
-/// Counters shared by every part of a run.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Records the source took in: handed to the pipeline (whether or not
-    /// it still took them), or rejected by the source itself.
-    pub read: AtomicU64,
-    /// Of those, lines that were no records at all (blank JSON lines),
-    /// skipped by the decode stage.
-    pub skipped: AtomicU64,
-    /// Records the sink wrote out.
-    pub written: AtomicU64,
 }
 
 /// What a finished run did.
@@ -199,18 +186,19 @@ impl Pipeline {
         // gone, the source's sends fail and the source returns.
         let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(config.channel_batches);
         let context = SourceContext {
-            out: crate::source::RawSender::new(raw_tx, stats.clone()).with_signal(shutdown.clone()),
+            out: RawSender::new(raw_tx, stats.clone()).with_signal(shutdown.clone()),
             shutdown: stop.clone(),
             rejects: rejects.clone(),
             batch_records: config.batch_records,
-            batch_bytes: config.batch_bytes,
+            batch_bytes: config.batch_bytes.min(record::MAX_BATCH_BYTES),
         };
-        let source_task = spawn_part(stop.clone(), source.run(context));
+        let source_task = spawn_part("the source", stop.clone(), source.run(context));
 
         // Decode → first stage (or sink). Closing it (the decode stage
         // ending) tells the next part that no more batches come.
         let (decoded_tx, mut next_rx) = mpsc::channel::<Batch>(config.channel_batches);
         let decode_task = spawn_part(
+            "the decode stage",
             stop.clone(),
             decode::run(
                 raw_rx,
@@ -226,12 +214,16 @@ impl Pipeline {
         for stage in stages {
             // Stage → next stage (or sink); closed when this stage ends.
             let (tx, rx) = mpsc::channel::<Batch>(config.channel_batches);
-            stage_tasks.push(spawn_part(stop.clone(), stage::run(stage, next_rx, tx)));
+            stage_tasks.push(spawn_part(
+                "a stage",
+                stop.clone(),
+                stage::run(stage, next_rx, tx),
+            ));
             next_rx = rx;
         }
 
         let input = SinkInput::new(next_rx, stats.clone(), rejects.clone());
-        let sink_result = spawn_part(stop.clone(), sink.run(input)).await;
+        let sink_result = spawn_part("the sink", stop.clone(), sink.run(input)).await;
         // The sink is done: nothing more can be written, so make sure the
         // source stops too (it may be waiting for input, not sending).
         stop.cancel();
@@ -241,7 +233,8 @@ impl Pipeline {
             stage_result = stage_result.and(task.await);
         }
         let source_result = source_task.await;
-        let finish_result = rejects.finish();
+        // The dead-letter lines rejected last (by the sink, say), off the workers.
+        let finish_result = rejects.write_out().await;
 
         let error = [
             sink_result,
@@ -260,8 +253,9 @@ impl Pipeline {
 }
 
 /// Runs one part of the pipeline as its own task; if it fails, the whole
-/// run is told to stop.
+/// run is told to stop. `name` says which part it is, should it panic.
 fn spawn_part(
+    name: &'static str,
     stop: CancellationToken,
     part: impl std::future::Future<Output = Result<()>> + Send + 'static,
 ) -> impl std::future::Future<Output = Result<()>> {
@@ -275,7 +269,7 @@ fn spawn_part(
     async move {
         match task.await {
             Ok(result) => result,
-            Err(join_error) => Err(Error::Panicked(join_error.to_string())),
+            Err(join_error) => Err(Error::panicked(name, join_error)),
         }
     }
 }

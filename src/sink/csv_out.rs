@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::error::Result;
-use crate::pipeline::Rejects;
+use crate::parts::Rejects;
 use crate::record::{Batch, RecordRef};
 
 /// Column names shown in a rejection's reason, at most.

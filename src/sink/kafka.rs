@@ -20,12 +20,12 @@ use rdkafka::Statistics;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio::sync::Notify;
 
-use super::{Sink, SinkInput};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
 use crate::kafka::{
     self, client_context_via_log, ClientLog, KafkaConfig, TopicCheck, QUERY_TIMEOUT,
 };
+use crate::parts::{Sink, SinkInput};
 use crate::record::Batch;
 
 /// The producer's settings that differ from librdkafka's defaults; `-X`
@@ -80,7 +80,7 @@ impl KafkaSink {
             kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT)
         })
         .await
-        .map_err(|e| Error::Kafka(format!("internal error: {e}")))?;
+        .map_err(|e| Error::panicked("the Kafka topic check", e))?;
         match check {
             TopicCheck::Missing => Err(Error::Kafka(format!(
                 "topic `{}` does not exist on {} (and the brokers do not create topics)",

@@ -115,13 +115,11 @@ pub async fn open_outputs(
         let csv = opening.flag == "-o" && request.output_csv;
         let flag = opening.flag;
         let path = opening.path.clone();
+        let failed = |error| OpenError::Failed { flag, error };
         let ready = tokio::task::spawn_blocking(move || prepare(opening, request.mode, csv))
             .await
-            .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error.to_string())))
-            .map_err(|source| OpenError::Failed {
-                flag,
-                error: Error::Output { path, source },
-            })?;
+            .map_err(|join_error| failed(Error::panicked("opening an output", join_error)))?
+            .map_err(|source| failed(Error::Output { path, source }))?;
         match flag {
             "-o" => files.output = Some(ready),
             _ => files.dead_letter = Some(ready),
@@ -153,8 +151,10 @@ async fn open_one(
         options.open(&opening)
     });
     let file = tokio::select! {
-        opened = open => opened
-            .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error.to_string()))),
+        opened = open => opened.map_err(|join_error| OpenError::Failed {
+            flag,
+            error: Error::panicked("opening an output", join_error),
+        })?,
         () = shutdown.cancelled() => {
             // The open stays parked on its thread; the process exits
             // without waiting for it.

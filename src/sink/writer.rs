@@ -11,10 +11,9 @@ use tokio::task::JoinHandle;
 
 use super::csv_out::CsvOutput;
 use super::files::{self, WriteMode};
-use super::{Sink, SinkInput, WrittenCounter};
 use crate::ack::Acks;
 use crate::error::{Error, Result};
-use crate::pipeline::Rejects;
+use crate::parts::{Rejects, Sink, SinkInput, TryRecv, WrittenCounter};
 use crate::record::Batch;
 
 /// Output buffered up to this size is written in one call.
@@ -85,7 +84,7 @@ impl WriterSink {
         let opening = path.clone();
         let opened = tokio::task::spawn_blocking(move || files::open(&opening, mode))
             .await
-            .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error.to_string())))
+            .map_err(|join_error| Error::panicked("opening the output", join_error))?
             .map_err(|source| Error::Output {
                 path: path.clone(),
                 source,
@@ -131,15 +130,15 @@ impl Sink for WriterSink {
             });
             loop {
                 match input.try_recv() {
-                    Ok(batch) => {
+                    TryRecv::Batch(batch) => {
                         out.add(batch, csv.as_mut())?;
                         if out.filling.len >= WRITE_SIZE {
                             out.start_write().await?;
                         }
                         continue;
                     }
-                    Err(true) => break,
-                    Err(false) => {}
+                    TryRecv::Closed => break,
+                    TryRecv::Empty => {}
                 }
                 // Caught up with the pipeline: write what we have now rather
                 // than hold it for a full buffer, then wait for more input
@@ -277,10 +276,8 @@ impl Output {
         };
         let joined = handle.await;
         let (_, chunk) = self.writing.take().expect("checked above");
-        let (writer, result) = joined.map_err(|join_error| Error::Output {
-            path: self.name.clone(),
-            source: std::io::Error::other(join_error.to_string()),
-        })?;
+        let (writer, result) =
+            joined.map_err(|join_error| Error::panicked("the output write", join_error))?;
         self.writer = Some(writer);
         result?;
         self.written.add(chunk.records);

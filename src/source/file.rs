@@ -11,12 +11,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::input::InputReader;
 use super::shrink::ShrinkWatch;
-use super::{Closed, Interrupted, Source, SourceContext};
 use crate::ack::Ack;
 use crate::codec::csv_stream::{Bad, BadRecord, Next};
-use crate::codec::{CsvAssembler, CsvStream, Decode, Format, Naming, Taken};
+use crate::codec::{CsvAssembler, CsvStream, Format, Naming, Taken};
 use crate::error::{Error, Result};
-use crate::record::{Location, RawBatch, SourceInfo};
+use crate::parts::{Closed, Source, SourceContext};
+use crate::record::{Content, Location, RawBatch, SourceInfo};
 use crate::warn_limited;
 
 /// How much to ask of the input per read.
@@ -162,13 +162,11 @@ impl Source for FileSource {
                     .unwrap_or_else(|| Format::from_path(path));
                 let read = match format {
                     Format::Csv => reader.read_csv(input).await,
-                    Format::Jsonl => reader.read_lines(input, Decode::Jsonl).await,
-                    Format::Lines => reader.read_lines(input, Decode::Lines).await,
+                    Format::Jsonl => reader.read_lines(input, Content::Jsonl).await,
+                    Format::Lines => reader.read_lines(input, Content::Lines).await,
                 };
-                match read {
-                    Ok(()) => {}
-                    Err(Interrupted::Done) => break,
-                    Err(Interrupted::Failed(error)) => return Err(error),
+                if read? == Flow::PipelineClosed {
+                    break;
                 }
             }
             Ok(())
@@ -204,6 +202,27 @@ fn check_readable(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// How reading one input ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The input ended (or shutdown stopped its read): every record read
+    /// was sent, on to the next input.
+    InputEnded,
+    /// The pipeline takes no more records (the run is ending downstream):
+    /// read no more inputs.
+    PipelineClosed,
+}
+
+impl Flow {
+    /// The flow after the last send of an input.
+    fn after(sent: Result<(), Closed>) -> Flow {
+        match sent {
+            Ok(()) => Flow::InputEnded,
+            Err(Closed) => Flow::PipelineClosed,
+        }
+    }
+}
+
 /// Reads one input.
 struct FileReader<'a> {
     ctx: &'a SourceContext,
@@ -224,11 +243,11 @@ impl FileReader<'_> {
         }
     }
 
-    fn read_error(&self, line: u64, source: std::io::Error) -> Interrupted {
-        Interrupted::Failed(Error::Read {
+    fn read_error(&self, line: u64, source: std::io::Error) -> Error {
+        Error::Read {
             location: self.location(line).to_string(),
             source,
-        })
+        }
     }
 
     /// Sends `batch` with an ack that moves this input's checkpoint to its
@@ -249,11 +268,7 @@ impl FileReader<'_> {
     /// Lines (for `lines` and `jsonl`): split on `\n`, the last line may
     /// lack one. A line longer than the cap is rejected and skipped without
     /// ever being held whole.
-    async fn read_lines(
-        &self,
-        input: impl AsyncRead + Unpin,
-        decode: Decode,
-    ) -> Result<(), Interrupted> {
+    async fn read_lines(&self, input: impl AsyncRead + Unpin, decode: Content) -> Result<Flow> {
         let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
         let max_line = self.options.max_record_bytes;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
@@ -289,8 +304,8 @@ impl FileReader<'_> {
                     }
                 }
                 consumed += end + 1;
-                if self.ctx.is_full(&batch) {
-                    self.send(batch.take(), line).await?;
+                if self.ctx.is_full(&batch) && self.send(batch.take(), line).await.is_err() {
+                    return Ok(Flow::PipelineClosed);
                 }
             }
             buf.drain(..consumed);
@@ -325,12 +340,11 @@ impl FileReader<'_> {
             }
             // Caught up with the writer: pass on what we have rather than
             // wait for a full batch.
-            if caught_up && !batch.is_empty() {
-                self.send(batch.take(), line).await?;
+            if caught_up && !batch.is_empty() && self.send(batch.take(), line).await.is_err() {
+                return Ok(Flow::PipelineClosed);
             }
         }
-        self.send(batch, line).await?;
-        Ok(())
+        Ok(Flow::after(self.send(batch, line).await))
     }
 
     /// Reads more of the input onto the end of `buf`: how many bytes came,
@@ -342,7 +356,7 @@ impl FileReader<'_> {
         reader: &mut InputReader<impl AsyncRead + Unpin>,
         buf: &mut Vec<u8>,
         line: u64,
-    ) -> Result<Option<(usize, bool)>, Interrupted> {
+    ) -> Result<Option<(usize, bool)>> {
         buf.reserve(READ_SIZE);
         let asked = buf.capacity() - buf.len();
         match reader.read_buf(buf).await {
@@ -384,9 +398,9 @@ impl FileReader<'_> {
 
     /// Sends the records read before a rejection that stops the run
     /// (`--on-error stop`): they were read, so they are written.
-    async fn fail_after(&self, batch: RawBatch, last_line: u64, error: Error) -> Interrupted {
+    async fn fail_after(&self, batch: RawBatch, last_line: u64, error: Error) -> Error {
         let _ = self.send(batch, last_line).await;
-        Interrupted::Failed(error)
+        error
     }
 
     /// Rejects the record at `line`, which is in no batch: it counts as
@@ -424,12 +438,12 @@ impl FileReader<'_> {
     /// CSV, read with csv-async (see [`CsvStream`]): quoted cells may hold
     /// delimiters, doubled quotes and newlines; the first row is the header
     /// unless `--no-header`.
-    async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<(), Interrupted> {
+    async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<Flow> {
         let reader = InputReader::new(input, self.ctx.shutdown.clone());
         let max = self.options.max_record_bytes;
         let mut records = CsvStream::new(reader, self.options.delimiter, max);
         let mut rows = CsvAssembler::new(self.options.header, NAMING);
-        let mut batch = RawBatch::new(self.source.clone(), rows.decode().clone());
+        let mut batch = RawBatch::new(self.source.clone(), rows.content().clone());
         let mut last_line = 0u64;
         // Whether the end of the input was checked for a truncated file.
         let mut end_checked = false;
@@ -445,7 +459,11 @@ impl FileReader<'_> {
                         Poll::Ready(next) => break next,
                         // Caught up with the input: pass on what we have
                         // rather than wait for a full batch.
-                        Poll::Pending => self.send(batch.take(), last_line).await?,
+                        Poll::Pending => {
+                            if self.send(batch.take(), last_line).await.is_err() {
+                                return Ok(Flow::PipelineClosed);
+                            }
+                        }
                     }
                 }
             };
@@ -487,7 +505,7 @@ impl FileReader<'_> {
                             }
                             Taken::Header(()) | Taken::Record => {}
                         }
-                        batch = RawBatch::new(self.source.clone(), rows.decode().clone());
+                        batch = RawBatch::new(self.source.clone(), rows.content().clone());
                         continue;
                     }
                     records.push_to(&mut batch);
@@ -509,7 +527,7 @@ impl FileReader<'_> {
                     let mut reason = self.csv_reason(&bad);
                     if rows.wants_header() {
                         reason = rows.unreadable(self.location(bad.line), bad.line, &reason);
-                        batch = RawBatch::new(self.source.clone(), rows.decode().clone());
+                        batch = RawBatch::new(self.source.clone(), rows.content().clone());
                     }
                     if let Err(error) = self.reject(bad.line, &bad.raw, &reason) {
                         return Err(self.fail_after(batch, last_line, error).await);
@@ -526,11 +544,10 @@ impl FileReader<'_> {
             };
             batch.finish_record(line);
             last_line = line;
-            if self.ctx.is_full(&batch) {
-                self.send(batch.take(), last_line).await?;
+            if self.ctx.is_full(&batch) && self.send(batch.take(), last_line).await.is_err() {
+                return Ok(Flow::PipelineClosed);
             }
         }
-        self.send(batch, last_line).await?;
-        Ok(())
+        Ok(Flow::after(self.send(batch, last_line).await))
     }
 }

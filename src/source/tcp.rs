@@ -43,9 +43,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::budget::Budget;
 use self::connection::Connection;
-use super::{Source, SourceContext};
 use crate::codec::{Format, Framing};
 use crate::error::{Error, Result};
+use crate::parts::{Source, SourceContext};
 
 /// Connections the kernel completes and queues for us before refusing
 /// more (capped by the system's `net.core.somaxconn`). Larger than the
@@ -280,9 +280,7 @@ impl Server {
         let error = match joined {
             Ok(Ok(())) => return,
             Ok(Err(error)) => error,
-            Err(join_error) => Error::Config(format!(
-                "internal error: a connection task failed: {join_error}"
-            )),
+            Err(join_error) => Error::panicked("a TCP connection", join_error),
         };
         if self.failure.is_none() {
             self.failure = Some(error);

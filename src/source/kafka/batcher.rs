@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use crate::codec::csv_assembler::{cell_ends, push_row};
 use crate::codec::csv_stream::ends_in_quote;
-use crate::codec::{CsvAssembler, Decode, Format, Naming, Taken};
+use crate::codec::{CsvAssembler, Format, Naming, Taken};
 use crate::error::Result;
 use crate::json;
-use crate::pipeline::Rejects;
-use crate::record::{Location, RawBatch, SourceInfo};
+use crate::parts::Rejects;
+use crate::record::{Content, Location, RawBatch, SourceInfo};
 
 /// What the batcher needs of one Kafka message.
 #[derive(Debug, Clone, Default)]
@@ -194,11 +194,11 @@ impl Batcher {
 
     /// The decode of a new batch; CSV with headers sets its own per
     /// message (see [`Batcher::use_header`]).
-    fn plain_decode(&self) -> Decode {
+    fn plain_decode(&self) -> Content {
         match self.format.format {
-            Format::Jsonl => Decode::Jsonl,
-            Format::Lines => Decode::Lines,
-            Format::Csv => Decode::CsvNumbered,
+            Format::Jsonl => Content::Jsonl,
+            Format::Lines => Content::Lines,
+            Format::Csv => Content::CsvNumbered,
         }
     }
 
@@ -275,7 +275,7 @@ impl Batcher {
             match assembler.take(location, offset, row.iter(), bytes, |_, _| Ok(())) {
                 Taken::Record => {
                     if !decode_set {
-                        self.use_decode(assembler.decode().clone());
+                        self.use_decode(assembler.content().clone());
                         decode_set = true;
                     }
                     let batch = &mut self.current.as_mut().expect("open batch").batch;
@@ -312,13 +312,13 @@ impl Batcher {
 
     /// Makes the open batch one decoded as `decode`, starting a new batch
     /// when its records decode otherwise.
-    fn use_decode(&mut self, decode: Decode) {
+    fn use_decode(&mut self, decode: Content) {
         let open = self.current.as_mut().expect("open batch");
-        if same_decode(&open.batch.decode, &decode) {
+        if same_decode(&open.batch.content, &decode) {
             return;
         }
         if open.batch.is_empty() {
-            open.batch.decode = decode;
+            open.batch.content = decode;
             return;
         }
         let source = open.batch.source.clone();
@@ -334,13 +334,13 @@ impl Batcher {
 }
 
 /// Whether records decoded as `a` and as `b` come out the same.
-fn same_decode(a: &Decode, b: &Decode) -> bool {
+fn same_decode(a: &Content, b: &Content) -> bool {
     match (a, b) {
-        (Decode::Csv(a), Decode::Csv(b)) => a == b,
-        (Decode::Unusable(a), Decode::Unusable(b)) => a == b,
-        (Decode::CsvNumbered, Decode::CsvNumbered)
-        | (Decode::Jsonl, Decode::Jsonl)
-        | (Decode::Lines, Decode::Lines) => true,
+        (Content::Csv(a), Content::Csv(b)) => a == b,
+        (Content::Unusable(a), Content::Unusable(b)) => a == b,
+        (Content::CsvNumbered, Content::CsvNumbered)
+        | (Content::Jsonl, Content::Jsonl)
+        | (Content::Lines, Content::Lines) => true,
         _ => false,
     }
 }
@@ -431,8 +431,8 @@ fn write_headers(out: &mut Vec<u8>, headers: &[(&str, Option<&[u8]>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::DecodeOptions;
-    use crate::pipeline::OnError;
+    use crate::codec::{decode_into, DecodeOptions};
+    use crate::parts::OnError;
     use crate::record::Batch;
 
     fn batcher(format: Format, header: bool, origin: bool, batch_records: usize) -> Batcher {
@@ -468,11 +468,13 @@ mod tests {
     fn decoded(finished: &Finished, origin: bool) -> Vec<String> {
         let mut out = Batch::new(finished.batch.source.clone());
         for record in finished.batch.records() {
-            finished
-                .batch
-                .decode
-                .decode_into(&record, DecodeOptions { origin }, &mut out)
-                .unwrap();
+            decode_into(
+                &finished.batch.content,
+                &record,
+                DecodeOptions { origin },
+                &mut out,
+            )
+            .unwrap();
         }
         out.iter()
             .map(|r| String::from_utf8(r.json.to_vec()).unwrap())
@@ -521,7 +523,7 @@ mod tests {
         assert_eq!(batches[0].batch.len(), 1);
         assert_eq!(batches[0].next_offset, 3);
         assert_eq!(rejects.count(), 1);
-        let stop = Rejects::new(OnError::Stop, None, Default::default()).unwrap();
+        let stop = Rejects::with_file(OnError::Stop, None);
         let error = batcher(Format::Jsonl, true, false, 100)
             .add(&message(0, 9, None), info(0), &stop)
             .unwrap_err();
@@ -667,8 +669,8 @@ mod tests {
             .map(|r| r.bytes().to_vec())
             .collect();
         assert_eq!(unusable, [b"1,2".to_vec(), b"3,4".to_vec()]);
-        assert!(matches!(&batches[0].batch.decode,
-            Decode::Unusable(reason) if &**reason == "the CSV header at offset 0 is unusable"));
+        assert!(matches!(&batches[0].batch.content,
+            Content::Unusable(reason) if &**reason == "the CSV header at offset 0 is unusable"));
         assert_eq!(decoded(&batches[1], false), vec![r#"{"a":"1\n2","b":"3"}"#]);
         assert_eq!(batches[1].next_offset, 3);
     }

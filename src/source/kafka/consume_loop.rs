@@ -26,9 +26,8 @@ use super::rebalance::GroupContext;
 use crate::ack::Ack;
 use crate::error::{Error, Result};
 use crate::kafka;
-use crate::pipeline::Rejects;
+use crate::parts::{Closed, RawSender, Rejects};
 use crate::record::{RawBatch, SourceInfo};
-use crate::source::{Closed, Interrupted, RawSender};
 
 /// The read loop's state (named `Reader` before).
 pub(super) struct ConsumeLoop<'a> {
@@ -82,20 +81,18 @@ impl ConsumeLoop<'_> {
     ) -> Result<()> {
         let result = self.read_messages(shutdown, changed).await;
         let rest = self.batcher.take_all();
-        let flushed = self.send_batches(rest).await;
-        match (result, flushed) {
-            (Err(Interrupted::Failed(error)), _) | (_, Err(Interrupted::Failed(error))) => {
-                Err(error)
-            }
-            _ => Ok(()),
-        }
+        // Closed: the run is ending downstream, nothing more can be sent.
+        let _ = self.send_batches(rest).await;
+        result
     }
 
+    /// The loop of [`ConsumeLoop::read`]: `Ok` whenever the read ends
+    /// normally (shutdown, `--until-end`, or the pipeline closed).
     async fn read_messages(
         &mut self,
         shutdown: &CancellationToken,
         changed: &Notify,
-    ) -> Result<(), Interrupted> {
+    ) -> Result<()> {
         let consumer = self.consumer;
         // Polling this stream runs the rebalance callbacks, which block;
         // see `rebalance` for how they keep off the worker.
@@ -127,7 +124,9 @@ impl ConsumeLoop<'_> {
                 }
                 if self.batcher.has_ready() {
                     let full = self.batcher.take_ready();
-                    self.send_batches(full).await?;
+                    if self.send_batches(full).await.is_err() {
+                        return Ok(());
+                    }
                     // Under a steady stream the burst may not end by
                     // itself: look for the end here too.
                     if self.until_end && self.partitions().all_at_end() {
@@ -140,12 +139,14 @@ impl ConsumeLoop<'_> {
                 next = stream.next().now_or_never().flatten();
             }
             let partial = self.batcher.take_all();
-            self.send_batches(partial).await?;
+            if self.send_batches(partial).await.is_err() {
+                return Ok(());
+            }
         }
     }
 
     /// Copies one message into the batch of its partition.
-    fn add(&mut self, message: &BorrowedMessage<'_>) -> Result<(), Interrupted> {
+    fn add(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
         if self.consumer.context().log.is_down() {
             self.consumer.context().log.mark_up();
         }
@@ -192,15 +193,14 @@ impl ConsumeLoop<'_> {
         if rejected > 0 {
             self.out.count_unsent(rejected);
         }
-        added?;
-        Ok(())
+        added
     }
 
     /// Handles an error the consumer returned instead of a message. Most
     /// are passing (and already logged by the client context).
-    fn consumer_error(&mut self, error: KafkaError) -> Result<(), Interrupted> {
+    fn consumer_error(&mut self, error: KafkaError) -> Result<()> {
         if let Some(reason) = self.consumer.context().log.permanent_error() {
-            return Err(Interrupted::Failed(Error::Kafka(reason)));
+            return Err(Error::Kafka(reason));
         }
         match error {
             KafkaError::PartitionEOF(partition) => {
@@ -210,11 +210,9 @@ impl ConsumeLoop<'_> {
                 }
                 Ok(())
             }
-            KafkaError::MessageConsumptionFatal(code) => Err(Interrupted::Failed(self.fatal(code))),
+            KafkaError::MessageConsumptionFatal(code) => Err(self.fatal(code)),
             other => match kafka::error_code(&other) {
-                Some(code) if kafka::is_permanent(code) => {
-                    Err(Interrupted::Failed(self.fatal(code)))
-                }
+                Some(code) if kafka::is_permanent(code) => Err(self.fatal(code)),
                 _ => Ok(()),
             },
         }
@@ -247,7 +245,7 @@ impl ConsumeLoop<'_> {
 
     /// Sends finished batches in order, each with an ack that reports its
     /// partition's next offset back here once the sink has written it.
-    async fn send_batches(&mut self, batches: Vec<Finished>) -> Result<(), Interrupted> {
+    async fn send_batches(&mut self, batches: Vec<Finished>) -> Result<(), Closed> {
         for finished in batches {
             let Finished {
                 mut batch,

@@ -17,7 +17,7 @@ use super::startup::wait_for_topics;
 use super::{partition_span, topic_watch, KafkaSource};
 use crate::error::{Error, Result};
 use crate::kafka;
-use crate::source::SourceContext;
+use crate::parts::SourceContext;
 
 /// How long the end of a run may wait for the final commit, and for
 /// leaving the group, before giving up on them (brokers down).

@@ -49,9 +49,9 @@ pub use self::options::{KafkaOptions, OffsetReset};
 pub use self::partitions::{PartitionLag, PartitionOffset, PartitionTable};
 
 use self::rebalance::GroupContext;
-use super::{Source, SourceContext};
 use crate::error::Result;
 use crate::kafka::{self, ClientLog};
+use crate::parts::{Source, SourceContext};
 
 /// Consumes Kafka topics; see the module documentation.
 pub struct KafkaSource {

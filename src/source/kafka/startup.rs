@@ -42,7 +42,7 @@ pub(super) async fn wait_for_topics(
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return Ok(false),
             outcome = serving_events(consumer, check) => {
-                outcome.map_err(|e| Error::Kafka(format!("internal error: {e}")))?
+                outcome.map_err(|e| Error::panicked("the Kafka topic check", e))?
             }
         };
         if let Some(reason) = consumer.context().log.permanent_error() {

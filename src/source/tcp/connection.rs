@@ -34,10 +34,10 @@ use tokio::time::Instant;
 use super::budget::{Reservation, FREE_BYTES};
 use super::csv_rows::{reject, CsvRows, Label};
 use super::{Shared, StopReason};
-use crate::codec::{Decode, Format, FrameDecoder, Framing};
+use crate::codec::{Format, FrameDecoder, Framing};
 use crate::error::Result;
-use crate::record::{RawBatch, SourceInfo};
-use crate::source::Closed;
+use crate::parts::Closed;
+use crate::record::{self, RawBatch, SourceInfo};
 
 /// How much room each read gets.
 const READ_SIZE: usize = 64 * 1024;
@@ -57,7 +57,7 @@ fn make_room(buf: &mut BytesMut, room: usize, capacity: usize) {
 /// (see `frames`).
 enum Content {
     /// Each frame is one record as it is (a line, a JSON object).
-    Whole(Decode),
+    Whole(record::Content),
     /// Each frame is one CSV row. Boxed: csv-core's reader is a few
     /// kilobytes of tables.
     Csv(Box<CsvRows>),
@@ -105,8 +105,8 @@ impl Connection {
     pub(super) fn new(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Self {
         let options = &shared.options;
         let content = match options.format {
-            Format::Lines => Content::Whole(Decode::Lines),
-            Format::Jsonl => Content::Whole(Decode::Jsonl),
+            Format::Lines => Content::Whole(record::Content::Lines),
+            Format::Jsonl => Content::Whole(record::Content::Jsonl),
             Format::Csv => Content::Csv(Box::new(CsvRows::new(options.delimiter, options.header))),
         };
         Connection {

@@ -96,9 +96,9 @@ impl CsvRows {
             admit_header(shared, source, bytes, columns)
         }) {
             Taken::Record => {
-                let decode = assembler.decode();
+                let content = assembler.content();
                 let batch =
-                    batch.get_or_insert_with(|| RawBatch::new(source.clone(), decode.clone()));
+                    batch.get_or_insert_with(|| RawBatch::new(source.clone(), content.clone()));
                 for cell in cells {
                     batch.push_field(cell);
                 }

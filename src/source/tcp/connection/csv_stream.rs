@@ -214,7 +214,7 @@ impl Connection {
         let mut assembler = CsvAssembler::new(options.header, naming(true));
         // The header's share of the budget, held as long as the connection.
         let mut _header_share = None;
-        let mut batch = RawBatch::new(source.clone(), assembler.decode().clone());
+        let mut batch = RawBatch::new(source.clone(), assembler.content().clone());
         let mut rows = 0u64;
         let reject =
             |line: u64, raw: &[u8], reason: &str| reject(&shared, &source, line, raw, reason);
@@ -267,7 +267,7 @@ impl Connection {
                             pos: bad.line,
                         };
                         reason = assembler.unreadable(location, bad.line, &reason);
-                        batch = RawBatch::new(source.clone(), assembler.decode().clone());
+                        batch = RawBatch::new(source.clone(), assembler.content().clone());
                     }
                     reject(bad.line, &bad.raw, &reason)
                 }
@@ -281,7 +281,7 @@ impl Connection {
                     let taken = assembler.take(location, line, cells, bytes, |bytes, columns| {
                         admit_header(&shared, &source, bytes, columns)
                     });
-                    batch = RawBatch::new(source.clone(), assembler.decode().clone());
+                    batch = RawBatch::new(source.clone(), assembler.content().clone());
                     match taken {
                         Taken::Header(share) => {
                             _header_share = share;

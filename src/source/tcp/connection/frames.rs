@@ -9,11 +9,11 @@ use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
 use super::{Connection, Content, Flow, READ_SIZE};
-use crate::codec::{Decode, Frame, FrameDecoder};
+use crate::codec::{Frame, FrameDecoder};
 use crate::error::Result;
-use crate::record::RawBatch;
+use crate::parts::Closed;
+use crate::record::{Content as RecordContent, RawBatch};
 use crate::source::tcp::csv_rows::reject;
-use crate::source::Closed;
 
 /// How much of an oversize frame a rejection shows.
 const REJECTED_HEAD: usize = 256;
@@ -119,7 +119,7 @@ impl Connection {
     async fn take_line_run(
         &mut self,
         batch: &mut Option<RawBatch>,
-        decode: &Decode,
+        decode: &RecordContent,
         run: &[u8],
     ) -> Result<(), Closed> {
         let mut newlines = std::mem::take(&mut self.newlines);

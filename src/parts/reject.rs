@@ -1,0 +1,121 @@
+//! What happens to a record that cannot be decoded: the `--on-error`
+//! policy, the warning, the count, and the `--dead-letter` file
+//! ([`super::dead_letter`]).
+//!
+//! Dead-letter lines wait in memory until [`Rejects::write_out`] hands
+//! them to the OS, off the tokio workers. The decode stage calls it before
+//! it forwards each batch, so every line rejected before a batch was sent
+//! (by the source, or by the decode stage itself) is in the file before
+//! that batch's acks can fire: an offset commit never covers a rejected
+//! record that a crash could still lose.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::dead_letter::DeadLetter;
+use crate::error::{Error, Result};
+use crate::record::Location;
+
+/// What to do with a record that cannot be decoded (`--on-error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnError {
+    /// Warn, count, dead-letter it, and go on.
+    #[default]
+    Skip,
+    /// Stop the run at the first one, with its location and reason.
+    Stop,
+}
+
+/// Warnings printed before the rest are only counted, so a file of bad
+/// lines cannot bury the terminal (the dead-letter file still gets all).
+const MAX_WARNINGS: u64 = 100;
+
+/// The shared handler of rejected records; sources and the decode stage
+/// both report to it.
+#[derive(Debug)]
+pub struct Rejects {
+    policy: OnError,
+    dead_letter: Option<DeadLetter>,
+    count: AtomicU64,
+}
+
+impl Rejects {
+    /// A handler with `policy`, writing rejected records to `dead_letter`
+    /// when given: the file (opened by [`crate::sink::opening`]) and its
+    /// path, for messages.
+    pub fn with_file(policy: OnError, dead_letter: Option<(PathBuf, File)>) -> Self {
+        Rejects {
+            policy,
+            dead_letter: dead_letter.map(|(path, file)| DeadLetter::new(path, file)),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Skip everything, no dead-letter file: for tests and library users.
+    pub fn skip() -> Self {
+        Rejects {
+            policy: OnError::Skip,
+            dead_letter: None,
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Handles one rejected record: counts it, warns, writes it to the
+    /// dead-letter file. Under `--on-error stop` returns the error that
+    /// ends the run.
+    pub fn reject(&self, location: Location<'_>, raw: &[u8], reason: &str) -> Result<()> {
+        let seen = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(dead_letter) = &self.dead_letter {
+            dead_letter.write(location, raw, reason)?;
+        }
+        match self.policy {
+            OnError::Stop => Err(Error::Rejected {
+                location: location.to_string(),
+                reason: reason.to_string(),
+            }),
+            OnError::Skip => {
+                if seen <= MAX_WARNINGS {
+                    tracing::warn!("rejected {location}: {reason}");
+                } else if seen == MAX_WARNINGS + 1 {
+                    tracing::warn!(
+                        "more than {MAX_WARNINGS} records rejected; counting the rest without a warning each"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// How many records were rejected so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Hands every dead-letter line rejected so far to the OS, on the
+    /// blocking pool (nothing to do, and no task, when none waits). The
+    /// decode stage awaits this before it forwards a batch.
+    pub async fn write_out(self: &Arc<Self>) -> Result<()> {
+        if !self
+            .dead_letter
+            .as_ref()
+            .is_some_and(DeadLetter::has_pending)
+        {
+            return Ok(());
+        }
+        let rejects = self.clone();
+        tokio::task::spawn_blocking(move || rejects.finish())
+            .await
+            .map_err(|join_error| Error::panicked("the dead-letter write", join_error))?
+    }
+
+    /// Writes out the dead-letter lines still waiting. Blocks: for a thread
+    /// of the blocking pool (a task awaits [`Rejects::write_out`]).
+    pub fn finish(&self) -> Result<()> {
+        match &self.dead_letter {
+            Some(dead_letter) => dead_letter.flush(),
+            None => Ok(()),
+        }
+    }
+}
