@@ -77,7 +77,8 @@ impl Rejects {
             }),
             OnError::Skip => {
                 if seen <= MAX_WARNINGS {
-                    tracing::warn!("rejected {location}: {reason}");
+                    // A rejection names where it is itself: no span around it.
+                    tracing::warn!(parent: None, "rejected {location}: {reason}");
                 } else if seen == MAX_WARNINGS + 1 {
                     tracing::warn!(
                         "more than {MAX_WARNINGS} records rejected; counting the rest without a warning each"

@@ -40,6 +40,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use self::budget::Budget;
 use self::connection::Connection;
@@ -267,12 +268,19 @@ impl Server {
     /// Starts serving one accepted client; its slot is freed when it ends.
     fn spawn(&mut self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
         self.accepted += 1;
-        let connection = Connection::new(stream, peer, self.accepted, self.shared.clone());
-        self.tasks.spawn(async move {
-            let result = connection.run().await;
-            drop(slot);
-            result
-        });
+        let conn = self.accepted;
+        let connection = Connection::new(stream, peer, conn, self.shared.clone());
+        // Every log line about the connection says which it is. At error
+        // level, so that the default filter (warnings) keeps it.
+        let span = tracing::error_span!("tcp_conn", peer = %peer, conn);
+        self.tasks.spawn(
+            async move {
+                let result = connection.run().await;
+                drop(slot);
+                result
+            }
+            .instrument(span),
+        );
     }
 
     /// Takes note of a finished connection task.

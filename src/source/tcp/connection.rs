@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::budget::{Reservation, FREE_BYTES};
-use super::csv_rows::{reject, CsvRows, Label};
+use super::csv_rows::{reject, CsvRows};
 use super::{Shared, StopReason};
 use crate::codec::{Format, FrameDecoder, Framing};
 use crate::error::Result;
@@ -123,7 +123,7 @@ impl Connection {
     /// that cannot be cut, or the server stops it. Only fails the run on a
     /// rejection under `--on-error stop`.
     pub(super) async fn run(mut self) -> Result<()> {
-        tracing::info!("{}: connected", Label(&self.source));
+        tracing::info!("connected");
         let options = &self.shared.options;
         if options.format == Format::Csv && options.framing == Framing::Newline {
             return self.run_csv_stream().await;
@@ -151,9 +151,8 @@ impl Connection {
                         reservation = Some(granted);
                         frame_deadline = frame_timeout.map(|timeout| Instant::now() + timeout);
                         tracing::debug!(
-                            "{}: holds a share of --max-buffered-bytes for a frame over 64 KiB \
-                             (--frame-timeout {frame_timeout:?} to end it)",
-                            Label(&self.source)
+                            "holds a share of --max-buffered-bytes for a frame over 64 KiB \
+                             (--frame-timeout {frame_timeout:?} to end it)"
                         );
                         continue;
                     }
@@ -332,13 +331,12 @@ fn ended(
     unfinished: Option<(u64, &[u8])>,
     taken: (u64, &str),
 ) -> Result<()> {
-    let label = Label(source);
     let reject = |(pos, raw): (u64, &[u8]), reason: &str| reject(shared, source, pos, raw, reason);
     match ended {
         Read::Data => unreachable!("data is framed, not an end"),
         Read::Eof => {
             let (count, what) = taken;
-            tracing::info!("{label}: closed by the client after {count} {what}");
+            tracing::info!("closed by the client after {count} {what}");
         }
         Read::Failed(error) => {
             if let Some(unfinished) = unfinished {
@@ -347,7 +345,7 @@ fn ended(
                     &format!("connection failed inside a frame: {error}"),
                 )?;
             }
-            crate::warn_limited!("{label}: connection failed: {error}");
+            crate::warn_limited!("connection failed: {error}");
         }
         Read::Idle => {
             let idle = shared.options.idle_timeout.unwrap_or_default();
@@ -356,7 +354,7 @@ fn ended(
                     format!("connection idle for {idle:?} inside a frame (--idle-timeout)");
                 reject(unfinished, &reason)?;
             }
-            tracing::info!("{label}: idle for {idle:?}: closing it (--idle-timeout)");
+            tracing::info!("idle for {idle:?}: closing it (--idle-timeout)");
         }
         Read::FrameTimeout => {
             let timeout = shared.options.frame_timeout.unwrap_or_default();
@@ -368,7 +366,7 @@ fn ended(
             // it is left to show.
             let (pos, raw) = unfinished.unwrap_or((taken.0 + 1, &[]));
             reject((pos, raw), &reason)?;
-            crate::warn_limited!("{label}: closing the connection: {reason}");
+            crate::warn_limited!("closing the connection: {reason}");
         }
         Read::Stopped => {
             let reason = shared.stop_reason();
@@ -382,7 +380,7 @@ fn ended(
                 Some(StopReason::PipelineClosed) => "the run is ending",
                 Some(StopReason::RunFailed) | None => "another connection failed the run",
             };
-            tracing::info!("{label}: closed by the server: {why}");
+            tracing::info!("closed by the server: {why}");
         }
     }
     Ok(())

@@ -5,7 +5,6 @@
 //! `--max-buffered-bytes` ([`budget::header_cost`]), held as long as the
 //! connection; a header whose share is not free is unusable.
 
-use std::fmt;
 use std::sync::Arc;
 
 use super::budget::{self, Reservation, FREE_BYTES};
@@ -93,7 +92,7 @@ impl CsvRows {
         };
         let bytes = frame.len();
         match assembler.take(location, pos, cells.clone(), bytes, |bytes, columns| {
-            admit_header(shared, source, bytes, columns)
+            admit_header(shared, bytes, columns)
         }) {
             Taken::Record => {
                 let content = assembler.content();
@@ -120,7 +119,6 @@ impl CsvRows {
 /// refused.
 pub(super) fn admit_header(
     shared: &Shared,
-    source: &SourceInfo,
     bytes: usize,
     columns: usize,
 ) -> Result<Option<Reservation>, String> {
@@ -138,8 +136,7 @@ pub(super) fn admit_header(
     };
     if cost >= FREE_BYTES {
         tracing::info!(
-            "{}: its CSV header holds {cost} bytes of --max-buffered-bytes ({columns} columns)",
-            Label(source)
+            "its CSV header holds {cost} bytes of --max-buffered-bytes ({columns} columns)"
         );
     }
     Ok(Some(share))
@@ -159,16 +156,4 @@ pub(super) fn reject(
         .ctx
         .rejects
         .reject(Location { source, pos }, raw, reason)
-}
-
-/// A connection in log lines: `127.0.0.1:4000 (conn 3)`.
-pub(super) struct Label<'a>(pub(super) &'a SourceInfo);
-
-impl fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            SourceInfo::Tcp { peer, conn } => write!(f, "{peer} (conn {conn})"),
-            other => write!(f, "{other:?}"),
-        }
-    }
 }

@@ -20,13 +20,13 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::super::budget::{Reservation, FREE_BYTES};
-use super::super::csv_rows::{admit_header, naming, reject, Label};
+use super::super::csv_rows::{admit_header, naming, reject};
 use super::super::Shared;
 use super::{Connection, Read, READ_SIZE};
 use crate::codec::csv_stream::{Bad, Next, TapInput};
 use crate::codec::{CsvAssembler, CsvStream, Taken};
 use crate::error::Result;
-use crate::record::{Location, RawBatch, SourceInfo};
+use crate::record::{Location, RawBatch};
 
 /// A UTF-8 byte order mark, dropped from the start of a connection.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -39,7 +39,6 @@ type Waiting = Pin<Box<dyn Future<Output = Reservation> + Send>>;
 pub(super) struct SocketInput {
     stream: TcpStream,
     shared: Arc<Shared>,
-    source: Arc<SourceInfo>,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Fires after `--idle-timeout` without a byte from the client.
     idle: Option<Pin<Box<Sleep>>>,
@@ -56,7 +55,7 @@ pub(super) struct SocketInput {
 }
 
 impl SocketInput {
-    fn new(stream: TcpStream, shared: Arc<Shared>, source: Arc<SourceInfo>) -> Self {
+    fn new(stream: TcpStream, shared: Arc<Shared>) -> Self {
         let stop = Box::pin(shared.stop_reading.clone().cancelled_owned());
         let idle = shared
             .options
@@ -65,7 +64,6 @@ impl SocketInput {
         SocketInput {
             stream,
             shared,
-            source,
             stop,
             idle,
             held: 0,
@@ -128,10 +126,7 @@ impl SocketInput {
             self.reservation = Some(granted);
             let timeout = self.shared.options.frame_timeout;
             self.deadline = timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout)));
-            tracing::debug!(
-                "{}: holds a share of --max-buffered-bytes for a row over 64 KiB",
-                Label(&self.source)
-            );
+            tracing::debug!("holds a share of --max-buffered-bytes for a row over 64 KiB");
             return Poll::Ready(Ok(()));
         }
         if !self.idled(cx) {
@@ -209,7 +204,7 @@ impl Connection {
         } = self;
         let options = &shared.options;
         let max = options.max_frame_bytes;
-        let input = SocketInput::new(stream, shared.clone(), source.clone());
+        let input = SocketInput::new(stream, shared.clone());
         let mut records = CsvStream::with_buffer(input, options.delimiter, max, READ_SIZE);
         let mut assembler = CsvAssembler::new(options.header, naming(true));
         // The header's share of the budget, held as long as the connection.
@@ -279,7 +274,7 @@ impl Connection {
                     };
                     let (cells, bytes) = (records.cells(), records.cell_bytes());
                     let taken = assembler.take(location, line, cells, bytes, |bytes, columns| {
-                        admit_header(&shared, &source, bytes, columns)
+                        admit_header(&shared, bytes, columns)
                     });
                     batch = RawBatch::new(source.clone(), assembler.content().clone());
                     match taken {
