@@ -30,10 +30,10 @@ fn tcp_rejections_in_the_source_count_as_read() {
     let mut second = server.connect();
     second.write_all(b"\xff\n").unwrap();
     second.shutdown(std::net::Shutdown::Write).unwrap();
-    server.stderr.wait_for("(conn 2): bad CSV header");
+    server.stderr.wait_for("(conn 2, record 1): bad CSV header");
     server
         .stderr
-        .wait_for("(conn 2): closed by the client after 1 frames");
+        .wait_for("conn=2}: closed by the client after 1 rows");
     let status = server.stop();
     assert_eq!(status.code(), Some(3));
     assert_eq!(server.stdout.drain(), ["{\"n\":\"1\"}", "{\"n\":\"2\"}"]);

@@ -407,7 +407,7 @@ fn newline_framing_keeps_a_last_line_without_newline() {
     client.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 1): closed by the client after 4 frames");
+        .wait_for("conn=1}: closed by the client after 4 frames");
     let done = server.stop();
     assert_eq!(done.status.code(), Some(0));
     assert_eq!(
@@ -433,13 +433,13 @@ fn a_byte_order_mark_is_dropped_at_the_start_of_each_connection() {
     client.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 1): closed by the client after 3 frames");
+        .wait_for("conn=1}: closed by the client after 3 frames");
     let mut client = server.connect();
     client.write_all(b"\xEF\xBB\xBFlast").unwrap();
     client.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 2): closed by the client after 1 frames");
+        .wait_for("conn=2}: closed by the client after 1 frames");
     let done = server.stop();
     assert_eq!(done.status.code(), Some(0));
     assert_eq!(
@@ -460,7 +460,7 @@ fn a_byte_order_mark_is_dropped_at_the_start_of_each_connection() {
     client.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 1): closed by the client after 2 frames");
+        .wait_for("conn=1}: closed by the client after 2 frames");
     let done = server.stop();
     assert_eq!(done.status.code(), Some(0));
     assert_eq!(done.lines(), [message("one"), message("\u{feff}two")]);
@@ -488,7 +488,7 @@ fn length_delimited_frames_and_their_errors() {
     first.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 1): closed by the client after 3 frames");
+        .wait_for("conn=1}: closed by the client after 3 frames");
     // A frame announcing more than --max-frame-bytes is rejected and
     // skipped (its connection was closed before the issue 9 follow-up).
     let mut second = server.connect();
@@ -499,7 +499,7 @@ fn length_delimited_frames_and_their_errors() {
     second.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 2): closed by the client after 2 frames");
+        .wait_for("conn=2}: closed by the client after 2 frames");
 
     let done = server.stop();
     assert_eq!(done.status.code(), Some(3));
@@ -553,13 +553,13 @@ fn oversize_line_is_skipped_and_its_connection_goes_on() {
     late.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 1): closed by the client after 2 frames");
+        .wait_for("conn=1}: closed by the client after 2 frames");
     server
         .log
-        .wait_for("(conn 3): closed by the client after 1 frames");
+        .wait_for("conn=3}: closed by the client after 1 frames");
     server
         .log
-        .wait_for("(conn 2): closed by the client after 4 frames");
+        .wait_for("conn=2}: closed by the client after 4 frames");
 
     let done = server.stop();
     assert_eq!(done.status.code(), Some(3));
@@ -657,7 +657,7 @@ fn idle_connection_is_closed() {
     );
     assert!(done.logged(
         "INFO",
-        &format!("{peer} (conn 1): idle for 300ms: closing it (--idle-timeout)")
+        &format!("tcp_conn{{peer={peer} conn=1}}: idle for 300ms: closing it (--idle-timeout)")
     ));
 }
 
@@ -672,7 +672,7 @@ fn bad_records_are_rejected_and_the_connection_goes_on() {
     client.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 1): closed by the client after 5 frames");
+        .wait_for("conn=1}: closed by the client after 5 frames");
     let done = server.stop();
     assert_eq!(done.status.code(), Some(3));
     assert_eq!(done.lines(), ["{\"a\":1}", "{\"c\":3}"]);
@@ -700,13 +700,13 @@ fn csv_rows_with_a_header_per_connection() {
     first.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 1): closed by the client after 4 frames");
+        .wait_for("conn=1}: closed by the client after 4 rows");
     let mut second = server.connect();
     second.write_all(b"name,id\nbob,4").unwrap();
     second.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 2): closed by the client after 2 frames");
+        .wait_for("conn=2}: closed by the client after 2 rows");
     // Without a usable header nothing of the connection can be decoded:
     // each of its rows is rejected (issue 9 follow-up: it was closed, and
     // the rows it had sent were lost uncounted).
@@ -716,7 +716,7 @@ fn csv_rows_with_a_header_per_connection() {
     bad.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 3): closed by the client after 2 frames");
+        .wait_for("conn=3}: closed by the client after 2 rows");
     let done = server.stop();
     assert_eq!(done.status.code(), Some(3));
     let reason = "bad CSV header: invalid UTF-8 in header column 1 (byte 1)";
@@ -726,13 +726,14 @@ fn csv_rows_with_a_header_per_connection() {
     ));
     assert!(done.logged(
         "WARN",
-        &format!("{bad_peer} (conn 3): {reason}; every row of this connection is rejected")
+        &format!(
+            "tcp_conn{{peer={bad_peer} conn=3}}: {bad_peer} (conn 3, record 1): \
+             no usable CSV header: every row of this connection is rejected"
+        )
     ));
     assert!(done.logged(
         "WARN",
-        &format!(
-            "rejected {bad_peer} (conn 3, record 2): the connection's header (record 1) is unusable"
-        )
+        &format!("rejected {bad_peer} (conn 3, record 2): the CSV header on line 1 is unusable")
     ));
     assert_eq!(
         done.lines(),
@@ -754,7 +755,7 @@ fn csv_rows_with_a_header_per_connection() {
     client.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 1): closed by the client after 1 frames");
+        .wait_for("conn=1}: closed by the client after 1 rows");
     let done = server.stop();
     assert_eq!(done.status.code(), Some(0));
     assert_eq!(done.lines(), [r#"{"c1":"a","c2":"b;c"}"#]);
@@ -770,15 +771,15 @@ fn client_reset_mid_frame_rejects_only_the_unfinished_frame() {
     // unfinished one too (it came in the same segment).
     server.wait_for_output(2);
     reset(client);
-    server
-        .log
-        .wait_for(&format!("{peer} (conn 1): connection failed: "));
+    server.log.wait_for(&format!(
+        "tcp_conn{{peer={peer} conn=1}}: connection failed: "
+    ));
     let mut next = server.connect();
     next.write_all(b"c\n").unwrap();
     next.shutdown(Shutdown::Write).unwrap();
     server
         .log
-        .wait_for("(conn 2): closed by the client after 1 frames");
+        .wait_for("conn=2}: closed by the client after 1 frames");
     let done = server.stop();
     assert_eq!(done.status.code(), Some(3));
     assert_eq!(done.lines(), [message("a"), message("b"), message("c")]);
@@ -795,7 +796,7 @@ fn client_reset_mid_frame_rejects_only_the_unfinished_frame() {
     );
     assert!(done.logged(
         "WARN",
-        &format!("{peer} (conn 1): connection failed: {reset}")
+        &format!("tcp_conn{{peer={peer} conn=1}}: connection failed: {reset}")
     ));
 }
 
@@ -913,12 +914,14 @@ fn on_error_stop_ends_the_run_at_the_first_bad_record() {
     );
     assert_closed_by_server(&mut client);
 
-    // A CSV row the source cannot split: the rows before it in the same
-    // read are still written.
+    // A CSV row the source rejects (a quote that never closes): the rows
+    // before it are still written.
     let server = Server::start(&["--on-error", "stop", "--format", "csv", "--no-header"]);
     let mut client = server.connect();
     let peer = client.local_addr().unwrap();
-    client.write_all(b"a,b\nc,d\ne\rf\ng,h\n").unwrap();
+    client.write_all(b"a,b\nc,d\n\"e,f\ng,h\n").unwrap();
+    // An unclosed quote is known at the end of the stream only.
+    client.shutdown(Shutdown::Write).unwrap();
     let done = server.finish();
     assert_eq!(done.status.code(), Some(1));
     assert_eq!(
@@ -939,7 +942,7 @@ fn on_error_stop_ends_the_run_at_the_first_bad_record() {
 fn a_second_signal_exits_at_once() {
     let server = Server::start(&["-v"]);
     let _open = server.connect();
-    server.log.wait_for("(conn 1): connected");
+    server.log.wait_for("conn=1}: connected");
     server.signal(libc::SIGTERM);
     server
         .log
@@ -1231,9 +1234,9 @@ fn connections_waiting_for_the_buffer_budget_still_idle_out() {
     // the budget for the waiter, which then reads the rest and idles out.
     let holder_peer = holder.local_addr().unwrap();
     let waiter_peer = waiter.local_addr().unwrap();
-    server
-        .log
-        .wait_for(&format!("{waiter_peer} (conn 2): idle for 1s: closing it"));
+    server.log.wait_for(&format!(
+        "tcp_conn{{peer={waiter_peer} conn=2}}: idle for 1s: closing it"
+    ));
     assert_closed_by_server(&mut holder);
     assert_closed_by_server(&mut waiter);
     let done = server.stop();
@@ -1306,7 +1309,7 @@ fn a_storm_of_resets_prints_a_few_warnings_and_counts_the_rest() {
     let failed: Vec<&String> = done
         .stderr
         .iter()
-        .filter(|line| line.contains("WARN") && line.contains("): connection failed: "))
+        .filter(|line| line.contains("WARN") && line.contains("}: connection failed: "))
         .filter(|line| !line.contains(" more warnings like this one were held back"))
         .collect();
     // At most one a second, the first at once.
@@ -1319,7 +1322,7 @@ fn a_storm_of_resets_prints_a_few_warnings_and_counts_the_rest() {
     let summary = done.stderr.iter().find_map(|line| {
         let rest = line.trim_start().strip_prefix("WARN ")?;
         let (count, what) = rest.split_once(" more warnings like this one were held back")?;
-        what.contains("): connection failed: ")
+        what.contains(": connection failed: ")
             .then(|| count.parse::<usize>().unwrap())
     });
     assert_eq!(

@@ -65,17 +65,20 @@ fn an_unclosed_quote_is_named_as_such() {
     let mut server = Server::start(&["-v", "--format", "csv", "--dead-letter", &dead]);
     let mut client = server.connect();
     let peer = client.local_addr().unwrap();
-    client.write_all(b"a,b\n\"unclosed,7\n3,4\n").unwrap();
+    // The connection is one CSV stream: the quote opened on line 2 runs
+    // over the line breaks after it to the end of the connection.
+    client.write_all(b"a,b\n1,2\n\"unclosed,7\n3,4\n").unwrap();
     client.shutdown(Shutdown::Write).unwrap();
     server
         .stderr
-        .wait_for("(conn 1): closed by the client after 3 frames");
+        .wait_for("conn=1}: closed by the client after 3 rows");
     assert_eq!(server.stop().code(), Some(3));
-    assert_eq!(server.stdout.drain(), [r#"{"a":"3","b":"4"}"#]);
-    let reason = "unclosed quote: a quoted cell runs to the end of the frame";
+    assert_eq!(server.stdout.drain(), [r#"{"a":"1","b":"2"}"#]);
+    let reason =
+        "unclosed quote: the record that starts on this line runs to the end of the connection";
     assert_eq!(
         std::fs::read_to_string(&dead).unwrap(),
-        dead_letter(peer, 1, 2, reason, "\\\"unclosed,7") + "\n"
+        dead_letter(peer, 1, 3, reason, "\\\"unclosed,7\\n3,4\\n") + "\n"
     );
 }
 
@@ -87,21 +90,21 @@ fn rows_after_an_unusable_header_are_each_rejected() {
     let mut bad = server.connect();
     let peer = bad.local_addr().unwrap();
     bad.write_all(b"\xff,b\n1,2\n").unwrap();
-    server
-        .stderr
-        .wait_for(&format!("{peer} (conn 1): bad CSV header"));
+    server.stderr.wait_for(&format!(
+        "rejected {peer} (conn 1, record 1): bad CSV header"
+    ));
     // The connection goes on: its later rows are rejected too.
     bad.write_all(b"3,4\n").unwrap();
     bad.shutdown(Shutdown::Write).unwrap();
     server
         .stderr
-        .wait_for("(conn 1): closed by the client after 3 frames");
+        .wait_for("conn=1}: closed by the client after 3 rows");
     let mut good = server.connect();
     good.write_all(b"x\n5\n").unwrap();
     good.shutdown(Shutdown::Write).unwrap();
     server
         .stderr
-        .wait_for("(conn 2): closed by the client after 2 frames");
+        .wait_for("conn=2}: closed by the client after 2 rows");
     assert_eq!(server.stop().code(), Some(3));
     assert_eq!(server.stdout.drain(), [r#"{"x":"5"}"#]);
     let dead = std::fs::read_to_string(&dead).unwrap();
@@ -111,7 +114,7 @@ fn rows_after_an_unusable_header_are_each_rejected() {
         lines[0].contains("\"reason\":\"bad CSV header: invalid UTF-8 in header column 1"),
         "{dead}"
     );
-    let unusable = "the connection's header (record 1) is unusable";
+    let unusable = "the CSV header on line 1 is unusable";
     assert_eq!(lines[1], dead_letter(peer, 1, 2, unusable, "1,2"));
     assert_eq!(lines[2], dead_letter(peer, 1, 3, unusable, "3,4"));
     let summary = summary(&mut server);
@@ -139,7 +142,7 @@ fn frames_behind_an_oversize_line_are_read_on() {
     client.shutdown(Shutdown::Write).unwrap();
     server
         .stderr
-        .wait_for("(conn 1): closed by the client after 5 frames");
+        .wait_for("conn=1}: closed by the client after 5 frames");
     assert_eq!(server.stop().code(), Some(3));
     assert_eq!(
         server.stdout.drain(),
@@ -186,7 +189,7 @@ fn frames_behind_an_oversize_length_prefix_are_read_on() {
     client.shutdown(Shutdown::Write).unwrap();
     server
         .stderr
-        .wait_for("(conn 1): closed by the client after 4 frames");
+        .wait_for("conn=1}: closed by the client after 4 frames");
     assert_eq!(server.stop().code(), Some(3));
     assert_eq!(
         server.stdout.drain(),
@@ -237,11 +240,11 @@ fn slow_frames_give_the_buffer_budget_back_at_the_frame_timeout() {
     ]);
     let (first, first_client) = trickle(&server, 100_000);
     server.stderr.wait_for(&format!(
-        "{first} (conn 1): holds a share of --max-buffered-bytes"
+        "tcp_conn{{peer={first} conn=1}}: holds a share of --max-buffered-bytes"
     ));
     let (second, second_client) = trickle(&server, 100_000);
     server.stderr.wait_for(&format!(
-        "{second} (conn 2): holds a share of --max-buffered-bytes"
+        "tcp_conn{{peer={second} conn=2}}: holds a share of --max-buffered-bytes"
     ));
     // A third long frame waits for them, and the server says so.
     let mut victim = server.connect();
@@ -258,7 +261,7 @@ fn slow_frames_give_the_buffer_budget_back_at_the_frame_timeout() {
     victim.shutdown(Shutdown::Write).unwrap();
     server
         .stderr
-        .wait_for("(conn 3): closed by the client after 2 frames");
+        .wait_for("conn=3}: closed by the client after 2 frames");
     assert_eq!(server.stop().code(), Some(3));
     let out = server.stdout.drain();
     assert_eq!(out.len(), 2);
@@ -313,7 +316,7 @@ fn csv_headers_hold_a_share_of_the_buffer_budget() {
         let mut client = server.connect();
         client.write_all(header.as_bytes()).unwrap();
         server.stderr.wait_for(&format!(
-            "(conn {conn}): its CSV header holds {COST} bytes of --max-buffered-bytes (100000 columns)"
+            "conn={conn}}}: its CSV header holds {COST} bytes of --max-buffered-bytes (100000 columns)"
         ));
         holders.push(client);
     }
@@ -324,21 +327,21 @@ fn csv_headers_hold_a_share_of_the_buffer_budget() {
     refused.write_all(b"1\n").unwrap();
     refused.shutdown(Shutdown::Write).unwrap();
     server.stderr.wait_for(&format!(
-        "{refused_peer} (conn 3): bad CSV header: it needs {COST} bytes of \
+        "rejected {refused_peer} (conn 3, record 1): bad CSV header: it needs {COST} bytes of \
          --max-buffered-bytes (100000 columns), and only"
     ));
     server
         .stderr
-        .wait_for("(conn 3): closed by the client after 2 frames");
+        .wait_for("conn=3}: closed by the client after 2 rows");
     // Once a holder leaves, its share is free for the next header.
     holders.remove(0).shutdown(Shutdown::Write).unwrap();
     server
         .stderr
-        .wait_for("(conn 1): closed by the client after 1 frames");
+        .wait_for("conn=1}: closed by the client after 1 rows");
     let mut next = server.connect();
     next.write_all(header.as_bytes()).unwrap();
     server.stderr.wait_for(&format!(
-        "(conn 4): its CSV header holds {COST} bytes of --max-buffered-bytes (100000 columns)"
+        "conn=4}}: its CSV header holds {COST} bytes of --max-buffered-bytes (100000 columns)"
     ));
     drop(next);
     drop(holders);
@@ -372,7 +375,7 @@ fn an_oversize_header_is_unusable_and_so_are_the_rows() {
     client.shutdown(Shutdown::Write).unwrap();
     server
         .stderr
-        .wait_for("(conn 1): closed by the client after 2 frames");
+        .wait_for("conn=1}: closed by the client after 2 rows");
     assert_eq!(server.stop().code(), Some(3));
     // The second row is not taken for the header.
     assert!(server.stdout.drain().is_empty());
@@ -383,13 +386,7 @@ fn an_oversize_header_is_unusable_and_so_are_the_rows() {
         lines,
         [
             dead_letter(peer, 1, 1, too_long, &header[..199]),
-            dead_letter(
-                peer,
-                1,
-                2,
-                "the connection's header (record 1) is unusable",
-                "1,2"
-            ),
+            dead_letter(peer, 1, 2, "the CSV header on line 1 is unusable", "1,2"),
         ]
     );
 }
@@ -416,8 +413,14 @@ fn csv_clients(framing: &str, clients: &[(Vec<u8>, u64)]) -> (Server, Vec<Socket
         client.write_all(bytes).unwrap();
         client.shutdown(Shutdown::Write).unwrap();
         server.stderr.wait_for(&format!(
-            "(conn {}): closed by the client after {frames} frames",
-            conn + 1
+            "conn={}}}: closed by the client after {frames} {}",
+            conn + 1,
+            // A newline-framed CSV connection is one CSV stream of rows.
+            if framing == "newline" {
+                "rows"
+            } else {
+                "frames"
+            }
         ));
     }
     assert_eq!(server.stop().code(), Some(3));
@@ -427,27 +430,30 @@ fn csv_clients(framing: &str, clients: &[(Vec<u8>, u64)]) -> (Server, Vec<Socket
 
 #[test]
 fn rows_after_a_header_that_cannot_be_split_are_each_rejected() {
-    let unusable = "the connection's header (record 1) is unusable";
+    let unusable = "the CSV header on record 1 is unusable";
     let unclosed = "bad CSV header: unclosed quote: a quoted cell runs to the end of the frame";
     let two_rows = "bad CSV header: more than one CSV row in a frame (an unquoted line break?)";
 
-    // Newline framing: the header line `a,"b` ends inside a quote.
-    let clients = [(b"a,\"b\n11,12\n13,14\n".to_vec(), 3)];
+    // Newline framing, one CSV stream: the header's quote opened in `a,"b`
+    // never closes, so the header runs to the end of the connection.
+    let clients = [(b"a,\"b\n11,12\n13,14\n".to_vec(), 1)];
     let (mut server, peers, dead) = csv_clients("newline", &clients);
-    // Row `11,12` is not taken for the header.
     assert_eq!(server.stdout.drain(), [""; 0]);
-    let peer = peers[0];
+    let never_closed = "bad CSV header: unclosed quote: the record that starts on this line \
+                        runs to the end of the connection";
     assert_eq!(
         dead.lines().collect::<Vec<_>>(),
-        [
-            dead_letter(peer, 1, 1, unclosed, "a,\\\"b"),
-            dead_letter(peer, 1, 2, unusable, "11,12"),
-            dead_letter(peer, 1, 3, unusable, "13,14"),
-        ]
+        [dead_letter(
+            peers[0],
+            1,
+            1,
+            never_closed,
+            "a,\\\"b\\n11,12\\n13,14\\n"
+        )]
     );
     let line = summary(&mut server);
     assert!(
-        line.starts_with("streamer: 3 records read, 0 written, 3 rejected in "),
+        line.starts_with("streamer: 1 records read, 0 written, 1 rejected in "),
         "{line}"
     );
 

@@ -272,7 +272,8 @@ impl Connection {
                         source: &source,
                         pos: line,
                     };
-                    let (cells, bytes) = (records.cells(), records.cell_bytes());
+                    // The row as sent, as a framed header is measured.
+                    let (cells, bytes) = (records.cells(), records.last_raw().len());
                     let taken = assembler.take(location, line, cells, bytes, |bytes, columns| {
                         admit_header(&shared, bytes, columns)
                     });
