@@ -232,8 +232,10 @@ impl RawBatch {
     /// delimiters and all; `ends` gives where each cell ends as if the
     /// cells lay back to back (without the delimiters).
     pub fn push_delimited(&mut self, line: &[u8], ends: impl Iterator<Item = usize>) {
-        let base = self.data.len() as u32;
+        let base = offset(self.data.len());
         self.data.extend_from_slice(line);
+        // Every cell lies within `line`: checked once for them all.
+        offset(self.data.len());
         let mut start = base;
         self.field_spans
             .extend(ends.enumerate().map(|(delimiters, end)| {
@@ -244,27 +246,6 @@ impl RawBatch {
                 start = span.end + 1;
                 span
             }));
-    }
-
-    /// Appends the cells of an unquoted line, split at `delimiters` (the
-    /// offsets of its delimiter bytes, ascending); the line is copied once,
-    /// delimiters and all.
-    pub fn push_split(&mut self, line: &[u8], delimiters: &[u32]) {
-        let base = offset(self.data.len());
-        self.data.extend_from_slice(line);
-        // Every delimiter is within `line`: checked once for them all.
-        let line_end = offset(self.data.len());
-        let mut start = base;
-        self.field_spans.reserve(delimiters.len() + 1);
-        for &at in delimiters {
-            let end = base + at;
-            self.field_spans.push(Span { start, end });
-            start = end + 1;
-        }
-        self.field_spans.push(Span {
-            start,
-            end: line_end,
-        });
     }
 
     /// Appends a run of lines of `text` as one-field records, starting at
@@ -500,11 +481,11 @@ mod tests {
     }
 
     #[test]
-    fn split_lines_make_a_cell_between_delimiters() {
+    fn delimited_lines_make_a_cell_between_delimiters() {
         let mut batch = RawBatch::new(file_source(), Content::CsvNumbered);
-        batch.push_split(b"a,,bc,", &[1, 2, 5]);
+        batch.push_delimited(b"a,,bc,", [1, 1, 3, 3].into_iter());
         batch.finish_record(1);
-        batch.push_split(b"", &[]);
+        batch.push_delimited(b"", [0].into_iter());
         batch.finish_record(2);
         let records: Vec<_> = batch.records().collect();
         assert_eq!(

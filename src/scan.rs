@@ -1,20 +1,11 @@
-//! Byte scans of the hot path, 16 bytes a step: one pass over a CSV line
-//! finds its end, its delimiters and whether it needs the full CSV parser;
-//! one pass over a row tells whether it goes into JSON as it is.
+//! Byte scans of the hot path, 16 bytes a step: the line ends of a run of
+//! lines; whether a cell goes into JSON as it is; where the first byte a
+//! JSON string must escape is.
 //!
 //! Each step turns a 16-byte block into bit masks (bit `i` set when byte
 //! `i` is of a class): SSE2 compares on x86_64 (every x86_64 CPU has
 //! them), a plain loop elsewhere. The scans are written once over those
 //! masks, and the tests check both mask builders against each other.
-
-/// Masks of one 16-byte block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct LineMasks {
-    newline: u32,
-    /// `"` or `\r`: the line needs the CSV parser.
-    quote_or_cr: u32,
-    delimiter: u32,
-}
 
 #[cfg(target_arch = "x86_64")]
 mod block {
@@ -23,24 +14,17 @@ mod block {
         _mm_set1_epi8,
     };
 
-    use super::LineMasks;
-
-    pub(super) fn line_masks(block: &[u8; 16], delimiter: u8) -> LineMasks {
+    pub(super) fn newline_mask(block: &[u8; 16]) -> u32 {
         // SAFETY: SSE2 is part of every x86_64 CPU; the load reads the 16
         // bytes of `block` and has no alignment requirement.
         unsafe {
             let v = _mm_loadu_si128(block.as_ptr().cast());
-            let equal = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
-            LineMasks {
-                newline: _mm_movemask_epi8(equal(b'\n')) as u32,
-                quote_or_cr: _mm_movemask_epi8(_mm_or_si128(equal(b'"'), equal(b'\r'))) as u32,
-                delimiter: _mm_movemask_epi8(equal(delimiter)) as u32,
-            }
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
         }
     }
 
     pub(super) fn json_special_mask(block: &[u8; 16]) -> u32 {
-        // SAFETY: as in `line_masks`.
+        // SAFETY: as in `newline_mask`.
         unsafe {
             let v = _mm_loadu_si128(block.as_ptr().cast());
             let equal = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
@@ -53,7 +37,7 @@ mod block {
     }
 
     pub(super) fn json_escape_mask(block: &[u8; 16]) -> u32 {
-        // SAFETY: as in `line_masks`.
+        // SAFETY: as in `newline_mask`.
         unsafe {
             let v = _mm_loadu_si128(block.as_ptr().cast());
             let equal = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
@@ -69,14 +53,14 @@ mod block {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod block {
-    pub(super) use super::portable::{json_escape_mask, json_special_mask, line_masks};
+    pub(super) use super::portable::{json_escape_mask, json_special_mask, newline_mask};
 }
 
 /// The same masks, a byte at a time: the build for other CPUs, and what
 /// the tests hold the SSE2 build to.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 mod portable {
-    use super::{is_json_escape, is_json_special, LineMasks};
+    use super::{is_json_escape, is_json_special};
 
     fn mask_of(block: &[u8; 16], class: impl Fn(u8) -> bool) -> u32 {
         block
@@ -85,12 +69,8 @@ mod portable {
             .fold(0, |mask, (i, &byte)| mask | (u32::from(class(byte)) << i))
     }
 
-    pub(super) fn line_masks(block: &[u8; 16], delimiter: u8) -> LineMasks {
-        LineMasks {
-            newline: mask_of(block, |b| b == b'\n'),
-            quote_or_cr: mask_of(block, |b| b == b'"' || b == b'\r'),
-            delimiter: mask_of(block, |b| b == delimiter),
-        }
+    pub(super) fn newline_mask(block: &[u8; 16]) -> u32 {
+        mask_of(block, |b| b == b'\n')
     }
 
     pub(super) fn json_special_mask(block: &[u8; 16]) -> u32 {
@@ -161,7 +141,7 @@ pub fn find_newlines(text: &[u8], newlines: &mut Vec<u32>) {
     let mut blocks = text.chunks_exact(16);
     let mut base = 0u32;
     for block in &mut blocks {
-        let mut found = block::line_masks(block.try_into().expect("16 bytes"), b'\n').newline;
+        let mut found = block::newline_mask(block.try_into().expect("16 bytes"));
         while found != 0 {
             newlines.push(base + found.trailing_zeros());
             found &= found - 1;
@@ -175,101 +155,9 @@ pub fn find_newlines(text: &[u8], newlines: &mut Vec<u32>) {
     }
 }
 
-/// What [`scan_line`] found at the start of its input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Line {
-    /// A line of this many bytes (its `\n` not counted) with no quote and
-    /// no `\r`; its delimiters are listed.
-    Plain(usize),
-    /// The line holds a `"` or a `\r` (before its `\n`, if it has one).
-    NeedsParser,
-    /// No `\n` yet, and no quote or `\r` so far.
-    Unfinished,
-}
-
-/// Scans the line at the start of `text`: where it ends, and (for a plain
-/// line) the offset of every `delimiter` in it, pushed onto `delimiters`
-/// (cleared first).
-pub fn scan_line(text: &[u8], delimiter: u8, delimiters: &mut Vec<u32>) -> Line {
-    delimiters.clear();
-    let mut base = 0usize;
-    let mut blocks = text.chunks_exact(16);
-    for block in &mut blocks {
-        let masks = block::line_masks(block.try_into().expect("16 bytes"), delimiter);
-        if let Some(line) = take_block(masks, base, delimiters) {
-            return line;
-        }
-        base += 16;
-    }
-    let tail = blocks.remainder();
-    if tail.is_empty() {
-        return Line::Unfinished;
-    }
-    let masks = if text.len() >= 16 {
-        // The last 16 bytes, shifted so bit 0 is the first byte not seen.
-        let last: &[u8; 16] = text[text.len() - 16..].try_into().expect("16 bytes");
-        let seen = 16 - tail.len();
-        let masks = block::line_masks(last, delimiter);
-        LineMasks {
-            newline: masks.newline >> seen,
-            quote_or_cr: masks.quote_or_cr >> seen,
-            delimiter: masks.delimiter >> seen,
-        }
-    } else {
-        let mut padded = [0u8; 16];
-        padded[..tail.len()].copy_from_slice(tail);
-        block::line_masks(&padded, delimiter)
-    };
-    // Padding bytes may match a NUL delimiter: keep only real bytes.
-    let real = (1u32 << tail.len()) - 1;
-    let masks = LineMasks {
-        newline: masks.newline & real,
-        quote_or_cr: masks.quote_or_cr & real,
-        delimiter: masks.delimiter & real,
-    };
-    take_block(masks, base, delimiters).unwrap_or(Line::Unfinished)
-}
-
-/// Takes one block's masks (block starting at `base`); returns the answer
-/// once the line's end or a quote is in it.
-#[inline(always)]
-fn take_block(masks: LineMasks, base: usize, delimiters: &mut Vec<u32>) -> Option<Line> {
-    // Only bytes before the first newline belong to the line.
-    let in_line = match masks.newline {
-        0 => u32::MAX,
-        newline => (newline & newline.wrapping_neg()) - 1,
-    };
-    if masks.quote_or_cr & in_line != 0 {
-        return Some(Line::NeedsParser);
-    }
-    let mut found = masks.delimiter & in_line;
-    while found != 0 {
-        delimiters.push((base + found.trailing_zeros() as usize) as u32);
-        found &= found - 1;
-    }
-    match masks.newline {
-        0 => None,
-        newline => Some(Line::Plain(base + newline.trailing_zeros() as usize)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The answer byte by byte, as the scan must give it.
-    fn scan_slowly(text: &[u8], delimiter: u8) -> (Line, Vec<u32>) {
-        let mut delimiters = Vec::new();
-        for (at, &byte) in text.iter().enumerate() {
-            match byte {
-                b'\n' => return (Line::Plain(at), delimiters),
-                b'"' | b'\r' => return (Line::NeedsParser, Vec::new()),
-                _ if byte == delimiter => delimiters.push(at as u32),
-                _ => {}
-            }
-        }
-        (Line::Unfinished, delimiters)
-    }
 
     fn texts() -> Vec<Vec<u8>> {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -295,21 +183,6 @@ mod tests {
                     .collect()
             })
             .collect()
-    }
-
-    #[test]
-    fn scan_line_agrees_with_a_byte_by_byte_scan() {
-        let mut delimiters = Vec::new();
-        for text in texts() {
-            for delimiter in [b',', b'\t', 0] {
-                let line = scan_line(&text, delimiter, &mut delimiters);
-                let (want_line, want_delimiters) = scan_slowly(&text, delimiter);
-                assert_eq!(line, want_line, "{text:?}");
-                if line != Line::NeedsParser {
-                    assert_eq!(delimiters, want_delimiters, "{text:?}");
-                }
-            }
-        }
     }
 
     #[test]
@@ -352,12 +225,7 @@ mod tests {
         for text in texts() {
             for block in text.chunks_exact(16) {
                 let block: &[u8; 16] = block.try_into().unwrap();
-                for delimiter in [b',', 0, 0xff] {
-                    assert_eq!(
-                        block::line_masks(block, delimiter),
-                        portable::line_masks(block, delimiter)
-                    );
-                }
+                assert_eq!(block::newline_mask(block), portable::newline_mask(block));
                 assert_eq!(
                     block::json_special_mask(block),
                     portable::json_special_mask(block)

@@ -88,7 +88,7 @@ fn deleted_topic_under_a_regex_warns_at_most_once_a_second() {
 fn deleted_topic_named_explicitly_gets_a_warning() {
     let topic = unique("warn-named");
     let expected = format!(
-        "WARN kafka source: topic `{topic}` no longer exists (deleted?): nothing more is read \
+        "WARN kafka_source: topic `{topic}` no longer exists (deleted?): nothing more is read \
          from it unless it is created again"
     );
     let (log, _) = delete_while_reading(&topic, &topic, &[], |log| log.contains(&expected));

@@ -24,6 +24,9 @@ use crate::record::RawBatch;
 /// the line reader asks).
 const BUFFER_BYTES: usize = 512 * 1024;
 
+/// A record buffer that held a record this long is dropped after it.
+const SHRINK_ABOVE: usize = 1024 * 1024;
+
 /// How much of an over-long record a rejection keeps.
 const REJECTED_HEAD: usize = 256;
 
@@ -167,6 +170,11 @@ impl<R: TapInput + Send> CsvStream<R> {
             }
         }
         self.last = None;
+        // A long record grew the record's buffers: a connection must not
+        // keep that memory once the record is gone.
+        if self.record.as_slice().len() > SHRINK_ABOVE {
+            self.record = ByteRecord::new();
+        }
         self.start = self.reader.position().byte();
         self.tap().mode = Mode::Keep { start: self.start };
         let read = self.reader.read_byte_record(&mut self.record).await;
@@ -306,6 +314,10 @@ impl<R: TapInput + Send> CsvStream<R> {
             match self.reader.read_byte_record(&mut self.record).await {
                 Ok(got) => {
                     self.skipping = None;
+                    // The tail csv-async returns is not a sound record:
+                    // csv-core counted its cells' ends from the record's
+                    // start, before the interruptions. It is dropped unread.
+                    self.record = ByteRecord::new();
                     let end = self.reader.position().byte();
                     let tap = self.tap();
                     let input_end = tap.input_end.unwrap_or(u64::MAX);

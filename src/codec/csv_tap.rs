@@ -37,6 +37,9 @@ pub(super) const SENTINEL: &[u8] = b"\n\"\n";
 /// The error the tap ends a read with once a record passes the limit.
 const PAST_LIMIT: &str = "CSV record past --max-record-bytes";
 
+/// The kept bytes' buffer is shrunk back once it grew past this.
+const KEPT_BYTES: usize = 4 * 1024 * 1024;
+
 /// Bytes of a record being skipped that csv-async may gather before the
 /// tap interrupts it again (csv-async then starts a new record buffer).
 const SKIP_CHUNK: u64 = 256 * 1024;
@@ -210,6 +213,11 @@ impl<R> Tap<R> {
         }
         self.kept.drain(..(offset - self.kept_from) as usize);
         self.kept_from = offset;
+        // A long record grew the buffer: a connection must not keep that
+        // memory once the record is gone.
+        if self.kept.capacity() > KEPT_BYTES && self.kept.len() < KEPT_BYTES / 4 {
+            self.kept.shrink_to(KEPT_BYTES / 4);
+        }
     }
 
     fn deliver(&mut self, bytes: &[u8]) {

@@ -4,16 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+mod csv;
+
 use super::input::InputReader;
 use super::shrink::ShrinkWatch;
 use crate::ack::Ack;
-use crate::codec::csv_stream::{Bad, BadRecord, Next};
-use crate::codec::{CsvAssembler, CsvStream, Format, Naming, Taken};
+use crate::codec::Format;
 use crate::error::{Error, Result};
 use crate::parts::{Closed, Source, SourceContext};
 use crate::record::{Content, Location, RawBatch, SourceInfo};
@@ -30,13 +30,6 @@ const TORN: &str = "the file was truncated while being read: this last record, w
 /// a pipe, its bytes are gone and would otherwise vanish unseen.
 const UNFINISHED: &str =
     "unfinished record: the run was stopped (by a signal) before its end was read";
-
-/// How CSV header messages name a file's positions and the file.
-const NAMING: Naming = Naming {
-    position: "on line",
-    here: "on this line",
-    stream: "input",
-};
 
 /// How the file source reads its inputs.
 #[derive(Debug, Clone)]
@@ -419,135 +412,5 @@ impl FileReader<'_> {
         );
         let head = &text[..text.len().min(256)];
         self.reject(line, head, &reason)
-    }
-
-    /// Why a record the CSV reader found bad is rejected.
-    fn csv_reason(&self, bad: &BadRecord) -> String {
-        let max = self.options.max_record_bytes;
-        match bad.bad {
-            Bad::TooLong => format!("CSV record longer than {max} bytes (--max-record-bytes)"),
-            Bad::TooLongInQuote => format!(
-                "CSV record longer than {max} bytes (--max-record-bytes; an unclosed quote?); \
-                 still inside a quoted cell, so skipping to where it closes"
-            ),
-            Bad::Unclosed => NAMING.unclosed(),
-            Bad::Torn => TORN.to_string(),
-        }
-    }
-
-    /// CSV, read with csv-async (see [`CsvStream`]): quoted cells may hold
-    /// delimiters, doubled quotes and newlines; the first row is the header
-    /// unless `--no-header`.
-    async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<Flow> {
-        let reader = InputReader::new(input, self.ctx.shutdown.clone());
-        let max = self.options.max_record_bytes;
-        let mut records = CsvStream::new(reader, self.options.delimiter, max);
-        let mut rows = CsvAssembler::new(self.options.header, NAMING);
-        let mut batch = RawBatch::new(self.source.clone(), rows.content().clone());
-        let mut last_line = 0u64;
-        // Whether the end of the input was checked for a truncated file.
-        let mut end_checked = false;
-        loop {
-            let next = {
-                let next = records.next();
-                tokio::pin!(next);
-                loop {
-                    if batch.is_empty() {
-                        break next.await;
-                    }
-                    match futures::poll!(next.as_mut()) {
-                        Poll::Ready(next) => break next,
-                        // Caught up with the input: pass on what we have
-                        // rather than wait for a full batch.
-                        Poll::Pending => {
-                            if self.send(batch.take(), last_line).await.is_err() {
-                                return Ok(Flow::PipelineClosed);
-                            }
-                        }
-                    }
-                }
-            };
-            self.bytes_read
-                .store(records.bytes_read(), Ordering::Relaxed);
-            let next = match next {
-                Ok(next) => next,
-                Err(_) if self.ctx.shutdown.is_cancelled() => {
-                    let unfinished = records.unfinished();
-                    if let Some((line, raw)) = unfinished.filter(|_| self.loses_unfinished()) {
-                        if let Err(error) = self.reject(line, &raw, UNFINISHED) {
-                            return Err(self.fail_after(batch, last_line, error).await);
-                        }
-                    }
-                    break;
-                }
-                Err(error) => {
-                    let line = records.unfinished().map_or(last_line + 1, |(line, _)| line);
-                    return Err(self.read_error(line, error));
-                }
-            };
-            let line = match next {
-                Next::Record(line) => {
-                    if records.last_unterminated() {
-                        end_checked = true;
-                        if self.torn_at_end(true).await {
-                            if let Err(error) = self.reject(line, records.last_raw(), TORN) {
-                                return Err(self.fail_after(batch, last_line, error).await);
-                            }
-                            continue;
-                        }
-                    }
-                    if rows.wants_header() {
-                        let (cells, bytes) = (records.cells(), records.cell_bytes());
-                        let location = self.location(line);
-                        match rows.take(location, line, cells, bytes, |_, _| Ok(())) {
-                            Taken::Rejected(reason) => {
-                                self.reject(line, records.last_raw(), &reason)?
-                            }
-                            Taken::Header(()) | Taken::Record => {}
-                        }
-                        batch = RawBatch::new(self.source.clone(), rows.content().clone());
-                        continue;
-                    }
-                    records.push_to(&mut batch);
-                    line
-                }
-                Next::End => {
-                    if !end_checked {
-                        self.torn_at_end(false).await;
-                    }
-                    break;
-                }
-                Next::Rejected(mut bad) => {
-                    if bad.bad == Bad::Unclosed {
-                        end_checked = true;
-                        if self.torn_at_end(true).await {
-                            bad.bad = Bad::Torn;
-                        }
-                    }
-                    let mut reason = self.csv_reason(&bad);
-                    if rows.wants_header() {
-                        reason = rows.unreadable(self.location(bad.line), bad.line, &reason);
-                        batch = RawBatch::new(self.source.clone(), rows.content().clone());
-                    }
-                    if let Err(error) = self.reject(bad.line, &bad.raw, &reason) {
-                        return Err(self.fail_after(batch, last_line, error).await);
-                    }
-                    continue;
-                }
-                Next::NeverClosed { line, last_line } => {
-                    warn_limited!(
-                        "{}: the quote opened in this record never closes: lines {line} to {last_line} were skipped",
-                        self.location(line)
-                    );
-                    continue;
-                }
-            };
-            batch.finish_record(line);
-            last_line = line;
-            if self.ctx.is_full(&batch) && self.send(batch.take(), last_line).await.is_err() {
-                return Ok(Flow::PipelineClosed);
-            }
-        }
-        Ok(Flow::after(self.send(batch, last_line).await))
     }
 }

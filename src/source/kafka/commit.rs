@@ -85,10 +85,10 @@ pub(super) fn commit_offsets<C: Consumer<GroupContext>>(
             for offset in offsets {
                 partitions.committed(&offset.topic, offset.partition, offset.offset);
             }
-            tracing::info!("kafka source: committed ({why}) {described}");
+            tracing::info!("committed ({why}) {described}");
         }
         Err(error) => tracing::warn!(
-            "kafka source: cannot commit ({why}) {described}: {}; \
+            "cannot commit ({why}) {described}: {}; \
              those records will be read again by the next consumer",
             kafka::describe(&error)
         ),

@@ -99,9 +99,7 @@ impl ConsumeLoop<'_> {
         let mut stream = consumer.stream();
         loop {
             if self.until_end && self.partitions().all_at_end() {
-                tracing::info!(
-                    "kafka source: every assigned partition is read to its end (--until-end)"
-                );
+                tracing::info!("every assigned partition is read to its end (--until-end)");
                 return Ok(());
             }
             let next = tokio::select! {

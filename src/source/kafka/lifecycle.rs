@@ -18,6 +18,7 @@ use super::{partition_span, topic_watch, KafkaSource};
 use crate::error::{Error, Result};
 use crate::kafka;
 use crate::parts::SourceContext;
+use tracing::Instrument;
 
 /// How long the end of a run may wait for the final commit, and for
 /// leaving the group, before giving up on them (brokers down).
@@ -72,7 +73,7 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
         sources: HashMap::new(),
         until_end: options.until_end,
     };
-    let watcher = tokio::spawn(topic_watch::watch(consumer.clone(), named));
+    let watcher = tokio::spawn(topic_watch::watch(consumer.clone(), named).in_current_span());
     let result = reader.read(&shutdown, &changed).await;
     watcher.abort();
     let ConsumeLoop {
@@ -91,14 +92,18 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
     }
     let committer = consumer.clone();
     let partitions = table.clone();
-    let committed =
-        tokio::task::spawn_blocking(move || commit_delivered(&*committer, &partitions, "final"));
+    let committed = {
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| commit_delivered(&*committer, &partitions, "final"))
+        })
+    };
     if tokio::time::timeout(CLOSE_TIMEOUT, committed)
         .await
         .is_err()
     {
         tracing::warn!(
-            "kafka source: the final offset commit did not finish in {} s (brokers down?); \
+            "the final offset commit did not finish in {} s (brokers down?); \
              the next run starts from the last committed offsets",
             CLOSE_TIMEOUT.as_secs()
         );
@@ -111,7 +116,7 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
     // and may block on unreachable brokers: do it off the runtime, bounded.
     let closing = tokio::task::spawn_blocking(move || drop(consumer));
     if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
-        tracing::warn!("kafka source: leaving the consumer group timed out");
+        tracing::warn!("leaving the consumer group timed out");
     }
     result
 }

@@ -25,8 +25,8 @@
 //! - `batcher`: messages into per-partition batches;
 //! - `topic_watch`: named topics deleted mid-run.
 //!
-//! Log lines about one partition are in a `kafka_source{topic, partition}`
-//! span; lines about the consumer as a whole say `kafka source:`.
+//! Log lines of the source are in a `kafka_source` span, and those about
+//! one partition in a `partition{topic, partition}` span within it.
 
 mod batcher;
 mod commit;
@@ -44,6 +44,7 @@ use futures::future::BoxFuture;
 use rdkafka::consumer::StreamConsumer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use self::options::{KafkaOptions, OffsetReset};
 pub use self::partitions::{PartitionLag, PartitionOffset, PartitionTable};
@@ -113,16 +114,20 @@ impl KafkaSource {
 
 impl Source for KafkaSource {
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<()>> {
-        Box::pin(lifecycle::consume(*self, ctx))
+        // Every log line of the source says it is the Kafka source's; one
+        // about a partition also says which (see `partition_span`). At
+        // error level, as `partition_span`.
+        let span = tracing::error_span!("kafka_source");
+        Box::pin(lifecycle::consume(*self, ctx).instrument(span))
     }
 }
 
 /// The span of one partition's log lines: they print as
-/// `kafka_source{topic=T partition=P}: ...`. At error level so that it is
+/// `kafka_source:partition{topic=T partition=P}: ...`. At error level so that it is
 /// on whenever any of its lines is (a span filtered out would drop the
 /// topic and partition from a warning).
 fn partition_span(topic: &str, partition: i32) -> tracing::Span {
-    tracing::error_span!("kafka_source", topic = %topic, partition)
+    tracing::error_span!("partition", topic = %topic, partition)
 }
 
 #[cfg(test)]

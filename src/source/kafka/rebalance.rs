@@ -106,7 +106,7 @@ impl GroupContext {
             tracing::debug!("reading from {start} to end offset {end}");
             partitions.set_end(topic, partition, start, end);
         }
-        tracing::debug!("kafka source: end offsets found in {:?}", started.elapsed());
+        tracing::debug!("end offsets found in {:?}", started.elapsed());
     }
 
     fn revoked(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
@@ -124,10 +124,10 @@ impl GroupContext {
             }
             finished
         };
-        tracing::info!("kafka source: partitions revoked: {}", describe_list(list));
+        tracing::info!("partitions revoked: {}", describe_list(list));
         if consumer.assignment_lost() {
             crate::warn_limited!(
-                "kafka source: the group dropped this consumer (too slow, or the brokers \
+                "the group dropped this consumer (too slow, or the brokers \
                  were away); records not yet committed will be read again"
             );
         }
@@ -141,7 +141,7 @@ impl GroupContext {
             .lock()
             .assign(assigned.iter().map(|(t, p)| (t.as_str(), *p)));
         tracing::info!(
-            "kafka source: assigned {} partitions: {}",
+            "assigned {} partitions: {}",
             assigned.len(),
             describe_list(list)
         );
@@ -193,7 +193,7 @@ impl ConsumerContext for GroupContext {
             Rebalance::Revoke(list) => self.revoked(consumer, list),
             Rebalance::Assign(_) => {}
             Rebalance::Error(error) => {
-                crate::warn_limited!("kafka source: rebalance failed: {}", kafka::describe(error))
+                crate::warn_limited!("rebalance failed: {}", kafka::describe(error))
             }
         }
     }
@@ -217,7 +217,7 @@ impl ConsumerContext for GroupContext {
             // Nothing new to commit is not a failure.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => tracing::debug!(
-                "kafka source: automatic commit failed: {} (retried with the next)",
+                "automatic commit failed: {} (retried with the next)",
                 kafka::describe(&error)
             ),
         }

@@ -65,7 +65,7 @@ pub(super) async fn wait_for_topics(
                 failures += 1;
                 if failures >= 2 && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
                     tracing::warn!(
-                        "kafka source: cannot reach the brokers at {brokers} ({reason}); \
+                        "cannot reach the brokers at {brokers} ({reason}); \
                          retrying until they answer (Ctrl-C to stop)"
                     );
                     warned = Some(Instant::now());

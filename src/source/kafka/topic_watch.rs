@@ -36,13 +36,13 @@ pub(super) async fn watch(consumer: Arc<StreamConsumer<GroupContext>>, topics: V
                 Ok(Some(false)) if !*gone => {
                     *gone = true;
                     crate::warn_limited!(
-                        "kafka source: topic `{topic}` no longer exists (deleted?): nothing more \
+                        "topic `{topic}` no longer exists (deleted?): nothing more \
                          is read from it unless it is created again"
                     );
                 }
                 Ok(Some(true)) if *gone => {
                     *gone = false;
-                    tracing::warn!("kafka source: topic `{topic}` exists again");
+                    tracing::warn!("topic `{topic}` exists again");
                 }
                 // Unchanged, or the brokers did not answer: nothing new.
                 _ => {}
