@@ -129,6 +129,7 @@ pub enum Content {
 struct RawIndex {
     fields_end: u32,
     extra_end: u32,
+    raw_end: u32,
     pos: u64,
 }
 
@@ -149,6 +150,9 @@ pub struct RawBatch {
     /// Pre-rendered JSON members per record for its `_origin` object (a
     /// Kafka message's key, timestamp, headers); empty for most sources.
     origin_extra: Vec<u8>,
+    /// Per record, the bytes it was read from when its fields are not them
+    /// (a quoted CSV row); empty for most records.
+    raws: Vec<u8>,
     records: Vec<RawIndex>,
 }
 
@@ -172,6 +176,7 @@ impl RawBatch {
             data: Vec::with_capacity(bytes),
             field_spans: Vec::with_capacity(records),
             origin_extra: Vec::new(),
+            raws: Vec::new(),
             records: Vec::with_capacity(records),
         }
     }
@@ -188,6 +193,7 @@ impl RawBatch {
         );
         empty.field_spans.reserve(self.field_spans.len());
         empty.origin_extra.reserve(self.origin_extra.len());
+        empty.raws.reserve(self.raws.len());
         empty
     }
 
@@ -229,23 +235,24 @@ impl RawBatch {
     }
 
     /// Appends the cells of an unquoted CSV line, copying `line` once,
-    /// delimiters and all; `ends` gives where each cell ends as if the
-    /// cells lay back to back (without the delimiters).
-    pub fn push_delimited(&mut self, line: &[u8], ends: impl Iterator<Item = usize>) {
+    /// delimiters and all: `cells` are `line` split at its delimiters (one
+    /// byte each), so each span is found from the cells' lengths alone.
+    pub fn push_delimited<'a>(
+        &mut self,
+        line: &[u8],
+        cells: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) {
         let base = offset(self.data.len());
         self.data.extend_from_slice(line);
         // Every cell lies within `line`: checked once for them all.
         offset(self.data.len());
+        self.field_spans.reserve(cells.len());
         let mut start = base;
-        self.field_spans
-            .extend(ends.enumerate().map(|(delimiters, end)| {
-                let span = Span {
-                    start,
-                    end: base + (end + delimiters) as u32,
-                };
-                start = span.end + 1;
-                span
-            }));
+        for cell in cells {
+            let end = start + cell.len() as u32;
+            self.field_spans.push(Span { start, end });
+            start = end + 1;
+        }
     }
 
     /// Appends a run of lines of `text` as one-field records, starting at
@@ -264,6 +271,7 @@ impl RawBatch {
         offset(self.field_spans.len() + newlines.len());
         let start = offset(start);
         let extra_end = offset(self.origin_extra.len());
+        let raw_end = offset(self.raws.len());
         self.field_spans.reserve(newlines.len());
         self.records.reserve(newlines.len());
         let mut line_start = base;
@@ -278,6 +286,7 @@ impl RawBatch {
                 // Fits: checked for the whole run above.
                 fields_end: self.field_spans.len() as u32,
                 extra_end,
+                raw_end,
                 pos,
             });
         }
@@ -290,12 +299,20 @@ impl RawBatch {
         self.origin_extra.extend_from_slice(members);
     }
 
+    /// Keeps `raw`, the bytes the record being built was read from, when
+    /// its fields are not them (a quoted CSV row's cells): what a
+    /// dead-letter file shows of it.
+    pub fn push_raw(&mut self, raw: &[u8]) {
+        self.raws.extend_from_slice(raw);
+    }
+
     /// Ends the record being built (its fields are those pushed since the
     /// last record); `pos` is its line, record number or offset.
     pub fn finish_record(&mut self, pos: u64) {
         self.records.push(RawIndex {
             fields_end: offset(self.field_spans.len()),
             extra_end: offset(self.origin_extra.len()),
+            raw_end: offset(self.raws.len()),
             pos,
         });
     }
@@ -318,22 +335,26 @@ impl RawBatch {
 
     /// Bytes of record data held (with their origin members).
     pub fn byte_len(&self) -> usize {
-        self.data.len() + self.origin_extra.len()
+        self.data.len() + self.origin_extra.len() + self.raws.len()
     }
 
     /// The records, in order.
     pub fn records(&self) -> impl Iterator<Item = RawRecord<'_>> {
         let mut fields_start = 0u32;
         let mut extra_start = 0u32;
+        let mut raw_start = 0u32;
         self.records.iter().map(move |index| {
             let fields = &self.field_spans[fields_start as usize..index.fields_end as usize];
             fields_start = index.fields_end;
             let origin_extra = &self.origin_extra[extra_start as usize..index.extra_end as usize];
             extra_start = index.extra_end;
+            let raw = &self.raws[raw_start as usize..index.raw_end as usize];
+            raw_start = index.raw_end;
             RawRecord {
                 data: &self.data,
                 fields,
                 origin_extra,
+                raw,
                 location: Location {
                     source: &self.source,
                     pos: index.pos,
@@ -375,6 +396,7 @@ pub struct RawRecord<'a> {
     data: &'a [u8],
     fields: &'a [Span],
     origin_extra: &'a [u8],
+    raw: &'a [u8],
     /// Where the record came from.
     pub location: Location<'a>,
 }
@@ -391,6 +413,17 @@ impl<'a> RawRecord<'a> {
         self.fields
             .iter()
             .map(move |span| &data[span.start as usize..span.end as usize])
+    }
+
+    /// The bytes the record was read from: those kept by
+    /// [`RawBatch::push_raw`], else its fields as they lie (a line, a frame,
+    /// an unquoted CSV row with its delimiters).
+    pub fn raw(&self) -> &'a [u8] {
+        if self.raw.is_empty() {
+            self.bytes()
+        } else {
+            self.raw
+        }
     }
 
     /// JSON members to append inside the record's `_origin` object after its
@@ -483,9 +516,10 @@ mod tests {
     #[test]
     fn delimited_lines_make_a_cell_between_delimiters() {
         let mut batch = RawBatch::new(file_source(), Content::CsvNumbered);
-        batch.push_delimited(b"a,,bc,", [1, 1, 3, 3].into_iter());
+        let cells: [&[u8]; 4] = [b"a", b"", b"bc", b""];
+        batch.push_delimited(b"a,,bc,", cells.into_iter());
         batch.finish_record(1);
-        batch.push_delimited(b"", [0].into_iter());
+        batch.push_delimited(b"", [&b""[..]].into_iter());
         batch.finish_record(2);
         let records: Vec<_> = batch.records().collect();
         assert_eq!(

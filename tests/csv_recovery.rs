@@ -255,3 +255,24 @@ fn max_record_bytes_measures_every_form_of_record_alike() {
         }
     }
 }
+
+#[test]
+fn a_rejected_quoted_row_is_dead_lettered_as_its_bytes() {
+    let dir = Dir::new();
+    let dead = dir.path("dead.jsonl");
+    let text = "a;b\r\n\"1;5\";x;y\r\n\"solo; one\"\r\n\"x\r\ny\"\r\n";
+    let path = dir.file("q.csv", text);
+    let out = run(&["file", &path, "--delimiter", ";", "--dead-letter", &dead]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let raws: Vec<String> = dir
+        .read("dead.jsonl")
+        .lines()
+        .map(|line| {
+            let letter: serde_json::Value = serde_json::from_str(line).unwrap();
+            letter["raw"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // The row's bytes as the file has them, quotes and line ends inside
+    // quotes included: replayed, each is the same row again.
+    assert_eq!(raws, ["\"1;5\";x;y", "\"solo; one\"", "\"x\r\ny\""]);
+}

@@ -145,22 +145,38 @@ impl CsvAssembler {
 }
 
 /// Appends a row to `batch` (the caller ends the record): `raw` is the
-/// row as the input had it (without its line end), `cells` its cells back
-/// to back, each ending where `ends` says. A row without quotes is copied
-/// as it was (its cells are its bytes split at the delimiters), so its
-/// bytes stay those of the input; a quoted one as its cells.
-pub fn push_row(
+/// row as the input had it (without its line ends), `cells` its cells,
+/// `cell_bytes` those back to back. Quotes always make the cells shorter
+/// than the row, so a row as long as its cells and delimiters is its cells
+/// split at the delimiters: it is copied as it was. A quoted one is copied
+/// as its cells, and its bytes are kept beside them for dead letters.
+pub fn push_row<'a>(
     batch: &mut RawBatch,
     raw: &[u8],
-    cells: &[u8],
-    ends: impl Iterator<Item = usize> + Clone,
+    cell_bytes: &[u8],
+    cells: impl ExactSizeIterator<Item = &'a [u8]> + Clone + 'a,
 ) {
-    let delimiters = ends.clone().count().saturating_sub(1);
-    if raw.len() == cells.len() + delimiters && memchr::memchr(b'"', raw).is_none() {
-        batch.push_delimited(raw, ends);
+    if raw.len() == cell_bytes.len() + cells.len().saturating_sub(1) {
+        batch.push_delimited(raw, cells);
     } else {
-        batch.push_fields(cells, ends);
+        batch.push_fields(cell_bytes, cell_ends(cells));
+        batch.push_raw(raw);
     }
+}
+
+/// A row's bytes without the blank lines before it and the line ends
+/// after it (a CSV reader skips those).
+pub fn trim_line_ends(row: &[u8]) -> &[u8] {
+    let is_line_end = |byte: &u8| *byte == b'\n' || *byte == b'\r';
+    let start = row
+        .iter()
+        .position(|byte| !is_line_end(byte))
+        .unwrap_or(row.len());
+    let end = row
+        .iter()
+        .rposition(|byte| !is_line_end(byte))
+        .map_or(start, |at| at + 1);
+    &row[start..end]
 }
 
 /// Where each cell ends when `cells` lie back to back.

@@ -12,9 +12,6 @@ const KEPT_BYTES: usize = 64 * 1024;
 /// Why a row that ends inside a quoted cell is rejected.
 const UNCLOSED: &str = "unclosed quote: a quoted cell runs to the end of the frame";
 
-/// The cells of one row; see [`CsvRowSplitter::split`].
-pub type CsvCells<'a> = csv::ByteRecordIter<'a>;
-
 /// Splits rows into cells, reusing its record from row to row.
 #[derive(Debug)]
 pub struct CsvRowSplitter {
@@ -45,7 +42,7 @@ impl CsvRowSplitter {
     /// The cells of `row`, or `None` for a blank row (no record, as in a
     /// CSV file). A trailing `\r` ends the row like `\n`; anything after
     /// the row's end (an unquoted line break and more) is rejected.
-    pub fn split(&mut self, row: &[u8]) -> Result<Option<CsvCells<'_>>, Rejection> {
+    pub fn split(&mut self, row: &[u8]) -> Result<Option<&csv::ByteRecord>, Rejection> {
         // The record grows for a huge row (or header); a connection does
         // not keep that memory for the rest of its life.
         if self.record.as_slice().len() > KEPT_BYTES || self.record.len() > KEPT_BYTES / 8 {
@@ -63,7 +60,7 @@ impl CsvRowSplitter {
         if reader.read_byte_record(&mut self.rest).map_err(invalid)? {
             return Err("more than one CSV row in a frame (an unquoted line break?)".into());
         }
-        Ok(Some(self.record.iter()))
+        Ok(Some(&self.record))
     }
 }
 
@@ -72,8 +69,9 @@ mod tests {
     use super::*;
 
     fn cells(splitter: &mut CsvRowSplitter, row: &[u8]) -> Result<Option<Vec<String>>, Rejection> {
-        Ok(splitter.split(row)?.map(|cells| {
-            cells
+        Ok(splitter.split(row)?.map(|record| {
+            record
+                .iter()
                 .map(|cell| String::from_utf8_lossy(cell).into_owned())
                 .collect()
         }))

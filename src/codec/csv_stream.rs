@@ -82,8 +82,7 @@ pub enum Bad {
 struct Span {
     first: u64,
     content_end: u64,
-    /// It holds a quote (so its cells are not its bytes split at the
-    /// delimiters).
+    /// Its cells are not its bytes split at the delimiters (quotes).
     quoted: bool,
     /// It ended at the end of the input, without a line end of its own.
     unterminated: bool,
@@ -98,9 +97,8 @@ pub struct CsvStream<R> {
     /// Where the record under way (maybe after blank lines) starts.
     start: u64,
     last: Option<Span>,
-    /// Skipping the rest of an over-long record: its first line, and
-    /// whether the limit caught it inside a quoted cell.
-    skipping: Option<(u64, bool)>,
+    /// Skipping the rest of an over-long record: its first line.
+    skipping: Option<u64>,
     /// The tap's [`PREFIX`] row was read (and dropped).
     primed: bool,
     ended: bool,
@@ -164,8 +162,8 @@ impl<R: TapInput + Send> CsvStream<R> {
                 .map_err(into_io)?;
             self.primed = true;
         }
-        if let Some((line, in_quote)) = self.skipping {
-            if let Some(next) = self.skip(line, in_quote).await? {
+        if let Some(line) = self.skipping {
+            if let Some(next) = self.skip(line).await? {
                 return Ok(next);
             }
         }
@@ -186,6 +184,10 @@ impl<R: TapInput + Send> CsvStream<R> {
         let end = self.reader.position().byte();
         let start = self.start;
         let max = self.max_record_bytes as u64;
+        // Quotes always make the cells shorter than the row: a row as long
+        // as its cells and delimiters is its cells split at the delimiters
+        // (a quote inside a plain cell, kept as it is, included).
+        let cells = self.record.as_slice().len() + self.record.len().saturating_sub(1);
         let tap = self.tap();
         let first = tap.first_content(start).min(end);
         let input_end = tap.input_end.unwrap_or(u64::MAX);
@@ -203,7 +205,7 @@ impl<R: TapInput + Send> CsvStream<R> {
         }
         let ends_line = matches!(tap.bytes(end - 1, end), [b'\n' | b'\r']);
         let content_end = end - u64::from(ends_line);
-        let quoted = memchr::memchr(b'"', tap.bytes(first, content_end)).is_some();
+        let quoted = (content_end - first) as usize != cells;
         if quoted {
             tap.line_at(end);
         } else {
@@ -250,10 +252,12 @@ impl<R: TapInput + Send> CsvStream<R> {
 
     /// Appends the record last read to `batch` (see [`push_row`]).
     pub fn push_to(&self, batch: &mut RawBatch) {
-        let ends = cell_ends(self.record.iter());
         match self.last {
-            Some(span) if !span.quoted => batch.push_delimited(self.last_raw(), ends),
-            _ => batch.push_fields(self.record.as_slice(), ends),
+            Some(span) if !span.quoted => batch.push_delimited(self.last_raw(), self.record.iter()),
+            _ => {
+                batch.push_fields(self.record.as_slice(), cell_ends(self.record.iter()));
+                batch.push_raw(self.last_raw());
+            }
         }
     }
 
@@ -294,7 +298,7 @@ impl<R: TapInput + Send> CsvStream<R> {
         tap.mode = Mode::Skip {
             mark: tap.delivered(),
         };
-        self.skipping = Some((line, in_quote));
+        self.skipping = Some(line);
         let bad = if in_quote {
             Bad::TooLongInQuote
         } else {
@@ -309,7 +313,7 @@ impl<R: TapInput + Send> CsvStream<R> {
 
     /// Reads on to the end of the record being skipped; `Some` when the
     /// input ends there.
-    async fn skip(&mut self, line: u64, in_quote: bool) -> io::Result<Option<Next>> {
+    async fn skip(&mut self, line: u64) -> io::Result<Option<Next>> {
         loop {
             match self.reader.read_byte_record(&mut self.record).await {
                 Ok(got) => {
@@ -321,7 +325,9 @@ impl<R: TapInput + Send> CsvStream<R> {
                     let end = self.reader.position().byte();
                     let tap = self.tap();
                     let input_end = tap.input_end.unwrap_or(u64::MAX);
-                    if got && end >= input_end.saturating_add(2) && in_quote {
+                    // The sentinel's quote closed a quote the record opened
+                    // (before the limit caught it, or after).
+                    if got && end >= input_end.saturating_add(2) {
                         let last_line = tap.last_line();
                         self.ended = true;
                         return Ok(Some(Next::NeverClosed { line, last_line }));
@@ -342,7 +348,8 @@ impl<R: TapInput + Send> CsvStream<R> {
 
 /// Whether CSV `bytes` end inside a quoted cell. With [`SENTINEL`] after
 /// them, the last record then ends inside the sentinel; else the sentinel
-/// is a record of its own, starting at the end of `bytes` or later.
+/// is a record of its own, starting after the last byte of `bytes` that is
+/// no line end (or later).
 pub(crate) fn ends_in_quote(bytes: &[u8], delimiter: u8) -> bool {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -354,7 +361,12 @@ pub(crate) fn ends_in_quote(bytes: &[u8], delimiter: u8) -> bool {
     while let Ok(true) = reader.read_byte_record(&mut record) {
         last_start = record.position().map_or(0, |at| at.byte());
     }
-    last_start < bytes.len() as u64
+    // A record's start may lie before the line ends that came before it.
+    let content = bytes
+        .iter()
+        .rposition(|&byte| byte != b'\n' && byte != b'\r')
+        .map_or(0, |at| at + 1);
+    last_start < content as u64
 }
 
 fn into_io(error: csv_async::Error) -> io::Error {
@@ -437,5 +449,41 @@ mod tests {
         assert!(read[1].starts_with("2:TooLongInQuote:\"q\nq"));
         assert_eq!(read[2], "300004:b");
         assert_eq!(read[3], "300005:Unclosed:\"xxxxxxxxxx");
+    }
+
+    #[tokio::test]
+    async fn blank_lines_are_counted_and_forgotten_as_they_go_by() {
+        let input = format!("a\n{}b\n", "\n".repeat(3_000_000));
+        let mut stream = CsvStream::new(input.as_bytes(), b',', 100);
+        assert_eq!(stream.next().await.unwrap(), Next::Record(1));
+        assert_eq!(stream.next().await.unwrap(), Next::Record(3_000_002));
+        // No more than a read's worth of them was ever kept.
+        assert!(stream.reader.get_ref().kept_capacity() <= 2 * BUFFER_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_quote_opened_after_the_limit_that_never_closes_is_said() {
+        let input = format!("a\n{},\"open\n{}", "x".repeat(600_000), "3,4\n".repeat(10));
+        let read = read_all(input.as_bytes(), 1000).await;
+        assert_eq!(read.len(), 3, "{read:?}");
+        assert!(read[1].starts_with("2:TooLong:xxx"));
+        assert_eq!(read[2], "never closed 2-12");
+    }
+
+    #[test]
+    fn a_quote_is_open_at_the_end_whatever_line_ends_follow() {
+        for closed in [
+            &b"\"x\",3\r\n"[..],
+            b"\"x\ny\",8\r\n",
+            b"5,2\r\n",
+            b"x,\"8\"\r",
+            b"a",
+            b"",
+        ] {
+            assert!(!ends_in_quote(closed, b','), "{closed:?}");
+        }
+        for open in [&b"a,\"b\r\n"[..], b"\"", b"1,\"2\n3\n\n"] {
+            assert!(ends_in_quote(open, b','), "{open:?}");
+        }
     }
 }

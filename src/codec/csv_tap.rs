@@ -47,8 +47,9 @@ const SKIP_CHUNK: u64 = 256 * 1024;
 /// How the tap treats the record csv-async is reading.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Mode {
-    /// Keep its bytes, from `start` (where the previous record ended); no
-    /// more reading once it passes the limit.
+    /// Keep its bytes, from `start` (where the previous record ended, the
+    /// blank lines after that forgotten as they go by); no more reading
+    /// once it passes the limit.
     Keep {
         /// Absolute offset where the record (maybe after blank lines) starts.
         start: u64,
@@ -140,6 +141,12 @@ impl<R> Tap<R> {
         &mut self.inner
     }
 
+    /// How much the kept bytes' buffer holds room for.
+    #[cfg(test)]
+    pub(super) fn kept_capacity(&self) -> usize {
+        self.kept.capacity()
+    }
+
     /// Bytes handed to csv-async so far (the sentinel included).
     pub(super) fn delivered(&self) -> u64 {
         self.delivered
@@ -160,6 +167,8 @@ impl<R> Tap<R> {
     /// Where the first byte that is no line end lies at or after `start`,
     /// or where the kept bytes end.
     pub(super) fn first_content(&self, start: u64) -> u64 {
+        // Blank lines before `kept_from` were forgotten as they went by.
+        let start = start.max(self.kept_from);
         let rest = self.bytes(start, self.delivered);
         let skipped = rest
             .iter()
@@ -248,7 +257,8 @@ impl<R: TapInput> AsyncRead for Tap<R> {
                     this.tripped = true;
                     return Poll::Ready(Err(io::Error::other(PAST_LIMIT)));
                 }
-                this.forget_before(start);
+                // Blank lines before the record are no part of it: gone.
+                this.forget_before(first);
                 this.inner.holding(this.delivered - first);
             }
             Mode::Skip { mark } => {

@@ -12,7 +12,7 @@ use crate::codec;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::parts::{Rejects, Stats};
-use crate::record::{Batch, RawBatch, RawRecord};
+use crate::record::{Batch, RawBatch};
 
 /// Decodes every batch of `input` into `output`, in order. Ends when
 /// `input` closes, when nobody reads `output`, or at `--limit` (then it
@@ -93,7 +93,7 @@ fn decode_batch(
             Ok(true) => {}
             Ok(false) => skipped += 1,
             Err(reason) => {
-                let rejected = rejects.reject(record.location, &raw_text(&record), &reason);
+                let rejected = rejects.reject(record.location, record.raw(), &reason);
                 if let Err(error) = rejected {
                     return (handled, skipped, Some(error));
                 }
@@ -101,21 +101,4 @@ fn decode_batch(
         }
     }
     (handled, skipped, None)
-}
-
-/// The record as text for the dead-letter file: the line itself, or a CSV
-/// row's cells written back as CSV.
-fn raw_text(record: &RawRecord<'_>) -> Vec<u8> {
-    if record.field_count() == 1 {
-        return record.bytes().to_vec();
-    }
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    let _ = writer.write_record(record.fields());
-    let mut text = writer.into_inner().unwrap_or_default();
-    if text.last() == Some(&b'\n') {
-        text.pop();
-    }
-    text
 }

@@ -5,12 +5,12 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+use super::bom::LeadingBom;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// After shutdown, how long a read already under way may still finish. A
 /// file's or a pipe's read runs on a blocking thread: its bytes may have
@@ -28,12 +28,7 @@ pub struct InputReader<R> {
     shut_down: bool,
     /// Running once shutdown came while a read was under way.
     grace: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Bytes seen before we know whether they are a BOM.
-    head: [u8; 3],
-    head_len: usize,
-    /// How many of `head` were handed out (once the BOM check is done).
-    head_given: usize,
-    bom_checked: bool,
+    bom: LeadingBom,
 }
 
 impl<R: AsyncRead + Unpin> InputReader<R> {
@@ -44,33 +39,8 @@ impl<R: AsyncRead + Unpin> InputReader<R> {
             shutdown: Box::pin(shutdown.cancelled_owned()),
             shut_down: false,
             grace: None,
-            head: [0; 3],
-            head_len: 0,
-            head_given: 0,
-            bom_checked: false,
+            bom: LeadingBom::default(),
         }
-    }
-
-    /// Reads into `head` until it holds 3 bytes or the input ends, then
-    /// drops them if they are a BOM.
-    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.head_len < BOM.len() {
-            let mut buf = ReadBuf::new(&mut self.head[self.head_len..]);
-            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
-            let n = buf.filled().len();
-            if n == 0 {
-                break;
-            }
-            self.head_len += n;
-            if self.head[..self.head_len] != BOM[..self.head_len] {
-                break;
-            }
-        }
-        if self.head[..self.head_len] == BOM {
-            self.head_given = self.head_len;
-        }
-        self.bom_checked = true;
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -112,18 +82,9 @@ impl<R: AsyncRead + Unpin> crate::codec::csv_stream::TapInput for InputReader<R>
 impl<R: AsyncRead + Unpin> InputReader<R> {
     /// One read of the input, its BOM dropped.
     fn poll_input(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if !self.bom_checked {
-            ready!(self.poll_head(cx))?;
-        }
-        if self.head_given < self.head_len {
-            let pending = &self.head[self.head_given..self.head_len];
-            let n = pending.len().min(buf.remaining());
-            buf.put_slice(&pending[..n]);
-            self.head_given += n;
-        } else {
-            ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        }
-        Poll::Ready(Ok(()))
+        let inner = &mut self.inner;
+        self.bom
+            .poll_read(cx, buf, |cx, buf| Pin::new(&mut *inner).poll_read(cx, buf))
     }
 }
 

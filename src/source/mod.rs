@@ -2,6 +2,7 @@
 //! into [`RawBatch`](crate::record::RawBatch)es and sends them into the pipeline, waiting whenever
 //! the pipeline is full (that wait is the backpressure).
 
+mod bom;
 pub mod file;
 mod input;
 pub mod kafka;

@@ -6,7 +6,7 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
-use crate::codec::csv_assembler::{cell_ends, push_row};
+use crate::codec::csv_assembler::{push_row, trim_line_ends};
 use crate::codec::csv_stream::ends_in_quote;
 use crate::codec::{CsvAssembler, Format, Naming, Taken};
 use crate::error::Result;
@@ -258,7 +258,7 @@ impl Batcher {
             }
             let start = row.position().map_or(start, |at| at.byte() as usize);
             let end = reader.position().byte() as usize;
-            let raw = trim_line_end(&value[start..end.min(value.len())]);
+            let raw = trim_line_ends(&value[start..end.min(value.len())]);
             let location = self.location(message.offset);
             let offset = message.offset as u64;
             if unclosed && end >= value.len() {
@@ -279,7 +279,7 @@ impl Batcher {
                         decode_set = true;
                     }
                     let batch = &mut self.current.as_mut().expect("open batch").batch;
-                    push_row(batch, raw, row.as_slice(), cell_ends(row.iter()));
+                    push_row(batch, raw, row.as_slice(), row.iter());
                     batch.push_origin_extra(&self.extra);
                     batch.finish_record(message.offset as u64);
                 }
@@ -343,12 +343,6 @@ fn same_decode(a: &Content, b: &Content) -> bool {
         | (Content::Lines, Content::Lines) => true,
         _ => false,
     }
-}
-
-/// A row's bytes without the line end after it.
-fn trim_line_end(row: &[u8]) -> &[u8] {
-    let row = row.strip_suffix(b"\n").unwrap_or(row);
-    row.strip_suffix(b"\r").unwrap_or(row)
 }
 
 /// How CSV header messages name a message's position and the message.

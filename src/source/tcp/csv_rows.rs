@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::budget::{self, Reservation, FREE_BYTES};
 use super::Shared;
+use crate::codec::csv_assembler::{push_row, trim_line_ends};
 use crate::codec::{CsvAssembler, CsvRowSplitter, Naming, Taken};
 use crate::cpu;
 use crate::error::Result;
@@ -91,16 +92,14 @@ impl CsvRows {
             Err(reason) => return reject(shared, source, pos, frame, &reason),
         };
         let bytes = frame.len();
-        match assembler.take(location, pos, cells.clone(), bytes, |bytes, columns| {
+        match assembler.take(location, pos, cells.iter(), bytes, |bytes, columns| {
             admit_header(shared, bytes, columns)
         }) {
             Taken::Record => {
                 let content = assembler.content();
                 let batch =
                     batch.get_or_insert_with(|| RawBatch::new(source.clone(), content.clone()));
-                for cell in cells {
-                    batch.push_field(cell);
-                }
+                push_row(batch, trim_line_ends(frame), cells.as_slice(), cells.iter());
                 batch.finish_record(pos);
                 Ok(())
             }

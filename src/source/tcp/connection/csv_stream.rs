@@ -27,9 +27,7 @@ use crate::codec::csv_stream::{Bad, Next, TapInput};
 use crate::codec::{CsvAssembler, CsvStream, Taken};
 use crate::error::Result;
 use crate::record::{Location, RawBatch};
-
-/// A UTF-8 byte order mark, dropped from the start of a connection.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+use crate::source::bom::LeadingBom;
 
 /// A future waiting for a share of the budget.
 type Waiting = Pin<Box<dyn Future<Output = Reservation> + Send>>;
@@ -49,7 +47,8 @@ pub(super) struct SocketInput {
     waiting: Option<Waiting>,
     /// When a row holding a share must have ended.
     deadline: Option<Pin<Box<Sleep>>>,
-    first_read: bool,
+    /// A leading byte order mark is dropped.
+    bom: LeadingBom,
     /// Why reads stopped, when the server or a timeout stopped them.
     ended: Option<Read>,
 }
@@ -70,7 +69,7 @@ impl SocketInput {
             reservation: None,
             waiting: None,
             deadline: None,
-            first_read: true,
+            bom: LeadingBom::default(),
             ended: None,
         }
     }
@@ -173,16 +172,13 @@ impl AsyncRead for SocketInput {
                 return this.end(Read::FrameTimeout);
             }
         }
-        let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        let stream = &mut this.stream;
+        let read = this
+            .bom
+            .poll_read(cx, buf, |cx, buf| Pin::new(&mut *stream).poll_read(cx, buf));
+        match read {
             Poll::Ready(Ok(())) => {
                 this.rearm_idle();
-                if std::mem::take(&mut this.first_read) && buf.filled()[before..].starts_with(BOM) {
-                    let filled = buf.filled_mut();
-                    filled.copy_within(before + BOM.len().., before);
-                    let len = filled.len() - BOM.len();
-                    buf.set_filled(len);
-                }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(error)) => this.end(Read::Failed(error)),
