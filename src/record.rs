@@ -234,25 +234,25 @@ impl RawBatch {
         }));
     }
 
-    /// Appends the cells of an unquoted CSV line, copying `line` once,
-    /// delimiters and all: `cells` are `line` split at its delimiters (one
-    /// byte each), so each span is found from the cells' lengths alone.
-    pub fn push_delimited<'a>(
-        &mut self,
-        line: &[u8],
-        cells: impl ExactSizeIterator<Item = &'a [u8]>,
-    ) {
+    /// Appends the cells of an unquoted CSV line of `fields` cells split
+    /// at `delimiter`, copying `line` once, delimiters and all.
+    pub fn push_split(&mut self, line: &[u8], delimiter: u8, fields: usize) {
         let base = offset(self.data.len());
         self.data.extend_from_slice(line);
         // Every cell lies within `line`: checked once for them all.
-        offset(self.data.len());
-        self.field_spans.reserve(cells.len());
+        let line_end = offset(self.data.len());
+        self.field_spans.reserve(fields);
         let mut start = base;
-        for cell in cells {
-            let end = start + cell.len() as u32;
-            self.field_spans.push(Span { start, end });
+        let spans = &mut self.field_spans;
+        crate::scan::for_each_byte(line, delimiter, |at| {
+            let end = base + at;
+            spans.push(Span { start, end });
             start = end + 1;
-        }
+        });
+        self.field_spans.push(Span {
+            start,
+            end: line_end,
+        });
     }
 
     /// Appends a run of lines of `text` as one-field records, starting at
@@ -516,10 +516,9 @@ mod tests {
     #[test]
     fn delimited_lines_make_a_cell_between_delimiters() {
         let mut batch = RawBatch::new(file_source(), Content::CsvNumbered);
-        let cells: [&[u8]; 4] = [b"a", b"", b"bc", b""];
-        batch.push_delimited(b"a,,bc,", cells.into_iter());
+        batch.push_split(b"a,,bc,", b',', 4);
         batch.finish_record(1);
-        batch.push_delimited(b"", [&b""[..]].into_iter());
+        batch.push_split(b"", b',', 1);
         batch.finish_record(2);
         let records: Vec<_> = batch.records().collect();
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Byte scans of the hot path, 16 bytes a step: the line ends of a run of
-//! lines; whether a cell goes into JSON as it is; where the first byte a
-//! JSON string must escape is.
+//! lines, the delimiters of a plain CSV row; whether a cell goes into JSON
+//! as it is; where the first byte a JSON string must escape is.
 //!
 //! Each step turns a 16-byte block into bit masks (bit `i` set when byte
 //! `i` is of a class): SSE2 compares on x86_64 (every x86_64 CPU has
@@ -14,17 +14,17 @@ mod block {
         _mm_set1_epi8,
     };
 
-    pub(super) fn newline_mask(block: &[u8; 16]) -> u32 {
+    pub(super) fn byte_mask(block: &[u8; 16], byte: u8) -> u32 {
         // SAFETY: SSE2 is part of every x86_64 CPU; the load reads the 16
         // bytes of `block` and has no alignment requirement.
         unsafe {
             let v = _mm_loadu_si128(block.as_ptr().cast());
-            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8))) as u32
         }
     }
 
     pub(super) fn json_special_mask(block: &[u8; 16]) -> u32 {
-        // SAFETY: as in `newline_mask`.
+        // SAFETY: as in `byte_mask`.
         unsafe {
             let v = _mm_loadu_si128(block.as_ptr().cast());
             let equal = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
@@ -37,7 +37,7 @@ mod block {
     }
 
     pub(super) fn json_escape_mask(block: &[u8; 16]) -> u32 {
-        // SAFETY: as in `newline_mask`.
+        // SAFETY: as in `byte_mask`.
         unsafe {
             let v = _mm_loadu_si128(block.as_ptr().cast());
             let equal = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
@@ -53,7 +53,7 @@ mod block {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod block {
-    pub(super) use super::portable::{json_escape_mask, json_special_mask, newline_mask};
+    pub(super) use super::portable::{byte_mask, json_escape_mask, json_special_mask};
 }
 
 /// The same masks, a byte at a time: the build for other CPUs, and what
@@ -69,8 +69,8 @@ mod portable {
             .fold(0, |mask, (i, &byte)| mask | (u32::from(class(byte)) << i))
     }
 
-    pub(super) fn newline_mask(block: &[u8; 16]) -> u32 {
-        mask_of(block, |b| b == b'\n')
+    pub(super) fn byte_mask(block: &[u8; 16], byte: u8) -> u32 {
+        mask_of(block, |b| b == byte)
     }
 
     pub(super) fn json_special_mask(block: &[u8; 16]) -> u32 {
@@ -138,19 +138,25 @@ pub fn is_plain_ascii(text: &[u8]) -> bool {
 /// first).
 pub fn find_newlines(text: &[u8], newlines: &mut Vec<u32>) {
     newlines.clear();
+    for_each_byte(text, b'\n', |at| newlines.push(at));
+}
+
+/// Calls `found` with the offset of every `byte` in `text`, in order.
+#[inline]
+pub fn for_each_byte(text: &[u8], byte: u8, mut found: impl FnMut(u32)) {
     let mut blocks = text.chunks_exact(16);
     let mut base = 0u32;
     for block in &mut blocks {
-        let mut found = block::newline_mask(block.try_into().expect("16 bytes"));
-        while found != 0 {
-            newlines.push(base + found.trailing_zeros());
-            found &= found - 1;
+        let mut mask = block::byte_mask(block.try_into().expect("16 bytes"), byte);
+        while mask != 0 {
+            found(base + mask.trailing_zeros());
+            mask &= mask - 1;
         }
         base += 16;
     }
-    for (at, &byte) in blocks.remainder().iter().enumerate() {
-        if byte == b'\n' {
-            newlines.push(base + at as u32);
+    for (at, &candidate) in blocks.remainder().iter().enumerate() {
+        if candidate == byte {
+            found(base + at as u32);
         }
     }
 }
@@ -225,7 +231,9 @@ mod tests {
         for text in texts() {
             for block in text.chunks_exact(16) {
                 let block: &[u8; 16] = block.try_into().unwrap();
-                assert_eq!(block::newline_mask(block), portable::newline_mask(block));
+                for byte in [b'\n', b',', 0, 0xff] {
+                    assert_eq!(block::byte_mask(block, byte), portable::byte_mask(block, byte));
+                }
                 assert_eq!(
                     block::json_special_mask(block),
                     portable::json_special_mask(block)

@@ -153,11 +153,12 @@ impl CsvAssembler {
 pub fn push_row<'a>(
     batch: &mut RawBatch,
     raw: &[u8],
+    delimiter: u8,
     cell_bytes: &[u8],
     cells: impl ExactSizeIterator<Item = &'a [u8]> + Clone + 'a,
 ) {
     if raw.len() == cell_bytes.len() + cells.len().saturating_sub(1) {
-        batch.push_delimited(raw, cells);
+        batch.push_split(raw, delimiter, cells.len());
     } else {
         batch.push_fields(cell_bytes, cell_ends(cells));
         batch.push_raw(raw);

@@ -39,6 +39,11 @@ impl CsvRowSplitter {
         }
     }
 
+    /// The cell separator.
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
     /// The cells of `row`, or `None` for a blank row (no record, as in a
     /// CSV file). A trailing `\r` ends the row like `\n`; anything after
     /// the row's end (an unquoted line break and more) is rejected.

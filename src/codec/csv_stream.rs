@@ -253,7 +253,9 @@ impl<R: TapInput + Send> CsvStream<R> {
     /// Appends the record last read to `batch` (see [`push_row`]).
     pub fn push_to(&self, batch: &mut RawBatch) {
         match self.last {
-            Some(span) if !span.quoted => batch.push_delimited(self.last_raw(), self.record.iter()),
+            Some(span) if !span.quoted => {
+                batch.push_split(self.last_raw(), self.delimiter, self.record.len())
+            }
             _ => {
                 batch.push_fields(self.record.as_slice(), cell_ends(self.record.iter()));
                 batch.push_raw(self.last_raw());

@@ -279,7 +279,7 @@ impl Batcher {
                         decode_set = true;
                     }
                     let batch = &mut self.current.as_mut().expect("open batch").batch;
-                    push_row(batch, raw, row.as_slice(), row.iter());
+                    push_row(batch, raw, delimiter, row.as_slice(), row.iter());
                     batch.push_origin_extra(&self.extra);
                     batch.finish_record(message.offset as u64);
                 }

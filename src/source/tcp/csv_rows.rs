@@ -77,6 +77,7 @@ impl CsvRows {
             assembler,
             _share: share,
         } = self;
+        let delimiter = splitter.delimiter();
         let split = cpu::off_worker(frame.len(), cpu::ROW_BYTES, || splitter.split(frame));
         let location = Location { source, pos };
         let cells = match split {
@@ -99,7 +100,13 @@ impl CsvRows {
                 let content = assembler.content();
                 let batch =
                     batch.get_or_insert_with(|| RawBatch::new(source.clone(), content.clone()));
-                push_row(batch, trim_line_ends(frame), cells.as_slice(), cells.iter());
+                push_row(
+                    batch,
+                    trim_line_ends(frame),
+                    delimiter,
+                    cells.as_slice(),
+                    cells.iter(),
+                );
                 batch.finish_record(pos);
                 Ok(())
             }
