@@ -153,6 +153,9 @@ pub struct RawBatch {
     /// Per record, the bytes it was read from when its fields are not them
     /// (a quoted CSV row); empty for most records.
     raws: Vec<u8>,
+    /// Set once a line was pushed by [`RawBatch::push_split`]: a record of
+    /// one field and no raw bytes is such a line, split at this byte.
+    split_at: Option<u8>,
     records: Vec<RawIndex>,
 }
 
@@ -177,6 +180,7 @@ impl RawBatch {
             field_spans: Vec::with_capacity(records),
             origin_extra: Vec::new(),
             raws: Vec::new(),
+            split_at: None,
             records: Vec::with_capacity(records),
         }
     }
@@ -194,6 +198,7 @@ impl RawBatch {
         empty.field_spans.reserve(self.field_spans.len());
         empty.origin_extra.reserve(self.origin_extra.len());
         empty.raws.reserve(self.raws.len());
+        empty.split_at = self.split_at;
         empty
     }
 
@@ -234,25 +239,12 @@ impl RawBatch {
         }));
     }
 
-    /// Appends the cells of an unquoted CSV line of `fields` cells split
-    /// at `delimiter`, copying `line` once, delimiters and all.
-    pub fn push_split(&mut self, line: &[u8], delimiter: u8, fields: usize) {
-        let base = offset(self.data.len());
-        self.data.extend_from_slice(line);
-        // Every cell lies within `line`: checked once for them all.
-        let line_end = offset(self.data.len());
-        self.field_spans.reserve(fields);
-        let mut start = base;
-        let spans = &mut self.field_spans;
-        crate::scan::for_each_byte(line, delimiter, |at| {
-            let end = base + at;
-            spans.push(Span { start, end });
-            start = end + 1;
-        });
-        self.field_spans.push(Span {
-            start,
-            end: line_end,
-        });
+    /// Appends an unquoted CSV line, its cells split at `delimiter`: the
+    /// line is kept whole and split when its fields are read (by the decode
+    /// stage), so the source's thread does not.
+    pub fn push_split(&mut self, line: &[u8], delimiter: u8) {
+        self.split_at = Some(delimiter);
+        self.push_field(line);
     }
 
     /// Appends a run of lines of `text` as one-field records, starting at
@@ -350,11 +342,15 @@ impl RawBatch {
             extra_start = index.extra_end;
             let raw = &self.raws[raw_start as usize..index.raw_end as usize];
             raw_start = index.raw_end;
+            let split_at = self
+                .split_at
+                .filter(|_| fields.len() == 1 && raw.is_empty());
             RawRecord {
                 data: &self.data,
                 fields,
                 origin_extra,
                 raw,
+                split_at,
                 location: Location {
                     source: &self.source,
                     pos: index.pos,
@@ -397,6 +393,8 @@ pub struct RawRecord<'a> {
     fields: &'a [Span],
     origin_extra: &'a [u8],
     raw: &'a [u8],
+    /// For an unquoted CSV line kept whole: where its cells end.
+    split_at: Option<u8>,
     /// Where the record came from.
     pub location: Location<'a>,
 }
@@ -404,15 +402,22 @@ pub struct RawRecord<'a> {
 impl<'a> RawRecord<'a> {
     /// Number of fields (1 for lines and frames).
     pub fn field_count(&self) -> usize {
-        self.fields.len()
+        match self.split_at {
+            Some(delimiter) => {
+                let mut delimiters = 0;
+                crate::scan::for_each_byte(self.bytes(), delimiter, |_| delimiters += 1);
+                delimiters + 1
+            }
+            None => self.fields.len(),
+        }
     }
 
     /// The fields, in order.
-    pub fn fields(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let data = self.data;
-        self.fields
-            .iter()
-            .map(move |span| &data[span.start as usize..span.end as usize])
+    pub fn fields(&self) -> Fields<'a> {
+        Fields(match self.split_at {
+            Some(delimiter) => FieldsOf::Split(Some(self.bytes()), delimiter),
+            None => FieldsOf::Spans(self.data, self.fields.iter()),
+        })
     }
 
     /// The bytes the record was read from: those kept by
@@ -440,6 +445,46 @@ impl<'a> RawRecord<'a> {
         match (self.fields.first(), self.fields.last()) {
             (Some(first), Some(last)) => &self.data[first.start as usize..last.end as usize],
             _ => &[],
+        }
+    }
+}
+
+/// The fields of a [`RawRecord`], in order.
+#[derive(Debug, Clone)]
+pub struct Fields<'a>(FieldsOf<'a>);
+
+#[derive(Debug, Clone)]
+enum FieldsOf<'a> {
+    /// Fields pushed one by one: where each lies in the batch's data.
+    Spans(&'a [u8], std::slice::Iter<'a, Span>),
+    /// An unquoted CSV line, split at the delimiter as it is read: the line
+    /// from the next field on (`None` after the last).
+    Split(Option<&'a [u8]>, u8),
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match &mut self.0 {
+            FieldsOf::Spans(data, spans) => {
+                let span = spans.next()?;
+                Some(&data[span.start as usize..span.end as usize])
+            }
+            FieldsOf::Split(rest, delimiter) => {
+                let line = (*rest)?;
+                // Cells are short: a plain search beats a vector one here.
+                match line.iter().position(|byte| byte == delimiter) {
+                    Some(at) => {
+                        *rest = Some(&line[at + 1..]);
+                        Some(&line[..at])
+                    }
+                    None => {
+                        *rest = None;
+                        Some(line)
+                    }
+                }
+            }
         }
     }
 }
@@ -516,9 +561,9 @@ mod tests {
     #[test]
     fn delimited_lines_make_a_cell_between_delimiters() {
         let mut batch = RawBatch::new(file_source(), Content::CsvNumbered);
-        batch.push_split(b"a,,bc,", b',', 4);
+        batch.push_split(b"a,,bc,", b',');
         batch.finish_record(1);
-        batch.push_split(b"", b',', 1);
+        batch.push_split(b"", b',');
         batch.finish_record(2);
         let records: Vec<_> = batch.records().collect();
         assert_eq!(

@@ -232,7 +232,10 @@ mod tests {
             for block in text.chunks_exact(16) {
                 let block: &[u8; 16] = block.try_into().unwrap();
                 for byte in [b'\n', b',', 0, 0xff] {
-                    assert_eq!(block::byte_mask(block, byte), portable::byte_mask(block, byte));
+                    assert_eq!(
+                        block::byte_mask(block, byte),
+                        portable::byte_mask(block, byte)
+                    );
                 }
                 assert_eq!(
                     block::json_special_mask(block),

@@ -158,7 +158,7 @@ pub fn push_row<'a>(
     cells: impl ExactSizeIterator<Item = &'a [u8]> + Clone + 'a,
 ) {
     if raw.len() == cell_bytes.len() + cells.len().saturating_sub(1) {
-        batch.push_split(raw, delimiter, cells.len());
+        batch.push_split(raw, delimiter);
     } else {
         batch.push_fields(cell_bytes, cell_ends(cells));
         batch.push_raw(raw);

@@ -253,9 +253,7 @@ impl<R: TapInput + Send> CsvStream<R> {
     /// Appends the record last read to `batch` (see [`push_row`]).
     pub fn push_to(&self, batch: &mut RawBatch) {
         match self.last {
-            Some(span) if !span.quoted => {
-                batch.push_split(self.last_raw(), self.delimiter, self.record.len())
-            }
+            Some(span) if !span.quoted => batch.push_split(self.last_raw(), self.delimiter),
             _ => {
                 batch.push_fields(self.record.as_slice(), cell_ends(self.record.iter()));
                 batch.push_raw(self.last_raw());
