@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU64;
 
 pub use self::reject::{OnError, Rejects};
 pub use self::sink::{Sink, SinkInput, TryRecv, WrittenCounter};
-pub use self::source::{Closed, RawSender, Source, SourceContext};
+pub use self::source::{or_meanwhile, Closed, RawSender, Source, SourceContext};
 
 /// Counters shared by every part of a run.
 #[derive(Debug, Default)]

@@ -131,3 +131,22 @@ impl RawSender {
         self.tx.is_closed()
     }
 }
+
+/// Waits for `next`; if it is not ready at once, first runs what
+/// `meanwhile` makes (once): a source passes on the records it holds
+/// rather than keep them while its input pauses. Fails, without waiting
+/// for `next`, when `meanwhile` does.
+pub async fn or_meanwhile<T, E, M>(
+    next: impl std::future::Future<Output = T>,
+    meanwhile: impl FnOnce() -> M,
+) -> Result<T, E>
+where
+    M: std::future::Future<Output = std::result::Result<(), E>>,
+{
+    tokio::pin!(next);
+    if let std::task::Poll::Ready(value) = futures::poll!(next.as_mut()) {
+        return Ok(value);
+    }
+    meanwhile().await?;
+    Ok(next.await)
+}

@@ -2,7 +2,6 @@
 //! the header rules ([`CsvAssembler`]).
 
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 
 use tokio::io::AsyncRead;
 
@@ -10,6 +9,7 @@ use super::{FileReader, Flow, TORN, UNFINISHED};
 use crate::codec::csv_stream::{Bad, BadRecord, Next};
 use crate::codec::{CsvAssembler, CsvStream, Naming, Taken};
 use crate::error::Result;
+use crate::parts::{or_meanwhile, Closed};
 use crate::record::RawBatch;
 use crate::source::input::InputReader;
 use crate::warn_limited;
@@ -49,23 +49,15 @@ impl FileReader<'_> {
         // Whether the end of the input was checked for a truncated file.
         let mut end_checked = false;
         loop {
-            let next = {
-                let next = records.next();
-                tokio::pin!(next);
-                loop {
-                    if batch.is_empty() {
-                        break next.await;
-                    }
-                    match futures::poll!(next.as_mut()) {
-                        Poll::Ready(next) => break next,
-                        // Caught up with the input: pass on what we have
-                        // rather than wait for a full batch.
-                        Poll::Pending => {
-                            if self.send(batch.take(), last_line).await.is_err() {
-                                return Ok(Flow::PipelineClosed);
-                            }
-                        }
-                    }
+            // Caught up with the input: pass on what we have rather than
+            // wait for a full batch.
+            let next = if batch.is_empty() {
+                records.next().await
+            } else {
+                let flush = || self.send(batch.take(), last_line);
+                match or_meanwhile(records.next(), flush).await {
+                    Ok(next) => next,
+                    Err(Closed) => return Ok(Flow::PipelineClosed),
                 }
             };
             self.bytes_read

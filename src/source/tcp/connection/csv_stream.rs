@@ -26,6 +26,7 @@ use super::{Connection, Read, READ_SIZE};
 use crate::codec::csv_stream::{Bad, Next, TapInput};
 use crate::codec::{CsvAssembler, CsvStream, Taken};
 use crate::error::Result;
+use crate::parts::{or_meanwhile, Closed};
 use crate::record::{Location, RawBatch};
 use crate::source::bom::LeadingBom;
 
@@ -210,22 +211,14 @@ impl Connection {
         let reject =
             |line: u64, raw: &[u8], reason: &str| reject(&shared, &source, line, raw, reason);
         let ended = loop {
-            let next = {
-                let next = records.next();
-                tokio::pin!(next);
-                loop {
-                    if batch.is_empty() {
-                        break next.await;
-                    }
-                    match futures::poll!(next.as_mut()) {
-                        Poll::Ready(next) => break next,
-                        // The client paused: what it sent goes on now.
-                        Poll::Pending => {
-                            if shared.ctx.out.send(batch.take()).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                    }
+            // The client paused: what it sent goes on now.
+            let next = if batch.is_empty() {
+                records.next().await
+            } else {
+                let flush = || shared.ctx.out.send(batch.take());
+                match or_meanwhile(records.next(), flush).await {
+                    Ok(next) => next,
+                    Err(Closed) => return Ok(()),
                 }
             };
             let next = match next {
