@@ -110,21 +110,28 @@ pub(super) fn encode_named(
     record: &RawRecord<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), Rejection> {
-    let found = record.field_count();
-    if found != header.len() {
-        return Err(format!(
-            "expected {} fields (as in the header), found {found}",
-            header.len()
-        ));
-    }
     let bytes = record.bytes();
-    out.reserve(bytes.len() + header.keys_len() + 2);
     // One pass over the row (its delimiters too, if it has them) settles
     // both UTF-8 and escaping for most rows.
-    if scan::is_plain_ascii(bytes) {
-        for (field, key) in record.fields().zip(header.keys()) {
+    let plain = scan::is_plain_ascii(bytes);
+    // A wrong count is said before bad UTF-8. A plain row finds its count
+    // as its cells are written (counting a kept line's cells first would
+    // read it twice).
+    if !plain && record.field_count() != header.len() {
+        return Err(wrong_count(header, record));
+    }
+    out.reserve(bytes.len() + header.keys_len() + 2);
+    if plain {
+        let mut fields = record.fields();
+        for key in header.keys() {
+            let Some(field) = fields.next() else {
+                return Err(wrong_count(header, record));
+            };
             json::extend_small(out, key);
             json::extend_small(out, field);
+        }
+        if fields.next().is_some() {
+            return Err(wrong_count(header, record));
         }
     } else {
         if !is_utf8_per_field(record) {
@@ -144,6 +151,15 @@ pub(super) fn encode_named(
     }
     out.push(b'}');
     Ok(())
+}
+
+/// Why a row whose cell count is not the header's is rejected.
+fn wrong_count(header: &CsvHeader, record: &RawRecord<'_>) -> Rejection {
+    format!(
+        "expected {} fields (as in the header), found {}",
+        header.len(),
+        record.field_count()
+    )
 }
 
 /// True when every cell is valid UTF-8, checked in one pass over the whole

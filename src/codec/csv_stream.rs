@@ -14,7 +14,7 @@ use std::io;
 
 use csv_async::{AsyncReader, AsyncReaderBuilder, ByteRecord};
 
-use super::csv_assembler::cell_ends;
+use super::csv_assembler::push_row;
 pub use super::csv_tap::TapInput;
 use super::csv_tap::{Mode, Tap, PREFIX, SENTINEL};
 use crate::cpu;
@@ -72,9 +72,6 @@ pub enum Bad {
     TooLongInQuote,
     /// The input ended inside one of its quoted cells.
     Unclosed,
-    /// Not found by the reader: the input (a file that shrank while it was
-    /// read) may have been cut inside this last record.
-    Torn,
 }
 
 /// The record last read: where its bytes lie.
@@ -82,8 +79,6 @@ pub enum Bad {
 struct Span {
     first: u64,
     content_end: u64,
-    /// Its cells are not its bytes split at the delimiters (quotes).
-    quoted: bool,
     /// It ended at the end of the input, without a line end of its own.
     unterminated: bool,
 }
@@ -220,7 +215,6 @@ impl<R: TapInput + Send> CsvStream<R> {
         self.last = Some(Span {
             first,
             content_end,
-            quoted,
             unterminated: end > input_end,
         });
         Ok(Next::Record(line))
@@ -245,20 +239,10 @@ impl<R: TapInput + Send> CsvStream<R> {
         self.record.iter()
     }
 
-    /// The bytes of the cells of the record last read, all together.
-    pub fn cell_bytes(&self) -> usize {
-        self.record.as_slice().len()
-    }
-
     /// Appends the record last read to `batch` (see [`push_row`]).
     pub fn push_to(&self, batch: &mut RawBatch) {
-        match self.last {
-            Some(span) if !span.quoted => batch.push_split(self.last_raw(), self.delimiter),
-            _ => {
-                batch.push_fields(self.record.as_slice(), cell_ends(self.record.iter()));
-                batch.push_raw(self.last_raw());
-            }
-        }
+        let (raw, cells) = (self.last_raw(), self.record.as_slice());
+        push_row(batch, raw, self.delimiter, cells, self.record.iter());
     }
 
     /// The record the input stopped inside of (it will not go on: the run

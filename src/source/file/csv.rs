@@ -32,8 +32,14 @@ impl FileReader<'_> {
                  still inside a quoted cell, so skipping to where it closes"
             ),
             Bad::Unclosed => NAMING.unclosed(),
-            Bad::Torn => TORN.to_string(),
         }
+    }
+
+    /// [`FileReader::torn_at_end`], once the input ended after `bytes_read`
+    /// bytes.
+    async fn torn_csv(&self, bytes_read: u64, unfinished: bool) -> bool {
+        self.bytes_read.store(bytes_read, Ordering::Relaxed);
+        self.torn_at_end(unfinished).await
     }
 
     /// CSV, read with csv-async (see [`CsvStream`]): quoted cells may hold
@@ -60,8 +66,6 @@ impl FileReader<'_> {
                     Err(Closed) => return Ok(Flow::PipelineClosed),
                 }
             };
-            self.bytes_read
-                .store(records.bytes_read(), Ordering::Relaxed);
             let next = match next {
                 Ok(next) => next,
                 Err(_) if self.ctx.shutdown.is_cancelled() => {
@@ -82,7 +86,7 @@ impl FileReader<'_> {
                 Next::Record(line) => {
                     if records.last_unterminated() {
                         end_checked = true;
-                        if self.torn_at_end(true).await {
+                        if self.torn_csv(records.bytes_read(), true).await {
                             if let Err(error) = self.reject(line, records.last_raw(), TORN) {
                                 return Err(self.fail_after(batch, last_line, error).await);
                             }
@@ -90,7 +94,7 @@ impl FileReader<'_> {
                         }
                     }
                     if rows.wants_header() {
-                        let (cells, bytes) = (records.cells(), records.cell_bytes());
+                        let (cells, bytes) = (records.cells(), records.last_raw().len());
                         let location = self.location(line);
                         match rows.take(location, line, cells, bytes, |_, _| Ok(())) {
                             Taken::Rejected(reason) => {
@@ -106,18 +110,21 @@ impl FileReader<'_> {
                 }
                 Next::End => {
                     if !end_checked {
-                        self.torn_at_end(false).await;
+                        self.torn_csv(records.bytes_read(), false).await;
                     }
                     break;
                 }
-                Next::Rejected(mut bad) => {
-                    if bad.bad == Bad::Unclosed {
+                Next::Rejected(bad) => {
+                    // A quote left open at the end of a file that shrank:
+                    // the file was cut, not left unclosed.
+                    let torn = bad.bad == Bad::Unclosed && {
                         end_checked = true;
-                        if self.torn_at_end(true).await {
-                            bad.bad = Bad::Torn;
-                        }
-                    }
-                    let mut reason = self.csv_reason(&bad);
+                        self.torn_csv(records.bytes_read(), true).await
+                    };
+                    let mut reason = match torn {
+                        true => TORN.to_string(),
+                        false => self.csv_reason(&bad),
+                    };
                     if rows.wants_header() {
                         reason = rows.unreadable(self.location(bad.line), bad.line, &reason);
                         batch = RawBatch::new(self.source.clone(), rows.content().clone());

@@ -204,22 +204,8 @@ impl Connection {
     /// socket are not idleness: those are held back by us).
     async fn reserve(&mut self) -> Result<Reservation, Read> {
         let shared = self.shared.clone();
-        if let Some(granted) = shared.budget.try_reserve() {
-            return Ok(granted);
-        }
-        let (_waiting, waiting) = shared.budget.waiting();
-        crate::warn_limited!(
-            "{waiting} connection(s) waiting for room in --max-buffered-bytes ({} bytes), \
-             held by unfinished frames over 64 KiB and CSV headers: raise it, or lower \
-             --max-frame-bytes; a frame holds its share for at most --frame-timeout ({})",
-            shared.budget.total_bytes(),
-            match shared.options.frame_timeout {
-                Some(timeout) => format!("{timeout:?}"),
-                None => "no limit".into(),
-            }
-        );
         // One request throughout, so that it keeps its place in the queue.
-        let granted = shared.budget.reserve();
+        let granted = frame_share(shared.clone());
         tokio::pin!(granted);
         loop {
             let idle = async {
@@ -384,4 +370,25 @@ fn ended(
         }
     }
     Ok(())
+}
+
+/// A share of `--max-buffered-bytes` for a frame (or CSV row) past 64
+/// KiB: at once when one is free, else once the connections ahead in line
+/// have theirs, warning (at most once a second) that some wait.
+pub(super) async fn frame_share(shared: Arc<Shared>) -> Reservation {
+    if let Some(granted) = shared.budget.try_reserve() {
+        return granted;
+    }
+    let (_waiting, waiting) = shared.budget.waiting();
+    crate::warn_limited!(
+        "{waiting} connection(s) waiting for room in --max-buffered-bytes ({} bytes), \
+         held by unfinished frames over 64 KiB and CSV headers: raise it, or lower \
+         --max-frame-bytes; a frame holds its share for at most --frame-timeout ({})",
+        shared.budget.total_bytes(),
+        match shared.options.frame_timeout {
+            Some(timeout) => format!("{timeout:?}"),
+            None => "no limit".into(),
+        }
+    );
+    shared.budget.reserve().await
 }

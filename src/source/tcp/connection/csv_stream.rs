@@ -106,21 +106,9 @@ impl SocketInput {
             return Poll::Ready(Ok(()));
         }
         let shared = self.shared.clone();
-        let waiting = self.waiting.get_or_insert_with(|| {
-            Box::pin(async move {
-                if let Some(granted) = shared.budget.try_reserve() {
-                    return granted;
-                }
-                let (_waiting, waiting) = shared.budget.waiting();
-                crate::warn_limited!(
-                    "{waiting} connection(s) waiting for room in --max-buffered-bytes ({} bytes), \
-                     held by unfinished frames over 64 KiB and CSV headers: raise it, or lower \
-                     --max-frame-bytes",
-                    shared.budget.total_bytes(),
-                );
-                shared.budget.reserve().await
-            })
-        });
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(super::frame_share(shared)));
         if let Poll::Ready(granted) = waiting.as_mut().poll(cx) {
             self.waiting = None;
             self.reservation = Some(granted);
@@ -241,7 +229,7 @@ impl Connection {
                     rows += 1;
                     let mut reason = match bad.bad {
                         Bad::Unclosed => naming(true).unclosed(),
-                        Bad::TooLong | Bad::TooLongInQuote | Bad::Torn => {
+                        Bad::TooLong | Bad::TooLongInQuote => {
                             format!("frame longer than {max} bytes (--max-frame-bytes)")
                         }
                     };

@@ -13,13 +13,11 @@ use crate::codec::{Frame, FrameDecoder};
 use crate::error::Result;
 use crate::parts::Closed;
 use crate::record::{Content as RecordContent, RawBatch};
+use crate::source::bom::BOM;
 use crate::source::tcp::csv_rows::reject;
 
 /// How much of an oversize frame a rejection shows.
 const REJECTED_HEAD: usize = 256;
-
-/// A UTF-8 byte order mark, dropped from the start of a connection.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Connection {
     /// Takes every whole frame in `buf` into one batch and sends it (in
@@ -127,7 +125,7 @@ impl Connection {
         // as long on lines of 20 to 60 bytes.
         crate::scan::find_newlines(run, &mut newlines);
         let mut start = match self.frames {
-            0 if run.starts_with(BOM) => BOM.len(),
+            0 if run.starts_with(&BOM) => BOM.len(),
             _ => 0,
         };
         let mut rest = &newlines[..];
@@ -160,7 +158,7 @@ impl Connection {
         self.frames += 1;
         let pos = self.frames;
         let frame = match pos {
-            1 => frame.strip_prefix(BOM).unwrap_or(frame),
+            1 => frame.strip_prefix(&BOM[..]).unwrap_or(frame),
             _ => frame,
         };
         match &mut self.content {
