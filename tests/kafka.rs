@@ -652,7 +652,8 @@ fn broker_stopped_and_restarted_mid_run_loses_nothing() {
     let mut running = Background::start(
         streamer(brokers)
             .args(["kafka", "-t", &topic, "-g", &unique("restart-g")])
-            .args(["-X", SESSION_TIMEOUT])
+            // -v: the group's events, should this ever fail again.
+            .args(["-X", SESSION_TIMEOUT, "-v"])
             .arg("-o")
             .arg(&out),
         &dir.path().join("log"),
@@ -668,7 +669,7 @@ fn broker_stopped_and_restarted_mid_run_loses_nothing() {
     });
     broker.run("start");
     produce(brokers, &topic, &messages[2000..]);
-    running.wait_for_lines(&out, 4000, Duration::from_secs(90));
+    running.wait_for_lines_explained(&out, 4000, Duration::from_secs(90), || broker.log_tail());
     wait_until("the recovery is reported", Duration::from_secs(30), || {
         running.log().contains("answer again")
     });

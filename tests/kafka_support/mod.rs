@@ -333,6 +333,18 @@ impl Background {
     /// Waits until `path` has at least `lines` lines, failing after
     /// `limit` or if the process ends first.
     pub fn wait_for_lines(&mut self, path: &Path, lines: usize, limit: Duration) {
+        self.wait_for_lines_explained(path, lines, limit, String::new);
+    }
+
+    /// [`Background::wait_for_lines`], adding what `explain` says to the
+    /// failure (say, the broker's log).
+    pub fn wait_for_lines_explained(
+        &mut self,
+        path: &Path,
+        lines: usize,
+        limit: Duration,
+        explain: impl Fn() -> String,
+    ) {
         let deadline = Instant::now() + limit;
         while count_lines(path) < lines {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -340,10 +352,11 @@ impl Background {
             }
             assert!(
                 Instant::now() < deadline,
-                "{} has {} lines, not {lines}, after {limit:?}; streamer's log:\n{}",
+                "{} has {} lines, not {lines}, after {limit:?}; streamer's log:\n{}\n{}",
                 path.display(),
                 count_lines(path),
-                self.log()
+                self.log(),
+                explain()
             );
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -468,6 +481,21 @@ impl OwnBroker {
         };
         broker.run("start");
         broker
+    }
+
+    /// The last lines of this broker's own log.
+    pub fn log_tail(&self) -> String {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let output = broker_script(&env, &["logs", "60"]);
+        format!(
+            "the broker's log:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
     }
 
     /// Runs `scripts/kafka-broker COMMAND` for this broker.
