@@ -130,6 +130,10 @@ impl GroupContext {
                 "the group dropped this consumer (too slow, or the brokers \
                  were away); records not yet committed will be read again"
             );
+            // The group has moved on to a new generation, so a commit is
+            // refused; made while the coordinator is away, it would also
+            // hold this callback (and so the rejoin) until it came back.
+            return;
         }
         // Synchronous, and before returning: see the module documentation.
         off_worker(|| commit_offsets(consumer, &self.partitions, &finished, "revoked partitions"));
