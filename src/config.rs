@@ -136,7 +136,9 @@ impl RunConfig {
         // which still overrides them.
         let password = std::env::var(security::PASSWORD_VARIABLE).ok();
         let security = security::kafka_security(&cli.global.security, password)?;
-        cli.global.kafka_settings.splice(0..0, security.properties());
+        cli.global
+            .kafka_settings
+            .splice(0..0, security.properties());
         let stray_key = cli.global.key.is_some() && kafka_topic(&cli.global.output).is_none();
         let config = RunConfig::unchecked(cli);
         config.check_flags().map_err(ConfigError::Usage)?;

@@ -22,7 +22,9 @@ fn stderr_of(output: &Output) -> String {
 
 fn skip_with_external_broker() -> bool {
     if external_broker() {
-        eprintln!("skipped: KAFKA_BOOTSTRAP_SERVERS is set, and this test needs TLS listeners of its own");
+        eprintln!(
+            "skipped: KAFKA_BOOTSTRAP_SERVERS is set, and this test needs TLS listeners of its own"
+        );
     }
     external_broker()
 }
@@ -71,9 +73,16 @@ fn refused(brokers: &str, args: &[&str], password: Option<&str>, expected: &str)
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(took < MISMATCH_LIMIT, "took {took:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("streamer: error: kafka: "), "{stderr}");
-    assert!(stderr.contains(expected), "wanted {expected:?} in: {stderr}");
+    // Warnings may come first (the brokers do not answer yet); the error
+    // is one line, the last.
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("streamer: error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let error = stderr.lines().last().unwrap();
+    assert!(error.starts_with("streamer: error: kafka: "), "{stderr}");
+    assert!(error.contains(expected), "wanted {expected:?} in: {stderr}");
     stderr
 }
 
@@ -145,7 +154,10 @@ fn scram_logins_with_the_right_password_work() {
         "--sasl-user",
         SCRAM_256_USER,
     ];
-    all_read(&consume(&broker.sasl_ssl, &sha256, &topic, Some(SCRAM_256_PASSWORD)), 100);
+    all_read(
+        &consume(&broker.sasl_ssl, &sha256, &topic, Some(SCRAM_256_PASSWORD)),
+        100,
+    );
 
     // SCRAM-SHA-512, the password from a file this time.
     let dir = tempfile::tempdir().unwrap();
@@ -196,6 +208,42 @@ fn a_wrong_password_names_user_and_mechanism_but_not_the_password() {
     }
 }
 
+/// Runs `streamer` with stdout and stderr to files (a debug log
+/// outgrows a pipe that is read only at the end); returns its exit code,
+/// stdout and stderr.
+fn run_to_files(mut command: std::process::Command) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = command
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("spawn streamer");
+    let read = |path: &std::path::Path| {
+        String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!(
+                "streamer did not finish; its log ends:\n{}",
+                read(&err)
+                    .lines()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), read(&out), read(&err))
+}
+
 #[test]
 fn secrets_never_reach_the_log_even_at_debug_all() {
     if skip_with_external_broker() {
@@ -203,30 +251,51 @@ fn secrets_never_reach_the_log_even_at_debug_all() {
     }
     let broker = secure_broker();
     let topic = topic_with(20);
-    let args = [
-        "-vv",
-        "-X",
-        "debug=all",
-        "--tls-ca",
-        path(&broker.ca),
-        "--sasl-mechanism",
-        "SCRAM-SHA-256",
-        "--sasl-user",
-        SCRAM_256_USER,
-    ];
-    let output = consume(&broker.sasl_ssl, &args, &topic, Some(SCRAM_256_PASSWORD));
-    let stderr = stderr_of(&output);
-    assert!(output.status.success(), "{stderr}");
-    // The debug log is there (so the check below means something).
-    assert!(stderr.contains("sasl.username") || stderr.contains("SASL"), "{stderr}");
-    for text in [&stderr, &String::from_utf8_lossy(&output.stdout).into_owned()] {
-        assert!(!text.contains(SCRAM_256_PASSWORD), "the password is in the output");
-    }
+    let run = |password: &str| {
+        let mut command = streamer(&broker.sasl_ssl);
+        command
+            .env("STREAMER_SASL_PASSWORD", password)
+            .args(["-vv", "-X", "debug=all", "--tls-ca", path(&broker.ca)])
+            .args([
+                "--sasl-mechanism",
+                "SCRAM-SHA-256",
+                "--sasl-user",
+                SCRAM_256_USER,
+            ])
+            .args(["kafka", "-t", &topic, "-g", &unique("g"), "--until-end"]);
+        run_to_files(command)
+    };
+    let (code, stdout, stderr) = run(SCRAM_256_PASSWORD);
+    assert_eq!(
+        code,
+        Some(0),
+        "{}",
+        &stderr[stderr.len().saturating_sub(3000)..]
+    );
+    assert_eq!(stdout.lines().count(), 20);
+    // librdkafka's debug log is there, its configuration too (so the
+    // check below means something).
+    assert!(stderr.contains("SASLSCRAM"), "no SCRAM debug lines");
+    assert!(stderr.contains("sasl.password"), "no configuration dump");
+    assert!(
+        !stderr.contains(SCRAM_256_PASSWORD),
+        "the password is in the log"
+    );
+    assert!(
+        !stdout.contains(SCRAM_256_PASSWORD),
+        "the password is in the output"
+    );
+
     // A refused login at debug level shows the wrong password nowhere either.
     let wrong = "wrong-pw-at-debug-5e2b";
-    let output = consume(&broker.sasl_ssl, &args, &topic, Some(wrong));
-    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
-    assert!(!stderr_of(&output).contains(wrong), "the wrong password is in the log");
+    let (code, _, stderr) = run(wrong);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("refused the login"),
+        "{}",
+        &stderr[stderr.len().saturating_sub(3000)..]
+    );
+    assert!(!stderr.contains(wrong), "the wrong password is in the log");
 }
 
 #[test]
@@ -236,6 +305,26 @@ fn plaintext_against_a_tls_listener_is_named() {
     }
     let broker = secure_broker();
     refused(&broker.ssl, &[], None, "is it a TLS listener? try --tls");
+
+    // The output's producer says the same.
+    let started = Instant::now();
+    let output = run_with_deadline(
+        streamer(&broker.ssl)
+            .arg("file")
+            .arg(repo().join("data/ticks.csv"))
+            .args(["-o", &format!("kafka://{}", unique("never"))]),
+        Duration::from_secs(60),
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < MISMATCH_LIMIT, "{stderr}");
+    assert!(
+        stderr.lines().last().unwrap().contains(&format!(
+            "kafka: the broker at {} closed the connection before answering: is it a TLS listener? try --tls",
+            broker.ssl
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -314,7 +403,15 @@ fn bad_security_flags_fail_before_connecting() {
         command.args(args).args(["kafka", "-t", "t"]);
         run_with_deadline(&mut command, Duration::from_secs(10))
     };
-    let output = run(&["--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"], None);
+    let output = run(
+        &[
+            "--tls-cert",
+            "/nonexistent/c.pem",
+            "--tls-key",
+            "/nonexistent/k.pem",
+        ],
+        None,
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr_of(&output).contains("--tls-cert /nonexistent/c.pem: cannot read it"),
@@ -323,11 +420,19 @@ fn bad_security_flags_fail_before_connecting() {
     );
     let output = run(&["--tls-key", "k.pem"], None);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("--tls-cert"), "{}", stderr_of(&output));
-    let output = run(&["--sasl-mechanism", "SCRAM-SHA-256", "--sasl-user", "alice"], None);
+    assert!(
+        stderr_of(&output).contains("--tls-cert"),
+        "{}",
+        stderr_of(&output)
+    );
+    let output = run(
+        &["--sasl-mechanism", "SCRAM-SHA-256", "--sasl-user", "alice"],
+        None,
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr_of(&output).contains("--sasl-user alice needs a password: set $STREAMER_SASL_PASSWORD"),
+        stderr_of(&output)
+            .contains("--sasl-user alice needs a password: set $STREAMER_SASL_PASSWORD"),
         "{}",
         stderr_of(&output)
     );

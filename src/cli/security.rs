@@ -26,7 +26,13 @@ pub struct SecurityArgs {
     pub tls_key: Option<PathBuf>,
     /// Kafka: log in with SASL this way (with --sasl-user; the password comes from
     /// $STREAMER_SASL_PASSWORD or --sasl-password-file).
-    #[arg(long, global = true, value_enum, value_name = "MECHANISM", requires = "sasl_user")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "MECHANISM",
+        requires = "sasl_user"
+    )]
     pub sasl_mechanism: Option<SaslMechanism>,
     /// Kafka: the SASL user name.
     #[arg(long, global = true, value_name = "NAME", requires = "sasl_mechanism")]
@@ -50,8 +56,15 @@ mod tests {
     #[test]
     fn security_flags_are_global() {
         let cli = parse(&[
-            "kafka", "-t", "a", "--tls-ca", "ca.pem", "--sasl-mechanism", "SCRAM-SHA-256",
-            "--sasl-user", "alice",
+            "kafka",
+            "-t",
+            "a",
+            "--tls-ca",
+            "ca.pem",
+            "--sasl-mechanism",
+            "SCRAM-SHA-256",
+            "--sasl-user",
+            "alice",
         ])
         .unwrap();
         let security = &cli.global.security;
@@ -73,7 +86,16 @@ mod tests {
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
-        assert!(parse(&["kafka", "-t", "a", "--sasl-mechanism", "GSSAPI", "--sasl-user", "a"]).is_err());
+        assert!(parse(&[
+            "kafka",
+            "-t",
+            "a",
+            "--sasl-mechanism",
+            "GSSAPI",
+            "--sasl-user",
+            "a"
+        ])
+        .is_err());
     }
 
     #[test]

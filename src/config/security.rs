@@ -47,7 +47,10 @@ pub(super) fn kafka_security(
 /// A PEM file that exists and can be read.
 fn pem_file(flag: &str, path: &Path) -> Result<PathBuf, ConfigError> {
     let text = std::fs::read(path).map_err(|error| {
-        ConfigError::Unusable(format!("{flag} {}: cannot read it: {error}", path.display()))
+        ConfigError::Unusable(format!(
+            "{flag} {}: cannot read it: {error}",
+            path.display()
+        ))
     })?;
     if !text.windows(11).any(|window| window == b"-----BEGIN ") {
         return Err(ConfigError::Unusable(format!(
@@ -76,7 +79,10 @@ fn password(
             let line = text.lines().next().unwrap_or_default().to_string();
             (line, format!("--sasl-password-file {}", path.display()))
         }
-        None => (env_password.unwrap_or_default(), format!("${PASSWORD_VARIABLE}")),
+        None => (
+            env_password.unwrap_or_default(),
+            format!("${PASSWORD_VARIABLE}"),
+        ),
     };
     if password.is_empty() {
         return Err(ConfigError::Usage(format!(
@@ -94,8 +100,11 @@ mod tests {
 
     fn pem(dir: &Path, name: &str) -> PathBuf {
         let path = dir.join(name);
-        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         path
     }
 
@@ -122,7 +131,10 @@ mod tests {
             ..SecurityArgs::default()
         };
         let text = error_text(kafka_security(&args, None));
-        assert!(text.starts_with("--tls-key ") && text.contains("missing.pem"), "{text}");
+        assert!(
+            text.starts_with("--tls-key ") && text.contains("missing.pem"),
+            "{text}"
+        );
         let not_pem = dir.path().join("ca.txt");
         std::fs::write(&not_pem, "hello").unwrap();
         let args = SecurityArgs {
@@ -150,12 +162,18 @@ mod tests {
         };
         let text = error_text(kafka_security(&args, None));
         assert!(text.contains("STREAMER_SASL_PASSWORD"), "{text}");
-        let sasl = kafka_security(&args, Some("from-env".into())).unwrap().sasl.unwrap();
+        let sasl = kafka_security(&args, Some("from-env".into()))
+            .unwrap()
+            .sasl
+            .unwrap();
         assert_eq!(sasl.password.expose(), "from-env");
         let file = dir.path().join("pw");
         std::fs::write(&file, "from-file\n").unwrap();
         args.sasl_password_file = Some(file);
-        let sasl = kafka_security(&args, Some("from-env".into())).unwrap().sasl.unwrap();
+        let sasl = kafka_security(&args, Some("from-env".into()))
+            .unwrap()
+            .sasl
+            .unwrap();
         assert_eq!(sasl.password.expose(), "from-file");
         assert_eq!(sasl.user, "alice");
         args.sasl_password_file = Some(dir.path().join("nope"));

@@ -4,6 +4,7 @@
 //! turned into one clear line, and the start-up check of the brokers and
 //! topics (`topic_check`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,7 +38,11 @@ impl std::fmt::Debug for KafkaConfig {
             .settings
             .iter()
             .map(|(key, value)| {
-                let shown = if is_secret_key(key) { "[redacted]" } else { value };
+                let shown = if is_secret_key(key) {
+                    "[redacted]"
+                } else {
+                    value
+                };
                 (key.as_str(), shown)
             })
             .collect();
@@ -164,6 +169,8 @@ pub(crate) struct ClientLog {
     /// The first error that retrying will not cure (bad credentials...):
     /// the source and sink end the run with it.
     permanent: Mutex<Option<String>>,
+    /// How often each kind of mismatch evidence was seen (see `mismatch`).
+    mismatches: Mutex<HashMap<&'static str, u32>>,
 }
 
 /// How often an outage is repeated in the log while it lasts.
@@ -179,6 +186,7 @@ impl ClientLog {
             last_error: Mutex::new(None),
             down_said: Mutex::new(None),
             permanent: Mutex::new(None),
+            mismatches: Mutex::new(HashMap::new()),
         }
     }
 
@@ -223,9 +231,9 @@ impl ClientLog {
         // librdkafka redacts secret settings itself; this also covers a
         // secret echoed back in any other line.
         let message = security::mask(message);
-        if (level as i32) <= RDKafkaLogLevel::Warning as i32 {
-            self.note_mismatch(&message);
-        }
+        // Some evidence comes only as a log line: librdkafka logs a lost
+        // connection at info level and sends no error event for it.
+        self.note_mismatch(&message);
         // Errors reach us again as error events (see `on_error`), in a
         // clearer form; the log lines are detail for `-vv`.
         match level {
@@ -242,16 +250,28 @@ impl ClientLog {
     }
 
     /// Makes a mismatch between this client and the broker's listener
-    /// (see [`mismatch`]) the error that ends the run. True if `reason`
-    /// shows one.
+    /// (see [`mismatch`]) the error that ends the run. True once the
+    /// evidence suffices (`reason` may be one of several needed).
     fn note_mismatch(&self, reason: &str) -> bool {
-        let Some(mismatch) = mismatch::diagnose(reason, &mismatch::current_login()) else {
+        let Some(evidence) = mismatch::diagnose(reason, &mismatch::current_login()) else {
             return false;
         };
+        let seen = {
+            let mut seen = self
+                .mismatches
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let count = seen.entry(evidence.kind).or_insert(0);
+            *count += 1;
+            *count
+        };
+        if seen < evidence.needed {
+            return false;
+        }
         self.permanent
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get_or_insert(mismatch);
+            .get_or_insert(evidence.message);
         true
     }
 

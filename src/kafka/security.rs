@@ -124,7 +124,10 @@ impl Security {
                 None => set("ssl.ca.location", "probe"),
             }
             if let Some(client) = &tls.client {
-                set("ssl.certificate.location", &client.cert.display().to_string());
+                set(
+                    "ssl.certificate.location",
+                    &client.cert.display().to_string(),
+                );
                 set("ssl.key.location", &client.key.display().to_string());
             }
         }
@@ -159,7 +162,9 @@ static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Notes the secret values among `settings`, for [`mask`].
 pub(crate) fn remember_secrets<'a>(settings: impl IntoIterator<Item = (&'a str, &'a str)>) {
-    let mut secrets = SECRETS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut secrets = SECRETS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for (key, value) in settings {
         // A one-character "secret" would blank out half the log.
         if is_secret_key(key) && value.len() >= 3 && !secrets.iter().any(|known| known == value) {
@@ -170,7 +175,9 @@ pub(crate) fn remember_secrets<'a>(settings: impl IntoIterator<Item = (&'a str, 
 
 /// `text` with every remembered secret replaced by `[redacted]`.
 pub(crate) fn mask(text: &str) -> Cow<'_, str> {
-    let secrets = SECRETS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let secrets = SECRETS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut text = Cow::Borrowed(text);
     for secret in secrets.iter() {
         if text.contains(secret.as_str()) {

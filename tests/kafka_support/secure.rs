@@ -106,7 +106,9 @@ fn start() -> SecureBroker {
     ];
     for listener in ["sasl_ssl", "sasl_plaintext"] {
         for mechanism in ["scram-sha-256", "scram-sha-512"] {
-            extra.push(format!("listener.name.{listener}.{mechanism}.sasl.jaas.config={scram}"));
+            extra.push(format!(
+                "listener.name.{listener}.{mechanism}.sasl.jaas.config={scram}"
+            ));
         }
     }
     let format_args = format!(
@@ -174,7 +176,10 @@ impl Certificates {
         Certificates {
             ca: write("ca.pem", &[pem(&ca)]),
             other_ca: write("other-ca.pem", &[pem(&other_ca)]),
-            server_keystore: write("server.pem", &[key_pem(&server_key), pem(&server), pem(&ca)]),
+            server_keystore: write(
+                "server.pem",
+                &[key_pem(&server_key), pem(&server), pem(&ca)],
+            ),
             client_cert: write("client.pem", &[pem(&client)]),
             client_key: write("client.key", &[key_pem(&client_key)]),
         }
@@ -206,8 +211,10 @@ fn authority(common_name: &str) -> (PKey<Private>, X509) {
     cert.set_subject_name(&name(common_name)).unwrap();
     cert.set_issuer_name(&name(common_name)).unwrap();
     cert.set_pubkey(&key).unwrap();
-    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
     cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
         .unwrap();
     cert.append_extension(
@@ -238,8 +245,10 @@ fn leaf(
     cert.set_subject_name(&name(common_name)).unwrap();
     cert.set_issuer_name(ca.subject_name()).unwrap();
     cert.set_pubkey(&key).unwrap();
-    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
     cert.append_extension(BasicConstraints::new().build().unwrap())
         .unwrap();
     cert.append_extension(
