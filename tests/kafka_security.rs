@@ -353,6 +353,13 @@ fn an_unknown_ca_is_named() {
         None,
         "give its CA with --tls-ca FILE",
     );
+    // --tls alone checks against the system's CAs, which did not sign it.
+    refused(
+        &broker.ssl,
+        &["--tls"],
+        None,
+        "give its CA with --tls-ca FILE",
+    );
 }
 
 #[test]
