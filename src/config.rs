@@ -7,6 +7,8 @@
 //! Defaults are the flags' (clap's, some taken from the library's
 //! constants and `Default`s); none is restated here.
 
+mod security;
+
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -129,7 +131,14 @@ impl RunConfig {
     /// Checks the flags and turns them into the run's configuration. The
     /// usage errors come first, in the order the flags were always
     /// checked in.
-    pub fn from_cli(cli: Cli) -> Result<RunConfig, ConfigError> {
+    pub fn from_cli(mut cli: Cli) -> Result<RunConfig, ConfigError> {
+        // The TLS and SASL flags become librdkafka settings ahead of `-X`,
+        // which still overrides them.
+        let password = std::env::var(security::PASSWORD_VARIABLE).ok();
+        let security = security::kafka_security(&cli.global.security, password)?;
+        cli.global
+            .kafka_settings
+            .splice(0..0, security.properties());
         let stray_key = cli.global.key.is_some() && kafka_topic(&cli.global.output).is_none();
         let config = RunConfig::unchecked(cli);
         config.check_flags().map_err(ConfigError::Usage)?;

@@ -3,6 +3,7 @@
 //! checks them and turns them into what the run uses.
 
 mod parse;
+mod security;
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 pub use self::parse::{parse_bytes, parse_duration};
+pub use self::security::SecurityArgs;
 
 use self::parse::{bytes_text, parse_delimiter, parse_max_record_bytes};
 use crate::codec::{Format, Framing};
@@ -73,6 +75,9 @@ pub struct GlobalArgs {
     /// A librdkafka setting for the Kafka clients (security, tuning), repeatable; wins over streamer's defaults.
     #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_setting)]
     pub kafka_settings: Vec<(String, String)>,
+    /// TLS and SASL for the Kafka clients (`--tls*`, `--sasl-*`).
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// With `-o kafka://TOPIC`: each message's key is this field of the record.
     #[arg(long, global = true, value_name = "FIELD")]
     pub key: Option<String>,

@@ -4,6 +4,7 @@
 //! turned into one clear line, and the start-up check of the brokers and
 //! topics (`topic_check`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,17 +15,42 @@ use rdkafka::{ClientConfig, ClientContext, Statistics};
 
 use crate::error::Error;
 
+mod mismatch;
+mod security;
 mod topic_check;
+pub use self::security::{is_secret_key, ClientCert, Sasl, SaslMechanism, Secret, Security, Tls};
 pub(crate) use self::topic_check::{check_topic, TopicCheck};
 
 /// The brokers every Kafka client of a run connects to, and the user's
 /// librdkafka settings (`-X key=value`), which win over our defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
     /// `host:port[,host:port...]` (`--brokers`).
     pub brokers: String,
-    /// librdkafka properties, in the order given (`-X`).
+    /// librdkafka properties, in the order given: those of the TLS and
+    /// SASL flags ([`Security::properties`]) first, then `-X`.
     pub settings: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings: Vec<(&str, &str)> = self
+            .settings
+            .iter()
+            .map(|(key, value)| {
+                let shown = if is_secret_key(key) {
+                    "[redacted]"
+                } else {
+                    value
+                };
+                (key.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("settings", &settings)
+            .finish()
+    }
 }
 
 /// How long one metadata or offset query may take before we call the
@@ -43,6 +69,9 @@ impl KafkaConfig {
         for (key, value) in &self.settings {
             config.set(key, value);
         }
+        let settings = || self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        security::remember_secrets(settings());
+        mismatch::remember_login(settings());
         // librdkafka filters by this level before our log routing sees it;
         // debug lines only matter when the user asked for them with `-X debug=...`.
         let level = if self.settings.iter().any(|(key, _)| key == "debug") {
@@ -88,9 +117,12 @@ pub(crate) fn is_permanent(code: RDKafkaErrorCode) -> bool {
 }
 
 /// Describes a librdkafka error in one line, without rdkafka's
-/// `KafkaError (...)` wrapping.
+/// `KafkaError (...)` wrapping, and without any secret's value.
 pub(crate) fn describe(error: &KafkaError) -> String {
-    match error {
+    let text = match error {
+        KafkaError::ClientConfig(_, description, key, _) if is_secret_key(key) => {
+            format!("invalid client setting {key}=[redacted]: {description}")
+        }
         KafkaError::ClientConfig(_, description, key, value) if !key.is_empty() => {
             format!("invalid client setting {key}={value}: {description}")
         }
@@ -100,7 +132,8 @@ pub(crate) fn describe(error: &KafkaError) -> String {
             Some(code) => code_text(code),
             None => other.to_string(),
         },
-    }
+    };
+    security::mask(&text).into_owned()
 }
 
 /// `Local: Broker transport failure` rather than `BrokerTransportFailure (...)`.
@@ -136,6 +169,8 @@ pub(crate) struct ClientLog {
     /// The first error that retrying will not cure (bad credentials...):
     /// the source and sink end the run with it.
     permanent: Mutex<Option<String>>,
+    /// How often each kind of mismatch evidence was seen (see `mismatch`).
+    mismatches: Mutex<HashMap<&'static str, u32>>,
 }
 
 /// How often an outage is repeated in the log while it lasts.
@@ -151,6 +186,7 @@ impl ClientLog {
             last_error: Mutex::new(None),
             down_said: Mutex::new(None),
             permanent: Mutex::new(None),
+            mismatches: Mutex::new(HashMap::new()),
         }
     }
 
@@ -192,6 +228,12 @@ impl ClientLog {
     }
 
     fn on_log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // librdkafka redacts secret settings itself; this also covers a
+        // secret echoed back in any other line.
+        let message = security::mask(message);
+        // Some evidence comes only as a log line: librdkafka logs a lost
+        // connection at info level and sends no error event for it.
+        self.note_mismatch(&message);
         // Errors reach us again as error events (see `on_error`), in a
         // clearer form; the log lines are detail for `-vv`.
         match level {
@@ -207,9 +249,41 @@ impl ClientLog {
         }
     }
 
+    /// Makes a mismatch between this client and the broker's listener
+    /// (see [`mismatch`]) the error that ends the run. True once the
+    /// evidence suffices (`reason` may be one of several needed).
+    fn note_mismatch(&self, reason: &str) -> bool {
+        let Some(evidence) = mismatch::diagnose(reason, &mismatch::current_login()) else {
+            return false;
+        };
+        let seen = {
+            let mut seen = self
+                .mismatches
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let count = seen.entry(evidence.kind).or_insert(0);
+            *count += 1;
+            *count
+        };
+        if seen < evidence.needed {
+            return false;
+        }
+        self.permanent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get_or_insert(evidence.message);
+        true
+    }
+
     fn on_error(&self, error: KafkaError, reason: &str) {
         let code = error_code(&error);
         if code == Some(RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
+        let reason = &*security::mask(reason);
+        if self.note_mismatch(reason) {
+            // Not logged here: it ends the run, as its one error line.
+            tracing::debug!("kafka {}: {reason}", self.role);
             return;
         }
         *self

@@ -89,6 +89,11 @@ impl Rejects {
         }
     }
 
+    /// True under `--on-error stop`.
+    pub fn stops(&self) -> bool {
+        self.policy == OnError::Stop
+    }
+
     /// How many records were rejected so far.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)

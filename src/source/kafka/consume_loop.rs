@@ -23,6 +23,7 @@ use super::batcher::{Batcher, Finished, Message};
 use super::commit::{store_delivered, Delivered};
 use super::partitions::{PartitionTable, Partitions};
 use super::rebalance::GroupContext;
+use super::unreadable::{is_unreadable, Unreadable};
 use crate::ack::Ack;
 use crate::error::{Error, Result};
 use crate::kafka;
@@ -46,6 +47,8 @@ pub(super) struct ConsumeLoop<'a> {
     /// One shared `SourceInfo` per partition, so batches do not allocate it.
     pub(super) sources: HashMap<String, HashMap<i32, Arc<SourceInfo>>>,
     pub(super) until_end: bool,
+    /// Messages fetched but not readable, in a row.
+    pub(super) unreadable: Unreadable,
 }
 
 /// The ack of a batch: once the sink has written it, tells the read loop
@@ -117,7 +120,10 @@ impl ConsumeLoop<'_> {
             let mut next = next;
             while let Some(result) = next {
                 match result {
-                    Ok(message) => self.add(&message)?,
+                    Ok(message) => {
+                        self.unreadable.message_read();
+                        self.add(&message)?
+                    }
                     Err(error) => self.consumer_error(error)?,
                 }
                 if self.batcher.has_ready() {
@@ -209,6 +215,9 @@ impl ConsumeLoop<'_> {
                 Ok(())
             }
             KafkaError::MessageConsumptionFatal(code) => Err(self.fatal(code)),
+            KafkaError::MessageConsumption(code) if is_unreadable(code) => {
+                self.unreadable.handle(code, self.rejects.stops())
+            }
             other => match kafka::error_code(&other) {
                 Some(code) if kafka::is_permanent(code) => Err(self.fatal(code)),
                 _ => Ok(()),

@@ -72,6 +72,7 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
         batcher: Batcher::new(format, batch_records, batch_bytes),
         sources: HashMap::new(),
         until_end: options.until_end,
+        unreadable: Default::default(),
     };
     let watcher = tokio::spawn(topic_watch::watch(consumer.clone(), named).in_current_span());
     let result = reader.read(&shutdown, &changed).await;

@@ -37,6 +37,7 @@ mod partitions;
 mod rebalance;
 mod startup;
 mod topic_watch;
+mod unreadable;
 
 use std::sync::Arc;
 
