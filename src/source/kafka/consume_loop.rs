@@ -48,16 +48,23 @@ pub(super) struct ConsumeLoop<'a> {
     pub(super) until_end: bool,
 }
 
-/// The ack of a batch: once the sink has written it, tells the read loop
-/// (through `acks`) that its partition may be committed up to `next_offset`.
+/// The ack of a batch: once the sink has written it, notes it delivered in
+/// the partition table (where a revoke callback may be waiting for it,
+/// while the read loop is blocked in that callback) and tells the read
+/// loop (through `acks`) to store the offset for the automatic commit.
 fn ack_for(
     acks: &mpsc::UnboundedSender<Delivered>,
+    table: &PartitionTable,
     source: Arc<SourceInfo>,
     epoch: u64,
     next_offset: i64,
 ) -> Ack {
     let acks = acks.clone();
+    let table = table.clone();
     Ack::new(move || {
+        if let SourceInfo::Kafka { topic, partition } = &*source {
+            table.deliver(topic, *partition, epoch, next_offset);
+        }
         // The receiver is gone only once the source has ended.
         let _ = acks.send(Delivered {
             source,
@@ -243,6 +250,10 @@ impl ConsumeLoop<'_> {
 
     /// Sends finished batches in order, each with an ack that reports its
     /// partition's next offset back here once the sink has written it.
+    /// A batch of a partition revoked since it was started is dropped
+    /// unsent: none of it is committed, so whoever owns the partition now
+    /// reads it from the committed offset; sending it would only output
+    /// those records twice.
     async fn send_batches(&mut self, batches: Vec<Finished>) -> Result<(), Closed> {
         for finished in batches {
             let Finished {
@@ -251,10 +262,25 @@ impl ConsumeLoop<'_> {
                 next_offset,
             } = finished;
             if let SourceInfo::Kafka { topic, partition } = &*batch.source {
-                self.partitions()
-                    .read(topic, *partition, epoch, next_offset);
+                let mut partitions = self.partitions();
+                if partitions.epoch(topic, *partition) != Some(epoch) {
+                    let _span = super::partition_span(topic, *partition).entered();
+                    tracing::debug!(
+                        "{} records read before the partition was revoked dropped unsent \
+                         (not committed: its next owner reads them)",
+                        batch.len()
+                    );
+                    continue;
+                }
+                partitions.read(topic, *partition, epoch, next_offset);
             }
-            let ack = ack_for(&self.acks_tx, batch.source.clone(), epoch, next_offset);
+            let ack = ack_for(
+                &self.acks_tx,
+                self.table,
+                batch.source.clone(),
+                epoch,
+                next_offset,
+            );
             batch.acks.push(ack);
             self.send(batch).await?;
         }
@@ -293,15 +319,22 @@ mod tests {
             topic: "t".into(),
             partition: 2,
         });
-        let ack = ack_for(&tx, source.clone(), 4, 17);
+        let table = PartitionTable::default();
+        let epoch = table.lock().assign([("t", 2)]);
+        table.lock().read("t", 2, epoch, 17);
+        let ack = ack_for(&tx, &table, source.clone(), epoch, 17);
         assert!(rx.try_recv().is_err(), "nothing before the sink wrote it");
         let mut acks = crate::ack::Acks::none();
         acks.push(ack);
         acks.deliver();
         let delivered = rx.try_recv().expect("an ack once delivered");
         assert!(Arc::ptr_eq(&delivered.source, &source));
-        assert_eq!((delivered.epoch, delivered.next_offset), (4, 17));
+        assert_eq!((delivered.epoch, delivered.next_offset), (epoch, 17));
         assert!(rx.try_recv().is_err(), "exactly one");
+        assert!(
+            table.wait_written(&[("t".into(), 2)], std::time::Duration::ZERO),
+            "the table knows it written without the read loop"
+        );
     }
 
     #[test]
@@ -311,7 +344,7 @@ mod tests {
             topic: "t".into(),
             partition: 0,
         });
-        let ack = ack_for(&tx, source, 1, 1);
+        let ack = ack_for(&tx, &PartitionTable::default(), source, 1, 1);
         drop(rx);
         let mut acks = crate::ack::Acks::none();
         acks.push(ack);

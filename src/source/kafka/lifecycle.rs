@@ -90,6 +90,9 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
     while let Some(delivered) = acks.recv().await {
         store_delivered(&*consumer, &table, delivered);
     }
+    // A batch dropped unwritten (the run failing downstream) never acks:
+    // leaving the group must not wait for it.
+    table.drained();
     let committer = consumer.clone();
     let partitions = table.clone();
     let committed = {

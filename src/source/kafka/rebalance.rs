@@ -19,7 +19,7 @@
 //! message, only a thread hand-over per rebalance.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
@@ -45,6 +45,11 @@ pub(super) struct GroupContext {
     /// for an assignment that has nothing to read.
     pub(super) changed: Arc<Notify>,
 }
+
+/// How long the revoke callback waits for the revoked partitions' batches
+/// in flight to be written, so that it can commit them before the
+/// partitions go. Beyond it, a stalled sink would hold the whole group.
+const REVOKE_WAIT: Duration = Duration::from_secs(5);
 
 /// The rebalance callbacks' blocking work (a commit, offset queries) runs
 /// through [`crate::cpu::blocking`]: off the tokio workers.
@@ -111,28 +116,42 @@ impl GroupContext {
 
     fn revoked(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
         let revoked = pairs(list);
-        let finished = {
-            let mut partitions = self.partitions.lock();
-            let finished = partitions.revoke(revoked.iter().map(|(t, p)| (t.as_str(), *p)));
-            // Eager rebalancing takes every partition away and then
-            // hands out a new assignment; cooperative moves only some.
-            if !matches!(
-                consumer.rebalance_protocol(),
-                RebalanceProtocol::Cooperative
-            ) {
-                partitions.await_assignment();
-            }
-            finished
-        };
         tracing::info!("partitions revoked: {}", describe_list(list));
-        if consumer.assignment_lost() {
+        let lost = consumer.assignment_lost();
+        if lost {
             crate::warn_limited!(
                 "the group dropped this consumer (too slow, or the brokers \
                  were away); records not yet committed will be read again"
             );
         }
         // Synchronous, and before returning: see the module documentation.
-        off_worker(|| commit_offsets(consumer, &self.partitions, &finished, "revoked partitions"));
+        off_worker(|| {
+            // Batches of these partitions still in the pipeline would be
+            // read again by the next owner: let the sink write them first
+            // (their acks reach the table without the read loop, which is
+            // blocked in this callback). Lost partitions are gone already.
+            if !lost && !self.partitions.wait_written(&revoked, REVOKE_WAIT) {
+                tracing::warn!(
+                    "batches of the revoked partitions still not written after {} s; \
+                     their records will be read again by the partitions' next owner",
+                    REVOKE_WAIT.as_secs()
+                );
+            }
+            let finished = {
+                let mut partitions = self.partitions.lock();
+                let finished = partitions.revoke(revoked.iter().map(|(t, p)| (t.as_str(), *p)));
+                // Eager rebalancing takes every partition away and then
+                // hands out a new assignment; cooperative moves only some.
+                if !matches!(
+                    consumer.rebalance_protocol(),
+                    RebalanceProtocol::Cooperative
+                ) {
+                    partitions.await_assignment();
+                }
+                finished
+            };
+            commit_offsets(consumer, &self.partitions, &finished, "revoked partitions")
+        });
     }
 
     fn assigned(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
@@ -228,7 +247,6 @@ impl ConsumerContext for GroupContext {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
 
     #[test]
     fn reading_starts_at_a_committed_offset_still_in_the_partition() {
