@@ -8,13 +8,14 @@
 //! constants and `Default`s); none is restated here.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::codec::DecodeOptions;
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
 use crate::sink::{OutputFormat, OutputPlan, WriteMode};
-use crate::source::{check_tcp_budget, FileOptions, KafkaOptions, TcpOptions};
+use crate::source::{check_tcp_budget, FileOptions, KafkaOptions, StartAt, StatsLine, TcpOptions};
 
 /// Everything one command-line run needs, checked.
 #[derive(Debug)]
@@ -237,6 +238,17 @@ fn output(global: &GlobalArgs) -> Output {
     }
 }
 
+/// The Kafka source's stats line: every `every` (0: never), with `-v` as
+/// a log line, or printed when stderr is a terminal; never with `-q`.
+fn stats_line(global: &GlobalArgs, every: Duration) -> Option<StatsLine> {
+    use std::io::IsTerminal;
+    let wanted = global.verbose > 0 || std::io::stderr().is_terminal();
+    (wanted && !global.quiet && !every.is_zero()).then_some(StatsLine {
+        every,
+        as_log: global.verbose > 0,
+    })
+}
+
 /// The Kafka clients' brokers and settings.
 fn kafka_config(global: &GlobalArgs) -> KafkaConfig {
     KafkaConfig {
@@ -294,6 +306,13 @@ fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
             delimiter: args.csv.delimiter,
             header: !args.csv.no_header,
             origin: global.origin,
+            instance_id: args.instance_id,
+            start: StartAt {
+                offsets: args.from,
+                timestamp: args.from_timestamp,
+            },
+            keep_tombstones: args.keep_tombstones,
+            stats: stats_line(global, args.stats_interval),
         }),
     }
 }

@@ -190,3 +190,158 @@ fn a_member_joining_mid_run_reads_almost_nothing_twice() {
         b.log()
     );
 }
+
+/// The `id`s of `path`'s records.
+fn ids(path: &Path) -> std::collections::BTreeSet<u64> {
+    id_counts(&read_json_lines(path)).into_keys().collect()
+}
+
+/// Kills `member` with -9 once it has written `lines` lines.
+fn kill_after(member: &mut Background, out: &Path, lines: usize) {
+    member.wait_for_lines(out, lines, Duration::from_secs(60));
+    member.signal("KILL");
+    member.wait(Duration::from_secs(10));
+}
+
+#[test]
+fn a_static_member_restarted_after_kill_9_gets_its_partitions_back_at_once() {
+    let brokers = bootstrap();
+    let topic = unique("static");
+    let group = unique("static-g");
+    create_topic(brokers, &topic, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("1.jsonl"), dir.path().join("2.jsonl"));
+    // A session far longer than the wait allowed below.
+    let static_member = ["--instance-id", "host-1", "-X", "session.timeout.ms=45000"];
+    let messages = numbered(200, 2);
+
+    let mut a = member(
+        brokers,
+        &topic,
+        &group,
+        &first,
+        &dir.path().join("1.log"),
+        &static_member,
+    );
+    produce(brokers, &topic, &messages[..100]);
+    kill_after(&mut a, &first, 100);
+
+    let restarted = Instant::now();
+    let mut again = member(
+        brokers,
+        &topic,
+        &group,
+        &second,
+        &dir.path().join("2.log"),
+        &static_member,
+    );
+    produce(brokers, &topic, &messages[100..]);
+    wait_until(
+        "the restarted member's records",
+        Duration::from_secs(60),
+        || (100..200).all(|id| ids(&second).contains(&id)),
+    );
+    let took = restarted.elapsed();
+    stop(&mut again);
+    eprintln!("static member back after kill -9: records flowed again in {took:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "the restarted member waited {took:?} (the old session?); its log:\n{}",
+        again.log()
+    );
+    assert!(
+        !again.log().contains("waiting for the group"),
+        "{}",
+        again.log()
+    );
+    let all: std::collections::BTreeSet<u64> = ids(&first).union(&ids(&second)).copied().collect();
+    assert_eq!(all.len(), 200, "nothing lost");
+}
+
+#[test]
+fn a_restart_waiting_out_the_old_session_says_so_then_reads() {
+    let brokers = bootstrap();
+    let topic = unique("wait-session");
+    let group = unique("wait-session-g");
+    create_topic(brokers, &topic, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("1.jsonl"), dir.path().join("2.jsonl"));
+    let session = ["-X", "session.timeout.ms=15000"];
+    let messages = numbered(200, 2);
+
+    let mut a = member(
+        brokers,
+        &topic,
+        &group,
+        &first,
+        &dir.path().join("1.log"),
+        &session,
+    );
+    produce(brokers, &topic, &messages[..100]);
+    kill_after(&mut a, &first, 100);
+
+    let mut again = member(
+        brokers,
+        &topic,
+        &group,
+        &second,
+        &dir.path().join("2.log"),
+        &session,
+    );
+    produce(brokers, &topic, &messages[100..]);
+    let note = format!(
+        "waiting for the group to hand out partitions: a previous member of group {group} \
+         may still hold them until its session times out (session.timeout.ms=15000); \
+         --instance-id avoids this"
+    );
+    wait_until("the waiting note", Duration::from_secs(15), || {
+        again.log().contains(&note)
+    });
+    assert!(
+        !(100..200).any(|id| ids(&second).contains(&id)),
+        "records flowed before the note: nothing was waited for"
+    );
+    wait_until(
+        "records after the old session ended",
+        Duration::from_secs(60),
+        || (100..200).all(|id| ids(&second).contains(&id)),
+    );
+    stop(&mut again);
+    assert_eq!(again.log().matches(&note).count(), 1, "said once");
+    let all: std::collections::BTreeSet<u64> = ids(&first).union(&ids(&second)).copied().collect();
+    assert_eq!(all.len(), 200, "nothing lost");
+}
+
+#[test]
+fn a_pattern_sees_a_topic_created_mid_run_within_seconds() {
+    let brokers = bootstrap();
+    let prefix = unique("pattern-new");
+    let group = unique("pattern-new-g");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    create_topic(brokers, &format!("{prefix}_first"), 1);
+    let mut running = member(
+        brokers,
+        &format!("^{prefix}_.*"),
+        &group,
+        &out,
+        &dir.path().join("log"),
+        &[],
+    );
+    wait_until("joined", Duration::from_secs(60), || {
+        running.log().contains("assigned 1 partitions")
+    });
+    let topic = format!("{prefix}_later");
+    create_topic(brokers, &topic, 1);
+    let created = Instant::now();
+    produce(brokers, &topic, &numbered(10, 1));
+    running.wait_for_lines(&out, 10, Duration::from_secs(60));
+    let took = created.elapsed();
+    stop(&mut running);
+    eprintln!("a topic created mid-run under a pattern: records in {took:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "records of the new topic came after {took:?}"
+    );
+    assert_eq!(ids(&out).len(), 10);
+}

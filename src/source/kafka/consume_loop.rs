@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::batcher::{Batcher, Finished, Message};
 use super::commit::{store_delivered, Delivered};
+use super::options::ASSIGNMENT_PATIENCE;
 use super::partitions::{PartitionTable, Partitions};
 use super::rebalance::GroupContext;
 use crate::ack::Ack;
@@ -46,6 +47,8 @@ pub(super) struct ConsumeLoop<'a> {
     /// One shared `SourceInfo` per partition, so batches do not allocate it.
     pub(super) sources: HashMap<String, HashMap<i32, Arc<SourceInfo>>>,
     pub(super) until_end: bool,
+    /// Said once if no assignment comes within [`ASSIGNMENT_PATIENCE`].
+    pub(super) waiting_note: String,
 }
 
 /// The ack of a batch: once the sink has written it, notes it delivered in
@@ -104,6 +107,11 @@ impl ConsumeLoop<'_> {
         // Polling this stream runs the rebalance callbacks, which block;
         // see `rebalance` for how they keep off the worker.
         let mut stream = consumer.stream();
+        // A restarted member's group may wait out the session of the
+        // member it replaces, silently: say so once.
+        let patience = tokio::time::sleep(ASSIGNMENT_PATIENCE);
+        tokio::pin!(patience);
+        let mut patient = true;
         loop {
             if self.until_end && self.partitions().all_at_end() {
                 tracing::info!("every assigned partition is read to its end (--until-end)");
@@ -117,6 +125,13 @@ impl ConsumeLoop<'_> {
                     continue;
                 }
                 _ = changed.notified() => continue,
+                _ = &mut patience, if patient => {
+                    patient = false;
+                    if !self.partitions().joined() {
+                        tracing::warn!("{}", self.waiting_note);
+                    }
+                    continue;
+                }
                 next = stream.next() => next,
             };
             // A burst: take every message ready now, sending full batches

@@ -113,6 +113,11 @@ impl Partitions {
         self.last_epoch
     }
 
+    /// True once the group gave this consumer an assignment (maybe empty).
+    pub(crate) fn joined(&self) -> bool {
+        self.joined
+    }
+
     /// An eager rebalance revoked everything and a new assignment is on its
     /// way: until it comes, `--until-end` must not take "no partitions"
     /// for "every partition read".

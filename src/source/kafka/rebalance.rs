@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::Statistics;
 use tokio::sync::Notify;
 
@@ -31,6 +32,7 @@ use super::commit::{commit_offsets, describe_list};
 use super::options::OffsetReset;
 use super::partition_span;
 use super::partitions::PartitionTable;
+use super::start::Placer;
 use crate::kafka::{self, client_context_via_log, ClientLog, QUERY_TIMEOUT};
 
 /// The consumer's context: logs, statistics, and the rebalance callbacks
@@ -44,6 +46,8 @@ pub(super) struct GroupContext {
     /// Woken after an assignment, so the read loop re-checks `--until-end`
     /// for an assignment that has nothing to read.
     pub(super) changed: Arc<Notify>,
+    /// `--from`, `--from-timestamp`: where newly assigned partitions start.
+    pub(super) start: Placer,
 }
 
 /// How long the revoke callback waits for the revoked partitions' batches
@@ -107,7 +111,12 @@ impl GroupContext {
             if let Some(committed) = committed {
                 partitions.committed(topic, partition, committed);
             }
-            let start = start_offset(committed, low, end, reset);
+            // Placed by --from or --from-timestamp, else where the group is.
+            let start = match element.offset() {
+                Offset::Offset(placed) => placed.clamp(low, end),
+                Offset::End => end,
+                _ => start_offset(committed, low, end, reset),
+            };
             tracing::debug!("reading from {start} to end offset {end}");
             partitions.set_end(topic, partition, start, end);
         }
@@ -207,6 +216,51 @@ fn pairs(list: &TopicPartitionList) -> Vec<(String, i32)> {
 }
 
 impl ConsumerContext for GroupContext {
+    /// rdkafka's own rebalance, with the start offsets of newly assigned
+    /// partitions placed in the list before it is assigned.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let outcome = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                off_worker(|| self.start.place(consumer, list));
+                self.pre_rebalance(consumer, &Rebalance::Assign(list));
+                let assigned = if cooperative {
+                    consumer.incremental_assign(list)
+                } else {
+                    consumer.assign(list)
+                };
+                self.post_rebalance(consumer, &Rebalance::Assign(list));
+                assigned
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(consumer, &Rebalance::Revoke(list));
+                let revoked = if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                };
+                self.post_rebalance(consumer, &Rebalance::Revoke(list));
+                revoked
+            }
+            other => {
+                let error = KafkaError::Rebalance(other.into());
+                self.pre_rebalance(consumer, &Rebalance::Error(error));
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = outcome {
+            crate::warn_limited!("rebalance failed: {}", kafka::describe(&error));
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(list) => self.revoked(consumer, list),
