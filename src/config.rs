@@ -437,6 +437,53 @@ mod tests {
     }
 
     #[test]
+    fn kafka_membership_start_tombstones_and_stats() {
+        let options = kafka_options(&["kafka", "-t", "a"]);
+        assert_eq!(options.instance_id, None);
+        assert!(options.start.is_committed());
+        assert!(!options.keep_tombstones);
+        let options = kafka_options(&[
+            "-v",
+            "kafka",
+            "-t",
+            "a",
+            "--instance-id",
+            "host-1",
+            "--from",
+            "a:1:5",
+            "--from",
+            "b:0:0",
+            "--from-timestamp",
+            "2024-05-01T00:00:00Z",
+            "--keep-tombstones",
+            "--stats-interval",
+            "2s",
+        ]);
+        assert_eq!(options.instance_id.as_deref(), Some("host-1"));
+        let starts: Vec<_> = options
+            .start
+            .offsets
+            .iter()
+            .map(|o| (o.topic.as_str(), o.partition, o.offset))
+            .collect();
+        assert_eq!(starts, [("a", 1, 5), ("b", 0, 0)]);
+        assert_eq!(options.start.timestamp, Some(1_714_521_600_000));
+        assert!(options.keep_tombstones);
+        assert_eq!(
+            options.stats,
+            Some(StatsLine {
+                every: Duration::from_secs(2),
+                as_log: true
+            })
+        );
+        let quiet = kafka_options(&["-q", "-v", "kafka", "-t", "a"]);
+        assert_eq!(quiet.stats, None, "never with -q");
+        let off = kafka_options(&["-v", "kafka", "-t", "a", "--stats-interval", "0"]);
+        assert_eq!(off.stats, None);
+        assert!(parse(&["kafka", "-t", "a", "--from", "a:1"]).is_err());
+    }
+
+    #[test]
     fn brokers_default_to_localhost_and_are_global() {
         // STREAMER_BROKERS from the environment would change the default;
         // the explicit flag is tested instead of relying on its absence.

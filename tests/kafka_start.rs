@@ -97,7 +97,9 @@ fn from_timestamp_starts_at_the_first_message_at_or_after_it() {
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(ids(&records), [20, 22, 24, 26, 28]);
     assert!(
-        stderr_of(&output).contains(&format!("{topic}/1: starting at End (--from-timestamp)")),
+        stderr_of(&output).contains(&format!(
+            "{topic}/1: starting at its end (no message at or after --from-timestamp)"
+        )),
         "{}",
         stderr_of(&output)
     );

@@ -105,9 +105,15 @@ impl Placer {
                     };
                     let (topic, partition) = (element.topic(), element.partition());
                     let _ = assigned.set_partition_offset(topic, partition, offset);
-                    tracing::info!(
-                        "{topic}/{partition}: starting at {offset:?} (--from-timestamp)"
-                    );
+                    match offset {
+                        Offset::Offset(offset) => tracing::info!(
+                            "{topic}/{partition}: starting at offset {offset} (--from-timestamp)"
+                        ),
+                        _ => tracing::info!(
+                            "{topic}/{partition}: starting at its end \
+                             (no message at or after --from-timestamp)"
+                        ),
+                    }
                 }
             }
             Err(error) => {
