@@ -369,7 +369,7 @@ impl PartitionTable {
     }
 
     /// The lag of every partition assigned now, by topic and partition. The
-    /// high watermark comes from the client's statistics (every 5 s, or
+    /// high watermark comes from the client's statistics (every second, or
     /// `-X statistics.interval.ms`), so it lags by up to that interval.
     pub fn snapshot(&self) -> Vec<PartitionLag> {
         self.lock().lag()
