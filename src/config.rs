@@ -10,13 +10,14 @@
 mod security;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::codec::DecodeOptions;
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
 use crate::sink::{OutputFormat, OutputPlan, WriteMode};
-use crate::source::{check_tcp_budget, FileOptions, KafkaOptions, TcpOptions};
+use crate::source::{check_tcp_budget, FileOptions, KafkaOptions, StartAt, StatsLine, TcpOptions};
 
 /// Everything one command-line run needs, checked.
 #[derive(Debug)]
@@ -246,6 +247,17 @@ fn output(global: &GlobalArgs) -> Output {
     }
 }
 
+/// The Kafka source's stats line: every `every` (0: never), with `-v` as
+/// a log line, or printed when stderr is a terminal; never with `-q`.
+fn stats_line(global: &GlobalArgs, every: Duration) -> Option<StatsLine> {
+    use std::io::IsTerminal;
+    let wanted = global.verbose > 0 || std::io::stderr().is_terminal();
+    (wanted && !global.quiet && !every.is_zero()).then_some(StatsLine {
+        every,
+        as_log: global.verbose > 0,
+    })
+}
+
 /// The Kafka clients' brokers and settings.
 fn kafka_config(global: &GlobalArgs) -> KafkaConfig {
     KafkaConfig {
@@ -303,6 +315,13 @@ fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
             delimiter: args.csv.delimiter,
             header: !args.csv.no_header,
             origin: global.origin,
+            instance_id: args.instance_id,
+            start: StartAt {
+                offsets: args.from,
+                timestamp: args.from_timestamp,
+            },
+            keep_tombstones: args.keep_tombstones,
+            stats: stats_line(global, args.stats_interval),
         }),
     }
 }
@@ -424,6 +443,53 @@ mod tests {
         assert_eq!(options.delimiter, b';');
         assert!(options.origin);
         assert!(parse(&["kafka", "-t", "a", "--offset-reset", "middle"]).is_err());
+    }
+
+    #[test]
+    fn kafka_membership_start_tombstones_and_stats() {
+        let options = kafka_options(&["kafka", "-t", "a"]);
+        assert_eq!(options.instance_id, None);
+        assert!(options.start.is_committed());
+        assert!(!options.keep_tombstones);
+        let options = kafka_options(&[
+            "-v",
+            "kafka",
+            "-t",
+            "a",
+            "--instance-id",
+            "host-1",
+            "--from",
+            "a:1:5",
+            "--from",
+            "b:0:0",
+            "--from-timestamp",
+            "2024-05-01T00:00:00Z",
+            "--keep-tombstones",
+            "--stats-interval",
+            "2s",
+        ]);
+        assert_eq!(options.instance_id.as_deref(), Some("host-1"));
+        let starts: Vec<_> = options
+            .start
+            .offsets
+            .iter()
+            .map(|o| (o.topic.as_str(), o.partition, o.offset))
+            .collect();
+        assert_eq!(starts, [("a", 1, 5), ("b", 0, 0)]);
+        assert_eq!(options.start.timestamp, Some(1_714_521_600_000));
+        assert!(options.keep_tombstones);
+        assert_eq!(
+            options.stats,
+            Some(StatsLine {
+                every: Duration::from_secs(2),
+                as_log: true
+            })
+        );
+        let quiet = kafka_options(&["-q", "-v", "kafka", "-t", "a"]);
+        assert_eq!(quiet.stats, None, "never with -q");
+        let off = kafka_options(&["-v", "kafka", "-t", "a", "--stats-interval", "0"]);
+        assert_eq!(off.stats, None);
+        assert!(parse(&["kafka", "-t", "a", "--from", "a:1"]).is_err());
     }
 
     #[test]

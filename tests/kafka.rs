@@ -592,6 +592,10 @@ async fn a_full_pipeline_stops_the_consumer() {
         delimiter: b',',
         header: true,
         origin: false,
+        instance_id: None,
+        start: streamer::source::StartAt::default(),
+        keep_tombstones: false,
+        stats: None,
     })
     .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);

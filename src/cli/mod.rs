@@ -19,7 +19,8 @@ use crate::codec::{Format, Framing};
 use crate::kafka::parse_setting;
 use crate::pipeline::{OnError, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_RECORDS};
 use crate::sink::OutputFormat;
-use crate::source::{FileOptions, OffsetReset};
+use crate::source::kafka::PartitionOffset;
+use crate::source::{parse_from, parse_timestamp, FileOptions, OffsetReset};
 
 /// The file source's defaults, as `--help` shows them: stated once, by
 /// [`FileOptions::default`], which library users build on too.
@@ -164,6 +165,21 @@ pub struct KafkaArgs {
     pub format: Format,
     #[command(flatten)]
     pub csv: CsvArgs,
+    /// Static group membership (group.instance.id): a member restarted with the same ID gets its partitions back at once, without waiting out its session.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
+    /// Start each partition at its first message at or after TIME (RFC 3339, or epoch milliseconds), over the group's committed offsets, on this run's first assignment of it; later runs resume from the commits.
+    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
+    pub from_timestamp: Option<i64>,
+    /// Start TOPIC's PARTITION at OFFSET on this run's first assignment of it, over the committed offset (and --from-timestamp); repeatable.
+    #[arg(long = "from", value_name = "TOPIC:PARTITION:OFFSET", value_parser = parse_from)]
+    pub from: Vec<PartitionOffset>,
+    /// Pass a message without a value (a tombstone), or with an empty one, through as {"_key":KEY,"_value":null} (or ""), instead of rejecting it.
+    #[arg(long)]
+    pub keep_tombstones: bool,
+    /// With -v, or when stderr is a terminal: a stats line (rate, lag and committed offset per partition) this often; 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
 }
 
 /// `streamer file`.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::dead_letter::DeadLetter;
 use crate::error::{Error, Result};
-use crate::record::Location;
+use crate::record::{Location, SourceInfo};
 
 /// What to do with a record that cannot be decoded (`--on-error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -26,6 +26,18 @@ pub enum OnError {
     Skip,
     /// Stop the run at the first one, with its location and reason.
     Stop,
+}
+
+/// A Kafka message that stops the run stays uncommitted, so the next run
+/// would stop at it again: say how to start past it.
+fn with_skip_hint(location: Location<'_>, reason: &str) -> String {
+    match location.source {
+        SourceInfo::Kafka { topic, partition } => format!(
+            "{reason}; to skip it, run again with --from {topic}:{partition}:{}",
+            location.pos + 1
+        ),
+        _ => reason.to_string(),
+    }
 }
 
 /// Warnings printed before the rest are only counted, so a file of bad
@@ -73,7 +85,7 @@ impl Rejects {
         match self.policy {
             OnError::Stop => Err(Error::Rejected {
                 location: location.to_string(),
-                reason: reason.to_string(),
+                reason: with_skip_hint(location, reason),
             }),
             OnError::Skip => {
                 if seen <= MAX_WARNINGS {

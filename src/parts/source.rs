@@ -113,6 +113,12 @@ impl RawSender {
         sent.map_err(|_| Closed)
     }
 
+    /// The run's counters (records read, written), for a source that
+    /// reports its progress.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
     /// Counts records the source read but rejected itself, so never sends:
     /// they are read all the same (`read` = written + rejected).
     pub fn count_unsent(&self, records: u64) {

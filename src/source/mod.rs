@@ -11,7 +11,9 @@ pub mod tcp;
 
 pub use self::file::{FileOptions, FileSource};
 pub use self::input::InputReader;
-pub use self::kafka::{KafkaOptions, KafkaSource, OffsetReset};
+pub use self::kafka::{
+    parse_from, parse_timestamp, KafkaOptions, KafkaSource, OffsetReset, StartAt, StatsLine,
+};
 pub use self::tcp::{check_tcp_budget, TcpOptions, TcpSource};
 
 /// What a source is and is given; defined in [`crate::parts`], named here

@@ -3,14 +3,13 @@
 //! `--origin`) each message's key, timestamp and headers kept for its
 //! `_origin`.
 
-use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
+use super::origin::{write_origin_extra, write_tombstone};
 use crate::codec::csv_assembler::{push_row, trim_line_ends};
 use crate::codec::csv_stream::ends_in_quote;
 use crate::codec::{CsvAssembler, Format, Naming, Taken};
 use crate::error::Result;
-use crate::json;
 use crate::parts::Rejects;
 use crate::record::{Content, Location, RawBatch, SourceInfo};
 
@@ -38,6 +37,9 @@ pub(super) struct ValueFormat {
     pub header: bool,
     /// Keep key, timestamp and headers for `_origin`.
     pub origin: bool,
+    /// `--keep-tombstones`: no value, or an empty one where a record needs
+    /// one, is a `{"_key":..,"_value":..}` record, not a rejection.
+    pub keep_tombstones: bool,
 }
 
 /// A batch of one partition's messages, ready to send once the caller has
@@ -160,7 +162,16 @@ impl Batcher {
         if self.format.origin {
             write_origin_extra(&mut self.extra, message);
         }
+        let empty = message
+            .payload
+            .is_some_and(|value| value.trim_ascii().is_empty());
         let result = match message.payload {
+            _ if self.format.keep_tombstones
+                && (message.payload.is_none() || empty && self.format.format != Format::Lines) =>
+            {
+                self.push_tombstone(message);
+                Ok(())
+            }
             None => self.reject(message, b"", "message has no value (a tombstone)", rejects),
             Some(value) => match self.format.format {
                 // The decode stage skips blank JSON lines (right for a file);
@@ -173,6 +184,9 @@ impl Batcher {
                     Ok(())
                 }
                 Format::Lines => {
+                    // After a kept tombstone (a JSON record) the batch
+                    // decodes as lines again.
+                    self.use_decode(Content::Lines);
                     let line = value.strip_suffix(b"\n").unwrap_or(value);
                     self.push_one(line, message.offset);
                     Ok(())
@@ -200,6 +214,15 @@ impl Batcher {
             Format::Lines => Content::Lines,
             Format::Csv => Content::CsvNumbered,
         }
+    }
+
+    /// `--keep-tombstones`: the message's key and null (or empty) value
+    /// as a JSON record, whatever the format of the other values.
+    fn push_tombstone(&mut self, message: &Message<'_>) {
+        self.use_decode(Content::Jsonl);
+        let mut record = Vec::with_capacity(32);
+        write_tombstone(&mut record, message);
+        self.push_one(&record, message.offset);
     }
 
     fn push_one(&mut self, value: &[u8], offset: i64) {
@@ -362,66 +385,6 @@ const EMPTY_JSON: &str = "empty message value (not a JSON object)";
 /// Why a value without any CSV row is rejected under `--format csv`.
 const EMPTY_CSV: &str = "empty message value (no CSV row)";
 
-/// `,"key":...,"timestamp":...,"headers":{...}` for a message's `_origin`.
-fn write_origin_extra(out: &mut Vec<u8>, message: &Message<'_>) {
-    out.extend_from_slice(b",\"key\":");
-    match message.key {
-        Some(key) => json::write_lossy_str(out, key),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"timestamp\":");
-    match message.timestamp {
-        Some(millis) => json::write_int(out, millis),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"headers\":");
-    write_headers(out, &message.headers);
-}
-
-/// A message's headers as one JSON object: a name that appears once maps
-/// to its value (a string, or null), a name repeated maps to the list of
-/// its values in order, so no value is lost and no key repeats.
-fn write_headers(out: &mut Vec<u8>, headers: &[(&str, Option<&[u8]>)]) {
-    let write_value = |out: &mut Vec<u8>, value: &Option<&[u8]>| match value {
-        Some(value) => json::write_lossy_str(out, value),
-        None => out.extend_from_slice(b"null"),
-    };
-    // Grouped by name, in the order each name first appears; a map keeps
-    // the grouping linear in the number of headers.
-    let mut groups: Vec<(&str, Vec<&Option<&[u8]>>)> = Vec::with_capacity(headers.len());
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    for (name, value) in headers {
-        match index.entry(name) {
-            Entry::Occupied(entry) => groups[*entry.get()].1.push(value),
-            Entry::Vacant(entry) => {
-                entry.insert(groups.len());
-                groups.push((name, vec![value]));
-            }
-        }
-    }
-    out.push(b'{');
-    for (number, (name, values)) in groups.iter().enumerate() {
-        if number > 0 {
-            out.push(b',');
-        }
-        json::write_lossy_str(out, name.as_bytes());
-        out.push(b':');
-        if let [value] = values.as_slice() {
-            write_value(out, value);
-            continue;
-        }
-        out.push(b'[');
-        for (position, value) in values.iter().enumerate() {
-            if position > 0 {
-                out.push(b',');
-            }
-            write_value(out, value);
-        }
-        out.push(b']');
-    }
-    out.push(b'}');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +398,7 @@ mod tests {
             delimiter: b',',
             header,
             origin,
+            keep_tombstones: false,
         };
         Batcher::new(format, batch_records, 1 << 20)
     }
@@ -523,8 +487,40 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "t/0@9: message has no value (a tombstone)"
+            "t/0@9: message has no value (a tombstone); \
+             to skip it, run again with --from t:0:10"
         );
+    }
+
+    #[test]
+    fn kept_tombstones_and_empty_values_are_key_value_records() {
+        for format in [Format::Jsonl, Format::Csv, Format::Lines] {
+            let rejects = Rejects::skip();
+            let mut b = batcher(format, true, false, 100);
+            b.format.keep_tombstones = true;
+            let mut tombstone = message(0, 1, None);
+            tombstone.key = Some(b"k1");
+            b.add(&tombstone, info(0), &rejects).unwrap();
+            let mut empty = message(0, 2, Some(b""));
+            empty.key = Some(b"k2");
+            b.add(&empty, info(0), &rejects).unwrap();
+            let lines: Vec<String> = b
+                .take_all()
+                .iter()
+                .flat_map(|f| decoded(f, false))
+                .collect();
+            let empty_record = if format == Format::Lines {
+                r#"{"message":""}"#
+            } else {
+                r#"{"_key":"k2","_value":""}"#
+            };
+            assert_eq!(
+                lines,
+                [r#"{"_key":"k1","_value":null}"#, empty_record],
+                "{format:?}"
+            );
+            assert_eq!(rejects.count(), 0);
+        }
     }
 
     #[test]

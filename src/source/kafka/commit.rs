@@ -23,8 +23,10 @@ pub(super) struct Delivered {
 }
 
 /// Stores the offset of a written batch in librdkafka, which commits it
-/// with the next automatic commit. Not for a partition revoked (or
-/// re-assigned) since the batch was read: its epoch no longer matches.
+/// with the next automatic commit. The batch's ack already moved the
+/// table's delivered offset (see [`super::consume_loop`]); not for a
+/// partition revoked (or re-assigned) since the batch was read: its epoch
+/// no longer matches.
 pub(super) fn store_delivered<C: Consumer<GroupContext>>(
     consumer: &C,
     table: &PartitionTable,
@@ -33,10 +35,7 @@ pub(super) fn store_delivered<C: Consumer<GroupContext>>(
     let SourceInfo::Kafka { topic, partition } = &*delivered.source else {
         return;
     };
-    if !table
-        .lock()
-        .deliver(topic, *partition, delivered.epoch, delivered.next_offset)
-    {
+    if table.lock().epoch(topic, *partition) != Some(delivered.epoch) {
         return;
     }
     let mut list = TopicPartitionList::new();
@@ -79,6 +78,13 @@ pub(super) fn commit_offsets<C: Consumer<GroupContext>>(
     }
     let list = offsets_list(offsets);
     let described = describe_offsets(offsets);
+    // Stored too: librdkafka commits its stored offsets itself when the
+    // partitions are unassigned, right after the revoke callback, and an
+    // older stored offset (the read loop stores them, and it is blocked in
+    // the callback) would overwrite this commit.
+    if let Err(error) = consumer.store_offsets(&list) {
+        tracing::debug!("cannot store {described}: {}", kafka::describe(&error));
+    }
     match consumer.commit(&list, CommitMode::Sync) {
         Ok(()) => {
             let mut partitions = table.lock();

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::batcher::{Batcher, Finished, Message};
 use super::commit::{store_delivered, Delivered};
+use super::options::ASSIGNMENT_PATIENCE;
 use super::partitions::{PartitionTable, Partitions};
 use super::rebalance::GroupContext;
 use super::unreadable::{is_unreadable, Unreadable};
@@ -49,18 +50,27 @@ pub(super) struct ConsumeLoop<'a> {
     pub(super) until_end: bool,
     /// Messages fetched but not readable, in a row.
     pub(super) unreadable: Unreadable,
+    /// Said once if no assignment comes within [`ASSIGNMENT_PATIENCE`].
+    pub(super) waiting_note: String,
 }
 
-/// The ack of a batch: once the sink has written it, tells the read loop
-/// (through `acks`) that its partition may be committed up to `next_offset`.
+/// The ack of a batch: once the sink has written it, notes it delivered in
+/// the partition table (where a revoke callback may be waiting for it,
+/// while the read loop is blocked in that callback) and tells the read
+/// loop (through `acks`) to store the offset for the automatic commit.
 fn ack_for(
     acks: &mpsc::UnboundedSender<Delivered>,
+    table: &PartitionTable,
     source: Arc<SourceInfo>,
     epoch: u64,
     next_offset: i64,
 ) -> Ack {
     let acks = acks.clone();
+    let table = table.clone();
     Ack::new(move || {
+        if let SourceInfo::Kafka { topic, partition } = &*source {
+            table.deliver(topic, *partition, epoch, next_offset);
+        }
         // The receiver is gone only once the source has ended.
         let _ = acks.send(Delivered {
             source,
@@ -100,6 +110,11 @@ impl ConsumeLoop<'_> {
         // Polling this stream runs the rebalance callbacks, which block;
         // see `rebalance` for how they keep off the worker.
         let mut stream = consumer.stream();
+        // A restarted member's group may wait out the session of the
+        // member it replaces, silently: say so once.
+        let patience = tokio::time::sleep(ASSIGNMENT_PATIENCE);
+        tokio::pin!(patience);
+        let mut patient = true;
         loop {
             if self.until_end && self.partitions().all_at_end() {
                 tracing::info!("every assigned partition is read to its end (--until-end)");
@@ -113,6 +128,13 @@ impl ConsumeLoop<'_> {
                     continue;
                 }
                 _ = changed.notified() => continue,
+                _ = &mut patience, if patient => {
+                    patient = false;
+                    if !self.partitions().joined() {
+                        tracing::warn!("{}", self.waiting_note);
+                    }
+                    continue;
+                }
                 next = stream.next() => next,
             };
             // A burst: take every message ready now, sending full batches
@@ -252,6 +274,10 @@ impl ConsumeLoop<'_> {
 
     /// Sends finished batches in order, each with an ack that reports its
     /// partition's next offset back here once the sink has written it.
+    /// A batch of a partition revoked since it was started is dropped
+    /// unsent: none of it is committed, so whoever owns the partition now
+    /// reads it from the committed offset; sending it would only output
+    /// those records twice.
     async fn send_batches(&mut self, batches: Vec<Finished>) -> Result<(), Closed> {
         for finished in batches {
             let Finished {
@@ -260,10 +286,25 @@ impl ConsumeLoop<'_> {
                 next_offset,
             } = finished;
             if let SourceInfo::Kafka { topic, partition } = &*batch.source {
-                self.partitions()
-                    .read(topic, *partition, epoch, next_offset);
+                let mut partitions = self.partitions();
+                if partitions.epoch(topic, *partition) != Some(epoch) {
+                    let _span = super::partition_span(topic, *partition).entered();
+                    tracing::debug!(
+                        "{} records read before the partition was revoked dropped unsent \
+                         (not committed: its next owner reads them)",
+                        batch.len()
+                    );
+                    continue;
+                }
+                partitions.read(topic, *partition, epoch, next_offset);
             }
-            let ack = ack_for(&self.acks_tx, batch.source.clone(), epoch, next_offset);
+            let ack = ack_for(
+                &self.acks_tx,
+                self.table,
+                batch.source.clone(),
+                epoch,
+                next_offset,
+            );
             batch.acks.push(ack);
             self.send(batch).await?;
         }
@@ -302,15 +343,22 @@ mod tests {
             topic: "t".into(),
             partition: 2,
         });
-        let ack = ack_for(&tx, source.clone(), 4, 17);
+        let table = PartitionTable::default();
+        let epoch = table.lock().assign([("t", 2)]);
+        table.lock().read("t", 2, epoch, 17);
+        let ack = ack_for(&tx, &table, source.clone(), epoch, 17);
         assert!(rx.try_recv().is_err(), "nothing before the sink wrote it");
         let mut acks = crate::ack::Acks::none();
         acks.push(ack);
         acks.deliver();
         let delivered = rx.try_recv().expect("an ack once delivered");
         assert!(Arc::ptr_eq(&delivered.source, &source));
-        assert_eq!((delivered.epoch, delivered.next_offset), (4, 17));
+        assert_eq!((delivered.epoch, delivered.next_offset), (epoch, 17));
         assert!(rx.try_recv().is_err(), "exactly one");
+        assert!(
+            table.wait_written(&[("t".into(), 2)], std::time::Duration::ZERO),
+            "the table knows it written without the read loop"
+        );
     }
 
     #[test]
@@ -320,7 +368,7 @@ mod tests {
             topic: "t".into(),
             partition: 0,
         });
-        let ack = ack_for(&tx, source, 1, 1);
+        let ack = ack_for(&tx, &PartitionTable::default(), source, 1, 1);
         drop(rx);
         let mut acks = crate::ack::Acks::none();
         acks.push(ack);

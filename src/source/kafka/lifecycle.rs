@@ -14,7 +14,7 @@ use super::commit::{commit_delivered, store_delivered};
 use super::consume_loop::ConsumeLoop;
 use super::partitions::PartitionLag;
 use super::startup::wait_for_topics;
-use super::{partition_span, topic_watch, KafkaSource};
+use super::{partition_span, progress, topic_watch, KafkaSource};
 use crate::error::{Error, Result};
 use crate::kafka;
 use crate::parts::SourceContext;
@@ -61,7 +61,11 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
         delimiter: options.delimiter,
         header: options.header,
         origin: options.origin,
+        keep_tombstones: options.keep_tombstones,
     };
+    let reporter = options.stats.map(|line| {
+        tokio::spawn(progress::report(table.clone(), out.stats(), line).in_current_span())
+    });
     let mut reader = ConsumeLoop {
         consumer: &consumer,
         table: &table,
@@ -73,10 +77,14 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
         sources: HashMap::new(),
         until_end: options.until_end,
         unreadable: Default::default(),
+        waiting_note: options.waiting_note(),
     };
     let watcher = tokio::spawn(topic_watch::watch(consumer.clone(), named).in_current_span());
     let result = reader.read(&shutdown, &changed).await;
     watcher.abort();
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
     let ConsumeLoop {
         out,
         acks_tx,
@@ -91,12 +99,19 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
     while let Some(delivered) = acks.recv().await {
         store_delivered(&*consumer, &table, delivered);
     }
+    // A batch dropped unwritten (the run failing downstream) never acks:
+    // leaving the group must not wait for it.
+    table.drained();
     let committer = consumer.clone();
     let partitions = table.clone();
     let committed = {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            span.in_scope(|| commit_delivered(&*committer, &partitions, "final"))
+            span.in_scope(|| {
+                commit_delivered(&*committer, &partitions, "final");
+                // The lag said below needs them.
+                progress::fill_watermarks(&committer, &partitions);
+            })
         })
     };
     if tokio::time::timeout(CLOSE_TIMEOUT, committed)

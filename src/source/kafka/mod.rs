@@ -23,7 +23,11 @@
 //!   how their blocking work keeps off the tokio workers);
 //! - `partitions`: the partition table;
 //! - `batcher`: messages into per-partition batches;
-//! - `topic_watch`: named topics deleted mid-run.
+//! - `topic_watch`: named topics deleted mid-run;
+//! - `start`: `--from` and `--from-timestamp`, placed on assignment;
+//! - `origin`: a message's key, timestamp and headers as JSON, and
+//!   `--keep-tombstones` records;
+//! - `progress`: the stats line while it runs, the watermarks at the end.
 //!
 //! Log lines of the source are in a `kafka_source` span, and those about
 //! one partition in a `partition{topic, partition}` span within it.
@@ -33,8 +37,11 @@ mod commit;
 mod consume_loop;
 mod lifecycle;
 mod options;
+mod origin;
 mod partitions;
+mod progress;
 mod rebalance;
+mod start;
 mod startup;
 mod topic_watch;
 mod unreadable;
@@ -47,8 +54,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use self::options::{KafkaOptions, OffsetReset};
+pub use self::options::{KafkaOptions, OffsetReset, StatsLine};
 pub use self::partitions::{PartitionLag, PartitionOffset, PartitionTable};
+pub use self::start::{parse_from, parse_timestamp, StartAt};
 
 use self::rebalance::GroupContext;
 use crate::error::Result;
@@ -80,6 +88,7 @@ impl KafkaSource {
             partitions: table.clone(),
             until_end: options.until_end.then_some(options.offset_reset),
             changed: changed.clone(),
+            start: start::Placer::new(options.start.clone()),
         };
         let consumer: StreamConsumer<GroupContext> = config
             .create_with_context(context)
@@ -150,6 +159,10 @@ mod tests {
             delimiter: b',',
             header: true,
             origin: false,
+            instance_id: None,
+            start: StartAt::default(),
+            keep_tombstones: false,
+            stats: None,
         };
         let error = KafkaSource::new(options(
             vec![("no.such.setting".into(), "1".into())],

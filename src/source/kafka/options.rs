@@ -2,9 +2,29 @@
 //! made on it before any client exists, and the consumer settings that
 //! differ from librdkafka's defaults.
 
+use std::time::Duration;
+
+use super::start::StartAt;
 use crate::codec::Format;
 use crate::error::{Error, Result};
 use crate::kafka::{self, KafkaConfig};
+
+/// How long a consumer waits for its first assignment before saying why
+/// it may be waiting (a dead member's session still holding partitions).
+pub(super) const ASSIGNMENT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// librdkafka's `session.timeout.ms` default, for the waiting note.
+const DEFAULT_SESSION_TIMEOUT_MS: &str = "45000";
+
+/// The periodic stats line (`--stats-interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsLine {
+    /// How often.
+    pub every: Duration,
+    /// As an info log line (`-v`), else printed to stderr as it is (a
+    /// terminal without `-v`).
+    pub as_log: bool,
+}
 
 /// Where a group without committed offsets starts (`--offset-reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -48,6 +68,17 @@ pub struct KafkaOptions {
     pub header: bool,
     /// Keep each message's key, timestamp and headers for `_origin`.
     pub origin: bool,
+    /// `--instance-id`: static membership (`group.instance.id`).
+    pub instance_id: Option<String>,
+    /// `--from`, `--from-timestamp`: where this run starts, over the
+    /// group's committed offsets.
+    pub start: StartAt,
+    /// `--keep-tombstones`: a message without a value, or with an empty
+    /// one where a record needs one, becomes `{"_key":..,"_value":null}`
+    /// (or `""`) instead of a rejection.
+    pub keep_tombstones: bool,
+    /// The stats line while it runs, if wanted.
+    pub stats: Option<StatsLine>,
 }
 
 impl KafkaOptions {
@@ -88,11 +119,31 @@ impl KafkaOptions {
         Ok(())
     }
 
+    /// The line said once when no partition comes for a while.
+    pub(super) fn waiting_note(&self) -> String {
+        let session = self
+            .config
+            .settings
+            .iter()
+            .rfind(|(key, _)| key == "session.timeout.ms")
+            .map_or(DEFAULT_SESSION_TIMEOUT_MS, |(_, value)| value.as_str());
+        let cure = if self.instance_id.is_some() {
+            "a member restarted with the same --instance-id takes them back at once"
+        } else {
+            "--instance-id avoids this"
+        };
+        format!(
+            "waiting for the group to hand out partitions: a previous member of group {} \
+             may still hold them until its session times out (session.timeout.ms={session}); {cure}",
+            self.group
+        )
+    }
+
     /// The consumer's settings that differ from librdkafka's defaults; `-X`
     /// overrides any of them.
     pub(super) fn consumer_defaults(&self) -> Vec<(&str, &str)> {
-        vec![
-            ("group.id", &self.group),
+        let mut defaults: Vec<(&str, &str)> = vec![
+            ("group.id", self.group.as_str()),
             ("auto.offset.reset", self.offset_reset.as_str()),
             ("enable.auto.commit", "true"),
             ("auto.commit.interval.ms", "1000"),
@@ -112,9 +163,19 @@ impl KafkaOptions {
             // Once the prefetch is full, librdkafka waits this long before
             // fetching again (1 s by default, which stalls a fast pipeline).
             ("fetch.queue.backoff.ms", "10"),
-            // Statistics carry the high watermarks that the lag figure needs.
-            ("statistics.interval.ms", "5000"),
-        ]
+            // Statistics carry the high watermarks that the lag figure
+            // needs: every second, so a short run knows them too.
+            ("statistics.interval.ms", "1000"),
+        ];
+        if let Some(id) = &self.instance_id {
+            defaults.push(("group.instance.id", id));
+        }
+        // A pattern sees a new matching topic at the next metadata refresh
+        // (every 5 minutes by default).
+        if self.topics.iter().any(|topic| topic.starts_with('^')) {
+            defaults.push(("topic.metadata.refresh.interval.ms", "5000"));
+        }
+        defaults
     }
 }
 
@@ -136,6 +197,10 @@ mod tests {
             delimiter: b',',
             header: true,
             origin: false,
+            instance_id: None,
+            start: StartAt::default(),
+            keep_tombstones: false,
+            stats: None,
         }
     }
 
@@ -167,6 +232,29 @@ mod tests {
             get(&options, "enable.partition.eof").as_deref(),
             Some("true")
         );
+        assert_eq!(get(&options, "group.instance.id"), None);
+        assert_eq!(get(&options, "topic.metadata.refresh.interval.ms"), None);
+        options.instance_id = Some("host-1".into());
+        options.topics = vec!["^t.*".into()];
+        assert_eq!(
+            get(&options, "group.instance.id").as_deref(),
+            Some("host-1")
+        );
+        assert_eq!(
+            get(&options, "topic.metadata.refresh.interval.ms").as_deref(),
+            Some("5000")
+        );
+    }
+
+    #[test]
+    fn the_waiting_note_names_the_group_and_its_session_timeout() {
+        let mut options = options(&["t"]);
+        assert!(options.waiting_note().contains(
+            "a previous member of group g may still hold them until its session times out \
+             (session.timeout.ms=45000); --instance-id avoids this"
+        ));
+        options.config.settings = vec![("session.timeout.ms".into(), "6000".into())];
+        assert!(options.waiting_note().contains("(session.timeout.ms=6000)"));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! consumer's rebalance callbacks and anyone asking for the lag.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// One partition's state, from its assignment to its revocation. Offsets
 /// are "next offset" positions: the offset after the last message counted.
@@ -73,6 +74,9 @@ pub(crate) struct Partitions {
     /// Whether the group ever gave us an assignment (maybe empty): until
     /// then `--until-end` cannot say it is done.
     joined: bool,
+    /// The run drained its pipeline: no batch is in flight any more, even
+    /// one read but dropped unwritten (so never acknowledged).
+    drained: bool,
     topics: BTreeMap<String, BTreeMap<i32, PartitionState>>,
 }
 
@@ -109,6 +113,11 @@ impl Partitions {
         self.last_epoch
     }
 
+    /// True once the group gave this consumer an assignment (maybe empty).
+    pub(crate) fn joined(&self) -> bool {
+        self.joined
+    }
+
     /// An eager rebalance revoked everything and a new assignment is on its
     /// way: until it comes, `--until-end` must not take "no partitions"
     /// for "every partition read".
@@ -141,6 +150,21 @@ impl Partitions {
             }
         }
         finished
+    }
+
+    /// True while a batch of one of `partitions` (under its current
+    /// assignment) is sent into the pipeline but not yet written.
+    pub(crate) fn in_flight(&self, partitions: &[(String, i32)]) -> bool {
+        !self.drained
+            && partitions.iter().any(|(topic, partition)| {
+                self.get(topic, *partition)
+                    .is_some_and(|state| state.read.is_some() && state.delivered < state.read)
+            })
+    }
+
+    /// The pipeline is drained: nothing in flight is waited for any more.
+    pub(crate) fn drained(&mut self) {
+        self.drained = true;
     }
 
     /// The epoch of the partition's current assignment, if assigned.
@@ -289,17 +313,63 @@ fn uncommitted(state: &PartitionState) -> Option<i64> {
 /// one; it is readable while the source runs (progress lines, metrics).
 /// (Named `ConsumerLag` before, though it is the whole table.)
 #[derive(Debug, Clone, Default)]
-pub struct PartitionTable(pub(crate) Arc<Mutex<Partitions>>);
+pub struct PartitionTable(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    partitions: Mutex<Partitions>,
+    /// Notified whenever a partition's delivered offset moves, for the
+    /// revoke callback waiting for the batches in flight (see
+    /// [`PartitionTable::wait_written`]).
+    written: Condvar,
+}
 
 impl PartitionTable {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Partitions> {
         self.0
+            .partitions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// [`Partitions::deliver`], waking whoever waits in
+    /// [`PartitionTable::wait_written`]. Called by a batch's ack, on the
+    /// sink's side, so that a waiter needs nothing of the read loop.
+    pub(crate) fn deliver(&self, topic: &str, partition: i32, epoch: u64, next: i64) -> bool {
+        let moved = self.lock().deliver(topic, partition, epoch, next);
+        if moved {
+            self.0.written.notify_all();
+        }
+        moved
+    }
+
+    /// [`Partitions::drained`], waking whoever waits.
+    pub(crate) fn drained(&self) {
+        self.lock().drained();
+        self.0.written.notify_all();
+    }
+
+    /// Blocks until no batch of `partitions` is in flight, or `limit`
+    /// passed; true if none is. Blocking: for the rebalance callbacks,
+    /// through `off_worker`.
+    pub(crate) fn wait_written(&self, partitions: &[(String, i32)], limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut guard = self.lock();
+        while guard.in_flight(partitions) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = match self.0.written.wait_timeout(guard, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
+    }
+
     /// The lag of every partition assigned now, by topic and partition. The
-    /// high watermark comes from the client's statistics (every 5 s, or
+    /// high watermark comes from the client's statistics (every second, or
     /// `-X statistics.interval.ms`), so it lags by up to that interval.
     pub fn snapshot(&self) -> Vec<PartitionLag> {
         self.lock().lag()
@@ -405,6 +475,27 @@ mod tests {
         assert!(!parts.all_at_end());
         parts.position("b", 0, 8);
         assert!(parts.all_at_end());
+    }
+
+    #[test]
+    fn a_waiter_for_batches_in_flight_wakes_when_they_are_written() {
+        let table = PartitionTable::default();
+        let epoch = table.lock().assign([("t", 0), ("t", 1)]);
+        table.lock().read("t", 0, epoch, 10);
+        table.lock().read("t", 1, epoch, 4);
+        let zero = [("t".to_string(), 0)];
+        assert!(!table.wait_written(&zero, Duration::from_millis(10)));
+        let acker = table.clone();
+        let ack = std::thread::spawn(move || acker.deliver("t", 0, epoch, 10));
+        assert!(table.wait_written(&zero, Duration::from_secs(10)));
+        assert!(ack.join().unwrap());
+        let one = [("t".to_string(), 1)];
+        assert!(!table.wait_written(&one, Duration::ZERO));
+        table.drained();
+        assert!(
+            table.wait_written(&one, Duration::ZERO),
+            "nothing in flight once drained"
+        );
     }
 
     #[test]

@@ -19,11 +19,12 @@
 //! message, only a thread hand-over per rebalance.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::Statistics;
 use tokio::sync::Notify;
 
@@ -31,6 +32,7 @@ use super::commit::{commit_offsets, describe_list};
 use super::options::OffsetReset;
 use super::partition_span;
 use super::partitions::PartitionTable;
+use super::start::Placer;
 use crate::kafka::{self, client_context_via_log, ClientLog, QUERY_TIMEOUT};
 
 /// The consumer's context: logs, statistics, and the rebalance callbacks
@@ -44,7 +46,14 @@ pub(super) struct GroupContext {
     /// Woken after an assignment, so the read loop re-checks `--until-end`
     /// for an assignment that has nothing to read.
     pub(super) changed: Arc<Notify>,
+    /// `--from`, `--from-timestamp`: where newly assigned partitions start.
+    pub(super) start: Placer,
 }
+
+/// How long the revoke callback waits for the revoked partitions' batches
+/// in flight to be written, so that it can commit them before the
+/// partitions go. Beyond it, a stalled sink would hold the whole group.
+const REVOKE_WAIT: Duration = Duration::from_secs(5);
 
 /// The rebalance callbacks' blocking work (a commit, offset queries) runs
 /// through [`crate::cpu::blocking`]: off the tokio workers.
@@ -102,7 +111,12 @@ impl GroupContext {
             if let Some(committed) = committed {
                 partitions.committed(topic, partition, committed);
             }
-            let start = start_offset(committed, low, end, reset);
+            // Placed by --from or --from-timestamp, else where the group is.
+            let start = match element.offset() {
+                Offset::Offset(placed) => placed.clamp(low, end),
+                Offset::End => end,
+                _ => start_offset(committed, low, end, reset),
+            };
             tracing::debug!("reading from {start} to end offset {end}");
             partitions.set_end(topic, partition, start, end);
         }
@@ -111,32 +125,47 @@ impl GroupContext {
 
     fn revoked(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
         let revoked = pairs(list);
-        let finished = {
-            let mut partitions = self.partitions.lock();
-            let finished = partitions.revoke(revoked.iter().map(|(t, p)| (t.as_str(), *p)));
-            // Eager rebalancing takes every partition away and then
-            // hands out a new assignment; cooperative moves only some.
-            if !matches!(
-                consumer.rebalance_protocol(),
-                RebalanceProtocol::Cooperative
-            ) {
-                partitions.await_assignment();
-            }
-            finished
-        };
         tracing::info!("partitions revoked: {}", describe_list(list));
-        if consumer.assignment_lost() {
+        let lost = consumer.assignment_lost();
+        if lost {
             crate::warn_limited!(
                 "the group dropped this consumer (too slow, or the brokers \
                  were away); records not yet committed will be read again"
             );
-            // The group has moved on to a new generation, so a commit is
-            // refused; made while the coordinator is away, it would also
-            // hold this callback (and so the rejoin) until it came back.
-            return;
         }
         // Synchronous, and before returning: see the module documentation.
-        off_worker(|| commit_offsets(consumer, &self.partitions, &finished, "revoked partitions"));
+        off_worker(|| {
+            // Batches of these partitions still in the pipeline would be
+            // read again by the next owner: let the sink write them first
+            // (their acks reach the table without the read loop, which is
+            // blocked in this callback). Lost partitions are gone already.
+            if !lost && !self.partitions.wait_written(&revoked, REVOKE_WAIT) {
+                tracing::warn!(
+                    "batches of the revoked partitions still not written after {} s; \
+                     their records will be read again by the partitions' next owner",
+                    REVOKE_WAIT.as_secs()
+                );
+            }
+            let finished = {
+                let mut partitions = self.partitions.lock();
+                let finished = partitions.revoke(revoked.iter().map(|(t, p)| (t.as_str(), *p)));
+                // Eager rebalancing takes every partition away and then
+                // hands out a new assignment; cooperative moves only some.
+                if !matches!(
+                    consumer.rebalance_protocol(),
+                    RebalanceProtocol::Cooperative
+                ) {
+                    partitions.await_assignment();
+                }
+                finished
+            };
+            // Lost: the group has moved on to a new generation, so a commit
+            // is refused; made while the coordinator is away, it would also
+            // hold this callback (and so the rejoin) until it came back.
+            if !lost {
+                commit_offsets(consumer, &self.partitions, &finished, "revoked partitions")
+            }
+        });
     }
 
     fn assigned(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
@@ -192,6 +221,51 @@ fn pairs(list: &TopicPartitionList) -> Vec<(String, i32)> {
 }
 
 impl ConsumerContext for GroupContext {
+    /// rdkafka's own rebalance, with the start offsets of newly assigned
+    /// partitions placed in the list before it is assigned.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let outcome = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                off_worker(|| self.start.place(consumer, list));
+                self.pre_rebalance(consumer, &Rebalance::Assign(list));
+                let assigned = if cooperative {
+                    consumer.incremental_assign(list)
+                } else {
+                    consumer.assign(list)
+                };
+                self.post_rebalance(consumer, &Rebalance::Assign(list));
+                assigned
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(consumer, &Rebalance::Revoke(list));
+                let revoked = if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                };
+                self.post_rebalance(consumer, &Rebalance::Revoke(list));
+                revoked
+            }
+            other => {
+                let error = KafkaError::Rebalance(other.into());
+                self.pre_rebalance(consumer, &Rebalance::Error(error));
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = outcome {
+            crate::warn_limited!("rebalance failed: {}", kafka::describe(&error));
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(list) => self.revoked(consumer, list),
@@ -232,7 +306,6 @@ impl ConsumerContext for GroupContext {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
 
     #[test]
     fn reading_starts_at_a_committed_offset_still_in_the_partition() {
