@@ -43,7 +43,7 @@ pub struct KafkaSink {
     producer: Arc<ThreadedProducer<DeliveryContext>>,
     topic: String,
     key_field: Option<String>,
-    brokers: String,
+    config: KafkaConfig,
 }
 
 impl KafkaSink {
@@ -64,39 +64,45 @@ impl KafkaSink {
             producer: Arc::new(producer),
             topic: topic.to_string(),
             key_field,
-            brokers: config.brokers.clone(),
+            config: config.clone(),
         })
     }
 
     /// Fails for a topic that does not exist (and that the brokers will not
-    /// create); only warns when the brokers do not answer yet, since the
-    /// producer keeps retrying. Worth calling before the run: without it, a
-    /// missing topic fails each delivery after librdkafka's metadata wait.
+    /// create: a topic they create on demand is waited for, briefly); only
+    /// warns when the brokers do not answer yet, since the producer keeps
+    /// retrying. Worth calling before the run: without it, a missing topic
+    /// fails each delivery after librdkafka's metadata wait.
     pub async fn check_topic(&self) -> Result<()> {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
+        let config = self.config.clone();
         let check = tokio::task::spawn_blocking(move || {
             let log = &producer.context().log;
-            kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT)
+            match kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT) {
+                TopicCheck::Missing => {
+                    kafka::settle_missing(producer.client(), log, &config, &topic)
+                }
+                check => Ok(check),
+            }
         })
         .await
         .map_err(|e| Error::panicked("the Kafka topic check", e))?;
-        match check {
-            TopicCheck::Missing => Err(Error::Kafka(format!(
-                "topic `{}` does not exist on {} (and the brokers do not create topics)",
-                self.topic, self.brokers
-            ))),
+        match check.map_err(Error::Kafka)? {
             TopicCheck::Permanent(reason) => Err(Error::Kafka(reason)),
             TopicCheck::Unreachable(reason) => {
                 tracing::warn!(
                     "kafka sink: cannot reach the brokers at {} yet ({reason}); \
                      records wait in the producer until they answer",
-                    self.brokers,
+                    self.config.brokers,
                 );
                 Ok(())
             }
             // Not listed yet, or being created: the producer waits for it.
-            TopicCheck::Ready | TopicCheck::Unlisted | TopicCheck::Unsettled(_) => Ok(()),
+            TopicCheck::Ready
+            | TopicCheck::Missing
+            | TopicCheck::Unlisted
+            | TopicCheck::Unsettled(_) => Ok(()),
         }
     }
 }
