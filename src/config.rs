@@ -13,7 +13,7 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::codec::DecodeOptions;
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
-use crate::sink::{OutputFormat, OutputPlan, WriteMode};
+use crate::sink::{Compression, OutputFormat, OutputPlan, WriteMode};
 use crate::source::{check_tcp_budget, FileOptions, KafkaOptions, TcpOptions};
 
 /// Everything one command-line run needs, checked.
@@ -100,6 +100,8 @@ pub enum Output {
         topic: String,
         /// The record field that is each message's key (`--key`).
         key: Option<String>,
+        /// The codec of the produced batches (`--compression`).
+        compression: Option<Compression>,
     },
 }
 
@@ -130,13 +132,15 @@ impl RunConfig {
     /// usage errors come first, in the order the flags were always
     /// checked in.
     pub fn from_cli(cli: Cli) -> Result<RunConfig, ConfigError> {
-        let stray_key = cli.global.key.is_some() && kafka_topic(&cli.global.output).is_none();
+        let not_kafka = kafka_topic(&cli.global.output).is_none();
+        let stray_key = not_kafka && cli.global.key.is_some();
+        let stray_compression = not_kafka && cli.global.compression.is_some();
         let config = RunConfig::unchecked(cli);
         config.check_flags().map_err(ConfigError::Usage)?;
         // Before any output is opened (emptied) for writing.
         config.output_plan().check().map_err(ConfigError::Usage)?;
         config
-            .check_clients(stray_key)
+            .check_clients(stray_key, stray_compression)
             .map_err(ConfigError::Unusable)?;
         Ok(config)
     }
@@ -200,8 +204,9 @@ impl RunConfig {
     }
 
     /// The Kafka clients' checks that need no broker, and the flags that
-    /// apply only to a `kafka://` output (`stray_key`: `--key` without one).
-    fn check_clients(&self, stray_key: bool) -> Result<(), String> {
+    /// apply only to a `kafka://` output (`stray_key`: `--key` without one;
+    /// `stray_compression`: `--compression` without one).
+    fn check_clients(&self, stray_key: bool, stray_compression: bool) -> Result<(), String> {
         if let SourceConfig::Kafka(options) = &self.source {
             options.validate().map_err(|error| error.to_string())?;
         }
@@ -214,6 +219,9 @@ impl RunConfig {
         }
         if stray_key {
             return Err("--key only applies to a kafka:// output".into());
+        }
+        if stray_compression {
+            return Err("--compression only applies to a kafka:// output".into());
         }
         Ok(())
     }
@@ -231,6 +239,7 @@ fn output(global: &GlobalArgs) -> Output {
             config: kafka_config(global),
             topic: topic.to_string(),
             key: global.key.clone(),
+            compression: global.compression,
         },
         ("-", None) => Output::Stdout,
         (path, None) => Output::File(PathBuf::from(path)),
@@ -460,6 +469,20 @@ mod tests {
     }
 
     #[test]
+    fn kafka_output_compression() {
+        let output = |args: &[&str]| match config(args).sink.output {
+            Output::Kafka { compression, .. } => compression,
+            other => panic!("not kafka: {other:?}"),
+        };
+        assert_eq!(output(&["file", "x", "-o", "kafka://t"]), None);
+        assert_eq!(
+            output(&["file", "x", "-o", "kafka://t", "--compression", "lz4"]),
+            Some(Compression::Lz4)
+        );
+        assert!(parse(&["file", "x", "-o", "kafka://t", "--compression", "brotli"]).is_err());
+    }
+
+    #[test]
     fn kafka_output_and_key() {
         let output = kafka_topic_and_key(&["file", "x.csv", "-o", "kafka://ticks", "--key", "id"]);
         let (topic, key) = output.unwrap();
@@ -487,10 +510,16 @@ mod tests {
             .sink
             .output;
         assert_eq!(output.file(), None);
-        let Output::Kafka { config, topic, key } = output else {
+        let Output::Kafka {
+            config,
+            topic,
+            key,
+            compression,
+        } = output
+        else {
             panic!("not kafka: {output:?}")
         };
-        assert_eq!((topic.as_str(), key), ("t", None));
+        assert_eq!((topic.as_str(), key, compression), ("t", None, None));
         assert_eq!(config.settings, [("acks".to_string(), "1".to_string())]);
     }
 
@@ -725,6 +754,10 @@ mod tests {
         assert_eq!(
             unusable(&["file", "x", "--key", "id"]),
             "--key only applies to a kafka:// output"
+        );
+        assert_eq!(
+            unusable(&["file", "x", "--compression", "zstd"]),
+            "--compression only applies to a kafka:// output"
         );
         assert_eq!(
             unusable(&["file", "x", "--key", "id", "-o", "out.jsonl"]),

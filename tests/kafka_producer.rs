@@ -124,3 +124,78 @@ fn a_broker_that_does_not_create_topics_is_one_clear_error() {
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(topic_values(&broker.bootstrap, &topic), sample_records());
 }
+
+/// Where the test broker keeps partition `topic`-`partition`'s log, if the
+/// tests run their own broker (`scripts/kafka-broker status` names its data).
+fn partition_dir(topic: &str, partition: i32) -> Option<std::path::PathBuf> {
+    if external_broker() {
+        return None;
+    }
+    let status = broker_script(&[], &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned()
+        + &String::from_utf8_lossy(&status.stderr);
+    let data = text.split("data ").nth(1)?.split(')').next()?.trim();
+    Some(std::path::Path::new(data).join(format!("kraft-logs/{topic}-{partition}")))
+}
+
+/// The codec (the low 3 bits of the attributes: 0 none, 1 gzip, 2 snappy,
+/// 3 lz4, 4 zstd) of every record batch in a partition's log segments.
+fn stored_codecs(dir: &std::path::Path) -> Vec<u8> {
+    let mut codecs = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("partition directory") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "log") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let mut at = 0;
+        // baseOffset i64, batchLength i32, partitionLeaderEpoch i32,
+        // magic i8, crc u32, attributes i16, ...
+        while at + 23 <= bytes.len() {
+            let length = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            assert_eq!(bytes[at + 16], 2, "record batch format v2");
+            codecs.push(bytes[at + 22] & 7);
+            at += 12 + length as usize;
+        }
+    }
+    codecs
+}
+
+#[test]
+fn every_compression_codec_round_trips_and_is_stored_compressed() {
+    let brokers = bootstrap();
+    let expected = sample_records();
+    for (codec, id) in [
+        ("none", 0),
+        ("gzip", 1),
+        ("snappy", 2),
+        ("lz4", 3),
+        ("zstd", 4),
+    ] {
+        let topic = unique(&format!("codec-{codec}"));
+        create_topic(brokers, &topic, 1);
+        let output = sample_to(brokers, &topic, &["--compression", codec]);
+        assert!(output.status.success(), "{codec}: {}", stderr_of(&output));
+        assert_eq!(topic_values(brokers, &topic), expected, "{codec}");
+        if let Some(dir) = partition_dir(&topic, 0) {
+            let codecs = stored_codecs(&dir);
+            assert!(!codecs.is_empty(), "{codec}: no batch in {}", dir.display());
+            assert!(
+                codecs.iter().all(|&c| c == id),
+                "{codec}: stored as {codecs:?}"
+            );
+        }
+    }
+    // -X compression.type wins over --compression.
+    let topic = unique("codec-x");
+    create_topic(brokers, &topic, 1);
+    let output = sample_to(
+        brokers,
+        &topic,
+        &["--compression", "gzip", "-X", "compression.type=lz4"],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    if let Some(dir) = partition_dir(&topic, 0) {
+        assert!(stored_codecs(&dir).iter().all(|&c| c == 3));
+    }
+}

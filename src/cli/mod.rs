@@ -16,7 +16,7 @@ use self::parse::{bytes_text, parse_delimiter, parse_max_record_bytes};
 use crate::codec::{Format, Framing};
 use crate::kafka::parse_setting;
 use crate::pipeline::{OnError, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_RECORDS};
-use crate::sink::OutputFormat;
+use crate::sink::{Compression, OutputFormat};
 use crate::source::{FileOptions, OffsetReset};
 
 /// The file source's defaults, as `--help` shows them: stated once, by
@@ -76,6 +76,10 @@ pub struct GlobalArgs {
     /// With `-o kafka://TOPIC`: each message's key is this field of the record.
     #[arg(long, global = true, value_name = "FIELD")]
     pub key: Option<String>,
+    /// With `-o kafka://TOPIC`: the codec of the produced batches (librdkafka's
+    /// compression.type; -X compression.type=... wins).
+    #[arg(long, global = true, value_enum, value_name = "CODEC")]
+    pub compression: Option<Compression>,
     /// How records are written.
     #[arg(
         long,

@@ -17,7 +17,6 @@ use futures::future::BoxFuture;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::Statistics;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio::sync::Notify;
 
 use crate::ack::Acks;
@@ -28,15 +27,10 @@ use crate::kafka::{
 use crate::parts::{Sink, SinkInput};
 use crate::record::Batch;
 
-/// The producer's settings that differ from librdkafka's defaults; `-X`
-/// overrides any of them.
-const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
-    // Retries neither duplicate nor reorder messages.
-    ("enable.idempotence", "true"),
-    // Bound what waits in the client for the broker (librdkafka's default is 1 GiB).
-    ("queue.buffering.max.kbytes", "16384"),
-    ("linger.ms", "5"),
-];
+mod key;
+mod settings;
+use self::key::key_of;
+pub use self::settings::Compression;
 
 /// Writes records to a Kafka topic.
 pub struct KafkaSink {
@@ -48,7 +42,12 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// Makes the producer (no network traffic yet: a bad `-X` fails here).
-    pub fn new(config: &KafkaConfig, topic: &str, key_field: Option<String>) -> Result<Self> {
+    pub fn new(
+        config: &KafkaConfig,
+        topic: &str,
+        key_field: Option<String>,
+        compression: Option<Compression>,
+    ) -> Result<Self> {
         kafka::check_topic_name(topic).map_err(Error::Config)?;
         let context = DeliveryContext {
             log: ClientLog::new("sink", &config.brokers),
@@ -56,8 +55,7 @@ impl KafkaSink {
             failure: Mutex::new(None),
             delivered: AtomicUsize::new(0),
         };
-        let producer = config
-            .client_config(PRODUCER_DEFAULTS)
+        let producer = settings::producer_config(config, compression)
             .create_with_context(context)
             .map_err(kafka::creation_error)?;
         Ok(KafkaSink {
@@ -323,67 +321,9 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-/// The message key for `--key FIELD`: the field's value in the record's
-/// top-level object (a string as its text, anything else as its JSON);
-/// no key when the field is missing or null.
-fn key_of(json: &[u8], field: &str) -> Option<Vec<u8>> {
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let value = KeySeed(field).deserialize(&mut deserializer).ok()??;
-    match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(text) => Some(text.into_bytes()),
-        other => Some(other.to_string().into_bytes()),
-    }
-}
-
-/// Finds one top-level field of a JSON object, skipping the others unbuilt.
-struct KeySeed<'a>(&'a str);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<serde_json::Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<serde_json::Value>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if found.is_none() && key == self.0 {
-                found = Some(map.next_value::<serde_json::Value>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_come_from_a_top_level_field() {
-        let json =
-            br#"{"id":"a-1","n":7,"nested":{"id":"no"},"flag":true,"gone":null,"esc\"aped":"x"}"#;
-        assert_eq!(key_of(json, "id"), Some(b"a-1".to_vec()));
-        assert_eq!(key_of(json, "n"), Some(b"7".to_vec()));
-        assert_eq!(key_of(json, "nested"), Some(br#"{"id":"no"}"#.to_vec()));
-        assert_eq!(key_of(json, "flag"), Some(b"true".to_vec()));
-        assert_eq!(key_of(json, "gone"), None);
-        assert_eq!(key_of(json, "missing"), None);
-        assert_eq!(key_of(json, "esc\"aped"), Some(b"x".to_vec()));
-        assert_eq!(key_of(b"[1]", "id"), None);
-    }
 
     #[tokio::test]
     async fn a_bad_setting_fails_when_the_sink_is_made() {
@@ -391,12 +331,12 @@ mod tests {
             brokers: "127.0.0.1:1".into(),
             settings: vec![("no.such.setting".into(), "1".into())],
         };
-        let error = KafkaSink::new(&config, "t", None).err().unwrap();
+        let error = KafkaSink::new(&config, "t", None, None).err().unwrap();
         assert!(error.to_string().contains("no.such.setting"), "{error}");
         let config = KafkaConfig {
             brokers: "127.0.0.1:1".into(),
             settings: vec![],
         };
-        assert!(KafkaSink::new(&config, "bad/topic", None).is_err());
+        assert!(KafkaSink::new(&config, "bad/topic", None, None).is_err());
     }
 }
