@@ -8,6 +8,7 @@
 //! gives up on (`message.timeout.ms`, 5 minutes by default) fails the run,
 //! and its batch is never acknowledged.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::Statistics;
 use tokio::sync::Notify;
 
@@ -28,13 +29,17 @@ use crate::parts::{Sink, SinkInput};
 use crate::record::Batch;
 
 mod key;
+mod native;
 mod settings;
 use self::key::key_of;
+use self::native::{Message, TopicHandle};
 pub use self::settings::Compression;
 
 /// Writes records to a Kafka topic.
 pub struct KafkaSink {
     producer: Arc<ThreadedProducer<DeliveryContext>>,
+    /// Where messages are enqueued (holds a reference on `producer`).
+    topic_handle: TopicHandle,
     topic: String,
     key_field: Option<String>,
     config: KafkaConfig,
@@ -55,11 +60,14 @@ impl KafkaSink {
             failure: Mutex::new(None),
             delivered: AtomicUsize::new(0),
         };
-        let producer = settings::producer_config(config, compression)
-            .create_with_context(context)
-            .map_err(kafka::creation_error)?;
+        let producer: ThreadedProducer<DeliveryContext> =
+            settings::producer_config(config, compression)
+                .create_with_context(context)
+                .map_err(kafka::creation_error)?;
+        let producer = Arc::new(producer);
         Ok(KafkaSink {
-            producer: Arc::new(producer),
+            topic_handle: TopicHandle::new(producer.clone(), topic).map_err(Error::Kafka)?,
+            producer,
             topic: topic.to_string(),
             key_field,
             config: config.clone(),
@@ -108,7 +116,6 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
-            let producer = self.producer.clone();
             let written = input.written_counter();
             let mut counted = 0;
             let result = self.write_batches(&mut input, &mut counted).await;
@@ -116,12 +123,19 @@ impl Sink for KafkaSink {
             // Every delivery is reported by now, or the run failed: then
             // messages still in flight are waited for (briefly), so that
             // the ones that reached the topic are counted written. Dropping
-            // the producer joins its polling thread, so do it off the runtime.
+            // the producer (its last reference: the sink and the topic
+            // handle) joins its polling thread, so do it off the runtime.
+            let KafkaSink {
+                producer,
+                topic_handle,
+                ..
+            } = *self;
             let context = producer.context().clone();
             let _ = tokio::task::spawn_blocking(move || {
                 if failed {
                     let _ = producer.flush(FLUSH_AFTER_FAILURE);
                 }
+                drop(topic_handle);
                 drop(producer)
             })
             .await;
@@ -223,41 +237,46 @@ impl KafkaSink {
         })
     }
 
-    /// Enqueues the records of `batch` from the `first`th on; returns where
-    /// it stopped if the producer's queue is full. (Not async: a batch is
-    /// not `Sync`, so no reference to it may be held across an await.)
+    /// Enqueues the records of `batch` from the `first`th on, in one
+    /// librdkafka call; returns where it stopped if the producer's queue is
+    /// full. (Not async: a batch is not `Sync`, so no reference to it may
+    /// be held across an await.)
     fn enqueue(
         &self,
         batch: &Batch,
         first: usize,
         delivery: &Arc<BatchDelivery>,
     ) -> Result<Option<usize>> {
-        for (index, record) in batch.iter().enumerate().skip(first) {
-            let key = match &self.key_field {
-                Some(field) => key_of(record.json, field),
-                None => None,
-            };
-            let mut message =
-                BaseRecord::with_opaque_to(&self.topic, delivery.clone()).payload(record.json);
-            if let Some(key) = &key {
-                message = message.key(key.as_slice());
-            }
-            match self.producer.send(message) {
-                Ok(()) => {}
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    return Ok(Some(index))
-                }
-                Err((error, _)) => {
-                    return Err(Error::Kafka(format!(
-                        "{}: cannot produce to topic `{}`: {}",
-                        record.location,
-                        self.topic,
-                        kafka::describe(&error)
-                    )))
-                }
+        let keys: Vec<Option<Cow<'_, [u8]>>> = match &self.key_field {
+            Some(field) => batch
+                .iter()
+                .skip(first)
+                .map(|record| key_of(record.json, field))
+                .collect(),
+            None => Vec::new(),
+        };
+        let messages: Vec<Message<'_>> = batch
+            .iter()
+            .skip(first)
+            .enumerate()
+            .map(|(index, record)| Message {
+                payload: record.json,
+                key: keys.get(index).and_then(Option::as_deref),
+            })
+            .collect();
+        match self.topic_handle.produce(&messages, delivery) {
+            (_, None) => Ok(None),
+            (sent, Some(RDKafkaErrorCode::QueueFull)) => Ok(Some(first + sent)),
+            (sent, Some(code)) => {
+                let record = batch.iter().nth(first + sent).expect("a refused record");
+                Err(Error::Kafka(format!(
+                    "{}: cannot produce to topic `{}`: {}",
+                    record.location,
+                    self.topic,
+                    kafka::describe(&KafkaError::MessageProduction(code))
+                )))
             }
         }
-        Ok(None)
     }
 }
 
