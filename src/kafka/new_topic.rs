@@ -93,8 +93,16 @@ fn auto_create(config: &KafkaConfig, topic: &str) -> AutoCreate {
         Ok(admin) => admin,
         Err(error) => return AutoCreate::Unknown(describe(&error)),
     };
+    // The broker that answered, unless that was the bootstrap connection,
+    // whose id is not known yet (-1, which DescribeConfigs refuses).
     let broker = match admin.inner().fetch_metadata(Some(topic), QUERY_TIMEOUT) {
-        Ok(metadata) => metadata.orig_broker_id(),
+        Ok(metadata) => match metadata.orig_broker_id() {
+            id if id >= 0 => id,
+            _ => match metadata.brokers().first() {
+                Some(broker) => broker.id(),
+                None => return AutoCreate::Unknown("the metadata lists no broker".into()),
+            },
+        },
         Err(error) => return AutoCreate::Unknown(describe(&error)),
     };
     let options = AdminOptions::new().request_timeout(Some(QUERY_TIMEOUT));

@@ -54,12 +54,7 @@ impl KafkaSink {
         compression: Option<Compression>,
     ) -> Result<Self> {
         kafka::check_topic_name(topic).map_err(Error::Config)?;
-        let context = DeliveryContext {
-            log: ClientLog::new("sink", &config.brokers),
-            completed: Notify::new(),
-            failure: Mutex::new(None),
-            delivered: AtomicUsize::new(0),
-        };
+        let context = DeliveryContext::new(ClientLog::new("sink", &config.brokers));
         let producer: ThreadedProducer<DeliveryContext> =
             settings::producer_config(config, compression)
                 .create_with_context(context)
@@ -299,6 +294,15 @@ struct DeliveryContext {
 }
 
 impl DeliveryContext {
+    fn new(log: ClientLog) -> Self {
+        DeliveryContext {
+            log,
+            completed: Notify::new(),
+            failure: Mutex::new(None),
+            delivered: AtomicUsize::new(0),
+        }
+    }
+
     fn on_stats(&self, _statistics: &Statistics) {}
 
     fn failure(&self) -> Option<String> {

@@ -22,6 +22,10 @@ use super::{BatchDelivery, DeliveryContext};
 /// configured partitioner pick each message's partition.
 const ANY_PARTITION: i32 = -1;
 
+/// Most messages of one librdkafka call: bounds the call's array (and
+/// `--batch-records` is a `u64`, the call's count an `i32`).
+const MAX_CALL: usize = 8192;
+
 /// One message to enqueue: borrowed bytes, which librdkafka copies.
 pub(super) struct Message<'a> {
     pub payload: &'a [u8],
@@ -73,6 +77,22 @@ impl TopicHandle {
         messages: &[Message<'_>],
         delivery: &Arc<BatchDelivery>,
     ) -> (usize, Option<RDKafkaErrorCode>) {
+        let mut sent = 0;
+        for chunk in messages.chunks(MAX_CALL) {
+            match self.produce_call(chunk, delivery) {
+                (_, None) => sent += chunk.len(),
+                (enqueued, refused) => return (sent + enqueued, refused),
+            }
+        }
+        (sent, None)
+    }
+
+    /// One `rd_kafka_produce_batch` call, for at most [`MAX_CALL`] messages.
+    fn produce_call(
+        &self,
+        messages: &[Message<'_>],
+        delivery: &Arc<BatchDelivery>,
+    ) -> (usize, Option<RDKafkaErrorCode>) {
         let mut native: Vec<rd::rd_kafka_message_t> = messages
             .iter()
             .map(|message| {
@@ -93,7 +113,7 @@ impl TopicHandle {
                 }
             })
             .collect();
-        let count = i32::try_from(native.len()).expect("a batch holds fewer than 2^31 records");
+        let count = i32::try_from(native.len()).expect("at most MAX_CALL messages");
         // SAFETY: the handle is live; every pointer is valid for the call,
         // and RD_KAFKA_MSG_F_COPY makes librdkafka copy payloads (it always
         // copies keys).
@@ -129,5 +149,47 @@ impl Drop for TopicHandle {
         // client (`_producer` drops after this). Messages in flight keep
         // their own reference on the topic.
         unsafe { rd::rd_kafka_topic_destroy(self.raw.as_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::{ClientLog, KafkaConfig};
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_full_queue_stops_the_batch_and_gives_back_the_refused_references() {
+        // No broker: messages stay in the queue, which holds 8194.
+        let config = KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            settings: vec![("queue.buffering.max.messages".into(), "8194".into())],
+        };
+        let producer: ThreadedProducer<DeliveryContext> = config
+            .client_config(&[])
+            .create_with_context(DeliveryContext::new(ClientLog::new("sink", "127.0.0.1:1")))
+            .unwrap();
+        let handle = TopicHandle::new(Arc::new(producer), "t").unwrap();
+        let delivery = Arc::new(BatchDelivery {
+            remaining: AtomicUsize::new(0),
+        });
+        let payloads: Vec<Vec<u8>> = (0..MAX_CALL + 5)
+            .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+            .collect();
+        let messages: Vec<Message<'_>> = payloads
+            .iter()
+            .map(|payload| Message {
+                payload,
+                key: Some(b"k"),
+            })
+            .collect();
+        // Across two calls: the first call's 8192, then 2 of the second's 5.
+        let (sent, refused) = handle.produce(&messages, &delivery);
+        assert_eq!((sent, refused), (8194, Some(RDKafkaErrorCode::QueueFull)));
+        // One reference per queued message, none for the refused ones.
+        assert_eq!(Arc::strong_count(&delivery), 1 + 8194);
+        let (sent, refused) = handle.produce(&messages[..1], &delivery);
+        assert_eq!((sent, refused), (0, Some(RDKafkaErrorCode::QueueFull)));
+        assert_eq!(Arc::strong_count(&delivery), 1 + 8194);
     }
 }
