@@ -16,7 +16,7 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::codec::DecodeOptions;
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
-use crate::sink::{OutputFormat, OutputPlan, WriteMode};
+use crate::sink::{Compression, OutputFormat, OutputPlan, WriteMode};
 use crate::source::{check_tcp_budget, FileOptions, KafkaOptions, StartAt, StatsLine, TcpOptions};
 
 /// Everything one command-line run needs, checked.
@@ -103,6 +103,8 @@ pub enum Output {
         topic: String,
         /// The record field that is each message's key (`--key`).
         key: Option<String>,
+        /// The codec of the produced batches (`--compression`).
+        compression: Option<Compression>,
     },
 }
 
@@ -140,13 +142,15 @@ impl RunConfig {
         cli.global
             .kafka_settings
             .splice(0..0, security.properties());
-        let stray_key = cli.global.key.is_some() && kafka_topic(&cli.global.output).is_none();
+        let not_kafka = kafka_topic(&cli.global.output).is_none();
+        let stray_key = not_kafka && cli.global.key.is_some();
+        let stray_compression = not_kafka && cli.global.compression.is_some();
         let config = RunConfig::unchecked(cli);
         config.check_flags().map_err(ConfigError::Usage)?;
         // Before any output is opened (emptied) for writing.
         config.output_plan().check().map_err(ConfigError::Usage)?;
         config
-            .check_clients(stray_key)
+            .check_clients(stray_key, stray_compression)
             .map_err(ConfigError::Unusable)?;
         Ok(config)
     }
@@ -210,8 +214,9 @@ impl RunConfig {
     }
 
     /// The Kafka clients' checks that need no broker, and the flags that
-    /// apply only to a `kafka://` output (`stray_key`: `--key` without one).
-    fn check_clients(&self, stray_key: bool) -> Result<(), String> {
+    /// apply only to a `kafka://` output (`stray_key`: `--key` without one;
+    /// `stray_compression`: `--compression` without one).
+    fn check_clients(&self, stray_key: bool, stray_compression: bool) -> Result<(), String> {
         if let SourceConfig::Kafka(options) = &self.source {
             options.validate().map_err(|error| error.to_string())?;
         }
@@ -224,6 +229,9 @@ impl RunConfig {
         }
         if stray_key {
             return Err("--key only applies to a kafka:// output".into());
+        }
+        if stray_compression {
+            return Err("--compression only applies to a kafka:// output".into());
         }
         Ok(())
     }
@@ -241,6 +249,7 @@ fn output(global: &GlobalArgs) -> Output {
             config: kafka_config(global),
             topic: topic.to_string(),
             key: global.key.clone(),
+            compression: global.compression,
         },
         ("-", None) => Output::Stdout,
         (path, None) => Output::File(PathBuf::from(path)),
@@ -535,6 +544,20 @@ mod tests {
     }
 
     #[test]
+    fn kafka_output_compression() {
+        let output = |args: &[&str]| match config(args).sink.output {
+            Output::Kafka { compression, .. } => compression,
+            other => panic!("not kafka: {other:?}"),
+        };
+        assert_eq!(output(&["file", "x", "-o", "kafka://t"]), None);
+        assert_eq!(
+            output(&["file", "x", "-o", "kafka://t", "--compression", "lz4"]),
+            Some(Compression::Lz4)
+        );
+        assert!(parse(&["file", "x", "-o", "kafka://t", "--compression", "brotli"]).is_err());
+    }
+
+    #[test]
     fn kafka_output_and_key() {
         let output = kafka_topic_and_key(&["file", "x.csv", "-o", "kafka://ticks", "--key", "id"]);
         let (topic, key) = output.unwrap();
@@ -562,10 +585,16 @@ mod tests {
             .sink
             .output;
         assert_eq!(output.file(), None);
-        let Output::Kafka { config, topic, key } = output else {
+        let Output::Kafka {
+            config,
+            topic,
+            key,
+            compression,
+        } = output
+        else {
             panic!("not kafka: {output:?}")
         };
-        assert_eq!((topic.as_str(), key), ("t", None));
+        assert_eq!((topic.as_str(), key, compression), ("t", None, None));
         assert_eq!(config.settings, [("acks".to_string(), "1".to_string())]);
     }
 
@@ -800,6 +829,10 @@ mod tests {
         assert_eq!(
             unusable(&["file", "x", "--key", "id"]),
             "--key only applies to a kafka:// output"
+        );
+        assert_eq!(
+            unusable(&["file", "x", "--compression", "zstd"]),
+            "--compression only applies to a kafka:// output"
         );
         assert_eq!(
             unusable(&["file", "x", "--key", "id", "-o", "out.jsonl"]),

@@ -118,8 +118,13 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         }
     };
     let kafka_sink = match &sink.output {
-        Output::Kafka { config, topic, key } => {
-            let kafka_sink = KafkaSink::new(config, topic, key.clone())?;
+        Output::Kafka {
+            config,
+            topic,
+            key,
+            compression,
+        } => {
+            let kafka_sink = KafkaSink::new(config, topic, key.clone(), *compression)?;
             kafka_sink.check_topic().await?;
             Some(kafka_sink)
         }

@@ -18,7 +18,7 @@ use self::parse::{bytes_text, parse_delimiter, parse_max_record_bytes};
 use crate::codec::{Format, Framing};
 use crate::kafka::parse_setting;
 use crate::pipeline::{OnError, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_RECORDS};
-use crate::sink::OutputFormat;
+use crate::sink::{Compression, OutputFormat};
 use crate::source::kafka::PartitionOffset;
 use crate::source::{parse_from, parse_timestamp, FileOptions, OffsetReset};
 
@@ -82,6 +82,10 @@ pub struct GlobalArgs {
     /// With `-o kafka://TOPIC`: each message's key is this field of the record.
     #[arg(long, global = true, value_name = "FIELD")]
     pub key: Option<String>,
+    /// With `-o kafka://TOPIC`: the codec of the produced batches (librdkafka's
+    /// compression.type; -X compression.type=... wins).
+    #[arg(long, global = true, value_enum, value_name = "CODEC")]
+    pub compression: Option<Compression>,
     /// How records are written.
     #[arg(
         long,

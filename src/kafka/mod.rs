@@ -20,6 +20,8 @@ mod security;
 mod topic_check;
 pub use self::security::{is_secret_key, ClientCert, Sasl, SaslMechanism, Secret, Security, Tls};
 pub(crate) use self::topic_check::{check_topic, TopicCheck};
+mod new_topic;
+pub(crate) use self::new_topic::settle_missing;
 
 /// The brokers every Kafka client of a run connects to, and the user's
 /// librdkafka settings (`-X key=value`), which win over our defaults.

@@ -11,7 +11,7 @@ mod torn;
 mod writer;
 
 pub use self::files::{OutputPlan, WriteMode};
-pub use self::kafka::KafkaSink;
+pub use self::kafka::{Compression, KafkaSink};
 pub use self::writer::{OutputFormat, WriterSink};
 
 /// What a sink is and is given; defined in [`crate::parts`], named here

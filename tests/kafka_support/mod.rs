@@ -445,6 +445,12 @@ pub struct OwnBroker {
 impl OwnBroker {
     /// Starts it (waits until it answers).
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts it with extra `server.properties` lines (which win over the
+    /// script's own).
+    pub fn start_with(config: &[&str]) -> Self {
         let free_port = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -464,6 +470,9 @@ impl OwnBroker {
             "sasl.enabled.mechanisms=PLAIN".into(),
             "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"secret\";".into(),
         ]
+        .into_iter()
+        .chain(config.iter().map(|line| line.to_string()))
+        .collect::<Vec<_>>()
         .join("\n");
         let broker = OwnBroker {
             env: vec![

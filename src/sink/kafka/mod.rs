@@ -8,6 +8,7 @@
 //! gives up on (`message.timeout.ms`, 5 minutes by default) fails the run,
 //! and its batch is never acknowledged.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,9 +16,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::Statistics;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio::sync::Notify;
 
 use crate::ack::Acks;
@@ -28,75 +28,82 @@ use crate::kafka::{
 use crate::parts::{Sink, SinkInput};
 use crate::record::Batch;
 
-/// The producer's settings that differ from librdkafka's defaults; `-X`
-/// overrides any of them.
-const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
-    // Retries neither duplicate nor reorder messages.
-    ("enable.idempotence", "true"),
-    // Bound what waits in the client for the broker (librdkafka's default is 1 GiB).
-    ("queue.buffering.max.kbytes", "16384"),
-    ("linger.ms", "5"),
-];
+mod key;
+mod native;
+mod settings;
+use self::key::key_of;
+use self::native::{Message, TopicHandle};
+pub use self::settings::Compression;
 
 /// Writes records to a Kafka topic.
 pub struct KafkaSink {
     producer: Arc<ThreadedProducer<DeliveryContext>>,
+    /// Where messages are enqueued (holds a reference on `producer`).
+    topic_handle: TopicHandle,
     topic: String,
     key_field: Option<String>,
-    brokers: String,
+    config: KafkaConfig,
 }
 
 impl KafkaSink {
     /// Makes the producer (no network traffic yet: a bad `-X` fails here).
-    pub fn new(config: &KafkaConfig, topic: &str, key_field: Option<String>) -> Result<Self> {
+    pub fn new(
+        config: &KafkaConfig,
+        topic: &str,
+        key_field: Option<String>,
+        compression: Option<Compression>,
+    ) -> Result<Self> {
         kafka::check_topic_name(topic).map_err(Error::Config)?;
-        let context = DeliveryContext {
-            log: ClientLog::new("sink", &config.brokers),
-            completed: Notify::new(),
-            failure: Mutex::new(None),
-            delivered: AtomicUsize::new(0),
-        };
-        let producer = config
-            .client_config(PRODUCER_DEFAULTS)
-            .create_with_context(context)
-            .map_err(kafka::creation_error)?;
+        let context = DeliveryContext::new(ClientLog::new("sink", &config.brokers));
+        let producer: ThreadedProducer<DeliveryContext> =
+            settings::producer_config(config, compression)
+                .create_with_context(context)
+                .map_err(kafka::creation_error)?;
+        let producer = Arc::new(producer);
         Ok(KafkaSink {
-            producer: Arc::new(producer),
+            topic_handle: TopicHandle::new(producer.clone(), topic).map_err(Error::Kafka)?,
+            producer,
             topic: topic.to_string(),
             key_field,
-            brokers: config.brokers.clone(),
+            config: config.clone(),
         })
     }
 
     /// Fails for a topic that does not exist (and that the brokers will not
-    /// create); only warns when the brokers do not answer yet, since the
-    /// producer keeps retrying. Worth calling before the run: without it, a
-    /// missing topic fails each delivery after librdkafka's metadata wait.
+    /// create: a topic they create on demand is waited for, briefly); only
+    /// warns when the brokers do not answer yet, since the producer keeps
+    /// retrying. Worth calling before the run: without it, a missing topic
+    /// fails each delivery after librdkafka's metadata wait.
     pub async fn check_topic(&self) -> Result<()> {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
+        let config = self.config.clone();
         let check = tokio::task::spawn_blocking(move || {
             let log = &producer.context().log;
-            kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT)
+            match kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT) {
+                TopicCheck::Missing => {
+                    kafka::settle_missing(producer.client(), log, &config, &topic)
+                }
+                check => Ok(check),
+            }
         })
         .await
         .map_err(|e| Error::panicked("the Kafka topic check", e))?;
-        match check {
-            TopicCheck::Missing => Err(Error::Kafka(format!(
-                "topic `{}` does not exist on {} (and the brokers do not create topics)",
-                self.topic, self.brokers
-            ))),
+        match check.map_err(Error::Kafka)? {
             TopicCheck::Permanent(reason) => Err(Error::Kafka(reason)),
             TopicCheck::Unreachable(reason) => {
                 tracing::warn!(
                     "kafka sink: cannot reach the brokers at {} yet ({reason}); \
                      records wait in the producer until they answer",
-                    self.brokers,
+                    self.config.brokers,
                 );
                 Ok(())
             }
             // Not listed yet, or being created: the producer waits for it.
-            TopicCheck::Ready | TopicCheck::Unlisted | TopicCheck::Unsettled(_) => Ok(()),
+            TopicCheck::Ready
+            | TopicCheck::Missing
+            | TopicCheck::Unlisted
+            | TopicCheck::Unsettled(_) => Ok(()),
         }
     }
 }
@@ -104,7 +111,6 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
-            let producer = self.producer.clone();
             let written = input.written_counter();
             let mut counted = 0;
             let result = self.write_batches(&mut input, &mut counted).await;
@@ -112,12 +118,19 @@ impl Sink for KafkaSink {
             // Every delivery is reported by now, or the run failed: then
             // messages still in flight are waited for (briefly), so that
             // the ones that reached the topic are counted written. Dropping
-            // the producer joins its polling thread, so do it off the runtime.
+            // the producer (its last reference: the sink and the topic
+            // handle) joins its polling thread, so do it off the runtime.
+            let KafkaSink {
+                producer,
+                topic_handle,
+                ..
+            } = *self;
             let context = producer.context().clone();
             let _ = tokio::task::spawn_blocking(move || {
                 if failed {
                     let _ = producer.flush(FLUSH_AFTER_FAILURE);
                 }
+                drop(topic_handle);
                 drop(producer)
             })
             .await;
@@ -219,41 +232,46 @@ impl KafkaSink {
         })
     }
 
-    /// Enqueues the records of `batch` from the `first`th on; returns where
-    /// it stopped if the producer's queue is full. (Not async: a batch is
-    /// not `Sync`, so no reference to it may be held across an await.)
+    /// Enqueues the records of `batch` from the `first`th on, in one
+    /// librdkafka call; returns where it stopped if the producer's queue is
+    /// full. (Not async: a batch is not `Sync`, so no reference to it may
+    /// be held across an await.)
     fn enqueue(
         &self,
         batch: &Batch,
         first: usize,
         delivery: &Arc<BatchDelivery>,
     ) -> Result<Option<usize>> {
-        for (index, record) in batch.iter().enumerate().skip(first) {
-            let key = match &self.key_field {
-                Some(field) => key_of(record.json, field),
-                None => None,
-            };
-            let mut message =
-                BaseRecord::with_opaque_to(&self.topic, delivery.clone()).payload(record.json);
-            if let Some(key) = &key {
-                message = message.key(key.as_slice());
-            }
-            match self.producer.send(message) {
-                Ok(()) => {}
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    return Ok(Some(index))
-                }
-                Err((error, _)) => {
-                    return Err(Error::Kafka(format!(
-                        "{}: cannot produce to topic `{}`: {}",
-                        record.location,
-                        self.topic,
-                        kafka::describe(&error)
-                    )))
-                }
+        let keys: Vec<Option<Cow<'_, [u8]>>> = match &self.key_field {
+            Some(field) => batch
+                .iter()
+                .skip(first)
+                .map(|record| key_of(record.json, field))
+                .collect(),
+            None => Vec::new(),
+        };
+        let messages: Vec<Message<'_>> = batch
+            .iter()
+            .skip(first)
+            .enumerate()
+            .map(|(index, record)| Message {
+                payload: record.json,
+                key: keys.get(index).and_then(Option::as_deref),
+            })
+            .collect();
+        match self.topic_handle.produce(&messages, delivery) {
+            (_, None) => Ok(None),
+            (sent, Some(RDKafkaErrorCode::QueueFull)) => Ok(Some(first + sent)),
+            (sent, Some(code)) => {
+                let record = batch.iter().nth(first + sent).expect("a refused record");
+                Err(Error::Kafka(format!(
+                    "{}: cannot produce to topic `{}`: {}",
+                    record.location,
+                    self.topic,
+                    kafka::describe(&KafkaError::MessageProduction(code))
+                )))
             }
         }
-        Ok(None)
     }
 }
 
@@ -276,6 +294,15 @@ struct DeliveryContext {
 }
 
 impl DeliveryContext {
+    fn new(log: ClientLog) -> Self {
+        DeliveryContext {
+            log,
+            completed: Notify::new(),
+            failure: Mutex::new(None),
+            delivered: AtomicUsize::new(0),
+        }
+    }
+
     fn on_stats(&self, _statistics: &Statistics) {}
 
     fn failure(&self) -> Option<String> {
@@ -317,67 +344,9 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-/// The message key for `--key FIELD`: the field's value in the record's
-/// top-level object (a string as its text, anything else as its JSON);
-/// no key when the field is missing or null.
-fn key_of(json: &[u8], field: &str) -> Option<Vec<u8>> {
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let value = KeySeed(field).deserialize(&mut deserializer).ok()??;
-    match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(text) => Some(text.into_bytes()),
-        other => Some(other.to_string().into_bytes()),
-    }
-}
-
-/// Finds one top-level field of a JSON object, skipping the others unbuilt.
-struct KeySeed<'a>(&'a str);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<serde_json::Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<serde_json::Value>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if found.is_none() && key == self.0 {
-                found = Some(map.next_value::<serde_json::Value>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_come_from_a_top_level_field() {
-        let json =
-            br#"{"id":"a-1","n":7,"nested":{"id":"no"},"flag":true,"gone":null,"esc\"aped":"x"}"#;
-        assert_eq!(key_of(json, "id"), Some(b"a-1".to_vec()));
-        assert_eq!(key_of(json, "n"), Some(b"7".to_vec()));
-        assert_eq!(key_of(json, "nested"), Some(br#"{"id":"no"}"#.to_vec()));
-        assert_eq!(key_of(json, "flag"), Some(b"true".to_vec()));
-        assert_eq!(key_of(json, "gone"), None);
-        assert_eq!(key_of(json, "missing"), None);
-        assert_eq!(key_of(json, "esc\"aped"), Some(b"x".to_vec()));
-        assert_eq!(key_of(b"[1]", "id"), None);
-    }
 
     #[tokio::test]
     async fn a_bad_setting_fails_when_the_sink_is_made() {
@@ -385,12 +354,12 @@ mod tests {
             brokers: "127.0.0.1:1".into(),
             settings: vec![("no.such.setting".into(), "1".into())],
         };
-        let error = KafkaSink::new(&config, "t", None).err().unwrap();
+        let error = KafkaSink::new(&config, "t", None, None).err().unwrap();
         assert!(error.to_string().contains("no.such.setting"), "{error}");
         let config = KafkaConfig {
             brokers: "127.0.0.1:1".into(),
             settings: vec![],
         };
-        assert!(KafkaSink::new(&config, "bad/topic", None).is_err());
+        assert!(KafkaSink::new(&config, "bad/topic", None, None).is_err());
     }
 }
