@@ -267,8 +267,10 @@ fn a_refused_login_with_debug_logging_is_the_same_one_error() {
         "sasl.password=wrong",
     ];
     let expected = format!(
-        "streamer: error: kafka: sasl_plaintext://{}/bootstrap: SASL authentication error: \
-         Authentication failed: Invalid username or password",
+        "streamer: error: kafka: the broker at {0} refused the login of user `alice` with \
+         PLAIN: check the user and the password ($STREAMER_SASL_PASSWORD or \
+         --sasl-password-file) (librdkafka: sasl_plaintext://{0}/bootstrap: SASL \
+         authentication error: Authentication failed: Invalid username or password",
         broker.sasl_bootstrap
     );
     // Without debug logging a refused login ends the run in about 2 s (the
