@@ -83,6 +83,10 @@ pub(super) struct Evidence {
     /// for what only a mismatch says (a TLS alert, a refused login); more
     /// for a bare lost connection, which a broker going down can cause once.
     pub needed: u32,
+    /// Inferred from a connection the broker closed, which a broker
+    /// starting or stopping also does: not evidence once the brokers have
+    /// answered this client (they did not mind its protocol then).
+    pub guess: bool,
     /// The error that ends the run.
     pub message: String,
 }
@@ -103,7 +107,7 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
     let lower = reason.to_ascii_lowercase();
     let broker = broker_of(reason);
     let closed = lower.contains("disconnected") || lower.contains("broken pipe");
-    let (kind, needed, hint) = if lower.contains("connecting to a ssl listener?")
+    let (kind, needed, guess, hint) = if lower.contains("connecting to a ssl listener?")
         || (!login.uses_tls() && closed && state_after(&lower, "apiversion_query").is_some())
     {
         // librdkafka's own hint, which this version leaves out of a bare
@@ -113,6 +117,7 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
         (
             "plaintext-to-tls",
             1,
+            true,
             format!(
                 "the broker at {broker} closed the connection before answering: is it a TLS \
                  listener? try --tls (with --tls-ca FILE if a private CA signed its certificate)"
@@ -126,6 +131,7 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
         (
             "no-login",
             CLOSED_AFTER_UP,
+            true,
             format!(
                 "the broker at {broker} closed the connection right after it opened: does it \
                  require a SASL login? try --sasl-mechanism and --sasl-user"
@@ -135,6 +141,7 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
         (
             "unknown-ca",
             1,
+            false,
             format!(
                 "the certificate of the broker at {broker} is not signed by a CA this client \
                  trusts (or does not name {host}): give its CA with --tls-ca FILE",
@@ -148,6 +155,7 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
         (
             "client-certificate",
             1,
+            false,
             format!(
                 "the broker at {broker} refused the TLS handshake: does it require a client \
                  certificate (mutual TLS)? give --tls-cert FILE and --tls-key FILE"
@@ -165,6 +173,9 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
         (
             "tls-to-plaintext",
             1,
+            !(lower.contains("wrong version number")
+                || lower.contains("packet length too long")
+                || lower.contains("record layer failure")),
             format!(
                 "the TLS handshake with the broker at {broker} failed: is it a plaintext \
                  listener? drop --tls and the --tls-* flags (or use its TLS port)"
@@ -174,6 +185,7 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
         (
             "mechanism",
             1,
+            false,
             format!(
                 "the broker at {broker} does not accept {}: pick one it offers with --sasl-mechanism",
                 login.who()
@@ -185,6 +197,7 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
         (
             "login",
             1,
+            false,
             format!(
                 "the broker at {broker} refused the login of {}: check the user and the password \
                  ($STREAMER_SASL_PASSWORD or --sasl-password-file)",
@@ -197,6 +210,7 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
     Some(Evidence {
         kind,
         needed,
+        guess,
         message: format!("{hint} (librdkafka: {reason})"),
     })
 }

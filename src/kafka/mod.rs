@@ -173,6 +173,9 @@ pub(crate) struct ClientLog {
     permanent: Mutex<Option<String>>,
     /// How often each kind of mismatch evidence was seen (see `mismatch`).
     mismatches: Mutex<HashMap<&'static str, u32>>,
+    /// A broker answered this client once (metadata, a message): a
+    /// connection closed later is a broker going away, not a mismatch.
+    answered: AtomicBool,
 }
 
 /// How often an outage is repeated in the log while it lasts.
@@ -189,6 +192,7 @@ impl ClientLog {
             down_said: Mutex::new(None),
             permanent: Mutex::new(None),
             mismatches: Mutex::new(HashMap::new()),
+            answered: AtomicBool::new(false),
         }
     }
 
@@ -218,8 +222,14 @@ impl ClientLog {
         self.down.store(true, Ordering::Relaxed);
     }
 
+    /// Notes that a broker answered this client (see [`mismatch`]).
+    pub(crate) fn mark_answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
+    }
+
     /// Says (once) that the brokers answer again.
     pub(crate) fn mark_up(&self) {
+        self.mark_answered();
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::warn!(
                 "kafka {}: brokers at {} answer again; resuming",
@@ -258,6 +268,9 @@ impl ClientLog {
         let Some(evidence) = mismatch::diagnose(reason, &mismatch::current_login()) else {
             return false;
         };
+        if evidence.guess && self.answered.load(Ordering::Relaxed) {
+            return false;
+        }
         let seen = {
             let mut seen = self
                 .mismatches
@@ -405,6 +418,25 @@ pub fn check_topic_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A broker restarting resets connections during their first request,
+    /// as a TLS listener does to a plaintext client: once a broker has
+    /// answered this client, that is not taken for a mismatch.
+    #[test]
+    fn a_closed_connection_is_no_mismatch_once_a_broker_answered() {
+        let reset = "127.0.0.1:35139/1: Disconnected: connection reset by peer \
+            (after 0ms in state APIVERSION_QUERY)";
+        let fresh = ClientLog::new("source", "127.0.0.1:35139");
+        assert!(fresh.note_mismatch(reset));
+        let answered = ClientLog::new("source", "127.0.0.1:35139");
+        answered.mark_answered();
+        assert!(!answered.note_mismatch(reset));
+        assert_eq!(answered.permanent_error(), None);
+        // What only a mismatch says still counts.
+        let alert = "127.0.0.1:35139/1: SSL handshake failed: error:0A000412:SSL \
+            routines::ssl/tls alert bad certificate";
+        assert!(answered.note_mismatch(alert));
+    }
 
     #[test]
     fn settings_parse_as_key_value() {

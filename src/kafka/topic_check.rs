@@ -42,10 +42,13 @@ pub(crate) fn check_topic<C: rdkafka::ClientContext>(
     timeout: Duration,
 ) -> TopicCheck {
     match client.fetch_metadata(topic, timeout) {
-        Ok(metadata) => match topic {
-            Some(topic) => classify_topic(&metadata, topic),
-            None => TopicCheck::Ready,
-        },
+        Ok(metadata) => {
+            log.mark_answered();
+            match topic {
+                Some(topic) => classify_topic(&metadata, topic),
+                None => TopicCheck::Ready,
+            }
+        }
         Err(error) => classify_failure(log, &error),
     }
 }
