@@ -220,6 +220,17 @@ impl RunConfig {
         if let SourceConfig::Kafka(options) = &self.source {
             options.validate().map_err(|error| error.to_string())?;
         }
+        if let (SourceConfig::Kafka(options), Output::Kafka { topic, .. }) =
+            (&self.source, &self.sink.output)
+        {
+            // Both clients take the same --brokers and -X.
+            if options.topics.contains(topic) {
+                return Err(format!(
+                    "-o kafka://{topic} is the topic being read: every record written would \
+                     be read again, forever"
+                ));
+            }
+        }
         let kafka_output = matches!(self.sink.output, Output::Kafka { .. });
         if kafka_output && self.sink.format == OutputFormat::Csv {
             return Err(
@@ -372,6 +383,17 @@ mod tests {
             SourceConfig::Kafka(options) => options,
             other => panic!("not `kafka`: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_topic_is_not_written_into_itself() {
+        let cli = parse(&["kafka", "-t", "orders", "-o", "kafka://orders"]).unwrap();
+        let error = RunConfig::from_cli(cli).unwrap_err();
+        assert!(
+            error.to_string().contains("is the topic being read"),
+            "{error}"
+        );
+        config(&["kafka", "-t", "orders", "-o", "kafka://copy"]);
     }
 
     fn kafka_topic_and_key(args: &[&str]) -> Option<(String, Option<String>)> {

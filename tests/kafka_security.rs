@@ -135,7 +135,7 @@ fn mutual_tls_needs_the_client_certificate() {
         &broker.mtls,
         &["--tls-ca", path(&broker.ca)],
         None,
-        "give --tls-cert FILE and --tls-key FILE",
+        "give one with --tls-cert FILE and --tls-key FILE",
     );
 }
 

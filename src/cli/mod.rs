@@ -14,7 +14,9 @@ use clap::{Args, Parser, Subcommand};
 pub use self::parse::{parse_bytes, parse_duration};
 pub use self::security::SecurityArgs;
 
-use self::parse::{bytes_text, parse_delimiter, parse_max_record_bytes};
+use self::parse::{
+    bytes_text, parse_delimiter, parse_max_record_bytes, parse_name, parse_stats_interval,
+};
 use crate::codec::{Format, Framing};
 use crate::kafka::parse_setting;
 use crate::pipeline::{OnError, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_RECORDS};
@@ -170,7 +172,7 @@ pub struct KafkaArgs {
     #[command(flatten)]
     pub csv: CsvArgs,
     /// Static group membership (group.instance.id): a member restarted with the same ID gets its partitions back at once, without waiting out its session.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = parse_name)]
     pub instance_id: Option<String>,
     /// Start each partition at its first message at or after TIME (RFC 3339, or epoch milliseconds), over the group's committed offsets, on this run's first assignment of it; later runs resume from the commits.
     #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
@@ -182,7 +184,7 @@ pub struct KafkaArgs {
     #[arg(long)]
     pub keep_tombstones: bool,
     /// With -v, or when stderr is a terminal: a stats line (rate, lag and committed offset per partition) this often; 0 turns it off.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_stats_interval)]
     pub stats_interval: Duration,
 }
 

@@ -79,6 +79,25 @@ pub(super) fn bytes_text(bytes: usize) -> String {
 }
 
 /// Parses a duration: `500ms`, `30s`, `5m`, `1h`; a bare number is seconds.
+/// A stats interval: 0 (off) or at least a second, so the log is not
+/// flooded.
+pub fn parse_stats_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_duration(text)?;
+    if !interval.is_zero() && interval < Duration::from_secs(1) {
+        return Err(format!("`{text}` is under a second (use 0 to turn it off)"));
+    }
+    Ok(interval)
+}
+
+/// A non-empty name (an empty `group.instance.id` would be no static
+/// membership at all).
+pub fn parse_name(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(text.to_string())
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (digits, unit) = split_number(text);
     let number: u64 = digits
@@ -100,6 +119,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_intervals_and_names() {
+        assert_eq!(parse_stats_interval("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_stats_interval("2s").unwrap(), Duration::from_secs(2));
+        assert!(parse_stats_interval("1ms").is_err());
+        assert!(parse_name("").is_err());
+        assert!(parse_name("  ").is_err());
+        assert_eq!(parse_name("node-1").unwrap(), "node-1");
+    }
 
     #[test]
     fn durations_take_units() {

@@ -144,7 +144,8 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
             false,
             format!(
                 "the certificate of the broker at {broker} is not signed by a CA this client \
-                 trusts (or does not name {host}): give its CA with --tls-ca FILE",
+                 trusts, or does not name {host}: give its CA with --tls-ca FILE, or connect by \
+                 a name its certificate holds",
                 host = broker.rsplit_once(':').map_or(broker, |(host, _)| host)
             ),
         )
@@ -158,7 +159,8 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
             false,
             format!(
                 "the broker at {broker} refused the TLS handshake: does it require a client \
-                 certificate (mutual TLS)? give --tls-cert FILE and --tls-key FILE"
+                 certificate (mutual TLS) signed by a CA it trusts? give one with --tls-cert FILE \
+                 and --tls-key FILE"
             ),
         )
     } else if login.uses_tls()
@@ -179,6 +181,16 @@ pub(super) fn diagnose(reason: &str, login: &Login) -> Option<Evidence> {
             format!(
                 "the TLS handshake with the broker at {broker} failed: is it a plaintext \
                  listener? drop --tls and the --tls-* flags (or use its TLS port)"
+            ),
+        )
+    } else if lower.contains("request not valid in current sasl state") {
+        (
+            "no-sasl",
+            1,
+            false,
+            format!(
+                "the broker at {broker} offers no SASL login on this listener: drop \
+                 --sasl-mechanism and --sasl-user, or use its SASL port"
             ),
         )
     } else if lower.contains("unsupported sasl mechanism") {
@@ -239,6 +251,18 @@ mod tests {
 
     fn login(settings: &[(&str, &str)]) -> Login {
         Login::from_settings(settings.iter().copied())
+    }
+
+    #[test]
+    fn sasl_against_a_listener_without_it_says_so() {
+        let reason = "127.0.0.1:19300/bootstrap: SASL SCRAM-SHA-256 mechanism handshake failed: \
+            Broker: Request not valid in current SASL state: broker's supported mechanisms:  ";
+        let sasl = login(&[("security.protocol", "sasl_plaintext")]);
+        let text = diagnose(reason, &sasl).unwrap().message;
+        assert!(
+            text.starts_with("the broker at 127.0.0.1:19300 offers no SASL login"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -304,7 +328,7 @@ mod tests {
         let tls = login(&[("security.protocol", "ssl")]);
         let text = diagnose(reason, &tls).unwrap().message;
         assert!(
-            text.contains("give --tls-cert FILE and --tls-key FILE"),
+            text.contains("give one with --tls-cert FILE and --tls-key FILE"),
             "{text}"
         );
     }

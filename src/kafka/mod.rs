@@ -115,7 +115,25 @@ pub(crate) fn is_permanent(code: RDKafkaErrorCode) -> bool {
             | RDKafkaErrorCode::ClusterAuthorizationFailed
             | RDKafkaErrorCode::SSL
             | RDKafkaErrorCode::Fatal
+            | RDKafkaErrorCode::InconsistentGroupProtocol
     )
+}
+
+/// A client creation error about the TLS key, with the flag and the
+/// likely causes named (OpenSSL says only "PEM lib").
+fn key_file_hint(reason: &str) -> String {
+    if reason.contains("ssl.key.location failed") {
+        format!(
+            "cannot use the TLS key (--tls-key): is it a private key in PEM, and if it is \
+             encrypted, is its password given with -X ssl.key.password=...? ({reason})"
+        )
+    } else if reason.contains("key values mismatch") {
+        format!(
+            "the TLS key (--tls-key) does not belong to the certificate (--tls-cert) ({reason})"
+        )
+    } else {
+        reason.to_string()
+    }
 }
 
 /// Describes a librdkafka error in one line, without rdkafka's
@@ -125,11 +143,18 @@ pub(crate) fn describe(error: &KafkaError) -> String {
         KafkaError::ClientConfig(_, description, key, _) if is_secret_key(key) => {
             format!("invalid client setting {key}=[redacted]: {description}")
         }
+        // A key librdkafka does not know may be a secret's, mistyped: its
+        // value is not repeated.
+        KafkaError::ClientConfig(_, description, key, _)
+            if description.contains("No such configuration property") =>
+        {
+            format!("invalid client setting {key}: {description}")
+        }
         KafkaError::ClientConfig(_, description, key, value) if !key.is_empty() => {
             format!("invalid client setting {key}={value}: {description}")
         }
         KafkaError::ClientConfig(_, description, _, _) => description.clone(),
-        KafkaError::ClientCreation(reason) => reason.clone(),
+        KafkaError::ClientCreation(reason) => key_file_hint(reason),
         other => match other.rdkafka_error_code() {
             Some(code) => code_text(code),
             None => other.to_string(),
@@ -308,10 +333,17 @@ impl ClientLog {
         if code.is_some_and(is_permanent) {
             // Not logged here: it ends the run, as its one error line.
             tracing::debug!("kafka {}: {reason}", self.role);
+            let reason = match code {
+                Some(RDKafkaErrorCode::InconsistentGroupProtocol) => format!(
+                    "the group's other members use another assignment strategy \
+                     (partition.assignment.strategy): give every member the same ({reason})"
+                ),
+                _ => reason.to_string(),
+            };
             self.permanent
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .get_or_insert_with(|| reason.to_string());
+                .get_or_insert(reason);
             return;
         }
         if self.permanent_error().is_some() {
