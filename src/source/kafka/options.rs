@@ -103,6 +103,23 @@ impl KafkaOptions {
         for topic in self.topics.iter().filter(|t| !t.starts_with('^')) {
             kafka::check_topic_name(topic).map_err(Error::Config)?;
         }
+        // Only a pattern can match a topic not named: a --from for any
+        // other would silently do nothing.
+        let patterns = self.topics.iter().any(|t| t.starts_with('^'));
+        if let Some(stray) = self
+            .start
+            .offsets
+            .iter()
+            .find(|at| !patterns && !self.topics.contains(&at.topic))
+        {
+            return Err(Error::Config(format!(
+                "--from {}:{}:{} names a topic this run does not read (--topic {})",
+                stray.topic,
+                stray.partition,
+                stray.offset,
+                self.topics.join(",")
+            )));
+        }
         // A cooperative rebalance first hands a joining member an empty
         // incremental assignment, which `--until-end` would take as "all
         // read" and exit having read nothing.
@@ -182,6 +199,7 @@ impl KafkaOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::kafka::PartitionOffset;
 
     fn options(topics: &[&str]) -> KafkaOptions {
         KafkaOptions {
@@ -202,6 +220,27 @@ mod tests {
             keep_tombstones: false,
             stats: None,
         }
+    }
+
+    #[test]
+    fn a_from_must_name_a_topic_read() {
+        let from = |topic: &str| PartitionOffset {
+            topic: topic.into(),
+            partition: 0,
+            offset: 1,
+        };
+        let mut named = options(&["orders"]);
+        named.start.offsets = vec![from("nosuch")];
+        let error = named.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("--from nosuch:0:1 names a topic this run does not read"),
+            "{error}"
+        );
+        named.start.offsets = vec![from("orders")];
+        assert!(named.validate().is_ok());
+        let mut pattern = options(&["^ord.*"]);
+        pattern.start.offsets = vec![from("orders")];
+        assert!(pattern.validate().is_ok());
     }
 
     #[test]
