@@ -504,19 +504,25 @@ mod tests {
             let mut empty = message(0, 2, Some(b""));
             empty.key = Some(b"k2");
             b.add(&empty, info(0), &rejects).unwrap();
+            let mut blank = message(0, 3, Some(b" \n"));
+            blank.key = Some(b"k3");
+            b.add(&blank, info(0), &rejects).unwrap();
             let lines: Vec<String> = b
                 .take_all()
                 .iter()
                 .flat_map(|f| decoded(f, false))
                 .collect();
-            let empty_record = if format == Format::Lines {
-                r#"{"message":""}"#
+            let (empty_record, blank_record) = if format == Format::Lines {
+                (r#"{"message":""}"#, r#"{"message":" "}"#)
             } else {
-                r#"{"_key":"k2","_value":""}"#
+                (
+                    r#"{"_key":"k2","_value":""}"#,
+                    r#"{"_key":"k3","_value":" \n"}"#,
+                )
             };
             assert_eq!(
                 lines,
-                [r#"{"_key":"k1","_value":null}"#, empty_record],
+                [r#"{"_key":"k1","_value":null}"#, empty_record, blank_record],
                 "{format:?}"
             );
             assert_eq!(rejects.count(), 0);

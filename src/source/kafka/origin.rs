@@ -22,13 +22,19 @@ pub(super) fn write_origin_extra(out: &mut Vec<u8>, message: &Message<'_>) {
 }
 
 /// `{"_key":...,"_value":null}` for a message without a value, or
-/// `"_value":""` for an empty one: the record `--keep-tombstones` makes.
+/// the value as it is for an empty or blank one: the record
+/// `--keep-tombstones` makes.
 pub(super) fn write_tombstone(out: &mut Vec<u8>, message: &Message<'_>) {
     write_key(out, b"{\"_key", message.key);
-    out.extend_from_slice(match message.payload {
-        None => b",\"_value\":null}",
-        Some(_) => b",\"_value\":\"\"}",
-    });
+    match message.payload {
+        None => out.extend_from_slice(b",\"_value\":null}"),
+        // Empty or blank (ASCII white space, so UTF-8): kept as it is.
+        Some(value) => {
+            out.extend_from_slice(b",\"_value\":");
+            json::write_str(out, value);
+            out.push(b'}');
+        }
+    }
 }
 
 /// `NAME":"text"` (after `prefix`, which opens the name), `NAME_b64":"..."`
