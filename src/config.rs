@@ -487,6 +487,8 @@ mod tests {
             "kafka",
             "-t",
             "a",
+            "-t",
+            "b",
             "--instance-id",
             "host-1",
             "--from",
