@@ -521,7 +521,7 @@ fn unknown_topic_and_bad_settings_are_one_clear_error() {
         ),
         (
             vec!["kafka".into(), "-t".into(), "x".into(), "-X".into(), "no.such.key=1".into()],
-            "streamer: error: kafka: invalid client setting no.such.key=1: No such configuration property: \"no.such.key\"\n".into(),
+            "streamer: error: kafka: invalid client setting no.such.key: No such configuration property: \"no.such.key\"\n".into(),
         ),
         (
             vec!["file".into(), "-".into(), "-o".into(), "kafka://t".into(), "-X".into(), "acks=sometimes".into()],
