@@ -95,21 +95,6 @@ fn member(
     )
 }
 
-/// Every `id` of `total` is in `records`; returns how many came twice or more.
-fn duplicates_without_loss(records: &[serde_json::Value], total: usize) -> usize {
-    let counts = id_counts(records);
-    let missing: Vec<u64> = (0..total as u64)
-        .filter(|id| !counts.contains_key(id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "lost {} records, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    counts.values().map(|n| n - 1).sum()
-}
-
 fn stop(member: &mut Background) {
     member.signal("TERM");
     let status = member.wait(Duration::from_secs(30));

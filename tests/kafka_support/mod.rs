@@ -416,6 +416,21 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Every `id` of `total` is in `records`; returns how many came twice or more.
+pub fn duplicates_without_loss(records: &[serde_json::Value], total: usize) -> usize {
+    let counts = id_counts(records);
+    let missing: Vec<u64> = (0..total as u64)
+        .filter(|id| !counts.contains_key(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lost {} records, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    counts.values().map(|n| n - 1).sum()
+}
+
 /// How many times each `id` appears in `records`.
 pub fn id_counts<'a>(
     records: impl IntoIterator<Item = &'a serde_json::Value>,
