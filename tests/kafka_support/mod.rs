@@ -507,14 +507,19 @@ impl OwnBroker {
         broker
     }
 
-    /// The last lines of this broker's own log.
-    pub fn log_tail(&self) -> String {
+    /// `scripts/kafka-broker ARGS` with this broker's environment.
+    fn script(&self, args: &[&str]) -> Output {
         let env: Vec<(&str, &str)> = self
             .env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let output = broker_script(&env, &["logs", "60"]);
+        broker_script(&env, args)
+    }
+
+    /// The last lines of this broker's own log.
+    pub fn log_tail(&self) -> String {
+        let output = self.script(&["logs", "60"]);
         format!(
             "the broker's log:\n{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -524,12 +529,7 @@ impl OwnBroker {
 
     /// Runs `scripts/kafka-broker COMMAND` for this broker.
     pub fn run(&self, command: &str) {
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let output = broker_script(&env, &[command]);
+        let output = self.script(&[command]);
         assert!(
             output.status.success(),
             "scripts/kafka-broker {command} failed:\n{}",
@@ -540,12 +540,7 @@ impl OwnBroker {
 
 impl Drop for OwnBroker {
     fn drop(&mut self) {
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let _ = broker_script(&env, &["stop"]);
+        let _ = self.script(&["stop"]);
     }
 }
 
