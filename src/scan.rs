@@ -1,6 +1,7 @@
 //! Byte scans of the hot path, 16 bytes a step: the line ends of a run of
 //! lines, the delimiters of a plain CSV row; whether a cell goes into JSON
-//! as it is; where the first byte a JSON string must escape is.
+//! as it is; where the first byte a JSON string must escape is (or, for a
+//! JSON line, every such byte as bits).
 //!
 //! Each step turns a 16-byte block into bit masks (bit `i` set when byte
 //! `i` is of a class): SSE2 compares on x86_64 (every x86_64 CPU has
@@ -161,6 +162,34 @@ pub fn for_each_byte(text: &[u8], byte: u8, mut found: impl FnMut(u32)) {
     }
 }
 
+/// Marks every byte of `text` that a JSON string must escape (or that
+/// ends one: `"`, `\`, below 0x20): bit `i % 64` of `bits[i / 64]`
+/// (cleared first; bits past the end are clear). One pass over a JSON
+/// line, so that finding where each string ends is a bit scan.
+pub fn json_escape_bits(text: &[u8], bits: &mut Vec<u64>) {
+    fn word_of(chunk: &[u8; 64]) -> u64 {
+        chunk
+            .chunks_exact(16)
+            .enumerate()
+            .fold(0, |word, (i, block)| {
+                let mask = block::json_escape_mask(block.try_into().expect("16 bytes"));
+                word | u64::from(mask) << (16 * i)
+            })
+    }
+    bits.clear();
+    let mut chunks = text.chunks_exact(64);
+    for chunk in &mut chunks {
+        bits.push(word_of(chunk.try_into().expect("64 bytes")));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // Padded with a byte no string escapes.
+        let mut last = [b'a'; 64];
+        last[..rest.len()].copy_from_slice(rest);
+        bits.push(word_of(&last));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +252,20 @@ mod tests {
         for text in texts() {
             let want = text.iter().position(|&byte| is_json_escape(byte));
             assert_eq!(find_json_escape(&text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn json_escape_bits_mark_every_byte_to_escape() {
+        let mut bits = Vec::new();
+        for text in texts().into_iter().chain([vec![b'"'; 64], vec![0; 130]]) {
+            json_escape_bits(&text, &mut bits);
+            assert_eq!(bits.len(), text.len().div_ceil(64), "{text:?}");
+            for at in 0..bits.len() * 64 {
+                let marked = bits[at / 64] >> (at % 64) & 1 == 1;
+                let want = text.get(at).is_some_and(|&byte| is_json_escape(byte));
+                assert_eq!(marked, want, "byte {at} of {text:?}");
+            }
         }
     }
 

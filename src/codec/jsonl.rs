@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::{json_keys, Rejection};
+use super::{json_check, json_keys, Rejection};
 
 /// The name `--origin` adds its object under, unless the record has it.
 pub(super) const ORIGIN_KEY: &str = "_origin";
@@ -37,15 +37,15 @@ pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<Line, Rejection> 
     let Ok(text) = std::str::from_utf8(object) else {
         return Err(super::require_utf8(object, || "JSON line".to_string()).unwrap_err());
     };
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let mut keys = deserializer
-        .deserialize_any(ObjectCheck)
-        .and_then(|keys| deserializer.end().map(|()| keys))
-        .map_err(describe)?;
-    // Valid JSON now. The parse checked the keys of a flat object of few
-    // plain keys; anything else (a nested object, escapes, many keys) gets
-    // a scan of its bytes. A `{` in a string only costs that scan.
-    if keys.needs_scan || memchr::memchr(b'{', &object[1..]).is_some() {
+    let mut keys = match json_check::object(text, ORIGIN_KEY) {
+        Some(keys) => keys,
+        // Invalid, or unusual: serde_json decides, and words the error.
+        None => parse(text)?,
+    };
+    // Valid JSON now, its keys checked if it is a flat object of few plain
+    // keys; anything else (a nested object, escapes, many keys) gets a
+    // scan of its bytes.
+    if keys.needs_scan {
         keys = json_keys::scan(object, ORIGIN_KEY);
     }
     if let Some(key) = keys.duplicate {
@@ -60,6 +60,19 @@ pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<Line, Rejection> 
     Ok(Line::Object {
         origin_key: free_origin_key(&keys.top_with_prefix),
     })
+}
+
+/// serde_json's check that `text` is one JSON object, and of the keys as
+/// far as [`ObjectCheck`] goes (`needs_scan` also set for any `{` after
+/// the first: a nested object, or only a string holding one).
+pub(super) fn parse(text: &str) -> Result<json_keys::Keys, Rejection> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let mut keys = deserializer
+        .deserialize_any(ObjectCheck)
+        .and_then(|keys| deserializer.end().map(|()| keys))
+        .map_err(describe)?;
+    keys.needs_scan |= memchr::memchr(b'{', &text.as_bytes()[1..]).is_some();
+    Ok(keys)
 }
 
 /// The first of `_origin`, `_origin_2`, ... not in `taken`.
