@@ -30,6 +30,7 @@ use crate::record::Batch;
 
 mod key;
 mod native;
+mod producer_id;
 mod settings;
 use self::key::key_of;
 use self::native::{Message, TopicHandle};
@@ -83,6 +84,10 @@ impl KafkaSink {
             match kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT) {
                 TopicCheck::Missing => {
                     kafka::settle_missing(producer.client(), log, &config, &topic)
+                }
+                TopicCheck::Ready => {
+                    producer_id::hasten(producer.client(), &topic);
+                    Ok(TopicCheck::Ready)
                 }
                 check => Ok(check),
             }
