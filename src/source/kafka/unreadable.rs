@@ -3,7 +3,14 @@
 //! the consumer as errors, not messages; rust-rdkafka keeps only their
 //! error code (librdkafka's topic, partition and offset are dropped with
 //! the message), so they cannot be named by offset nor written to
-//! `--dead-letter`. What is decided here: `--on-error stop` ends the run
+//! `--dead-letter`. Where (rdkafka 0.38): `BorrowedMessage::from_client`
+//! (src/message.rs) turns a message whose `err` is set into
+//! `KafkaError::MessageConsumption(code)` and drops the message, which
+//! held the topic, partition, offset and librdkafka's text ("Decompression
+//! (codec 0x4) of message at OFFSET ... failed"); `BaseConsumer`'s poll
+//! reaches it for every fetch event. librdkafka neither logs that text
+//! nor passes it to the error callback (it is an op for the consumer's
+//! queue), and its `on_consume` interceptors skip errored messages. What is decided here: `--on-error stop` ends the run
 //! at the first one; `skip` warns (rate-limited) and goes on, since
 //! librdkafka steps past a batch that fails its CRC by itself. A batch it
 //! cannot decompress it fetches again and again: after [`STUCK_AFTER`] in
