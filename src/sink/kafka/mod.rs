@@ -33,7 +33,7 @@ mod native;
 mod producer_id;
 mod settings;
 use self::key::key_of;
-use self::native::{Message, TopicHandle};
+use self::native::{Message, TopicHandle, ANY_PARTITION};
 pub use self::settings::Compression;
 
 /// Writes records to a Kafka topic.
@@ -44,6 +44,12 @@ pub struct KafkaSink {
     topic: String,
     key_field: Option<String>,
     config: KafkaConfig,
+    /// The topic's partition count, from the start-up check; 0 while not
+    /// known. Unkeyed records then go a whole batch to one partition, in
+    /// turn (see [`KafkaSink::partition_for_batch`]).
+    partitions: AtomicUsize,
+    /// Which partition the next unkeyed batch goes to, modulo `partitions`.
+    next_partition: AtomicUsize,
 }
 
 impl KafkaSink {
@@ -67,6 +73,8 @@ impl KafkaSink {
             topic: topic.to_string(),
             key_field,
             config: config.clone(),
+            partitions: AtomicUsize::new(0),
+            next_partition: AtomicUsize::new(0),
         })
     }
 
@@ -81,20 +89,26 @@ impl KafkaSink {
         let config = self.config.clone();
         let check = tokio::task::spawn_blocking(move || {
             let log = &producer.context().log;
-            match kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT) {
-                TopicCheck::Missing => {
-                    kafka::settle_missing(producer.client(), log, &config, &topic)
-                }
-                TopicCheck::Ready => {
-                    producer_id::hasten(producer.client(), &topic);
-                    Ok(TopicCheck::Ready)
-                }
-                check => Ok(check),
-            }
+            let check =
+                match kafka::check_topic(producer.client(), log, Some(&topic), QUERY_TIMEOUT) {
+                    TopicCheck::Missing => {
+                        kafka::settle_missing(producer.client(), log, &config, &topic)?
+                    }
+                    check => check,
+                };
+            // Asked again: for the producer id, and the partition count.
+            let partitions = match check {
+                TopicCheck::Ready => producer_id::hasten(producer.client(), &topic),
+                _ => None,
+            };
+            Ok::<_, String>((check, partitions))
         })
         .await
         .map_err(|e| Error::panicked("the Kafka topic check", e))?;
-        match check.map_err(Error::Kafka)? {
+        let (check, partitions) = check.map_err(Error::Kafka)?;
+        self.partitions
+            .store(partitions.unwrap_or(0), Ordering::Relaxed);
+        match check {
             TopicCheck::Permanent(reason) => Err(Error::Kafka(reason)),
             TopicCheck::Unreachable(reason) => {
                 tracing::warn!(
@@ -264,7 +278,10 @@ impl KafkaSink {
                 key: keys.get(index).and_then(Option::as_deref),
             })
             .collect();
-        match self.topic_handle.produce(&messages, delivery) {
+        match self
+            .topic_handle
+            .produce(&messages, delivery, self.partition_for_batch())
+        {
             (_, None) => Ok(None),
             (sent, Some(RDKafkaErrorCode::QueueFull)) => Ok(Some(first + sent)),
             (sent, Some(code)) => {
@@ -277,6 +294,23 @@ impl KafkaSink {
                 )))
             }
         }
+    }
+}
+
+impl KafkaSink {
+    /// Where the next call's messages go. Unkeyed, a whole call goes to one
+    /// partition, the partitions in turn, as librdkafka's sticky
+    /// partitioner spreads unkeyed messages; but librdkafka then appends
+    /// them under one lookup instead of running the partitioner (a clock
+    /// read and a partition lookup) for each message. Keyed, or while the
+    /// partition count is unknown, librdkafka's partitioner decides.
+    fn partition_for_batch(&self) -> i32 {
+        let partitions = self.partitions.load(Ordering::Relaxed);
+        if self.key_field.is_some() || partitions == 0 {
+            return ANY_PARTITION;
+        }
+        let turn = self.next_partition.fetch_add(1, Ordering::Relaxed);
+        i32::try_from(turn % partitions).unwrap_or(ANY_PARTITION)
     }
 }
 

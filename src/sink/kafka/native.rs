@@ -20,7 +20,7 @@ use super::{BatchDelivery, DeliveryContext};
 
 /// `RD_KAFKA_PARTITION_UA` (a macro, so not in the bindings): let the
 /// configured partitioner pick each message's partition.
-const ANY_PARTITION: i32 = -1;
+pub(super) const ANY_PARTITION: i32 = -1;
 
 /// Most messages of one librdkafka call: bounds the call's array (and
 /// `--batch-records` is a `u64`, the call's count an `i32`).
@@ -67,8 +67,8 @@ impl TopicHandle {
         })
     }
 
-    /// Enqueues `messages` in order, each with its own reference to
-    /// `delivery` as its opaque. Returns how many were enqueued before the
+    /// Enqueues `messages` in order to `partition` (or [`ANY_PARTITION`]),
+    /// each with its own reference to `delivery` as its opaque. Returns how many were enqueued before the
     /// first one that was not, and why that one was not. After a full
     /// queue librdkafka refuses every later message of the call too, so
     /// the order holds when the rest is sent again.
@@ -76,10 +76,11 @@ impl TopicHandle {
         &self,
         messages: &[Message<'_>],
         delivery: &Arc<BatchDelivery>,
+        partition: i32,
     ) -> (usize, Option<RDKafkaErrorCode>) {
         let mut sent = 0;
         for chunk in messages.chunks(MAX_CALL) {
-            match self.produce_call(chunk, delivery) {
+            match self.produce_call(chunk, delivery, partition) {
                 (_, None) => sent += chunk.len(),
                 (enqueued, refused) => return (sent + enqueued, refused),
             }
@@ -92,6 +93,7 @@ impl TopicHandle {
         &self,
         messages: &[Message<'_>],
         delivery: &Arc<BatchDelivery>,
+        partition: i32,
     ) -> (usize, Option<RDKafkaErrorCode>) {
         let mut native: Vec<rd::rd_kafka_message_t> = messages
             .iter()
@@ -103,7 +105,7 @@ impl TopicHandle {
                 rd::rd_kafka_message_t {
                     err: rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
                     rkt: std::ptr::null_mut(),
-                    partition: ANY_PARTITION,
+                    partition,
                     payload: message.payload.as_ptr() as *mut _,
                     len: message.payload.len(),
                     key,
@@ -120,7 +122,7 @@ impl TopicHandle {
         unsafe {
             rd::rd_kafka_produce_batch(
                 self.raw.as_ptr(),
-                ANY_PARTITION,
+                partition,
                 rd::RD_KAFKA_MSG_F_COPY,
                 native.as_mut_ptr(),
                 count,
@@ -184,11 +186,11 @@ mod tests {
             })
             .collect();
         // Across two calls: the first call's 8192, then 2 of the second's 5.
-        let (sent, refused) = handle.produce(&messages, &delivery);
+        let (sent, refused) = handle.produce(&messages, &delivery, ANY_PARTITION);
         assert_eq!((sent, refused), (8194, Some(RDKafkaErrorCode::QueueFull)));
         // One reference per queued message, none for the refused ones.
         assert_eq!(Arc::strong_count(&delivery), 1 + 8194);
-        let (sent, refused) = handle.produce(&messages[..1], &delivery);
+        let (sent, refused) = handle.produce(&messages[..1], &delivery, ANY_PARTITION);
         assert_eq!((sent, refused), (0, Some(RDKafkaErrorCode::QueueFull)));
         assert_eq!(Arc::strong_count(&delivery), 1 + 8194);
     }

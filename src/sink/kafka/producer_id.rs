@@ -25,12 +25,25 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Asks for `topic`'s metadata again until a broker known by its id
 /// answers: that broker is up when librdkafka, on its answer, asks for the
-/// producer id. Blocks (a few milliseconds): call it off the workers.
-pub(super) fn hasten<C: rdkafka::ClientContext>(client: &Client<C>, topic: &str) {
+/// producer id. Returns the topic's partition count from the last answer,
+/// if one came. Blocks (a few milliseconds): call it off the workers.
+pub(super) fn hasten<C: rdkafka::ClientContext>(client: &Client<C>, topic: &str) -> Option<usize> {
+    let mut partitions = None;
     for _ in 0..TRIES {
         match client.fetch_metadata(Some(topic), TIMEOUT) {
-            Ok(metadata) if metadata.orig_broker_id() == BOOTSTRAP_NODE => continue,
-            _ => return,
+            Ok(metadata) => {
+                partitions = metadata
+                    .topics()
+                    .iter()
+                    .find(|listed| listed.name() == topic && listed.error().is_none())
+                    .map(|listed| listed.partitions().len())
+                    .filter(|&count| count > 0);
+                if metadata.orig_broker_id() != BOOTSTRAP_NODE {
+                    break;
+                }
+            }
+            Err(_) => break,
         }
     }
+    partitions
 }
