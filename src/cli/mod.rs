@@ -202,6 +202,9 @@ pub struct FileArgs {
     /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes; at most 1G).
     #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_max_record_bytes)]
     pub max_record_bytes: usize,
+    /// CSV: how many pieces of a file or stdin are parsed at once, each on its own worker, the output in input order [default: the number of cores; 1: one reader].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub csv_workers: Option<u64>,
 }
 
 /// How `streamer tcp` treats its clients; shown by `streamer tcp --help`.
