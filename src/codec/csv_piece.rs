@@ -67,6 +67,7 @@ pub async fn parse(piece: &[u8], lines_before: u64, options: &PieceOptions) -> P
     let (mut counted, mut line, mut after_cr) = (0usize, lines_before + 1, false);
     let mut start = 0u64;
     let mut last_line = 0;
+    let mut irregular = false;
     loop {
         match reader.read_byte_record(&mut record).await {
             Ok(true) => {}
@@ -93,9 +94,10 @@ pub async fn parse(piece: &[u8], lines_before: u64, options: &PieceOptions) -> P
         line += count_line_ends(&piece[counted..first], &mut after_cr);
         let ends_line = matches!(piece[end - 1], b'\n' | b'\r');
         let content_end = end - usize::from(ends_line);
-        if content_end - first > options.max_record_bytes {
-            return Parsed::Irregular;
-        }
+        // Read on all the same: only the piece's end tells whether it
+        // was cut right, and the sequential reader must not read a
+        // miscut piece alone.
+        irregular |= content_end - first > options.max_record_bytes;
         let raw = &piece[first..content_end];
         let cells = record.as_slice().len() + record.len().saturating_sub(1);
         push_row(
@@ -119,6 +121,9 @@ pub async fn parse(piece: &[u8], lines_before: u64, options: &PieceOptions) -> P
             batches.push((batch.take(), last_line));
         }
         start = end as u64;
+    }
+    if irregular {
+        return Parsed::Irregular;
     }
     if !batch.is_empty() {
         batches.push((batch, last_line));
@@ -195,6 +200,11 @@ mod tests {
         assert!(matches!(
             parse(piece.as_bytes(), 0, &options(101)).await,
             Parsed::Rows(_)
+        ));
+        let miscut = format!("{piece}\"open\n");
+        assert!(matches!(
+            parse(miscut.as_bytes(), 0, &options(100)).await,
+            Parsed::Miscut
         ));
     }
 }
