@@ -406,6 +406,21 @@ mod tests {
     }
 
     #[test]
+    fn csv_workers_are_counted_from_one_and_default_to_the_cores() {
+        let cli = parse(&["file", "a", "--csv-workers", "3"]).unwrap();
+        assert_eq!(file_args(&cli).csv_workers, Some(3));
+        assert_eq!(file_args(&parse(&["file", "a"]).unwrap()).csv_workers, None);
+        for bad in ["0", "257", "x"] {
+            assert!(
+                parse(&["file", "a", "--csv-workers", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        assert_eq!(FileOptions::default().csv_workers, cores);
+    }
+
+    #[test]
     fn global_flags_work_around_tcp() {
         let cli = parse(&["--origin", "tcp", "--bind", "127.0.0.1:0", "-o", "x.jsonl"]).unwrap();
         assert!(cli.global.origin);

@@ -26,12 +26,8 @@ pub struct Cut {
 pub struct Cutter {
     /// Parity says the scanned bytes end inside a quoted cell.
     in_quote: bool,
-    /// Bytes of the buffer already scanned.
+    /// Bytes of the buffer already scanned (their quotes counted).
     scanned: usize,
-    /// `\n`s among the scanned bytes.
-    newlines: u64,
-    /// The last cut found: its length and the `\n`s before it.
-    last_cut: Option<(usize, u64)>,
 }
 
 impl Cutter {
@@ -39,27 +35,37 @@ impl Cutter {
     /// as it was last time, with more at its end) and takes the last cut
     /// in it: the caller then removes `cut.len` bytes from the front of
     /// `buf`. `None` while no `\n` outside quotes was found.
+    ///
+    /// Quotes are rare next to line ends: they are what is counted as the
+    /// bytes come; the cut is then found from the end, the parity there
+    /// undone over the few quotes after each line end tried.
     pub fn cut(&mut self, buf: &[u8]) -> Option<Cut> {
-        for at in memchr::memchr2_iter(b'"', b'\n', &buf[self.scanned..]) {
-            let at = self.scanned + at;
-            if buf[at] == b'"' {
-                self.in_quote = !self.in_quote;
-            } else {
-                self.newlines += 1;
-                if !self.in_quote {
-                    self.last_cut = Some((at + 1, self.newlines));
-                }
-            }
-        }
+        self.in_quote ^= odd_quotes(&buf[self.scanned..]);
         self.scanned = buf.len();
-        let (len, newlines) = self.last_cut.take()?;
+        let mut in_quote = self.in_quote;
+        let mut end = buf.len();
+        let len = loop {
+            let newline = memchr::memrchr(b'\n', &buf[..end])?;
+            in_quote ^= odd_quotes(&buf[newline + 1..end]);
+            if !in_quote {
+                break newline + 1;
+            }
+            end = newline;
+        };
         self.scanned -= len;
-        self.newlines -= newlines;
+        let piece = &buf[..len];
+        // memchr counts with wide compares, not stopping at each one.
+        let newlines = memchr::memchr_iter(b'\n', piece).count() as u64;
         Some(Cut {
             len,
-            lines: newlines + lone_crs(&buf[..len]),
+            lines: newlines + lone_crs(piece),
         })
     }
+}
+
+/// Whether `bytes` hold an odd number of quotes.
+fn odd_quotes(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'"', bytes).count() % 2 == 1
 }
 
 /// How many `\r`s of `bytes` are not followed by a `\n` (each ends a line
