@@ -308,6 +308,11 @@ fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
                 delimiter: args.csv.delimiter,
                 header: !args.csv.no_header,
                 max_record_bytes: args.max_record_bytes,
+                csv_workers: args
+                    .csv_workers
+                    .map_or(FileOptions::default().csv_workers, |workers| {
+                        workers as usize
+                    }),
             },
             paths: args.paths,
         },

@@ -202,6 +202,9 @@ pub struct FileArgs {
     /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes; at most 1G).
     #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_max_record_bytes)]
     pub max_record_bytes: usize,
+    /// CSV: how many pieces of a file or stdin are parsed at once, each on its own worker, the output in input order [default: the number of cores; 1: one reader].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub csv_workers: Option<u64>,
 }
 
 /// How `streamer tcp` treats its clients; shown by `streamer tcp --help`.
@@ -400,6 +403,21 @@ mod tests {
         assert!(parse_bytes("M").is_err());
         let cli = parse(&["file", "a", "--max-record-bytes", "1K"]).unwrap();
         assert_eq!(file_args(&cli).max_record_bytes, 1024);
+    }
+
+    #[test]
+    fn csv_workers_are_counted_from_one_and_default_to_the_cores() {
+        let cli = parse(&["file", "a", "--csv-workers", "3"]).unwrap();
+        assert_eq!(file_args(&cli).csv_workers, Some(3));
+        assert_eq!(file_args(&parse(&["file", "a"]).unwrap()).csv_workers, None);
+        for bad in ["0", "257", "x"] {
+            assert!(
+                parse(&["file", "a", "--csv-workers", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        assert_eq!(FileOptions::default().csv_workers, cores);
     }
 
     #[test]

@@ -133,6 +133,14 @@ impl<R: TapInput + Send> CsvStream<R> {
         }
     }
 
+    /// Reads the rest of a stream, which began `lines` lines and `bytes`
+    /// bytes earlier (the input's first byte is on line `lines + 1`, a
+    /// cut made between records: see [`super::csv_cut`]).
+    pub fn resuming(mut self, lines: u64, bytes: u64) -> Self {
+        self.reader.get_mut().resume(lines, bytes);
+        self
+    }
+
     /// The input.
     pub fn input_mut(&mut self) -> &mut R {
         self.reader.get_mut().inner_mut()

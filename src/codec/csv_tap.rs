@@ -73,8 +73,7 @@ pub trait TapInput: AsyncRead + Unpin {
     }
 }
 
-/// In-memory input, for tests.
-#[cfg(test)]
+/// In-memory input: a piece of a file cut between records.
 impl TapInput for &[u8] {}
 
 /// Counts line ends: `\n`, `\r`, and `\r\n` as one.
@@ -108,6 +107,8 @@ pub(super) struct Tap<R> {
     /// skipping, another chunk of it went by).
     pub(super) tripped: bool,
     lines: Lines,
+    /// Input bytes before the tap's first: it reads the rest of a stream.
+    offset: u64,
 }
 
 impl<R> Tap<R> {
@@ -133,7 +134,15 @@ impl<R> Tap<R> {
                 line: 0,
                 after_cr: false,
             },
+            offset: 0,
         }
+    }
+
+    /// The input is the rest of a stream: `lines` lines and `bytes` bytes
+    /// of it came before (the first byte is on line `lines + 1`).
+    pub(super) fn resume(&mut self, lines: u64, bytes: u64) {
+        self.lines.line = lines;
+        self.offset = bytes;
     }
 
     /// The input.
@@ -157,6 +166,7 @@ impl<R> Tap<R> {
         self.input_end
             .unwrap_or(self.delivered)
             .saturating_sub(PREFIX.len() as u64)
+            + self.offset
     }
 
     /// The kept bytes from `from` to `to` (absolute offsets).

@@ -7,6 +7,8 @@
 
 mod csv;
 pub mod csv_assembler;
+pub mod csv_cut;
+pub mod csv_piece;
 pub mod csv_row;
 pub mod csv_stream;
 mod csv_tap;

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 mod csv;
+mod csv_parallel;
 
 use super::input::InputReader;
 use super::shrink::ShrinkWatch;
@@ -42,6 +43,9 @@ pub struct FileOptions {
     pub header: bool,
     /// A line or CSV row longer than this is rejected, never buffered whole.
     pub max_record_bytes: usize,
+    /// CSV files and stdin: how many pieces of the input are read at once,
+    /// each on its own worker; 1 reads them with one reader, in one task.
+    pub csv_workers: usize,
 }
 
 impl Default for FileOptions {
@@ -51,6 +55,7 @@ impl Default for FileOptions {
             delimiter: b',',
             header: true,
             max_record_bytes: 16 * 1024 * 1024,
+            csv_workers: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
         }
     }
 }
@@ -154,6 +159,11 @@ impl Source for FileSource {
                     .format
                     .unwrap_or_else(|| Format::from_path(path));
                 let read = match format {
+                    Format::Csv if self.options.csv_workers > 1 => {
+                        reader
+                            .read_csv_parallel(input, self.options.csv_workers)
+                            .await
+                    }
                     Format::Csv => reader.read_csv(input).await,
                     Format::Jsonl => reader.read_lines(input, Content::Jsonl).await,
                     Format::Lines => reader.read_lines(input, Content::Lines).await,

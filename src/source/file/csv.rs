@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::io::AsyncRead;
 
 use super::{FileReader, Flow, TORN, UNFINISHED};
-use crate::codec::csv_stream::{Bad, BadRecord, Next};
+use crate::codec::csv_stream::{Bad, BadRecord, Next, TapInput};
 use crate::codec::{CsvAssembler, CsvStream, Naming, Taken};
 use crate::error::Result;
 use crate::parts::{or_meanwhile, Closed};
@@ -15,7 +15,7 @@ use crate::source::input::InputReader;
 use crate::warn_limited;
 
 /// How CSV header messages name a file's positions and the file.
-const NAMING: Naming = Naming {
+pub(super) const NAMING: Naming = Naming {
     position: "on line",
     here: "on this line",
     stream: "input",
@@ -47,11 +47,27 @@ impl FileReader<'_> {
     /// unless `--no-header`.
     pub(super) async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<Flow> {
         let reader = InputReader::new(input, self.ctx.shutdown.clone());
-        let max = self.options.max_record_bytes;
-        let mut records = CsvStream::new(reader, self.options.delimiter, max);
+        let records = CsvStream::new(
+            reader,
+            self.options.delimiter,
+            self.options.max_record_bytes,
+        );
         let mut rows = CsvAssembler::new(self.options.header, NAMING);
+        self.read_csv_records(records, &mut rows, 0, true).await
+    }
+
+    /// Reads the records of `records`, a whole CSV input or a part of one
+    /// that starts where a record does (after `lines_before` lines), named
+    /// by `rows`; `ends_input`: its end is the input's.
+    pub(super) async fn read_csv_records<R: TapInput + Send>(
+        &self,
+        mut records: CsvStream<R>,
+        rows: &mut CsvAssembler,
+        lines_before: u64,
+        ends_input: bool,
+    ) -> Result<Flow> {
         let mut batch = RawBatch::new(self.source.clone(), rows.content().clone());
-        let mut last_line = 0u64;
+        let mut last_line = lines_before;
         // Whether the end of the input was checked for a truncated file.
         let mut end_checked = false;
         loop {
@@ -109,7 +125,7 @@ impl FileReader<'_> {
                     line
                 }
                 Next::End => {
-                    if !end_checked {
+                    if ends_input && !end_checked {
                         self.torn_csv(records.bytes_read(), false).await;
                     }
                     break;
