@@ -31,6 +31,7 @@ static FILE_DEFAULTS: LazyLock<FileDefaults> = LazyLock::new(|| {
     FileDefaults {
         delimiter: char::from(options.delimiter).to_string(),
         max_record_bytes: bytes_text(options.max_record_bytes),
+        poll_interval: format!("{}ms", options.poll_interval.as_millis()),
     }
 });
 
@@ -38,6 +39,7 @@ static FILE_DEFAULTS: LazyLock<FileDefaults> = LazyLock::new(|| {
 struct FileDefaults {
     delimiter: String,
     max_record_bytes: String,
+    poll_interval: String,
 }
 
 /// What each exit status means; shown by `--help` and the README.
@@ -191,7 +193,7 @@ pub struct KafkaArgs {
 /// `streamer file`.
 #[derive(Debug, Args)]
 pub struct FileArgs {
-    /// The files to read, in order; `-` reads stdin.
+    /// The files to read, in order; `-` reads stdin. A quoted glob pattern ('logs/*.log') reads its matches together.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
     /// What the input holds [default: from the extension: .csv, .jsonl/.ndjson, else lines].
@@ -202,6 +204,22 @@ pub struct FileArgs {
     /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes; at most 1G).
     #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_max_record_bytes)]
     pub max_record_bytes: usize,
+    /// Files that keep growing: at the end of each, wait for more, as `tail -F` does (through rotation, truncation and deletion); a pattern's new matches are read too. Ends on Ctrl-C/SIGTERM.
+    #[arg(short = 'F', long)]
+    pub follow: bool,
+    /// With --follow: how often each file (and each pattern's folder) is looked at without a file-system event.
+    #[arg(long, value_name = "DURATION", default_value = FILE_DEFAULTS.poll_interval.as_str(), value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Most files open at once when several are read together (a pattern, or --follow); the others wait.
+    #[arg(long, value_name = "N", default_value_t = FileOptions::default().max_open_files as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_open_files: u64,
+    /// Save, per file, how far the output has delivered its records to PATH, and resume each file from there.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+    /// How often --checkpoint is written (also at the end of the run).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub checkpoint_interval: Duration,
 }
 
 /// How `streamer tcp` treats its clients; shown by `streamer tcp --help`.

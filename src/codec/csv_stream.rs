@@ -143,6 +143,14 @@ impl<R: TapInput + Send> CsvStream<R> {
         self.reader.get_ref().input_read()
     }
 
+    /// Bytes of the input up to the end of the record last read, its line
+    /// end included: where a later read resumes after it.
+    pub fn record_end(&self) -> u64 {
+        let end = self.reader.position().byte();
+        end.saturating_sub(PREFIX.len() as u64)
+            .min(self.bytes_read())
+    }
+
     /// Reads the next record. An error is the input's: nothing of the
     /// record under way is lost ([`CsvStream::unfinished`] has it).
     pub async fn next(&mut self) -> io::Result<Next> {
