@@ -61,6 +61,14 @@ pub(super) fn follow(
                 return Ended::Stopped;
             }
         };
+        let mut head = match file.try_clone().await {
+            Ok(clone) => Head::new(clone.into_std().await),
+            Err(error) => {
+                let _ = tx.send(Err(error)).await;
+                return Ended::Stopped;
+            }
+        };
+        head.refresh().await;
         let mut position = start;
         // Set once the path holds another file or none: the next end of
         // this file is its last.
@@ -85,10 +93,17 @@ pub(super) fn follow(
                 return ended;
             }
             match look(&file, &path, identity, position).await {
-                // Read once more: the writer may have added to the old
-                // file between our last read and the rename.
-                Some(Ended::Rotated) => last_end = Some(Ended::Rotated),
-                Some(Ended::Deleted) => last_end = Some(Ended::Deleted),
+                // The writer may still add to the old file for a moment
+                // (it has not reopened the path yet): read it once more
+                // after one interval.
+                Some(ended @ (Ended::Rotated | Ended::Deleted)) => {
+                    last_end = Some(ended);
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = tx.closed() => return Ended::Stopped,
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
                 Some(ended) => return ended,
                 None => {
                     tokio::select! {
@@ -96,6 +111,12 @@ pub(super) fn follow(
                         _ = tokio::time::sleep(poll) => {}
                         _ = tx.closed() => return Ended::Stopped,
                         _ = shutdown.cancelled() => return Ended::Stopped,
+                    }
+                    // Truncated and written again before we looked: its
+                    // size may be past `position` already, but its first
+                    // bytes changed.
+                    if !head.unchanged().await {
+                        return Ended::Truncated;
                     }
                 }
             }
@@ -122,6 +143,59 @@ async fn look(
         Ok(_) => Some(Ended::Rotated),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(Ended::Deleted),
         Err(_) => None,
+    }
+}
+
+/// A followed file's first bytes (up to [`HEAD_BYTES`]), to notice it
+/// truncated and written again between two looks.
+struct Head {
+    file: Arc<std::fs::File>,
+    bytes: Vec<u8>,
+}
+
+/// How many first bytes [`Head`] compares.
+const HEAD_BYTES: usize = 256;
+
+impl Head {
+    fn new(file: std::fs::File) -> Head {
+        Head {
+            file: Arc::new(file),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// The file's first bytes now (a failed read reads as none).
+    async fn read(&self) -> Vec<u8> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut bytes = vec![0; HEAD_BYTES];
+            let read = file.read_at(&mut bytes, 0).unwrap_or(0);
+            bytes.truncate(read);
+            bytes
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Takes the first bytes as they are now.
+    async fn refresh(&mut self) {
+        self.bytes = self.read().await;
+    }
+
+    /// Whether the first bytes seen so far are still there (more may have
+    /// come: they are kept too).
+    async fn unchanged(&mut self) -> bool {
+        if self.bytes.len() == HEAD_BYTES {
+            let now = self.read().await;
+            return now == self.bytes;
+        }
+        let now = self.read().await;
+        let same = now.starts_with(&self.bytes);
+        if same {
+            self.bytes = now;
+        }
+        same
     }
 }
 
