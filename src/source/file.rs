@@ -236,14 +236,9 @@ impl Source for FileSource {
                         path: PathBuf::from(path),
                         source,
                     })?;
-                    let format = self
-                        .options
-                        .format
-                        .unwrap_or_else(|| Format::from_path(path));
                     let options = self.options.for_path(path);
                     let store = &self.store;
-                    open::prepare(file, path, &options, format, store, checkpoint, false, None)
-                        .await?
+                    open::prepare(file, path, &options, store, checkpoint, false, None).await?
                 };
                 if read_one(&ctx, path, &self.options, checkpoint.clone(), opened).await?
                     == Flow::PipelineClosed

@@ -15,7 +15,6 @@ use super::follow::Ended;
 use super::open::{self, FollowWith};
 use super::watch::Watch;
 use super::{read_one, FileCheckpoint, FileOptions, Flow};
-use crate::codec::Format;
 use crate::error::{Error, Result};
 use crate::parts::SourceContext;
 
@@ -167,7 +166,6 @@ async fn read_file(
             })
         }
     };
-    let format = options.format.unwrap_or_else(|| Format::from_path(path));
     let file_options = options.for_path(path);
     let checkpoint = Arc::new(FileCheckpoint::default());
     let follow_with = wake.map(|wake| {
@@ -181,7 +179,6 @@ async fn read_file(
         file,
         path,
         &file_options,
-        format,
         store,
         &checkpoint,
         fresh,

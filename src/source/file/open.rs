@@ -63,7 +63,6 @@ pub(super) async fn prepare(
     file: tokio::fs::File,
     path: &str,
     options: &FileOptions,
-    format: Format,
     store: &Arc<CheckpointStore>,
     checkpoint: &Arc<FileCheckpoint>,
     fresh: bool,
@@ -74,6 +73,7 @@ pub(super) async fn prepare(
         source,
     };
     let mut file = file;
+    let format = options.format.unwrap_or_else(|| Format::from_path(path));
     let metadata = file.metadata().await.map_err(open_error)?;
     let shrink = ShrinkWatch::new(&file).await;
     if !metadata.is_file() {
