@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -16,7 +15,11 @@ mod csv;
 mod follow;
 mod many;
 mod open;
+mod options;
 mod watch;
+
+pub use self::checkpoint::FileCheckpoint;
+pub use self::options::FileOptions;
 
 use self::checkpoint::{CheckpointStore, Position};
 use self::open::Opened;
@@ -40,93 +43,6 @@ const TORN: &str = "the file was truncated while being read: this last record, w
 /// a pipe, its bytes are gone and would otherwise vanish unseen.
 const UNFINISHED: &str =
     "unfinished record: the run was stopped (by a signal) before its end was read";
-
-/// How the file source reads its inputs.
-#[derive(Debug, Clone)]
-pub struct FileOptions {
-    /// The format of every input; `None` picks it from each path's extension.
-    pub format: Option<Format>,
-    /// CSV cell separator (a `.tsv` file's is a tab while this is `,`).
-    pub delimiter: u8,
-    /// CSV: the first row names the columns (else they are `c1`, `c2`, ...).
-    pub header: bool,
-    /// A line or CSV row longer than this is rejected, never buffered whole.
-    pub max_record_bytes: usize,
-    /// `--follow`: at the end of a file, wait for more (through rotation,
-    /// truncation and deletion), and pick up new matches of a pattern.
-    pub follow: bool,
-    /// How often a followed file, and a pattern's folder, is looked at
-    /// without a file-system event.
-    pub poll_interval: Duration,
-    /// Most files open at once when several are read together (patterns
-    /// or `--follow`).
-    pub max_open_files: usize,
-}
-
-impl Default for FileOptions {
-    fn default() -> Self {
-        FileOptions {
-            format: None,
-            delimiter: b',',
-            header: true,
-            max_record_bytes: 16 * 1024 * 1024,
-            follow: false,
-            poll_interval: Duration::from_millis(250),
-            max_open_files: 256,
-        }
-    }
-}
-
-impl FileOptions {
-    /// The options for the input at `path`: a `.tsv` file's cells are
-    /// separated by tabs unless `--delimiter` names another separator than
-    /// the default comma.
-    fn for_path(&self, path: &str) -> FileOptions {
-        let mut options = self.clone();
-        if self.delimiter == b',' && path.to_ascii_lowercase().ends_with(".tsv") {
-            options.delimiter = b'\t';
-        }
-        options
-    }
-}
-
-/// How far the records of one input have been written by the sink: the
-/// last line number acknowledged (0 before any), and the byte offset in
-/// the file up to which every record was delivered.
-#[derive(Debug, Default)]
-pub struct FileCheckpoint {
-    delivered_line: AtomicU64,
-    /// The position delivered, as (offset, lines before it): one lock, so
-    /// the two never disagree.
-    delivered: Mutex<Position>,
-}
-
-impl FileCheckpoint {
-    /// The last line whose record (or rejection) the sink has written out.
-    pub fn delivered_line(&self) -> u64 {
-        self.delivered_line.load(Ordering::Acquire)
-    }
-
-    /// The byte offset (and lines before it) up to which every record was
-    /// delivered.
-    pub fn delivered(&self) -> Position {
-        *self.delivered.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Starts over at `start`: where this run starts reading the file.
-    fn reset(&self, start: Position) {
-        *self.delivered.lock().unwrap_or_else(|e| e.into_inner()) = start;
-        self.delivered_line.store(start.line, Ordering::Release);
-    }
-
-    /// The records up to `to` were delivered.
-    fn advance(&self, to: Position) {
-        let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
-        if to.offset > delivered.offset {
-            *delivered = to;
-        }
-    }
-}
 
 /// Reads files (and `-`, standard input): in the order given, or, with
 /// `--follow` or glob patterns, every match together (see [`many`]).

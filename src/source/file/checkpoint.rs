@@ -12,11 +12,10 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-
-use super::FileCheckpoint;
 
 /// How many of a file's first bytes make its fingerprint.
 pub const FINGERPRINT_BYTES: usize = 256;
@@ -29,6 +28,44 @@ pub struct Position {
     pub offset: u64,
     /// Lines ending before `offset`.
     pub line: u64,
+}
+
+/// How far the records of one input have been written by the sink: the
+/// last line number acknowledged (0 before any), and the byte offset in
+/// the file up to which every record was delivered.
+#[derive(Debug, Default)]
+pub struct FileCheckpoint {
+    pub(super) delivered_line: AtomicU64,
+    /// The position delivered, as (offset, lines before it): one lock, so
+    /// the two never disagree.
+    delivered: Mutex<Position>,
+}
+
+impl FileCheckpoint {
+    /// The last line whose record (or rejection) the sink has written out.
+    pub fn delivered_line(&self) -> u64 {
+        self.delivered_line.load(Ordering::Acquire)
+    }
+
+    /// The byte offset (and lines before it) up to which every record was
+    /// delivered.
+    pub fn delivered(&self) -> Position {
+        *self.delivered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts over at `start`: where this run starts reading the file.
+    pub(super) fn reset(&self, start: Position) {
+        *self.delivered.lock().unwrap_or_else(|e| e.into_inner()) = start;
+        self.delivered_line.store(start.line, Ordering::Release);
+    }
+
+    /// The records up to `to` were delivered.
+    pub(super) fn advance(&self, to: Position) {
+        let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+        if to.offset > delivered.offset {
+            *delivered = to;
+        }
+    }
 }
 
 /// One file's saved entry.
