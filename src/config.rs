@@ -466,6 +466,35 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_is_no_input_or_output_and_intervals_are_not_zero() {
+        let refused = |args: &[&str]| RunConfig::from_cli(parse(args).unwrap()).unwrap_err();
+        assert_eq!(
+            refused(&["file", "a.log", "-o", "out", "--checkpoint", "out"]).to_string(),
+            "--checkpoint out is the -o file: it would be overwritten"
+        );
+        assert_eq!(
+            refused(&["file", "a.log", "--checkpoint", "-"]).to_string(),
+            "--checkpoint needs a file (`-` is refused)"
+        );
+        assert_eq!(
+            refused(&["file", "-F", "a.log", "--poll-interval", "0"]).to_string(),
+            "--poll-interval must be more than 0"
+        );
+        assert_eq!(
+            refused(&[
+                "file",
+                "a.log",
+                "--checkpoint",
+                "c",
+                "--checkpoint-interval",
+                "0"
+            ])
+            .to_string(),
+            "--checkpoint-interval must be more than 0"
+        );
+    }
+
+    #[test]
     fn a_topic_is_not_written_into_itself() {
         let cli = parse(&["kafka", "-t", "orders", "-o", "kafka://orders"]).unwrap();
         let error = RunConfig::from_cli(cli).unwrap_err();

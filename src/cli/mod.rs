@@ -438,6 +438,31 @@ mod tests {
         assert_eq!(FILE_DEFAULTS.max_record_bytes, "16M");
     }
 
+    #[test]
+    fn follow_and_checkpoint_flags() {
+        let cli = parse(&["file", "-F", "logs/*.log", "--checkpoint", "cp.json"]).unwrap();
+        let args = file_args(&cli);
+        assert!(args.follow);
+        assert_eq!(args.poll_interval, FileOptions::default().poll_interval);
+        assert_eq!(args.poll_interval, Duration::from_millis(250));
+        assert_eq!(args.max_open_files, 256);
+        assert_eq!(args.checkpoint, Some(PathBuf::from("cp.json")));
+        assert_eq!(args.checkpoint_interval, Duration::from_secs(1));
+        let cli = parse(&[
+            "file",
+            "a",
+            "--poll-interval",
+            "1s",
+            "--max-open-files",
+            "8",
+        ])
+        .unwrap();
+        assert!(!file_args(&cli).follow);
+        assert_eq!(file_args(&cli).poll_interval, Duration::from_secs(1));
+        assert_eq!(file_args(&cli).max_open_files, 8);
+        assert!(parse(&["file", "a", "--max-open-files", "0"]).is_err());
+    }
+
     impl Cli {
         fn command_format(&self) -> Option<Format> {
             file_args(self).format
