@@ -45,6 +45,8 @@ pub enum SourceConfig {
         paths: Vec<String>,
         /// How they are read.
         options: FileOptions,
+        /// `--checkpoint`: where the positions delivered are saved.
+        checkpoint: Option<Checkpointing>,
     },
     /// `streamer tcp`.
     Tcp(TcpOptions),
@@ -73,6 +75,15 @@ impl SourceConfig {
             SourceConfig::File { .. } | SourceConfig::Tcp(_) => None,
         }
     }
+}
+
+/// `--checkpoint PATH` and `--checkpoint-interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpointing {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// How often it is written (and once at the end).
+    pub interval: Duration,
 }
 
 /// Where a run writes, and how.
@@ -187,6 +198,14 @@ impl RunConfig {
         if let SourceConfig::Tcp(options) = &self.source {
             check_tcp_budget(options.max_buffered_bytes, options.max_frame_bytes)?;
         }
+        if let SourceConfig::File {
+            paths,
+            options,
+            checkpoint,
+        } = &self.source
+        {
+            check_following(paths, options, checkpoint.as_ref(), &self.sink)?;
+        }
         // Silently ignored, -a would let `>> out.csv` add a second header.
         let appends_to_a_file =
             self.sink.output.file().is_some() || self.sink.dead_letter.is_some();
@@ -245,6 +264,60 @@ impl RunConfig {
             return Err("--compression only applies to a kafka:// output".into());
         }
         Ok(())
+    }
+}
+
+/// `--follow` and `--checkpoint`: a poll interval that is not 0, and a
+/// checkpoint that is neither an input, nor the output or dead-letter file.
+fn check_following(
+    paths: &[String],
+    options: &FileOptions,
+    checkpoint: Option<&Checkpointing>,
+    sink: &SinkConfig,
+) -> Result<(), String> {
+    if options.follow && options.poll_interval.is_zero() {
+        return Err("--poll-interval must be more than 0".into());
+    }
+    let Some(checkpoint) = checkpoint else {
+        return Ok(());
+    };
+    if checkpoint.interval.is_zero() {
+        return Err("--checkpoint-interval must be more than 0".into());
+    }
+    let path = checkpoint.path.as_path();
+    if path == Path::new("-") {
+        return Err("--checkpoint needs a file (`-` is refused)".into());
+    }
+    let inputs = paths
+        .iter()
+        .map(|input| (Path::new(input.as_str()), "an input"));
+    let outputs = [
+        sink.output.file().map(|output| (output, "the -o file")),
+        sink.dead_letter
+            .as_deref()
+            .map(|dead| (dead, "the --dead-letter file")),
+    ];
+    for (other, what) in inputs.chain(outputs.into_iter().flatten()) {
+        if same_file(path, other) {
+            return Err(format!(
+                "--checkpoint {} is {what}: it would be overwritten",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name one file: the same name, or (both existing)
+/// the same device and inode.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 
@@ -313,7 +386,14 @@ fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
                     .map_or(FileOptions::default().csv_workers, |workers| {
                         workers as usize
                     }),
+                follow: args.follow,
+                poll_interval: args.poll_interval,
+                max_open_files: args.max_open_files as usize,
             },
+            checkpoint: args.checkpoint.map(|path| Checkpointing {
+                path,
+                interval: args.checkpoint_interval,
+            }),
             paths: args.paths,
         },
         Command::Tcp(args) => SourceConfig::Tcp(TcpOptions {
@@ -388,6 +468,35 @@ mod tests {
             SourceConfig::Kafka(options) => options,
             other => panic!("not `kafka`: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_checkpoint_is_no_input_or_output_and_intervals_are_not_zero() {
+        let refused = |args: &[&str]| RunConfig::from_cli(parse(args).unwrap()).unwrap_err();
+        assert_eq!(
+            refused(&["file", "a.log", "-o", "out", "--checkpoint", "out"]).to_string(),
+            "--checkpoint out is the -o file: it would be overwritten"
+        );
+        assert_eq!(
+            refused(&["file", "a.log", "--checkpoint", "-"]).to_string(),
+            "--checkpoint needs a file (`-` is refused)"
+        );
+        assert_eq!(
+            refused(&["file", "-F", "a.log", "--poll-interval", "0"]).to_string(),
+            "--poll-interval must be more than 0"
+        );
+        assert_eq!(
+            refused(&[
+                "file",
+                "a.log",
+                "--checkpoint",
+                "c",
+                "--checkpoint-interval",
+                "0"
+            ])
+            .to_string(),
+            "--checkpoint-interval must be more than 0"
+        );
     }
 
     #[test]

@@ -9,12 +9,13 @@ use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cli;
-use crate::config::{ConfigError, Output, RunConfig, SourceConfig};
+use crate::config::{Checkpointing, ConfigError, Output, RunConfig, SourceConfig};
 use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
 use crate::say;
 use crate::sink::opening::{self, OpenError, OutputRequest};
 use crate::sink::{KafkaSink, OutputFormat, Sink, WriterSink};
+use crate::source::file::checkpoint::CheckpointStore;
 use crate::source::{FileSource, KafkaSource, Source, TcpSource};
 
 /// Every record was processed.
@@ -98,10 +99,20 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     let started = Instant::now();
     let mut listening = None;
     let mut inputs = Vec::new();
+    let mut checkpointing = None;
     let source: Box<dyn Source> = match source {
-        SourceConfig::File { paths, options } => {
+        SourceConfig::File {
+            paths,
+            options,
+            checkpoint,
+        } => {
             inputs.clone_from(&paths);
-            Box::new(FileSource::open(paths, options)?)
+            let mut source = FileSource::open(paths, options)?;
+            if let Some(Checkpointing { path, interval }) = checkpoint {
+                source = source.checkpoint_to(&path)?;
+                checkpointing = Some((source.checkpoint_store(), interval));
+            }
+            Box::new(source)
         }
         SourceConfig::Tcp(options) => {
             let source = TcpSource::bind(options).await?;
@@ -164,7 +175,33 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         say!("streamer: listening on {addr}");
     }
     let pipeline = Pipeline::new(source, sink, pipeline).rejects(rejects);
-    Ok(pipeline.run(shutdown).await)
+    let Some((store, interval)) = checkpointing else {
+        return Ok(pipeline.run(shutdown).await);
+    };
+    let saver = tokio::spawn(save_every(store.clone(), interval));
+    let outcome = pipeline.run(shutdown).await;
+    saver.abort();
+    // Every ack has fired now: the positions are final.
+    tokio::task::spawn_blocking(move || store.save())
+        .await?
+        .map_err(|error| {
+            anyhow::Error::from(error).context("cannot write the --checkpoint file")
+        })?;
+    Ok(outcome)
+}
+
+/// Writes the `--checkpoint` file every `interval` (when it changed);
+/// a failed write is warned about and tried again next time.
+async fn save_every(store: Arc<CheckpointStore>, interval: std::time::Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let saving = store.clone();
+        match tokio::task::spawn_blocking(move || saving.save()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!("cannot write the --checkpoint file: {error}"),
+            Err(_) => return,
+        }
+    }
 }
 
 /// Outputs refused once opened (one file under two names, or an input):

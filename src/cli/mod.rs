@@ -31,6 +31,7 @@ static FILE_DEFAULTS: LazyLock<FileDefaults> = LazyLock::new(|| {
     FileDefaults {
         delimiter: char::from(options.delimiter).to_string(),
         max_record_bytes: bytes_text(options.max_record_bytes),
+        poll_interval: format!("{}ms", options.poll_interval.as_millis()),
     }
 });
 
@@ -38,6 +39,7 @@ static FILE_DEFAULTS: LazyLock<FileDefaults> = LazyLock::new(|| {
 struct FileDefaults {
     delimiter: String,
     max_record_bytes: String,
+    poll_interval: String,
 }
 
 /// What each exit status means; shown by `--help` and the README.
@@ -191,7 +193,7 @@ pub struct KafkaArgs {
 /// `streamer file`.
 #[derive(Debug, Args)]
 pub struct FileArgs {
-    /// The files to read, in order; `-` reads stdin.
+    /// The files to read, in order; `-` reads stdin. A quoted glob pattern ('logs/*.log') reads its matches together.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
     /// What the input holds [default: from the extension: .csv, .jsonl/.ndjson, else lines].
@@ -205,6 +207,22 @@ pub struct FileArgs {
     /// CSV: how many pieces of a file or stdin are parsed at once, each on its own worker, the output in input order [default: the number of cores; 1: one reader].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub csv_workers: Option<u64>,
+    /// Files that keep growing: at the end of each, wait for more, as `tail -F` does (through rotation, truncation and deletion); a pattern's new matches are read too. Ends on Ctrl-C/SIGTERM.
+    #[arg(short = 'F', long)]
+    pub follow: bool,
+    /// With --follow: how often each file (and each pattern's folder) is looked at without a file-system event.
+    #[arg(long, value_name = "DURATION", default_value = FILE_DEFAULTS.poll_interval.as_str(), value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Most files open at once when several are read together (a pattern, or --follow); the others wait.
+    #[arg(long, value_name = "N", default_value_t = FileOptions::default().max_open_files as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_open_files: u64,
+    /// Save, per file, how far the output has delivered its records to PATH, and resume each file from there.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+    /// How often --checkpoint is written (also at the end of the run).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub checkpoint_interval: Duration,
 }
 
 /// How `streamer tcp` treats its clients; shown by `streamer tcp --help`.
@@ -436,6 +454,31 @@ mod tests {
         assert_eq!(file_args(&cli).csv.delimiter, defaults.delimiter);
         assert_eq!(!file_args(&cli).csv.no_header, defaults.header);
         assert_eq!(FILE_DEFAULTS.max_record_bytes, "16M");
+    }
+
+    #[test]
+    fn follow_and_checkpoint_flags() {
+        let cli = parse(&["file", "-F", "logs/*.log", "--checkpoint", "cp.json"]).unwrap();
+        let args = file_args(&cli);
+        assert!(args.follow);
+        assert_eq!(args.poll_interval, FileOptions::default().poll_interval);
+        assert_eq!(args.poll_interval, Duration::from_millis(250));
+        assert_eq!(args.max_open_files, 256);
+        assert_eq!(args.checkpoint, Some(PathBuf::from("cp.json")));
+        assert_eq!(args.checkpoint_interval, Duration::from_secs(1));
+        let cli = parse(&[
+            "file",
+            "a",
+            "--poll-interval",
+            "1s",
+            "--max-open-files",
+            "8",
+        ])
+        .unwrap();
+        assert!(!file_args(&cli).follow);
+        assert_eq!(file_args(&cli).poll_interval, Duration::from_secs(1));
+        assert_eq!(file_args(&cli).max_open_files, 8);
+        assert!(parse(&["file", "a", "--max-open-files", "0"]).is_err());
     }
 
     impl Cli {

@@ -151,6 +151,27 @@ impl<R: TapInput + Send> CsvStream<R> {
         self.reader.get_ref().input_read()
     }
 
+    /// Bytes of the input up to the end of the record last read, as far as
+    /// the CSV reader went (its line end, when it has one): where a later
+    /// read resumes after it.
+    pub fn record_end(&self) -> u64 {
+        let end = self.reader.position().byte();
+        end.saturating_sub(PREFIX.len() as u64)
+            .min(self.bytes_read())
+    }
+
+    /// The line ends within the input up to [`CsvStream::record_end`] of
+    /// the record last read: those inside it, and its own when the reader
+    /// went past it.
+    pub fn record_lines(&self) -> u64 {
+        let Some(span) = self.last else {
+            return 0;
+        };
+        let inside = memchr::memchr_iter(b'\n', self.last_raw()).count() as u64;
+        let end = self.reader.position().byte();
+        inside + u64::from(end > span.content_end && !span.unterminated)
+    }
+
     /// Reads the next record. An error is the input's: nothing of the
     /// record under way is lost ([`CsvStream::unfinished`] has it).
     pub async fn next(&mut self) -> io::Result<Next> {

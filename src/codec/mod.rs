@@ -41,11 +41,12 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format a path's extension implies: `.csv`, `.jsonl`/`.ndjson`,
+    /// The format a path's extension implies: `.csv` (and `.tsv`, CSV with
+    /// tabs), `.jsonl`/`.ndjson`,
     /// anything else is lines.
     pub fn from_path(path: &str) -> Format {
         let lower = path.to_ascii_lowercase();
-        if lower.ends_with(".csv") {
+        if lower.ends_with(".csv") || lower.ends_with(".tsv") {
             Format::Csv
         } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
             Format::Jsonl

@@ -1,16 +1,29 @@
 //! The file source: files and standard input, read in the order given, as
-//! CSV, JSON lines or plain lines.
+//! CSV, JSON lines or plain lines; with `--follow` or glob patterns, every
+//! match together, followed as they grow (`many`, `follow`, `watch`), and
+//! resumed from `--checkpoint` (`checkpoint`, `open`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub mod checkpoint;
 mod csv;
 mod csv_parallel;
+mod follow;
+mod many;
+mod open;
+mod options;
+mod watch;
 
+pub use self::checkpoint::FileCheckpoint;
+pub use self::options::FileOptions;
+
+use self::checkpoint::{CheckpointStore, Position};
+use self::open::Opened;
 use super::input::InputReader;
 use super::shrink::ShrinkWatch;
 use crate::ack::Ack;
@@ -32,53 +45,13 @@ const TORN: &str = "the file was truncated while being read: this last record, w
 const UNFINISHED: &str =
     "unfinished record: the run was stopped (by a signal) before its end was read";
 
-/// How the file source reads its inputs.
-#[derive(Debug, Clone)]
-pub struct FileOptions {
-    /// The format of every input; `None` picks it from each path's extension.
-    pub format: Option<Format>,
-    /// CSV cell separator.
-    pub delimiter: u8,
-    /// CSV: the first row names the columns (else they are `c1`, `c2`, ...).
-    pub header: bool,
-    /// A line or CSV row longer than this is rejected, never buffered whole.
-    pub max_record_bytes: usize,
-    /// CSV files and stdin: how many pieces of the input are read at once,
-    /// each on its own worker; 1 reads them with one reader, in one task.
-    pub csv_workers: usize,
-}
-
-impl Default for FileOptions {
-    fn default() -> Self {
-        FileOptions {
-            format: None,
-            delimiter: b',',
-            header: true,
-            max_record_bytes: 16 * 1024 * 1024,
-            csv_workers: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
-        }
-    }
-}
-
-/// How far the records of one input have been written by the sink: the
-/// last line number acknowledged (0 before any).
-#[derive(Debug, Default)]
-pub struct FileCheckpoint {
-    delivered_line: AtomicU64,
-}
-
-impl FileCheckpoint {
-    /// The last line whose record (or rejection) the sink has written out.
-    pub fn delivered_line(&self) -> u64 {
-        self.delivered_line.load(Ordering::Acquire)
-    }
-}
-
-/// Reads files (and `-`, standard input) in order.
+/// Reads files (and `-`, standard input): in the order given, or, with
+/// `--follow` or glob patterns, every match together (see [`many`]).
 pub struct FileSource {
     paths: Vec<String>,
     options: FileOptions,
     checkpoints: Vec<Arc<FileCheckpoint>>,
+    store: Arc<CheckpointStore>,
 }
 
 impl FileSource {
@@ -87,14 +60,26 @@ impl FileSource {
     /// opened here: a named pipe must be opened once only (its writer is
     /// gone after the first open closes), and opening one waits for a
     /// writer, which happens in [`Source::run`] where a signal can stop it.
+    /// A pattern must match a file, unless `--follow` waits for one; with
+    /// `--follow` a missing file is waited for too.
     pub fn open(paths: Vec<String>, options: FileOptions) -> Result<Self> {
         for path in paths.iter().filter(|path| path.as_str() != "-") {
+            if open::is_pattern(path) {
+                many::check_pattern(path, options.follow)?;
+                continue;
+            }
             let as_path = Path::new(path);
             let open_error = |source| Error::Open {
                 path: as_path.to_path_buf(),
                 source,
             };
-            let metadata = std::fs::metadata(as_path).map_err(open_error)?;
+            let metadata = match std::fs::metadata(as_path) {
+                Err(error) if options.follow && error.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!("{path}: no such file yet: waiting for it (--follow)");
+                    continue;
+                }
+                metadata => metadata.map_err(open_error)?,
+            };
             if metadata.is_dir() {
                 return Err(Error::IsDirectory {
                     path: as_path.to_path_buf(),
@@ -102,30 +87,63 @@ impl FileSource {
             }
             check_readable(as_path).map_err(open_error)?;
         }
+        if options.follow && paths.iter().any(|path| path == "-") {
+            return Err(Error::Config(
+                "--follow reads files: `-` (standard input) cannot be followed".into(),
+            ));
+        }
         let checkpoints = paths.iter().map(|_| Arc::default()).collect();
         Ok(FileSource {
             paths,
             options,
             checkpoints,
+            store: Arc::new(CheckpointStore::in_memory()),
         })
     }
 
-    /// One checkpoint per path, in order, advanced as the sink writes.
+    /// Resumes every file from the checkpoint at `path` (`--checkpoint`),
+    /// which [`CheckpointStore::save`] then keeps up to date.
+    pub fn checkpoint_to(mut self, path: &Path) -> Result<Self> {
+        let store = CheckpointStore::load(path).map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.store = Arc::new(store);
+        // The checkpoint needs where each batch ends in the file, which
+        // only the single CSV reader notes.
+        self.options.csv_workers = 1;
+        Ok(self)
+    }
+
+    /// The positions of every file read, which the sink's acks advance.
+    pub fn checkpoint_store(&self) -> Arc<CheckpointStore> {
+        self.store.clone()
+    }
+
+    /// One checkpoint per path, in order, advanced as the sink writes
+    /// (when the paths are read in order: no pattern, no `--follow`).
     pub fn checkpoints(&self) -> Vec<Arc<FileCheckpoint>> {
         self.checkpoints.clone()
+    }
+
+    /// Whether the paths are read together rather than in order.
+    fn reads_many(&self) -> bool {
+        self.options.follow || self.paths.iter().any(|path| open::is_pattern(path))
     }
 }
 
 impl Source for FileSource {
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
+            if self.reads_many() {
+                return many::read_many(&self.paths, &self.options, &self.store, &ctx).await;
+            }
             for (path, checkpoint) in self.paths.iter().zip(&self.checkpoints) {
                 if ctx.shutdown.is_cancelled() {
                     break;
                 }
-                let mut shrink = None;
-                let input: Box<dyn AsyncRead + Unpin + Send> = if path == "-" {
-                    Box::new(tokio::io::stdin())
+                let opened = if path == "-" {
+                    Opened::stdin()
                 } else {
                     // Opening a named pipe waits for its writer: a signal
                     // must end that wait. (The blocking thread stays parked
@@ -138,42 +156,58 @@ impl Source for FileSource {
                         path: PathBuf::from(path),
                         source,
                     })?;
-                    shrink = ShrinkWatch::new(&file).await;
-                    Box::new(file)
+                    let options = self.options.for_path(path);
+                    let store = &self.store;
+                    open::prepare(file, path, &options, store, checkpoint, false, None).await?
                 };
-                let display = if path == "-" {
-                    SourceInfo::STDIN.to_string()
-                } else {
-                    path.clone()
-                };
-                let reader = FileReader {
-                    ctx: &ctx,
-                    source: Arc::new(SourceInfo::File { path: display }),
-                    options: &self.options,
-                    checkpoint: checkpoint.clone(),
-                    shrink,
-                    bytes_read: AtomicU64::new(0),
-                };
-                let format = self
-                    .options
-                    .format
-                    .unwrap_or_else(|| Format::from_path(path));
-                let read = match format {
-                    Format::Csv if self.options.csv_workers > 1 => {
-                        reader
-                            .read_csv_parallel(input, self.options.csv_workers)
-                            .await
-                    }
-                    Format::Csv => reader.read_csv(input).await,
-                    Format::Jsonl => reader.read_lines(input, Content::Jsonl).await,
-                    Format::Lines => reader.read_lines(input, Content::Lines).await,
-                };
-                if read? == Flow::PipelineClosed {
+                if read_one(&ctx, path, &self.options, checkpoint.clone(), opened).await?
+                    == Flow::PipelineClosed
+                {
                     break;
                 }
             }
             Ok(())
         })
+    }
+}
+
+/// Reads one opened input to its end (or until the run stops).
+async fn read_one(
+    ctx: &SourceContext,
+    path: &str,
+    options: &FileOptions,
+    checkpoint: Arc<FileCheckpoint>,
+    opened: Opened,
+) -> Result<Flow> {
+    let display = if path == "-" {
+        SourceInfo::STDIN.to_string()
+    } else {
+        path.to_string()
+    };
+    let options = options.for_path(path);
+    let reader = FileReader {
+        ctx,
+        source: Arc::new(SourceInfo::File { path: display }),
+        options: &options,
+        checkpoint,
+        shrink: opened.shrink,
+        bytes_read: AtomicU64::new(0),
+        skew: opened.skew,
+        first_line: opened.start.line,
+        end: Mutex::new(opened.start),
+    };
+    let format = options.format.unwrap_or_else(|| Format::from_path(path));
+    match format {
+        // A followed file is read as it grows, a few lines at a time: the
+        // parallel reader's pieces would only add latency.
+        Format::Csv if options.csv_workers > 1 && !options.follow => {
+            reader
+                .read_csv_parallel(opened.input, options.csv_workers)
+                .await
+        }
+        Format::Csv => reader.read_csv(opened.input).await,
+        Format::Jsonl => reader.read_lines(opened.input, Content::Jsonl).await,
+        Format::Lines => reader.read_lines(opened.input, Content::Lines).await,
     }
 }
 
@@ -236,6 +270,14 @@ struct FileReader<'a> {
     shrink: Option<ShrinkWatch>,
     /// Bytes read of this input so far.
     bytes_read: AtomicU64,
+    /// A byte at position `p` of the input is at `p + skew` in the file
+    /// (a resumed file starts mid-way, maybe after a header put back).
+    skew: i64,
+    /// Lines of the file before the input's first byte.
+    first_line: u64,
+    /// Where the last record put in a batch ends in the file, and how many
+    /// lines that is: what a batch's ack delivers.
+    end: Mutex<Position>,
 }
 
 impl FileReader<'_> {
@@ -253,17 +295,29 @@ impl FileReader<'_> {
         }
     }
 
+    /// Notes that the last record put in a batch ends at byte `end` of the
+    /// input, `lines` lines into the file.
+    fn note_end(&self, end: u64, lines: u64) {
+        let offset = (end as i64 + self.skew).max(0) as u64;
+        *self.end.lock().unwrap_or_else(|e| e.into_inner()) = Position {
+            offset,
+            line: lines,
+        };
+    }
+
     /// Sends `batch` with an ack that moves this input's checkpoint to its
-    /// last line once the sink has written it.
+    /// last line (and the end of its last record) once the sink has written it.
     async fn send(&self, mut batch: RawBatch, last_line: u64) -> Result<(), Closed> {
         if batch.is_empty() {
             return Ok(());
         }
         let checkpoint = self.checkpoint.clone();
+        let end = *self.end.lock().unwrap_or_else(|e| e.into_inner());
         batch.acks.push(Ack::new(move || {
             checkpoint
                 .delivered_line
                 .fetch_max(last_line, Ordering::AcqRel);
+            checkpoint.advance(end);
         }));
         self.ctx.out.send(batch).await
     }
@@ -276,7 +330,9 @@ impl FileReader<'_> {
         let max_line = self.options.max_record_bytes;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
         let mut batch = RawBatch::new(self.source.clone(), decode.clone());
-        let mut line = 0u64;
+        let mut line = self.first_line;
+        // Input bytes before `buf`'s first.
+        let mut drained = 0u64;
         // Inside a line that was already rejected as too long, its number
         // already counted: drop bytes up to its end.
         let mut skipping = false;
@@ -304,6 +360,7 @@ impl FileReader<'_> {
                         }
                     } else {
                         batch.push_record(text, line);
+                        self.note_end(drained + (consumed + end + 1) as u64, line);
                     }
                 }
                 consumed += end + 1;
@@ -312,6 +369,7 @@ impl FileReader<'_> {
                 }
             }
             buf.drain(..consumed);
+            drained += consumed as u64;
             if read == 0 {
                 if self.torn_at_end(!buf.is_empty() && !skipping).await {
                     line += 1;
@@ -326,6 +384,7 @@ impl FileReader<'_> {
                         }
                     } else {
                         batch.push_record(&buf, line);
+                        self.note_end(drained + buf.len() as u64, line);
                     }
                 }
                 break;

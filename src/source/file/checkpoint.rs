@@ -1,0 +1,360 @@
+//! `--checkpoint PATH`: per file, how far the sink has delivered its
+//! records, saved atomically (temporary file, fsync, rename) and read back
+//! by the next run, which resumes each file there.
+//!
+//! A file is known by what it is, not by its name: device, inode and a
+//! fingerprint (FNV-1a) of its first [`FINGERPRINT_BYTES`] bytes, so a
+//! rotated or replaced file is not mistaken for the old one. A file still
+//! shorter than that is fingerprinted on what it has, and again at each
+//! save until it is long enough.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// How many of a file's first bytes make its fingerprint.
+pub const FINGERPRINT_BYTES: usize = 256;
+
+/// Where a file starts being read: a byte offset and the number of lines
+/// before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Bytes of the file already delivered.
+    pub offset: u64,
+    /// Lines ending before `offset`.
+    pub line: u64,
+}
+
+/// How far the records of one input have been written by the sink: the
+/// last line number acknowledged (0 before any), and the byte offset in
+/// the file up to which every record was delivered.
+#[derive(Debug, Default)]
+pub struct FileCheckpoint {
+    pub(super) delivered_line: AtomicU64,
+    /// The position delivered, as (offset, lines before it): one lock, so
+    /// the two never disagree.
+    delivered: Mutex<Position>,
+}
+
+impl FileCheckpoint {
+    /// The last line whose record (or rejection) the sink has written out.
+    pub fn delivered_line(&self) -> u64 {
+        self.delivered_line.load(Ordering::Acquire)
+    }
+
+    /// The byte offset (and lines before it) up to which every record was
+    /// delivered.
+    pub fn delivered(&self) -> Position {
+        *self.delivered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts over at `start`: where this run starts reading the file.
+    pub(super) fn reset(&self, start: Position) {
+        *self.delivered.lock().unwrap_or_else(|e| e.into_inner()) = start;
+        self.delivered_line.store(start.line, Ordering::Release);
+    }
+
+    /// The records up to `to` were delivered.
+    pub(super) fn advance(&self, to: Position) {
+        let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+        if to.offset > delivered.offset {
+            *delivered = to;
+        }
+    }
+}
+
+/// One file's saved entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    /// The name it was last read under (for people; not how it is found).
+    path: String,
+    dev: u64,
+    ino: u64,
+    /// How many first bytes the fingerprint covers.
+    fingerprint_bytes: usize,
+    /// FNV-1a of those bytes, in hex.
+    fingerprint: String,
+    offset: u64,
+    line: u64,
+}
+
+impl Entry {
+    /// Whether `head` (the file's first bytes) is the file this entry is of.
+    fn matches(&self, dev: u64, ino: u64, head: &[u8]) -> bool {
+        self.dev == dev
+            && self.ino == ino
+            && head.len() >= self.fingerprint_bytes
+            && fingerprint(&head[..self.fingerprint_bytes]) == self.fingerprint
+    }
+}
+
+/// The checkpoint file's contents.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    files: Vec<Entry>,
+}
+
+/// A file being read this run, with the checkpoint its acks advance.
+struct Live {
+    path: String,
+    dev: u64,
+    ino: u64,
+    head: Vec<u8>,
+    /// To fingerprint a short file again once it is longer.
+    file: Option<Arc<std::fs::File>>,
+    start: Position,
+    checkpoint: Arc<FileCheckpoint>,
+}
+
+impl Live {
+    fn entry(&mut self) -> Entry {
+        if self.head.len() < FINGERPRINT_BYTES {
+            if let Some(file) = &self.file {
+                if let Ok(head) = read_head(file) {
+                    self.head = head;
+                }
+            }
+        }
+        let delivered = self.checkpoint.delivered();
+        let at = if delivered.offset > self.start.offset {
+            delivered
+        } else {
+            self.start
+        };
+        Entry {
+            path: self.path.clone(),
+            dev: self.dev,
+            ino: self.ino,
+            fingerprint_bytes: self.head.len(),
+            fingerprint: fingerprint(&self.head),
+            offset: at.offset,
+            line: at.line,
+        }
+    }
+}
+
+/// The positions of every file this run knows, saved to `--checkpoint`
+/// (or kept in memory only, without it: a file met again under another
+/// name in the same run still resumes where it was).
+pub struct CheckpointStore {
+    path: Option<PathBuf>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Entries read from the file and not met again this run.
+    saved: Vec<Entry>,
+    /// Files read this run, by (device, inode).
+    live: HashMap<(u64, u64), Live>,
+    /// What the file holds now, so an unchanged state is not written again.
+    written: Option<String>,
+}
+
+impl std::fmt::Debug for CheckpointStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointStore {
+    /// A store that saves nothing.
+    pub fn in_memory() -> Self {
+        CheckpointStore {
+            path: None,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// Reads the checkpoint at `path` (none yet is an empty one).
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        let (saved, written) = match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let saved: Saved = serde_json::from_str(&text).map_err(|error| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{}: not a streamer checkpoint: {error}", path.display()),
+                    )
+                })?;
+                (saved.files, Some(text))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
+            Err(error) => return Err(error),
+        };
+        Ok(CheckpointStore {
+            path: Some(path.to_path_buf()),
+            inner: Mutex::new(Inner {
+                saved,
+                live: HashMap::new(),
+                written,
+            }),
+        })
+    }
+
+    /// Starts tracking `file`, opened at `path`, whose acks advance
+    /// `checkpoint`: returns where to start reading it (where it was
+    /// delivered to, unless `fresh`, or the file is shorter than that now),
+    /// where `checkpoint` is set too.
+    pub fn track(
+        &self,
+        path: &str,
+        file: &std::fs::File,
+        fresh: bool,
+        checkpoint: &Arc<FileCheckpoint>,
+    ) -> std::io::Result<Position> {
+        let metadata = file.metadata()?;
+        let (dev, ino) = (metadata.dev(), metadata.ino());
+        let head = read_head(file)?;
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let known = inner
+            .live
+            .get_mut(&(dev, ino))
+            .filter(|live| head.starts_with(&live.head))
+            .map(|live| live.entry())
+            .or_else(|| {
+                let at = inner
+                    .saved
+                    .iter()
+                    .position(|e| e.matches(dev, ino, &head))?;
+                Some(inner.saved.remove(at))
+            });
+        inner.saved.retain(|e| (e.dev, e.ino) != (dev, ino));
+        let start = match known {
+            Some(entry) if !fresh && entry.offset <= metadata.len() => Position {
+                offset: entry.offset,
+                line: entry.line,
+            },
+            _ => Position::default(),
+        };
+        checkpoint.reset(start);
+        let short = head.len() < FINGERPRINT_BYTES;
+        inner.live.insert(
+            (dev, ino),
+            Live {
+                path: path.to_string(),
+                dev,
+                ino,
+                head,
+                file: short.then(|| file.try_clone().ok().map(Arc::new)).flatten(),
+                start,
+                checkpoint: checkpoint.clone(),
+            },
+        );
+        Ok(start)
+    }
+
+    /// Writes the positions out if they changed since the last write
+    /// (blocking: call it off the async workers).
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut files = inner.saved.clone();
+        let mut live: Vec<Entry> = inner.live.values_mut().map(Live::entry).collect();
+        live.sort_by(|a, b| a.path.cmp(&b.path));
+        files.extend(live);
+        let text = serde_json::to_string_pretty(&Saved { files }).map_err(std::io::Error::other)?;
+        if inner.written.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        write_atomically(path, text.as_bytes())?;
+        inner.written = Some(text);
+        Ok(())
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new
+/// contents, never a mix: a temporary file beside it, fsync, rename, and
+/// fsync of the folder (the rename itself).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = temporary_path(path);
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)?;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(folder)?.sync_all()
+}
+
+/// The temporary file a checkpoint is written to before its rename.
+pub fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// The first [`FINGERPRINT_BYTES`] bytes of `file` (fewer if it is shorter).
+fn read_head(file: &std::fs::File) -> std::io::Result<Vec<u8>> {
+    let mut head = vec![0; FINGERPRINT_BYTES];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read_at(&mut head[filled..], filled as u64)? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    head.truncate(filled);
+    Ok(head)
+}
+
+/// FNV-1a (64 bits) of `bytes`, in hex: stable across builds and runs.
+fn fingerprint(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumes_the_same_file_and_not_a_replaced_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a.log");
+        let saved = dir.path().join("cp.json");
+        std::fs::write(&data, "one\ntwo\n").unwrap();
+        let store = CheckpointStore::load(&saved).unwrap();
+        let file = std::fs::File::open(&data).unwrap();
+        let checkpoint = Arc::default();
+        let start = store.track("a.log", &file, false, &checkpoint).unwrap();
+        assert_eq!(start, Position::default());
+        checkpoint.advance(Position { offset: 4, line: 1 });
+        store.save().unwrap();
+
+        let again = CheckpointStore::load(&saved).unwrap();
+        let start = again.track("a.log", &file, false, &Arc::default()).unwrap();
+        assert_eq!(start, Position { offset: 4, line: 1 });
+
+        // Same name, new contents and inode: read from the start.
+        std::fs::remove_file(&data).unwrap();
+        std::fs::write(&data, "uno\ndos\n").unwrap();
+        let replaced = std::fs::File::open(&data).unwrap();
+        let third = CheckpointStore::load(&saved).unwrap();
+        assert_eq!(
+            third
+                .track("a.log", &replaced, false, &Arc::default())
+                .unwrap(),
+            Position::default()
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_stable() {
+        assert_eq!(fingerprint(b""), "cbf29ce484222325");
+        assert_eq!(fingerprint(b"a"), "af63dc4c8601ec8c");
+    }
+}

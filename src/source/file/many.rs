@@ -1,0 +1,195 @@
+//! Several files read together: glob patterns (`'logs/*.log'`, expanded
+//! by streamer) and `--follow`. Each match is read by its own future, at
+//! most `--max-open-files` at once, the order kept within each file. With
+//! `--follow` the patterns are searched again whenever a watched folder
+//! changes (and every `--poll-interval`), so files created later, and a
+//! rotated file's successor, are picked up.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::checkpoint::CheckpointStore;
+use super::follow::Ended;
+use super::open::{self, FollowWith};
+use super::watch::Watch;
+use super::{read_one, FileCheckpoint, FileOptions, Flow};
+use crate::error::{Error, Result};
+use crate::parts::SourceContext;
+
+/// A pattern given without `--follow` must match: checked before the run.
+pub(super) fn check_pattern(pattern: &str, follow: bool) -> Result<()> {
+    let matched = matches(pattern)?;
+    if matched.is_empty() {
+        if !follow {
+            return Err(Error::Config(format!("no file matches {pattern}")));
+        }
+        tracing::warn!("no file matches {pattern} yet: waiting for one (--follow)");
+    }
+    Ok(())
+}
+
+/// The regular files `pattern` matches now, in name order (a plain path
+/// matches itself).
+fn matches(pattern: &str) -> Result<Vec<String>> {
+    let paths = glob::glob(pattern)
+        .map_err(|error| Error::Config(format!("bad pattern {pattern}: {error}")))?;
+    Ok(paths
+        .filter_map(|path| path.ok())
+        .filter(|path| path.is_file())
+        .filter_map(|path| path.to_str().map(str::to_string))
+        .collect())
+}
+
+/// How one file's read ended.
+struct Done {
+    path: String,
+    read: Result<Flow>,
+    ended: Ended,
+}
+
+/// Reads every match of `patterns` (see the module documentation).
+pub(super) async fn read_many(
+    patterns: &[String],
+    options: &FileOptions,
+    store: &Arc<CheckpointStore>,
+    ctx: &SourceContext,
+) -> Result<()> {
+    let mut watch = options.follow.then(|| Watch::new(options.poll_interval));
+    if let Some(watch) = &mut watch {
+        for folder in patterns.iter().filter_map(|p| open::pattern_folder(p)) {
+            watch.watch_folder(&folder);
+        }
+    }
+    let folders_changed = watch.as_ref().map(|w| w.folders_changed.clone());
+    // Paths being read, or waiting for a slot.
+    let mut active: HashSet<String> = HashSet::new();
+    // Without --follow, every path is read once.
+    let mut seen: HashSet<String> = HashSet::new();
+    // Truncated files: read again from their start.
+    let mut fresh: HashSet<String> = HashSet::new();
+    let mut waiting: VecDeque<String> = VecDeque::new();
+    let mut reads = FuturesUnordered::new();
+    let mut said_full = false;
+    let mut search = true;
+    loop {
+        if search && !ctx.shutdown.is_cancelled() {
+            for pattern in patterns {
+                for path in matches(pattern)? {
+                    if active.contains(&path) || (!options.follow && seen.contains(&path)) {
+                        continue;
+                    }
+                    seen.insert(path.clone());
+                    active.insert(path.clone());
+                    waiting.push_back(path);
+                }
+            }
+            search = options.follow;
+        }
+        while reads.len() < options.max_open_files && !ctx.shutdown.is_cancelled() {
+            let Some(path) = waiting.pop_front() else {
+                break;
+            };
+            let restart = fresh.remove(&path);
+            let wake = watch.as_mut().map(|w| w.file(std::path::Path::new(&path)));
+            reads.push(read_path(path, options, store, ctx, restart, wake));
+        }
+        if !waiting.is_empty() && !said_full {
+            said_full = true;
+            tracing::warn!(
+                "{} files wait for one of the {} open ones to close (--max-open-files)",
+                waiting.len(),
+                options.max_open_files
+            );
+        }
+        if reads.is_empty() && (!options.follow || ctx.shutdown.is_cancelled()) {
+            return Ok(());
+        }
+        let poll = tokio::time::sleep(options.poll_interval);
+        tokio::select! {
+            Some(done) = reads.next() => {
+                let Done { path, read, ended } = done;
+                active.remove(&path);
+                if let Some(watch) = &watch {
+                    watch.forget(std::path::Path::new(&path));
+                }
+                if read? == Flow::PipelineClosed {
+                    return Ok(());
+                }
+                if ended == Ended::Truncated {
+                    fresh.insert(path);
+                }
+            }
+            _ = async { folders_changed.as_ref().unwrap().notified().await },
+                if folders_changed.is_some() => {}
+            _ = poll, if options.follow && !ctx.shutdown.is_cancelled() => {}
+            _ = ctx.shutdown.cancelled(), if options.follow && reads.is_empty() => {}
+        }
+    }
+}
+
+/// Opens and reads the file at `path` (followed when `wake` is given).
+async fn read_path(
+    path: String,
+    options: &FileOptions,
+    store: &Arc<CheckpointStore>,
+    ctx: &SourceContext,
+    fresh: bool,
+    wake: Option<Arc<tokio::sync::Notify>>,
+) -> Done {
+    let (read, ended) = match read_file(&path, options, store, ctx, fresh, wake).await {
+        Ok((flow, ended)) => (Ok(flow), ended),
+        Err(error) => (Err(error), Ended::Stopped),
+    };
+    Done { path, read, ended }
+}
+
+async fn read_file(
+    path: &str,
+    options: &FileOptions,
+    store: &Arc<CheckpointStore>,
+    ctx: &SourceContext,
+    fresh: bool,
+    wake: Option<Arc<tokio::sync::Notify>>,
+) -> Result<(Flow, Ended)> {
+    let file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        // Gone between the search and the open: found again if it returns.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Flow::InputEnded, Ended::Deleted))
+        }
+        Err(source) => {
+            return Err(Error::Open {
+                path: path.into(),
+                source,
+            })
+        }
+    };
+    let file_options = options.for_path(path);
+    let checkpoint = Arc::new(FileCheckpoint::default());
+    let follow_with = wake.map(|wake| {
+        let with = FollowWith {
+            wake,
+            poll: options.poll_interval,
+        };
+        (with, ctx.shutdown.clone())
+    });
+    let mut opened = open::prepare(
+        file,
+        path,
+        &file_options,
+        store,
+        &checkpoint,
+        fresh,
+        follow_with,
+    )
+    .await?;
+    let follower = opened.follower.take();
+    let flow = read_one(ctx, path, options, checkpoint, opened).await?;
+    let ended = match follower {
+        Some(task) => task.await.unwrap_or(Ended::Stopped),
+        None => Ended::Stopped,
+    };
+    Ok((flow, ended))
+}

@@ -1,0 +1,286 @@
+//! End-to-end tests of `--checkpoint` (issue 12): a restart resumes each
+//! file where the output had it delivered, a file is known by its inode
+//! and first bytes, and kill -9 at random moments loses nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{exit_within, run, streamer, summary, Dir};
+
+/// The checkpoint's entry for the file named `name`: (offset, line).
+fn saved(checkpoint: &str, name: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(checkpoint).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["files"].as_array().unwrap().iter().find_map(|entry| {
+        entry["path"].as_str().unwrap().ends_with(name).then(|| {
+            (
+                entry["offset"].as_u64().unwrap(),
+                entry["line"].as_u64().unwrap(),
+            )
+        })
+    })
+}
+
+fn inode(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+#[test]
+fn a_restart_resumes_where_the_output_was_and_an_unchanged_file_writes_nothing() {
+    let dir = Dir::new();
+    let csv = dir.file("data.csv", "id,name\n1,ann\n2,\"bob\nsmith\"\n");
+    let checkpoint = dir.path("cp.json");
+    let first = run(&["file", &csv, "--checkpoint", &checkpoint, "--origin"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.stdout.lines().count(), 2);
+    assert_eq!(saved(&checkpoint, "data.csv"), Some((28, 4)));
+
+    let written_at = inode(&checkpoint);
+    let again = run(&["file", &csv, "--checkpoint", &checkpoint]);
+    assert_eq!(again.stdout, "");
+    assert!(
+        summary(&again.stderr).contains("0 records read"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        inode(&checkpoint),
+        written_at,
+        "an unchanged checkpoint is not rewritten"
+    );
+
+    let mut file = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
+    file.write_all(b"3,cy\n").unwrap();
+    let resumed = run(&["file", &csv, "--checkpoint", &checkpoint, "--origin"]);
+    let path = csv.replace('\\', "\\\\");
+    assert_eq!(
+        resumed.stdout,
+        format!(
+            "{{\"id\":\"3\",\"name\":\"cy\",\"_origin\":{{\"path\":\"{path}\",\"line\":5}}}}\n"
+        )
+    );
+    assert_eq!(saved(&checkpoint, "data.csv"), Some((33, 5)));
+}
+
+#[test]
+fn a_replaced_file_under_the_same_name_is_read_from_its_start() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "old 1\nold 2\n");
+    let checkpoint = dir.path("cp.json");
+    assert_eq!(run(&["file", &log, "--checkpoint", &checkpoint]).code, 0);
+    std::fs::remove_file(&log).unwrap();
+    dir.file("app.log", "new 1\nnew 2\nnew 3\n");
+    let out = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(out.stdout.lines().count(), 3, "{}", out.stdout);
+    assert!(out.stdout.starts_with("{\"message\":\"new 1\"}"));
+}
+
+#[test]
+fn a_checkpoint_that_is_an_input_or_an_output_is_refused() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "x\n");
+    let out_file = dir.path("out.jsonl");
+    let as_input = run(&["file", &log, "--checkpoint", &log]);
+    assert_eq!(as_input.code, 2);
+    assert!(
+        as_input.stderr.contains(&format!(
+            "--checkpoint {log} is an input: it would be overwritten"
+        )),
+        "{}",
+        as_input.stderr
+    );
+    let as_output = run(&["file", &log, "-o", &out_file, "--checkpoint", &out_file]);
+    assert_eq!(as_output.code, 2);
+    assert!(
+        as_output.stderr.contains("is the -o file"),
+        "{}",
+        as_output.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "x\n");
+}
+
+/// Every output line of the runs: (file name, line) → how many times.
+fn tally(outputs: &[String], counts: &mut BTreeMap<(String, u64), u32>) {
+    for output in outputs {
+        let text = std::fs::read_to_string(output).unwrap_or_default();
+        for line in text.lines() {
+            // A killed run's last line may be cut short: never acknowledged.
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let path = record["_origin"]["path"].as_str().unwrap();
+            let name = path.rsplit('/').next().unwrap().to_string();
+            let number = record["_origin"]["line"].as_u64().unwrap();
+            assert_eq!(record["message"], format!("{name} {number}"));
+            *counts.entry((name, number)).or_default() += 1;
+        }
+    }
+}
+
+/// A pseudo-random number below `below` (the clock's nanoseconds).
+fn random_below(below: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    u64::from(nanos) % below
+}
+
+/// The checkpoint's line for each file: (big.log, growing.log).
+fn saved_lines(checkpoint: &str) -> (u64, u64) {
+    let line = |name| saved(checkpoint, name).map_or(0, |(_, line)| line);
+    (line("big.log"), line("growing.log"))
+}
+
+#[test]
+fn kill_9_three_times_then_a_last_run_loses_no_row() {
+    let dir = Dir::new();
+    const BIG: u64 = 2_000_000;
+    let big: String = (1..=BIG).map(|n| format!("big.log {n}\n")).collect();
+    dir.file("big.log", big);
+    let growing = dir.path("growing.log");
+    std::fs::write(&growing, "").unwrap();
+    let checkpoint = dir.path("cp.json");
+    let pattern = format!("{}/*.log", dir.root().display());
+
+    // A writer appends to growing.log all along, 50 rows every 2 ms.
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (growing, stop) = (growing.clone(), stop_writing.clone());
+        std::thread::spawn(move || {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&growing)
+                .unwrap();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let rows: String = (n + 1..=n + 50)
+                    .map(|n| format!("growing.log {n}\n"))
+                    .collect();
+                file.write_all(rows.as_bytes()).unwrap();
+                n += 50;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            n
+        })
+    };
+    let start = |output: &str| {
+        streamer()
+            .args(["file", "--follow", "--origin", "--checkpoint", &checkpoint])
+            .args([
+                "--checkpoint-interval",
+                "20ms",
+                "--batch-records",
+                "500",
+                "-o",
+                output,
+            ])
+            .arg(&pattern)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+
+    // Three runs killed at random moments once they wrote something.
+    let mut outputs = Vec::new();
+    let mut killed_at = Vec::new();
+    for attempt in 0..3 {
+        let output = dir.path(&format!("out{attempt}.jsonl"));
+        outputs.push(output.clone());
+        let mut child = start(&output);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&output).map_or(0, |m| m.len()) == 0 {
+            assert!(Instant::now() < deadline, "run {attempt} wrote nothing");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let delay = 20 + random_below(180);
+        eprintln!("run {attempt}: killed {delay} ms after its first output");
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (big_at, growing_at) = saved_lines(&checkpoint);
+        let mut counts = BTreeMap::new();
+        tally(&outputs, &mut counts);
+        // The checkpoint never runs ahead of the output.
+        for (name, at) in [("big.log", big_at), ("growing.log", growing_at)] {
+            let missing = (1..=at).find(|&n| !counts.contains_key(&(name.to_string(), n)));
+            assert_eq!(
+                missing, None,
+                "{name}: checkpoint at line {at}, a row before it is in no output"
+            );
+        }
+        killed_at.push((big_at, growing_at));
+    }
+
+    // The last run: the writer stops, and every row comes out.
+    let last = dir.path("out3.jsonl");
+    outputs.push(last.clone());
+    let mut child = start(&last);
+    stop_writing.store(true, Ordering::Relaxed);
+    let grown = writer.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let counts = loop {
+        let mut counts = BTreeMap::new();
+        tally(&outputs, &mut counts);
+        let has =
+            |name: &str, rows: u64| (1..=rows).all(|n| counts.contains_key(&(name.to_string(), n)));
+        if has("big.log", BIG) && has("growing.log", grown) {
+            break counts;
+        }
+        assert!(Instant::now() < deadline, "rows missing after the last run");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(
+        exit_within(&mut child, Duration::from_secs(30), "the last run"),
+        0
+    );
+
+    let rows = counts.len() as u64;
+    assert_eq!(rows, BIG + grown, "a row that was never written came out");
+    // A row comes twice only if a killed run wrote it past the checkpoint
+    // it left (written, not yet acknowledged in the file): the next run
+    // starts there.
+    let per_run: Vec<_> = outputs[..3]
+        .iter()
+        .map(|output| {
+            let mut written = BTreeMap::new();
+            tally(std::slice::from_ref(output), &mut written);
+            written
+        })
+        .collect();
+    let mut duplicates = 0;
+    for ((name, line), count) in &counts {
+        if *count == 1 {
+            continue;
+        }
+        duplicates += count - 1;
+        let unacknowledged = killed_at
+            .iter()
+            .zip(&per_run)
+            .any(|(&(big, growing), written)| {
+                let at = if name == "big.log" { big } else { growing };
+                *line > at && written.contains_key(&(name.clone(), *line))
+            });
+        assert!(
+            unacknowledged,
+            "{name}:{line} came {count} times, yet was acknowledged"
+        );
+    }
+    eprintln!(
+        "kill -9 x3: {rows} rows, {duplicates} duplicates; checkpoints at the kills {killed_at:?}"
+    );
+    assert!(
+        u64::from(duplicates) < rows / 2,
+        "{duplicates} duplicates of {rows} rows"
+    );
+}

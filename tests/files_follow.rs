@@ -1,0 +1,340 @@
+//! End-to-end tests of files that keep growing (issue 12): `--follow`
+//! through appends, a partial last line, rotation by rename, copytruncate
+//! and deletion; glob patterns, `--max-open-files`; `.tsv`. The real
+//! binary follows real files; every wait polls the output with a deadline.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{exit_within, run, streamer, summary, Dir};
+
+/// A `streamer file --follow` run writing to `out.jsonl` in `dir`, its
+/// stderr in `err.txt`.
+struct Follower<'a> {
+    child: Child,
+    dir: &'a Dir,
+}
+
+impl<'a> Follower<'a> {
+    fn start(dir: &'a Dir, args: &[&str]) -> Self {
+        let child = streamer()
+            .args(["file", "--follow", "--origin", "-o"])
+            .arg(dir.path("out.jsonl"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path("err.txt")).unwrap())
+            .spawn()
+            .unwrap();
+        Follower { child, dir }
+    }
+
+    /// The records written so far, as (path's file name, line, message).
+    fn records(&self) -> Vec<(String, u64, String)> {
+        let text = std::fs::read_to_string(self.dir.path("out.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .map(|record| {
+                let path = record["_origin"]["path"].as_str().unwrap();
+                let name = std::path::Path::new(path).file_name().unwrap();
+                (
+                    name.to_str().unwrap().to_string(),
+                    record["_origin"]["line"].as_u64().unwrap(),
+                    record["message"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.records().into_iter().map(|(_, _, m)| m).collect()
+    }
+
+    /// Waits until the output holds `count` records.
+    fn wait_for(&self, count: usize) -> Vec<String> {
+        self.wait_until(&format!("{count} records"), |m| m.len() >= count)
+    }
+
+    fn wait_until(&self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let messages = self.messages();
+            if done(&messages) {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never got {what}: {messages:?}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn wait_for_stderr(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.stderr().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path("err.txt")).unwrap_or_default()
+    }
+
+    /// SIGTERM: the run drains and exits; returns its status and stderr.
+    fn stop(mut self) -> (i32, String) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        let code = exit_within(&mut self.child, Duration::from_secs(20), "after SIGTERM");
+        (code, self.stderr())
+    }
+}
+
+impl Drop for Follower<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn append(path: &str, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn follows_appends_and_holds_a_partial_line_until_its_newline() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "one\ntwo\n");
+    let other = dir.file("other.log", "");
+    let follower = Follower::start(&dir, &[&log, &other]);
+    follower.wait_for(2);
+    append(&log, "thr");
+    // Once a later write to another file is out, "thr" was read too.
+    append(&other, "sync\n");
+    follower.wait_until("sync", |m| m.contains(&"sync".to_string()));
+    append(&log, "ee\nfour\n");
+    let messages = follower.wait_for(5);
+    assert_eq!(messages, ["one", "two", "sync", "three", "four"]);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        summary(&stderr).contains("5 records read, 5 written, 0 rejected"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn reads_the_rest_of_a_file_rotated_by_rename_then_the_new_one() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "a1\n");
+    let follower = Follower::start(&dir, &[&log]);
+    follower.wait_for(1);
+    // Written just before the rename: read from the old file all the same.
+    append(&log, "a2\n");
+    std::fs::rename(&log, dir.path("app.log.1")).unwrap();
+    append(&dir.path("app.log.1"), "a3 (after the rename)\n");
+    append(&log, "b1\nb2\n");
+    follower.wait_for(5);
+    let records = follower.records();
+    let lines: Vec<(u64, &str)> = records.iter().map(|(_, l, m)| (*l, m.as_str())).collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "a1"),
+            (2, "a2"),
+            (3, "a3 (after the rename)"),
+            (1, "b1"),
+            (2, "b2")
+        ]
+    );
+    assert!(records.iter().all(|(name, _, _)| name == "app.log"));
+    assert_eq!(follower.stop().0, 0);
+}
+
+#[test]
+fn starts_again_at_the_beginning_of_a_truncated_file() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "old 1\nold 2\nold 3\n");
+    let follower = Follower::start(&dir, &[&log]);
+    follower.wait_for(3);
+    // copytruncate, then the writer goes on: even once the file is past
+    // where the reader was, its new first bytes show it was truncated.
+    std::fs::write(&log, "").unwrap();
+    append(&log, "new first line, longer than the old ones\n");
+    append(&log, "new 2\n");
+    follower.wait_for(5);
+    let lines: Vec<(u64, String)> = follower
+        .records()
+        .into_iter()
+        .map(|(_, l, m)| (l, m))
+        .collect();
+    assert_eq!(
+        lines[3..],
+        [
+            (1, "new first line, longer than the old ones".to_string()),
+            (2, "new 2".to_string())
+        ]
+    );
+    assert_eq!(follower.stop().0, 0);
+}
+
+#[test]
+fn a_deleted_file_is_read_to_its_end_and_picked_up_when_it_comes_back() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "first life\n");
+    let follower = Follower::start(&dir, &[&log]);
+    follower.wait_for(1);
+    append(&log, "last words");
+    std::fs::remove_file(&log).unwrap();
+    // The deleted file's unfinished last line is a record: no newline can
+    // come any more.
+    follower.wait_for(2);
+    append(&log, "second life\n");
+    let messages = follower.wait_for(3);
+    assert_eq!(messages, ["first life", "last words", "second life"]);
+    assert_eq!(follower.stop().0, 0);
+}
+
+#[test]
+fn each_csv_file_is_named_by_its_own_header() {
+    let dir = Dir::new();
+    let csv = dir.file("data.csv", "id,name\n1,ann\n");
+    let out = dir.path("out.jsonl");
+    let follower = Follower::start(&dir, &[&csv]);
+    let wait_lines = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if text.lines().count() >= count {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{text}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_lines(1);
+    append(&csv, "2,bob\n");
+    wait_lines(2);
+    std::fs::rename(&csv, dir.path("data.csv.1")).unwrap();
+    append(&csv, "key,value\nk,v\n");
+    let text = wait_lines(3);
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records[0]["name"], "ann");
+    assert_eq!(records[1]["name"], "bob");
+    assert_eq!(records[1]["_origin"]["line"], 3);
+    assert_eq!(records[2]["key"], "k");
+    assert_eq!(records[2]["value"], "v");
+    assert_eq!(records[2]["_origin"]["line"], 2);
+    assert_eq!(follower.stop().0, 0);
+}
+
+#[test]
+fn a_pattern_reads_every_match_and_says_which_file_each_record_is_from() {
+    let dir = Dir::new();
+    for (name, lines) in [("a.log", 3), ("b.log", 2), ("c.log", 4)] {
+        let text: String = (1..=lines).map(|n| format!("{name} {n}\n")).collect();
+        dir.file(name, text);
+    }
+    dir.file("skipped.txt", "not a match\n");
+    let pattern = format!("{}/*.log", dir.root().display());
+    let out = run(&["file", &pattern, "--origin", "--max-open-files", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut per_file: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for line in out.stdout.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let path = record["_origin"]["path"].as_str().unwrap();
+        let name = path.rsplit('/').next().unwrap().to_string();
+        let n = record["_origin"]["line"].as_u64().unwrap();
+        assert_eq!(record["message"], format!("{name} {n}"));
+        per_file.entry(name).or_default().push(n);
+    }
+    // Every record, each file's in its order.
+    assert_eq!(per_file["a.log"], [1, 2, 3]);
+    assert_eq!(per_file["b.log"], [1, 2]);
+    assert_eq!(per_file["c.log"], [1, 2, 3, 4]);
+    assert_eq!(per_file.len(), 3);
+}
+
+#[test]
+fn a_pattern_without_a_match_is_an_error_unless_followed() {
+    let dir = Dir::new();
+    let pattern = format!("{}/*.log", dir.root().display());
+    let out = run(&["file", &pattern]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains(&format!("error: no file matches {pattern}")),
+        "{}",
+        out.stderr
+    );
+
+    let follower = Follower::start(&dir, &[&pattern]);
+    follower.wait_for_stderr(&format!(
+        "no file matches {pattern} yet: waiting for one (--follow)"
+    ));
+    dir.file("late.log", "created later\n");
+    follower.wait_for(1);
+    dir.file("later.log", "and another\n");
+    let mut messages = follower.wait_for(2);
+    messages.sort();
+    assert_eq!(messages, ["and another", "created later"]);
+    assert_eq!(follower.stop().0, 0);
+}
+
+#[test]
+fn followed_files_past_max_open_files_wait_for_a_slot() {
+    let dir = Dir::new();
+    dir.file("a.log", "a\n");
+    dir.file("b.log", "b\n");
+    let pattern = format!("{}/*.log", dir.root().display());
+    let follower = Follower::start(&dir, &[&pattern, "--max-open-files", "1"]);
+    follower.wait_for_stderr("1 files wait for one of the 1 open ones to close (--max-open-files)");
+    assert_eq!(follower.wait_for(1), ["a"]);
+    // Deleting the followed file frees its slot for the one waiting.
+    std::fs::remove_file(dir.path("a.log")).unwrap();
+    assert_eq!(follower.wait_for(2), ["a", "b"]);
+    assert_eq!(follower.stop().0, 0);
+}
+
+#[test]
+fn a_tsv_file_is_csv_with_tabs() {
+    let dir = Dir::new();
+    let tsv = dir.file("data.tsv", "id\tnote\n1\ta, b\n");
+    let out = run(&["file", &tsv]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"id\":\"1\",\"note\":\"a, b\"}\n");
+    let semicolons = dir.file("semi.tsv", "id;note\n1;x\n");
+    let out = run(&["file", &semicolons, "--delimiter", ";"]);
+    assert_eq!(out.stdout, "{\"id\":\"1\",\"note\":\"x\"}\n");
+}
+
+#[test]
+fn standard_input_cannot_be_followed() {
+    let out = run(&["file", "--follow", "-"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("--follow reads files: `-` (standard input) cannot be followed"),
+        "{}",
+        out.stderr
+    );
+}
