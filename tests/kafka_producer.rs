@@ -199,3 +199,79 @@ fn every_compression_codec_round_trips_and_is_stored_compressed() {
         assert!(stored_codecs(&dir).iter().all(|&c| c == 3));
     }
 }
+
+/// Unkeyed records go a batch to one partition, the partitions in turn:
+/// partitions added while the run goes on get records too, and every
+/// record arrives once.
+#[test]
+fn partitions_added_during_a_run_get_unkeyed_records() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    use rdkafka::client::DefaultClientContext;
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let brokers = bootstrap();
+    let topic = unique("producer-grow");
+    create_topic(brokers, &topic, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = dir.path().join("stderr");
+    let mut run = Background::start(
+        streamer(brokers)
+            .args(["file", "-", "--format", "jsonl"])
+            .args(["-o", &format!("kafka://{topic}")])
+            .stdin(Stdio::piped()),
+        &stderr,
+    );
+    let mut input = run.child.stdin.take().unwrap();
+    let mut sent = 0usize;
+    let mut send = |input: &mut std::process::ChildStdin, n: usize| {
+        for _ in 0..n {
+            writeln!(input, "{{\"id\":{sent}}}").unwrap();
+            sent += 1;
+        }
+        input.flush().unwrap();
+    };
+    let in_partitions = |partitions: std::ops::Range<i32>| -> usize {
+        read_topic(brokers, &topic)
+            .iter()
+            .filter(|(partition, _, _)| partitions.contains(partition))
+            .count()
+    };
+    send(&mut input, 100);
+    wait_until(
+        "the first records in the topic",
+        Duration::from_secs(30),
+        || in_partitions(0..2) == 100,
+    );
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let grow = NewPartitions::new(&topic, 4);
+    let results =
+        futures::executor::block_on(admin.create_partitions([&grow], &AdminOptions::new()))
+            .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while in_partitions(2..4) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record reached the new partitions in 60 s:\n{}",
+            run.log()
+        );
+        send(&mut input, 50);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(input);
+    assert!(run.wait(Duration::from_secs(60)).success(), "{}", run.log());
+    let mut ids: Vec<u64> = read_topic(brokers, &topic)
+        .iter()
+        .map(|(_, _, value)| {
+            serde_json::from_slice::<serde_json::Value>(value).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..sent as u64).collect::<Vec<_>>());
+}

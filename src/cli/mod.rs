@@ -204,8 +204,8 @@ pub struct FileArgs {
     /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes; at most 1G).
     #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_max_record_bytes)]
     pub max_record_bytes: usize,
-    /// CSV: how many pieces of a file or stdin are parsed at once, each on its own worker, the output in input order [default: the number of cores; 1: one reader].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    /// CSV: how many pieces of a file or stdin are parsed at once, each on its own worker, the output in input order; each worker holds about 2 MB [default: the number of cores, at most 16; 1: one reader].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16))]
     pub csv_workers: Option<u64>,
     /// Files that keep growing: at the end of each, wait for more, as `tail -F` does (through rotation, truncation and deletion); a pattern's new matches are read too. Ends on Ctrl-C/SIGTERM.
     #[arg(short = 'F', long)]
@@ -428,14 +428,14 @@ mod tests {
         let cli = parse(&["file", "a", "--csv-workers", "3"]).unwrap();
         assert_eq!(file_args(&cli).csv_workers, Some(3));
         assert_eq!(file_args(&parse(&["file", "a"]).unwrap()).csv_workers, None);
-        for bad in ["0", "257", "x"] {
+        for bad in ["0", "17", "x"] {
             assert!(
                 parse(&["file", "a", "--csv-workers", bad]).is_err(),
                 "{bad}"
             );
         }
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-        assert_eq!(FileOptions::default().csv_workers, cores);
+        assert_eq!(FileOptions::default().csv_workers, cores.min(16));
     }
 
     #[test]

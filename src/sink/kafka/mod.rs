@@ -30,10 +30,12 @@ use crate::record::Batch;
 
 mod key;
 mod native;
+mod partitions;
 mod producer_id;
 mod settings;
 use self::key::key_of;
 use self::native::{Message, TopicHandle, ANY_PARTITION};
+use self::partitions::Partitions;
 pub use self::settings::Compression;
 
 /// Writes records to a Kafka topic.
@@ -44,12 +46,9 @@ pub struct KafkaSink {
     topic: String,
     key_field: Option<String>,
     config: KafkaConfig,
-    /// The topic's partition count, from the start-up check; 0 while not
-    /// known. Unkeyed records then go a whole batch to one partition, in
-    /// turn (see [`KafkaSink::partition_for_batch`]).
-    partitions: AtomicUsize,
-    /// Which partition the next unkeyed batch goes to, modulo `partitions`.
-    next_partition: AtomicUsize,
+    /// Where unkeyed records go (the partition count from the start-up
+    /// check, read again now and then).
+    partitions: Partitions,
 }
 
 impl KafkaSink {
@@ -73,8 +72,7 @@ impl KafkaSink {
             topic: topic.to_string(),
             key_field,
             config: config.clone(),
-            partitions: AtomicUsize::new(0),
-            next_partition: AtomicUsize::new(0),
+            partitions: Partitions::new(),
         })
     }
 
@@ -106,8 +104,7 @@ impl KafkaSink {
         .await
         .map_err(|e| Error::panicked("the Kafka topic check", e))?;
         let (check, partitions) = check.map_err(Error::Kafka)?;
-        self.partitions
-            .store(partitions.unwrap_or(0), Ordering::Relaxed);
+        self.partitions.set(partitions);
         match check {
             TopicCheck::Permanent(reason) => Err(Error::Kafka(reason)),
             TopicCheck::Unreachable(reason) => {
@@ -298,19 +295,13 @@ impl KafkaSink {
 }
 
 impl KafkaSink {
-    /// Where the next call's messages go. Unkeyed, a whole call goes to one
-    /// partition, the partitions in turn, as librdkafka's sticky
-    /// partitioner spreads unkeyed messages; but librdkafka then appends
-    /// them under one lookup instead of running the partitioner (a clock
-    /// read and a partition lookup) for each message. Keyed, or while the
-    /// partition count is unknown, librdkafka's partitioner decides.
+    /// Where the next call's messages go: keyed, librdkafka's partitioner
+    /// decides; unkeyed, see [`Partitions`].
     fn partition_for_batch(&self) -> i32 {
-        let partitions = self.partitions.load(Ordering::Relaxed);
-        if self.key_field.is_some() || partitions == 0 {
-            return ANY_PARTITION;
+        match self.key_field {
+            Some(_) => ANY_PARTITION,
+            None => self.partitions.next(&self.producer, &self.topic),
         }
-        let turn = self.next_partition.fetch_add(1, Ordering::Relaxed);
-        i32::try_from(turn % partitions).unwrap_or(ANY_PARTITION)
     }
 }
 

@@ -32,12 +32,7 @@ pub(super) fn hasten<C: rdkafka::ClientContext>(client: &Client<C>, topic: &str)
     for _ in 0..TRIES {
         match client.fetch_metadata(Some(topic), TIMEOUT) {
             Ok(metadata) => {
-                partitions = metadata
-                    .topics()
-                    .iter()
-                    .find(|listed| listed.name() == topic && listed.error().is_none())
-                    .map(|listed| listed.partitions().len())
-                    .filter(|&count| count > 0);
+                partitions = super::partitions::partition_count(&metadata, topic);
                 if metadata.orig_broker_id() != BOOTSTRAP_NODE {
                     break;
                 }
