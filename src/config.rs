@@ -389,6 +389,7 @@ fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
                 follow: args.follow,
                 poll_interval: args.poll_interval,
                 max_open_files: args.max_open_files as usize,
+                decompress: args.decompress,
             },
             checkpoint: args.checkpoint.map(|path| Checkpointing {
                 path,
