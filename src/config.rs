@@ -793,6 +793,21 @@ mod tests {
     }
 
     #[test]
+    fn decompress_is_auto_unless_named() {
+        use crate::source::Decompress;
+        assert_eq!(file_options(&["file", "a.gz"]).decompress, Decompress::Auto);
+        for (flag, codec) in [
+            ("gzip", Decompress::Gzip),
+            ("zstd", Decompress::Zstd),
+            ("bzip2", Decompress::Bzip2),
+            ("none", Decompress::None),
+        ] {
+            let options = file_options(&["file", "a", "--decompress", flag]);
+            assert_eq!(options.decompress, codec);
+        }
+    }
+
+    #[test]
     fn buffer_and_batch_sizes_shape_the_pipeline() {
         let config = config(&[
             "file",
