@@ -389,6 +389,7 @@ fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
                 follow: args.follow,
                 poll_interval: args.poll_interval,
                 max_open_files: args.max_open_files as usize,
+                decompress: args.decompress,
             },
             checkpoint: args.checkpoint.map(|path| Checkpointing {
                 path,
@@ -789,6 +790,21 @@ mod tests {
         let options = file_options(&["file", "a", "--max-record-bytes", "1K"]);
         assert_eq!(options.max_record_bytes, 1024);
         assert_eq!(options.format, None);
+    }
+
+    #[test]
+    fn decompress_is_auto_unless_named() {
+        use crate::source::Decompress;
+        assert_eq!(file_options(&["file", "a.gz"]).decompress, Decompress::Auto);
+        for (flag, codec) in [
+            ("gzip", Decompress::Gzip),
+            ("zstd", Decompress::Zstd),
+            ("bzip2", Decompress::Bzip2),
+            ("none", Decompress::None),
+        ] {
+            let options = file_options(&["file", "a", "--decompress", flag]);
+            assert_eq!(options.decompress, codec);
+        }
     }
 
     #[test]

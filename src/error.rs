@@ -56,6 +56,11 @@ pub enum Error {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A compressed input's stream is corrupt or cut short; the message
+    /// names the file, the codec and the byte of the file where decoding
+    /// stopped.
+    #[error("{0}")]
+    Corrupt(String),
     /// A Kafka client operation failed.
     #[error("kafka: {0}")]
     Kafka(String),

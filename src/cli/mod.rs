@@ -22,7 +22,7 @@ use crate::kafka::parse_setting;
 use crate::pipeline::{OnError, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_RECORDS};
 use crate::sink::{Compression, OutputFormat};
 use crate::source::kafka::PartitionOffset;
-use crate::source::{parse_from, parse_timestamp, FileOptions, OffsetReset};
+use crate::source::{parse_from, parse_timestamp, Decompress, FileOptions, OffsetReset};
 
 /// The file source's defaults, as `--help` shows them: stated once, by
 /// [`FileOptions::default`], which library users build on too.
@@ -223,6 +223,9 @@ pub struct FileArgs {
     /// How often --checkpoint is written (also at the end of the run).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub checkpoint_interval: Duration,
+    /// How each file (and stdin) is decompressed as it is read: auto finds gzip, zstd or bzip2 from its first bytes (the format then comes from the name without .gz/.zst/.bz2); a compressed file is read once, never followed.
+    #[arg(long, value_enum, value_name = "CODEC", default_value_t)]
+    pub decompress: Decompress,
 }
 
 /// How `streamer tcp` treats its clients; shown by `streamer tcp --help`.

@@ -45,7 +45,7 @@ impl Format {
     /// tabs), `.jsonl`/`.ndjson`,
     /// anything else is lines.
     pub fn from_path(path: &str) -> Format {
-        let lower = path.to_ascii_lowercase();
+        let lower = without_compression_suffix(path).to_ascii_lowercase();
         if lower.ends_with(".csv") || lower.ends_with(".tsv") {
             Format::Csv
         } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
@@ -54,6 +54,20 @@ impl Format {
             Format::Lines
         }
     }
+}
+
+/// `path` without a compression suffix (`.gz`, `.zst`, `.zstd`, `.bz2`):
+/// the name that tells what a compressed file holds (`x.csv.gz` is CSV).
+pub fn without_compression_suffix(path: &str) -> &str {
+    const SUFFIXES: [&str; 4] = [".gz", ".zst", ".zstd", ".bz2"];
+    SUFFIXES
+        .iter()
+        .find_map(|suffix| {
+            let cut = path.len().checked_sub(suffix.len())?;
+            let (name, end) = (path.get(..cut)?, path.get(cut..)?);
+            end.eq_ignore_ascii_case(suffix).then_some(name)
+        })
+        .unwrap_or(path)
 }
 
 /// Options of the decode stage that hold for every record.
@@ -174,6 +188,11 @@ mod tests {
         assert_eq!(Format::from_path("x.jsonl"), Format::Jsonl);
         assert_eq!(Format::from_path("x.log"), Format::Lines);
         assert_eq!(Format::from_path("-"), Format::Lines);
+        assert_eq!(Format::from_path("x.csv.gz"), Format::Csv);
+        assert_eq!(Format::from_path("x.TSV.zst"), Format::Csv);
+        assert_eq!(Format::from_path("x.jsonl.bz2"), Format::Jsonl);
+        assert_eq!(Format::from_path("x.csv.gz.1"), Format::Lines);
+        assert_eq!(Format::from_path("app.log.1.gz"), Format::Lines);
     }
 
     #[test]

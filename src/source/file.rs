@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub mod checkpoint;
 mod csv;
 mod csv_parallel;
+mod decompress;
 mod follow;
 mod many;
 mod open;
@@ -20,6 +21,7 @@ mod options;
 mod watch;
 
 pub use self::checkpoint::FileCheckpoint;
+pub use self::decompress::Decompress;
 pub use self::options::FileOptions;
 
 use self::checkpoint::{CheckpointStore, Position};
@@ -143,7 +145,7 @@ impl Source for FileSource {
                     break;
                 }
                 let opened = if path == "-" {
-                    Opened::stdin()
+                    Opened::stdin(self.options.decompress)
                 } else {
                     // Opening a named pipe waits for its writer: a signal
                     // must end that wait. (The blocking thread stays parked
@@ -289,6 +291,9 @@ impl FileReader<'_> {
     }
 
     fn read_error(&self, line: u64, source: std::io::Error) -> Error {
+        if let Some(message) = decompress::corrupt(&source) {
+            return Error::Corrupt(message);
+        }
         Error::Read {
             location: self.location(line).to_string(),
             source,
@@ -337,8 +342,11 @@ impl FileReader<'_> {
         // already counted: drop bytes up to its end.
         let mut skipping = false;
         loop {
-            let Some((read, caught_up)) = self.read_more(&mut reader, &mut buf, line + 1).await?
-            else {
+            let more = match self.read_more(&mut reader, &mut buf, line + 1).await {
+                Ok(more) => more,
+                Err(error) => return Err(self.fail_after(batch, line, error).await),
+            };
+            let Some((read, caught_up)) = more else {
                 if !skipping && !buf.is_empty() && self.loses_unfinished() {
                     line += 1;
                     if let Err(error) = self.reject(line, &buf, UNFINISHED) {
@@ -459,7 +467,8 @@ impl FileReader<'_> {
     }
 
     /// Sends the records read before a rejection that stops the run
-    /// (`--on-error stop`): they were read, so they are written.
+    /// (`--on-error stop`) or a read that fails (a corrupt compressed
+    /// stream): they were read, so they are written.
     async fn fail_after(&self, batch: RawBatch, last_line: u64, error: Error) -> Error {
         let _ = self.send(batch, last_line).await;
         error

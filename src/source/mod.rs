@@ -9,7 +9,7 @@ pub mod kafka;
 mod shrink;
 pub mod tcp;
 
-pub use self::file::{FileOptions, FileSource};
+pub use self::file::{Decompress, FileOptions, FileSource};
 pub use self::input::InputReader;
 pub use self::kafka::{
     parse_from, parse_timestamp, KafkaOptions, KafkaSource, OffsetReset, StartAt, StatsLine,

@@ -6,6 +6,8 @@
 pub(super) struct ShrinkWatch {
     file: tokio::fs::File,
     size_at_open: u64,
+    /// The bytes read are decompressed ones, not the file's.
+    compressed: bool,
 }
 
 impl ShrinkWatch {
@@ -19,13 +21,23 @@ impl ShrinkWatch {
         Some(ShrinkWatch {
             file: file.try_clone().await.ok()?,
             size_at_open: metadata.len(),
+            compressed: false,
         })
+    }
+
+    /// For a compressed file: what is read is no measure of its size.
+    pub(super) fn compressed(self) -> ShrinkWatch {
+        ShrinkWatch {
+            compressed: true,
+            ..self
+        }
     }
 
     /// The file's size now, if it is less than it was when opened or than
     /// `bytes_read` (what was read of it, at the end of reading it).
     pub(super) async fn shrank(&self, bytes_read: u64) -> Option<u64> {
         let now = self.file.metadata().await.ok()?.len();
-        (now < self.size_at_open.max(bytes_read)).then_some(now)
+        let read = if self.compressed { 0 } else { bytes_read };
+        (now < self.size_at_open.max(read)).then_some(now)
     }
 }

@@ -201,12 +201,14 @@ impl CheckpointStore {
     /// Starts tracking `file`, opened at `path`, whose acks advance
     /// `checkpoint`: returns where to start reading it (where it was
     /// delivered to, unless `fresh`, or the file is shorter than that now),
-    /// where `checkpoint` is set too.
+    /// where `checkpoint` is set too. The positions of a `compressed` file
+    /// are in its decompressed bytes, which its size does not bound.
     pub fn track(
         &self,
         path: &str,
         file: &std::fs::File,
         fresh: bool,
+        compressed: bool,
         checkpoint: &Arc<FileCheckpoint>,
     ) -> std::io::Result<Position> {
         let metadata = file.metadata()?;
@@ -227,7 +229,7 @@ impl CheckpointStore {
             });
         inner.saved.retain(|e| (e.dev, e.ino) != (dev, ino));
         let start = match known {
-            Some(entry) if !fresh && entry.offset <= metadata.len() => Position {
+            Some(entry) if !fresh && (compressed || entry.offset <= metadata.len()) => Position {
                 offset: entry.offset,
                 line: entry.line,
             },
@@ -330,13 +332,17 @@ mod tests {
         let store = CheckpointStore::load(&saved).unwrap();
         let file = std::fs::File::open(&data).unwrap();
         let checkpoint = Arc::default();
-        let start = store.track("a.log", &file, false, &checkpoint).unwrap();
+        let start = store
+            .track("a.log", &file, false, false, &checkpoint)
+            .unwrap();
         assert_eq!(start, Position::default());
         checkpoint.advance(Position { offset: 4, line: 1 });
         store.save().unwrap();
 
         let again = CheckpointStore::load(&saved).unwrap();
-        let start = again.track("a.log", &file, false, &Arc::default()).unwrap();
+        let start = again
+            .track("a.log", &file, false, false, &Arc::default())
+            .unwrap();
         assert_eq!(start, Position { offset: 4, line: 1 });
 
         // Same name, new contents and inode: read from the start.
@@ -346,7 +352,7 @@ mod tests {
         let third = CheckpointStore::load(&saved).unwrap();
         assert_eq!(
             third
-                .track("a.log", &replaced, false, &Arc::default())
+                .track("a.log", &replaced, false, false, &Arc::default())
                 .unwrap(),
             Position::default()
         );

@@ -95,7 +95,8 @@ impl FileReader<'_> {
                 }
                 Err(error) => {
                     let line = records.unfinished().map_or(last_line + 1, |(line, _)| line);
-                    return Err(self.read_error(line, error));
+                    let error = self.read_error(line, error);
+                    return Err(self.fail_after(batch, last_line, error).await);
                 }
             };
             let line = match next {

@@ -31,6 +31,9 @@ pub(super) enum Ended {
     Truncated,
     /// The run is stopping, or the reader went away.
     Stopped,
+    /// A compressed file, read to its end once: it is not followed (it
+    /// does not grow in place).
+    ReadOnce,
 }
 
 /// The byte stream of a followed file, as the readers take it.

@@ -3,9 +3,11 @@
 //! most `--max-open-files` at once, the order kept within each file. With
 //! `--follow` the patterns are searched again whenever a watched folder
 //! changes (and every `--poll-interval`), so files created later, and a
-//! rotated file's successor, are picked up.
+//! rotated file's successor, are picked up. A compressed match is read
+//! once, not followed, and read again only if another file takes its name.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -69,6 +71,9 @@ pub(super) async fn read_many(
     let mut seen: HashSet<String> = HashSet::new();
     // Truncated files: read again from their start.
     let mut fresh: HashSet<String> = HashSet::new();
+    // Compressed files read to their end (with --follow), by the device
+    // and inode they had then.
+    let mut read_once: HashMap<String, (u64, u64)> = HashMap::new();
     let mut waiting: VecDeque<String> = VecDeque::new();
     let mut reads = FuturesUnordered::new();
     let mut said_full = false;
@@ -77,7 +82,12 @@ pub(super) async fn read_many(
         if search && !ctx.shutdown.is_cancelled() {
             for pattern in patterns {
                 for path in matches(pattern)? {
-                    if active.contains(&path) || (!options.follow && seen.contains(&path)) {
+                    if active.contains(&path)
+                        || (!options.follow && seen.contains(&path))
+                        || read_once
+                            .get(&path)
+                            .is_some_and(|&id| identity(&path) == Some(id))
+                    {
                         continue;
                     }
                     seen.insert(path.clone());
@@ -117,8 +127,16 @@ pub(super) async fn read_many(
                 if read? == Flow::PipelineClosed {
                     return Ok(());
                 }
-                if ended == Ended::Truncated {
-                    fresh.insert(path);
+                match ended {
+                    Ended::Truncated => {
+                        fresh.insert(path);
+                    }
+                    Ended::ReadOnce => {
+                        if let Some(id) = identity(&path) {
+                            read_once.insert(path, id);
+                        }
+                    }
+                    Ended::Rotated | Ended::Deleted | Ended::Stopped => {}
                 }
             }
             _ = async { folders_changed.as_ref().unwrap().notified().await },
@@ -127,6 +145,12 @@ pub(super) async fn read_many(
             _ = ctx.shutdown.cancelled(), if options.follow && reads.is_empty() => {}
         }
     }
+}
+
+/// The device and inode of the file at `path` now.
+fn identity(path: &str) -> Option<(u64, u64)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.dev(), metadata.ino()))
 }
 
 /// Opens and reads the file at `path` (followed when `wake` is given).
@@ -186,9 +210,11 @@ async fn read_file(
     )
     .await?;
     let follower = opened.follower.take();
+    let compressed = opened.compressed;
     let flow = read_one(ctx, path, options, checkpoint, opened).await?;
     let ended = match follower {
         Some(task) => task.await.unwrap_or(Ended::Stopped),
+        None if compressed && options.follow && !ctx.shutdown.is_cancelled() => Ended::ReadOnce,
         None => Ended::Stopped,
     };
     Ok((flow, ended))

@@ -1,21 +1,23 @@
 //! Opening one input for reading: where to start (the checkpoint), what
-//! comes before the file's bytes (a resumed CSV's header), and whether it
-//! is read once or followed.
+//! comes before the file's bytes (a resumed CSV's header), whether it is
+//! decompressed (`decompress`), and whether it is read once or followed.
 
 use std::io::SeekFrom;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::checkpoint::{CheckpointStore, Position};
+use super::decompress::{self, Codec, Decompress, Input, Skip, MAGIC_BYTES};
 use super::follow::{follow, Ended};
 use super::{FileCheckpoint, FileOptions};
 use crate::codec::Format;
 use crate::error::{Error, Result};
+use crate::record::SourceInfo;
 use crate::source::shrink::ShrinkWatch;
 
 /// A UTF-8 byte order mark, which the readers drop.
@@ -23,8 +25,8 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// How one input is read.
 pub(super) struct Opened {
-    /// Its bytes, from where reading starts.
-    pub input: Box<dyn AsyncRead + Unpin + Send>,
+    /// Its bytes (decompressed), from where reading starts.
+    pub input: Input,
     /// For a regular file: notices it shrinking under the reader.
     pub shrink: Option<ShrinkWatch>,
     /// Where reading starts.
@@ -33,17 +35,22 @@ pub(super) struct Opened {
     pub skew: i64,
     /// The follower task, with `--follow`: why the stream ended.
     pub follower: Option<JoinHandle<Ended>>,
+    /// A compressed regular file: read once to its end, never followed.
+    pub compressed: bool,
 }
 
 impl Opened {
-    /// Standard input, read once from its start.
-    pub(super) fn stdin() -> Opened {
+    /// Standard input, read once from its start, decompressed as
+    /// `decompress` says.
+    pub(super) fn stdin(decompress: Decompress) -> Opened {
+        let stdin = Box::new(tokio::io::stdin());
         Opened {
-            input: Box::new(tokio::io::stdin()),
+            input: decompress::stream(stdin, decompress, SourceInfo::STDIN),
             shrink: None,
             start: Position::default(),
             skew: 0,
             follower: None,
+            compressed: false,
         }
     }
 }
@@ -78,38 +85,46 @@ pub(super) async fn prepare(
     let shrink = ShrinkWatch::new(&file).await;
     if !metadata.is_file() {
         return Ok(Opened {
-            input: Box::new(file),
+            input: decompress::stream(Box::new(file), options.decompress, path),
             shrink,
             start: Position::default(),
             skew: 0,
             follower: None,
+            compressed: false,
         });
     }
     let std_file = file.try_clone().await.map_err(open_error)?.into_std().await;
     let (store, checkpoint, name) = (store.clone(), checkpoint.clone(), path.to_string());
     let (header, delimiter, max) = (options.header, options.delimiter, options.max_record_bytes);
-    let (start, prefix, bom) = tokio::task::spawn_blocking(move || {
-        let start = store.track(&name, &std_file, fresh, &checkpoint)?;
+    let decompress = options.decompress;
+    let (start, codec, prefix, bom) = tokio::task::spawn_blocking(move || {
+        let codec = decompress.codec(&head_of(&std_file, MAGIC_BYTES)?);
+        let start = store.track(&name, &std_file, fresh, codec.is_some(), &checkpoint)?;
+        if codec.is_some() {
+            return Ok((start, codec, Vec::new(), false));
+        }
         let prefix = match format {
             Format::Csv if start.offset > 0 => {
-                csv_prefix(&std_file, header, delimiter, max, start.line)?
+                let head = head_of(&std_file, header_limit(max))?;
+                csv_prefix(&head, header, delimiter, start.line)?
             }
             _ => Vec::new(),
         };
-        let mut first = [0u8; 3];
-        let bom = start.offset == 0
-            && std_file.read_at(&mut first, 0).is_ok_and(|read| read == 3)
-            && first == BOM;
-        std::io::Result::Ok((start, prefix, bom))
+        let bom = start.offset == 0 && head_of(&std_file, BOM.len())? == BOM;
+        std::io::Result::Ok((start, codec, prefix, bom))
     })
     .await
     .map_err(|error| open_error(std::io::Error::other(error)))?
     .map_err(open_error)?;
+    if let Some(codec) = codec {
+        let shrink = shrink.map(ShrinkWatch::compressed);
+        return open_compressed(file, path, codec, start, shrink, options, format).await;
+    }
     file.seek(SeekFrom::Start(start.offset))
         .await
         .map_err(open_error)?;
     let skew = start.offset as i64 - prefix.len() as i64 + if bom { BOM.len() as i64 } else { 0 };
-    let (input, follower): (Box<dyn AsyncRead + Unpin + Send>, _) = match follow_with {
+    let (input, follower): (Input, _) = match follow_with {
         Some((with, shutdown)) => {
             let (stream, task) = follow(
                 file,
@@ -131,32 +146,89 @@ pub(super) async fn prepare(
         start,
         skew,
         follower,
+        compressed: false,
     })
 }
 
+/// A compressed regular file, opened at `path`: decompressed from its
+/// start (it cannot seek), the `start.offset` bytes delivered before
+/// dropped (a resumed CSV's header taken from the decompressed bytes), and
+/// never followed: compressed files do not grow in place (logs are
+/// compressed once rotated).
+async fn open_compressed(
+    file: tokio::fs::File,
+    path: &str,
+    codec: Codec,
+    start: Position,
+    shrink: Option<ShrinkWatch>,
+    options: &FileOptions,
+    format: Format,
+) -> Result<Opened> {
+    let failed = |source: std::io::Error| match decompress::corrupt(&source) {
+        Some(message) => Error::Corrupt(message),
+        None => Error::Open {
+            path: PathBuf::from(path),
+            source,
+        },
+    };
+    let mut input = decompress::decoder(Box::new(file), codec, path);
+    let resumed_csv = format == Format::Csv && start.offset > 0;
+    let want = match resumed_csv && options.header {
+        true => header_limit(options.max_record_bytes),
+        false => BOM.len(),
+    };
+    let head = decompress::read_head(&mut input, want)
+        .await
+        .map_err(failed)?;
+    let prefix = match resumed_csv {
+        true => csv_prefix(&head, options.header, options.delimiter, start.line).map_err(failed)?,
+        false => Vec::new(),
+    };
+    let bom = start.offset == 0 && head.starts_with(BOM);
+    let skew = start.offset as i64 - prefix.len() as i64 + if bom { BOM.len() as i64 } else { 0 };
+    let rest = Skip::new(decompress::put_back(head, input), start.offset);
+    let input: Input = match prefix.is_empty() {
+        true => Box::new(rest),
+        false => Box::new(std::io::Cursor::new(prefix).chain(rest)),
+    };
+    Ok(Opened {
+        input,
+        shrink,
+        start,
+        skew,
+        follower: None,
+        compressed: true,
+    })
+}
+
+/// How much of a file's start a resumed CSV's header is looked for in.
+fn header_limit(max_record_bytes: usize) -> usize {
+    max_record_bytes.min(1 << 20)
+}
+
+/// The first `len` bytes of `file` (fewer if it is shorter).
+fn head_of(file: &std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut head = vec![0u8; len];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read_at(&mut head[filled..], filled as u64)? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    head.truncate(filled);
+    Ok(head)
+}
+
 /// What a CSV file resumed after `line` lines is read with before its
-/// bytes: its header row (unless `--no-header`), then a blank line for
-/// each line skipped (the CSV reader passes over blank lines), so that its
-/// rows keep their names and their line numbers.
-fn csv_prefix(
-    file: &std::fs::File,
-    header: bool,
-    delimiter: u8,
-    max_record_bytes: usize,
-    line: u64,
-) -> std::io::Result<Vec<u8>> {
+/// bytes: its header row (unless `--no-header`), found in `head`, the
+/// file's first bytes (decompressed), then a blank line for each line
+/// skipped (the CSV reader passes over blank lines), so that its rows keep
+/// their names and their line numbers.
+fn csv_prefix(head: &[u8], header: bool, delimiter: u8, line: u64) -> std::io::Result<Vec<u8>> {
     let mut prefix = Vec::new();
     if header {
-        let mut head = vec![0u8; max_record_bytes.min(1 << 20)];
-        let mut filled = 0;
-        while filled < head.len() {
-            match file.read_at(&mut head[filled..], filled as u64)? {
-                0 => break,
-                read => filled += read,
-            }
-        }
-        head.truncate(filled);
-        let text = head.strip_prefix(BOM).unwrap_or(&head);
+        let text = head.strip_prefix(BOM).unwrap_or(head);
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)

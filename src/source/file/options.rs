@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::decompress::Decompress;
 use crate::codec::Format;
 
 /// How the file source reads its inputs.
@@ -28,6 +29,9 @@ pub struct FileOptions {
     /// each on its own worker; 1 reads them with one reader, in one task
     /// (always so with `--follow` or `--checkpoint`).
     pub csv_workers: usize,
+    /// How each input is decompressed (`--decompress`): by default as its
+    /// first bytes say.
+    pub decompress: Decompress,
 }
 
 impl Default for FileOptions {
@@ -44,17 +48,19 @@ impl Default for FileOptions {
             // than 16 add memory, not speed, as the output is one stream.
             csv_workers: std::thread::available_parallelism()
                 .map_or(1, |cores| cores.get().min(16)),
+            decompress: Decompress::Auto,
         }
     }
 }
 
 impl FileOptions {
-    /// The options for the input at `path`: a `.tsv` file's cells are
-    /// separated by tabs unless `--delimiter` names another separator than
-    /// the default comma.
+    /// The options for the input at `path`: a `.tsv` file's cells (also
+    /// `.tsv.gz` and the like) are separated by tabs unless `--delimiter`
+    /// names another separator than the default comma.
     pub(super) fn for_path(&self, path: &str) -> FileOptions {
         let mut options = self.clone();
-        if self.delimiter == b',' && path.to_ascii_lowercase().ends_with(".tsv") {
+        let name = crate::codec::without_compression_suffix(path);
+        if self.delimiter == b',' && name.to_ascii_lowercase().ends_with(".tsv") {
             options.delimiter = b'\t';
         }
         options

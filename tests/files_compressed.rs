@@ -1,0 +1,390 @@
+//! End-to-end tests of compressed files (issue 12): `.gz`, `.zst` and
+//! `.bz2` decompressed as they are read, from a path or stdin, found by
+//! their magic bytes; a corrupt or cut stream is one error naming the file
+//! and the byte; `--checkpoint` resumes in the decompressed bytes;
+//! `--follow` reads a compressed match once.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use async_compression::tokio::bufread::{BzEncoder, GzipEncoder, ZstdEncoder};
+use tokio::io::AsyncReadExt;
+
+use common::{exit_within, run, run_with_stdin, streamer, summary, Dir};
+
+#[derive(Clone, Copy, Debug)]
+enum Codec {
+    Gzip,
+    Zstd,
+    Bzip2,
+}
+
+const CODECS: [(Codec, &str); 3] = [
+    (Codec::Gzip, "gz"),
+    (Codec::Zstd, "zst"),
+    (Codec::Bzip2, "bz2"),
+];
+
+/// `data` compressed with `codec`, as one member (frame, stream).
+fn compress(codec: Codec, data: &[u8]) -> Vec<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut out = Vec::new();
+        match codec {
+            Codec::Gzip => GzipEncoder::new(data).read_to_end(&mut out).await,
+            Codec::Zstd => ZstdEncoder::new(data).read_to_end(&mut out).await,
+            Codec::Bzip2 => BzEncoder::new(data).read_to_end(&mut out).await,
+        }
+        .unwrap();
+        out
+    })
+}
+
+/// A CSV with a quoted cell across lines and a BOM, `rows` rows.
+fn csv(rows: usize) -> String {
+    let mut text = String::from("\u{feff}id,name,note\n");
+    for n in 1..=rows {
+        if n % 7 == 0 {
+            text.push_str(&format!("{n},\"row, {n}\",\"two\nlines\"\n"));
+        } else {
+            text.push_str(&format!("{n},row {n},plain\n"));
+        }
+    }
+    text
+}
+
+#[test]
+fn each_codec_reads_as_the_plain_file_from_a_path_and_from_stdin() {
+    let dir = Dir::new();
+    let text = csv(3000);
+    let plain = run(&["file", &dir.file("data.csv", &text)]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert_eq!(plain.stdout.lines().count(), 3000);
+    for (codec, suffix) in CODECS {
+        let packed = compress(codec, text.as_bytes());
+        let path = dir.file(&format!("data.csv.{suffix}"), &packed);
+        let from_path = run(&["file", &path]);
+        assert_eq!(from_path.code, 0, "{codec:?}: {}", from_path.stderr);
+        assert!(from_path.stdout == plain.stdout, "{codec:?} from a path");
+        let from_stdin = run_with_stdin(&["file", "--format", "csv", "-"], &packed);
+        assert_eq!(from_stdin.code, 0, "{codec:?}: {}", from_stdin.stderr);
+        assert!(from_stdin.stdout == plain.stdout, "{codec:?} from stdin");
+    }
+}
+
+#[test]
+fn the_magic_bytes_decide_not_the_name() {
+    let dir = Dir::new();
+    let lines = "{\"a\":1}\n{\"a\":2}\n";
+    let misnamed = dir.file("events.jsonl", compress(Codec::Zstd, lines.as_bytes()));
+    let out = run(&["file", &misnamed]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, lines);
+
+    let not_compressed = dir.file("notes.jsonl.gz", lines);
+    let out = run(&["file", &not_compressed]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, lines);
+}
+
+#[test]
+fn decompress_none_reads_the_raw_bytes_and_a_named_codec_must_fit() {
+    let dir = Dir::new();
+    let lines: String = (1..=50).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    let packed = dir.file("events.jsonl.gz", compress(Codec::Gzip, lines.as_bytes()));
+    let raw = run(&["file", "--decompress", "none", &packed]);
+    assert_eq!(raw.code, 3, "{}", raw.stderr);
+    assert_eq!(raw.stdout, "");
+    assert!(
+        summary(&raw.stderr).contains(" 0 written"),
+        "{}",
+        raw.stderr
+    );
+    let rejected = format!("rejected {packed}:1: invalid UTF-8 in JSON line (byte ");
+    assert!(raw.stderr.contains(&rejected), "{}", raw.stderr);
+
+    let as_gzip = run(&["file", "--decompress", "gzip", &packed]);
+    assert_eq!(as_gzip.code, 0, "{}", as_gzip.stderr);
+    assert_eq!(as_gzip.stdout, lines);
+
+    let plain = dir.file("plain.jsonl", &lines);
+    let wrong = run(&["file", "--decompress", "zstd", &plain]);
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong.stderr.contains(&format!(
+            "error: {plain}: corrupt zstd stream at byte 0 of the file: "
+        )),
+        "{}",
+        wrong.stderr
+    );
+}
+
+#[test]
+fn every_member_of_a_concatenated_file_is_read() {
+    let dir = Dir::new();
+    for (codec, suffix) in CODECS {
+        let mut joined = compress(codec, b"one\ntwo\n");
+        joined.extend(compress(codec, b"three\n"));
+        joined.extend(compress(codec, b"four\n"));
+        let path = dir.file(&format!("app.log.{suffix}"), &joined);
+        let out = run(&["file", &path]);
+        assert_eq!(out.code, 0, "{codec:?}: {}", out.stderr);
+        assert_eq!(
+            out.stdout,
+            "{\"message\":\"one\"}\n{\"message\":\"two\"}\n{\"message\":\"three\"}\n{\"message\":\"four\"}\n",
+            "{codec:?}"
+        );
+        let stdin = run_with_stdin(&["file", "-"], &joined);
+        assert_eq!(stdin.stdout.lines().count(), 4, "{codec:?} from stdin");
+    }
+}
+
+/// `n` JSON lines numbered from 1, with some noise that compresses badly.
+fn numbered(n: u64) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "{{\"n\":{i},\"x\":\"{:x}\"}}\n",
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            )
+        })
+        .collect()
+}
+
+/// Every output line is the input's line at the same place (a prefix):
+/// how many.
+fn assert_prefix(stdout: &str, input: &str) -> usize {
+    let written: Vec<&str> = stdout.lines().collect();
+    let expected: Vec<&str> = input.lines().take(written.len()).collect();
+    assert!(
+        written == expected,
+        "the output is not the input's first records"
+    );
+    written.len()
+}
+
+/// The offset and reason of the corrupt-stream error of `path` in `stderr`.
+fn corrupt_at(stderr: &str, path: &str, codec: &str) -> (usize, String) {
+    let prefix = format!("streamer: error: {path}: corrupt {codec} stream at byte ");
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no corrupt-stream error: {stderr}"));
+    let (at, reason) = line[prefix.len()..].split_once(" of the file: ").unwrap();
+    (at.parse().unwrap(), reason.to_string())
+}
+
+#[test]
+fn damage_in_the_middle_of_a_big_gz_is_one_error_and_the_records_before_it_stay() {
+    let dir = Dir::new();
+    let lines = numbered(200_000);
+    let mut packed = compress(Codec::Gzip, lines.as_bytes());
+    let damage = packed.len() / 2;
+    packed[damage..damage + 64].fill(0xff);
+    let path = dir.file("big.jsonl.gz", &packed);
+    let out = run(&["file", &path]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    // Deflate may decode damaged bytes into garbage (rejected lines here)
+    // until the member's CRC: the error comes at the latest there.
+    let (at, reason) = corrupt_at(&out.stderr, &path, "gzip");
+    assert!(
+        at + 64 * 1024 >= damage && at <= packed.len(),
+        "byte {at}, damage at {damage}"
+    );
+    assert!(!reason.is_empty());
+    let head: Vec<&str> = out.stdout.lines().take(50_000).collect();
+    let expected: Vec<&str> = lines.lines().take(50_000).collect();
+    assert!(
+        head == expected,
+        "the records before the damage are written"
+    );
+}
+
+#[test]
+fn a_stream_that_turns_to_garbage_is_one_error_at_that_byte() {
+    let dir = Dir::new();
+    for (codec, suffix) in CODECS {
+        let lines = numbered(20_000);
+        let mut packed = compress(codec, lines.as_bytes());
+        let good = packed.len();
+        packed.extend_from_slice(b"this is no compressed stream at all\n");
+        let path = dir.file(&format!("big.jsonl.{suffix}"), &packed);
+        let out = run(&["file", &path]);
+        assert_eq!(out.code, 1, "{codec:?}: {}", out.stderr);
+        let name = ["gzip", "zstd", "bzip2"][codec as usize];
+        let (at, _) = corrupt_at(&out.stderr, &path, name);
+        assert!(
+            (good..good + 16).contains(&at),
+            "{codec:?}: byte {at}, garbage from {good}"
+        );
+        assert!(
+            out.stdout == lines,
+            "{codec:?}: every record before the garbage"
+        );
+        assert!(
+            summary(&out.stderr).contains("20000 written"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_file_cut_mid_stream_says_so() {
+    let dir = Dir::new();
+    let lines = numbered(50_000);
+    let packed = compress(Codec::Gzip, lines.as_bytes());
+    let cut = &packed[..packed.len() * 2 / 3];
+    let path = dir.file("cut.jsonl.gz", cut);
+    let out = run(&["file", &path]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let error = format!(
+        "streamer: error: {path}: the file ends (at byte {}) before its gzip stream does: cut short?",
+        cut.len()
+    );
+    assert!(out.stderr.contains(&error), "{}", out.stderr);
+    let written = assert_prefix(&out.stdout, &lines);
+    assert!(written > 1000, "{written}");
+
+    let stdin = run_with_stdin(&["file", "--format", "jsonl", "-"], cut);
+    assert_eq!(stdin.code, 1);
+    assert!(
+        stdin.stderr.contains(&format!(
+            "error: <stdin>: the file ends (at byte {}) before its gzip stream does",
+            cut.len()
+        )),
+        "{}",
+        stdin.stderr
+    );
+}
+
+/// The checkpoint's entry for the file named `name`: (offset, line).
+fn saved(checkpoint: &str, name: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(checkpoint).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["files"].as_array().unwrap().iter().find_map(|entry| {
+        entry["path"].as_str().unwrap().ends_with(name).then(|| {
+            (
+                entry["offset"].as_u64().unwrap(),
+                entry["line"].as_u64().unwrap(),
+            )
+        })
+    })
+}
+
+#[test]
+fn a_checkpoint_resumes_a_compressed_csv_in_its_decompressed_bytes() {
+    let dir = Dir::new();
+    let text = csv(5000);
+    let expected = run(&["file", "--origin", &dir.file("data.csv", &text)])
+        .stdout
+        .replace("data.csv\"", "data.csv.gz\"");
+    let path = dir.file("data.csv.gz", compress(Codec::Gzip, text.as_bytes()));
+    let checkpoint = dir.path("cp.json");
+    let args = |extra: &[&str]| {
+        let mut args = vec!["file", "--origin", "--checkpoint", &checkpoint];
+        args.extend_from_slice(extra);
+        args.push(&path);
+        run(&args)
+    };
+    let first = args(&["--limit", "1234", "--batch-records", "100"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let (offset, line) = saved(&checkpoint, "data.csv.gz").expect("a checkpoint entry");
+    // The offset is in the decompressed bytes: where line `line` ends.
+    let lines_end: usize = text
+        .split_inclusive('\n')
+        .take(line as usize)
+        .map(str::len)
+        .sum();
+    assert_eq!(offset, lines_end as u64);
+    assert!(offset > 0 && line < 5000);
+
+    let second = args(&[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let from: Vec<&str> = expected
+        .lines()
+        .skip_while(|record| {
+            let json: serde_json::Value = serde_json::from_str(record).unwrap();
+            json["_origin"]["line"].as_u64().unwrap() <= line
+        })
+        .collect();
+    assert_eq!(second.stdout.lines().collect::<Vec<_>>(), from);
+    assert!(first.stdout.lines().count() + from.len() >= 5000);
+
+    let third = args(&[]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(third.stdout, "");
+    assert!(summary(&third.stderr).contains("0 records read"));
+}
+
+/// Waits until the file at `path` holds `count` lines; returns them.
+fn wait_for_lines(path: &str, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= count {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never got {count} lines: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn with_follow_a_compressed_match_is_read_once_and_the_log_is_followed() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "live 1\n");
+    let rotated = dir.file("app.log.1.gz", compress(Codec::Gzip, b"old 1\nold 2\n"));
+    let out = dir.path("out.jsonl");
+    let pattern = format!("{}/app.log*", dir.root().display());
+    let mut child = streamer()
+        .args(["file", "--follow", "--poll-interval", "50ms", "-o", &out])
+        .arg(&pattern)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = wait_for_lines(&out, 3);
+    first.sort();
+    assert_eq!(
+        first,
+        [
+            "{\"message\":\"live 1\"}",
+            "{\"message\":\"old 1\"}",
+            "{\"message\":\"old 2\"}"
+        ]
+    );
+    // More added to the compressed file is not read: it is not followed.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&rotated)
+        .unwrap();
+    file.write_all(&compress(Codec::Gzip, b"old 3\n")).unwrap();
+    drop(file);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(b"live 2\n").unwrap();
+    drop(file);
+    // A new match is found only by a search after the append above.
+    dir.file("app.log.new", "new 1\n");
+    let lines = wait_for_lines(&out, 5);
+    assert!(lines.contains(&"{\"message\":\"live 2\"}".to_string()));
+    assert!(lines.contains(&"{\"message\":\"new 1\"}".to_string()));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(
+        exit_within(&mut child, Duration::from_secs(20), "after SIGTERM"),
+        0
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(!text.contains("old 3"), "{text}");
+}
