@@ -26,7 +26,7 @@ use self::checkpoint::{CheckpointStore, Position};
 use self::open::Opened;
 use super::input::InputReader;
 use super::shrink::ShrinkWatch;
-use crate::ack::Ack;
+use crate::ack::{Ack, CutAck};
 use crate::codec::Format;
 use crate::error::{Error, Result};
 use crate::parts::{Closed, Source, SourceContext};
@@ -195,6 +195,7 @@ async fn read_one(
         skew: opened.skew,
         first_line: opened.start.line,
         end: Mutex::new(opened.start),
+        ends: Mutex::default(),
     };
     let format = options.format.unwrap_or_else(|| Format::from_path(path));
     match format {
@@ -239,6 +240,16 @@ fn check_readable(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The ack that moves `checkpoint` to `end`, line `last_line` delivered.
+fn deliver(checkpoint: Arc<FileCheckpoint>, last_line: u64, end: Position) -> Ack {
+    Ack::new(move || {
+        checkpoint
+            .delivered_line
+            .fetch_max(last_line, Ordering::AcqRel);
+        checkpoint.advance(end);
+    })
+}
+
 /// How reading one input ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -278,6 +289,9 @@ struct FileReader<'a> {
     /// Where the last record put in a batch ends in the file, and how many
     /// lines that is: what a batch's ack delivers.
     end: Mutex<Position>,
+    /// Per record of the batch being filled, its line and where it ends:
+    /// what the ack of a batch that `--limit` cuts short delivers.
+    ends: Mutex<Vec<(u64, Position)>>,
 }
 
 impl FileReader<'_> {
@@ -295,14 +309,17 @@ impl FileReader<'_> {
         }
     }
 
-    /// Notes that the last record put in a batch ends at byte `end` of the
-    /// input, `lines` lines into the file.
-    fn note_end(&self, end: u64, lines: u64) {
+    /// Notes that the last record put in a batch, on line `record`, ends
+    /// at byte `end` of the input, `lines` lines into the file.
+    fn note_end(&self, record: u64, end: u64, lines: u64) {
         let offset = (end as i64 + self.skew).max(0) as u64;
-        *self.end.lock().unwrap_or_else(|e| e.into_inner()) = Position {
+        let end = Position {
             offset,
             line: lines,
         };
+        *self.end.lock().unwrap_or_else(|e| e.into_inner()) = end;
+        let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+        ends.push((record, end));
     }
 
     /// Sends `batch` with an ack that moves this input's checkpoint to its
@@ -311,14 +328,22 @@ impl FileReader<'_> {
         if batch.is_empty() {
             return Ok(());
         }
-        let checkpoint = self.checkpoint.clone();
         let end = *self.end.lock().unwrap_or_else(|e| e.into_inner());
-        batch.acks.push(Ack::new(move || {
-            checkpoint
-                .delivered_line
-                .fetch_max(last_line, Ordering::AcqRel);
-            checkpoint.advance(end);
-        }));
+        batch
+            .acks
+            .push(deliver(self.checkpoint.clone(), last_line, end));
+        let ends = std::mem::take(&mut *self.ends.lock().unwrap_or_else(|e| e.into_inner()));
+        // Only when each record noted its end (the parallel CSV reader's
+        // batches do not).
+        if ends.len() == batch.len() {
+            let checkpoint = self.checkpoint.clone();
+            batch.cut_ack = Some(CutAck::new(move |kept| {
+                match ends.get(kept.wrapping_sub(1)) {
+                    Some(&(line, end)) => deliver(checkpoint, line, end),
+                    None => Ack::new(|| {}),
+                }
+            }));
+        }
         self.ctx.out.send(batch).await
     }
 
@@ -360,7 +385,7 @@ impl FileReader<'_> {
                         }
                     } else {
                         batch.push_record(text, line);
-                        self.note_end(drained + (consumed + end + 1) as u64, line);
+                        self.note_end(line, drained + (consumed + end + 1) as u64, line);
                     }
                 }
                 consumed += end + 1;
@@ -384,7 +409,7 @@ impl FileReader<'_> {
                         }
                     } else {
                         batch.push_record(&buf, line);
-                        self.note_end(drained + buf.len() as u64, line);
+                        self.note_end(line, drained + buf.len() as u64, line);
                     }
                 }
                 break;
@@ -398,6 +423,7 @@ impl FileReader<'_> {
                     }
                     skipping = true;
                 }
+                drained += buf.len() as u64;
                 buf.clear();
             }
             // Caught up with the writer: pass on what we have rather than
