@@ -404,3 +404,33 @@ fn a_partial_last_record_is_held_back_on_a_signal_and_read_whole_on_resume() {
         assert_eq!(again.stdout, format!("{resumed}\n"), "{name}");
     }
 }
+
+#[test]
+fn a_file_rotated_to_a_name_the_pattern_matches_is_not_read_twice() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "a1\na2\n");
+    let pattern = dir.path("app.log*");
+    let follower = Follower::start(&dir, &[&pattern, "--poll-interval", "50ms"]);
+    follower.wait_for(2);
+    // The writer still holds the renamed file and adds to it, as a
+    // logger does until it reopens its path.
+    let mut old = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let rotated = dir.path("app.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    old.write_all(b"a3\n").unwrap();
+    dir.file("app.log", "b1\n");
+    follower.wait_for(4);
+    old.write_all(b"a4\n").unwrap();
+    follower.wait_until("a4", |m| m.contains(&"a4".to_string()));
+    append(&log, "b2\n");
+    follower.wait_until("b2", |m| m.contains(&"b2".to_string()));
+    let mut messages = follower.messages();
+    messages.sort();
+    assert_eq!(messages, ["a1", "a2", "a3", "a4", "b1", "b2"]);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        summary(&stderr).contains("6 records read, 6 written, 0 rejected"),
+        "{stderr}"
+    );
+}

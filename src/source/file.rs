@@ -160,7 +160,9 @@ impl Source for FileSource {
                     let store = &self.store;
                     open::prepare(file, path, &options, store, checkpoint, false, None).await?
                 };
-                if read_one(&ctx, path, &self.options, checkpoint.clone(), opened).await?
+                if read_one(&ctx, path, &self.options, checkpoint.clone(), opened)
+                    .await?
+                    .0
                     == Flow::PipelineClosed
                 {
                     break;
@@ -171,14 +173,15 @@ impl Source for FileSource {
     }
 }
 
-/// Reads one opened input to its end (or until the run stops).
+/// Reads one opened input to its end (or until the run stops); also
+/// returns where the last record it sent on ends.
 async fn read_one(
     ctx: &SourceContext,
     path: &str,
     options: &FileOptions,
     checkpoint: Arc<FileCheckpoint>,
     opened: Opened,
-) -> Result<Flow> {
+) -> Result<(Flow, Position)> {
     let display = if path == "-" {
         SourceInfo::STDIN.to_string()
     } else {
@@ -198,7 +201,7 @@ async fn read_one(
         ends: Mutex::default(),
     };
     let format = options.format.unwrap_or_else(|| Format::from_path(path));
-    match format {
+    let flow = match format {
         // A followed file is read as it grows, a few lines at a time: the
         // parallel reader's pieces would only add latency.
         Format::Csv if options.csv_workers > 1 && !options.follow => {
@@ -209,7 +212,9 @@ async fn read_one(
         Format::Csv => reader.read_csv(opened.input).await,
         Format::Jsonl => reader.read_lines(opened.input, Content::Jsonl).await,
         Format::Lines => reader.read_lines(opened.input, Content::Lines).await,
-    }
+    }?;
+    let end = *reader.end.lock().unwrap_or_else(|e| e.into_inner());
+    Ok((flow, end))
 }
 
 /// The length of a line as `--max-record-bytes` measures it: without its

@@ -54,6 +54,10 @@ pub(super) struct FollowWith {
     pub wake: Arc<Notify>,
     /// How often it is looked at regardless (`--poll-interval`).
     pub poll: std::time::Duration,
+    /// Where the file was already read under another name (it was
+    /// rotated): reading resumes there, while the checkpoint still waits
+    /// for those records' acks.
+    pub read_to: Option<Position>,
 }
 
 /// Opens the regular file, FIFO or device at `path` (already opened as
@@ -88,8 +92,13 @@ pub(super) async fn prepare(
     let std_file = file.try_clone().await.map_err(open_error)?.into_std().await;
     let (store, checkpoint, name) = (store.clone(), checkpoint.clone(), path.to_string());
     let (header, delimiter, max) = (options.header, options.delimiter, options.max_record_bytes);
+    let read_to = follow_with.as_ref().and_then(|(with, _)| with.read_to);
     let (start, prefix, bom) = tokio::task::spawn_blocking(move || {
         let start = store.track(&name, &std_file, fresh, &checkpoint)?;
+        let start = match read_to {
+            Some(read) if !fresh && read.offset > start.offset => read,
+            _ => start,
+        };
         let prefix = match format {
             Format::Csv if start.offset > 0 => {
                 csv_prefix(&std_file, header, delimiter, max, start.line)?
