@@ -197,8 +197,10 @@ async fn read_one(
         bytes_read: AtomicU64::new(0),
         skew: opened.skew,
         first_line: opened.start.line,
-        end: Mutex::new(opened.start),
-        ends: Mutex::default(),
+        ends: Mutex::new(Ends {
+            last: opened.start,
+            each: Vec::new(),
+        }),
     };
     let format = options.format.unwrap_or_else(|| Format::from_path(path));
     let flow = match format {
@@ -213,7 +215,7 @@ async fn read_one(
         Format::Jsonl => reader.read_lines(opened.input, Content::Jsonl).await,
         Format::Lines => reader.read_lines(opened.input, Content::Lines).await,
     }?;
-    let end = *reader.end.lock().unwrap_or_else(|e| e.into_inner());
+    let end = reader.ends.lock().unwrap_or_else(|e| e.into_inner()).last;
     Ok((flow, end))
 }
 
@@ -291,12 +293,18 @@ struct FileReader<'a> {
     skew: i64,
     /// Lines of the file before the input's first byte.
     first_line: u64,
-    /// Where the last record put in a batch ends in the file, and how many
-    /// lines that is: what a batch's ack delivers.
-    end: Mutex<Position>,
+    /// Where the records put in batches end (one lock per record).
+    ends: Mutex<Ends>,
+}
+
+/// Where the records a [`FileReader`] put in batches end in the file.
+struct Ends {
+    /// The last one's end, and how many lines that is: what a batch's
+    /// ack delivers.
+    last: Position,
     /// Per record of the batch being filled, its line and where it ends:
     /// what the ack of a batch that `--limit` cuts short delivers.
-    ends: Mutex<Vec<(u64, Position)>>,
+    each: Vec<(u64, Position)>,
 }
 
 impl FileReader<'_> {
@@ -322,9 +330,9 @@ impl FileReader<'_> {
             offset,
             line: lines,
         };
-        *self.end.lock().unwrap_or_else(|e| e.into_inner()) = end;
         let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
-        ends.push((record, end));
+        ends.last = end;
+        ends.each.push((record, end));
     }
 
     /// Sends `batch` with an ack that moves this input's checkpoint to its
@@ -333,11 +341,14 @@ impl FileReader<'_> {
         if batch.is_empty() {
             return Ok(());
         }
-        let end = *self.end.lock().unwrap_or_else(|e| e.into_inner());
+        let (end, ends) = {
+            let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+            let each = Vec::with_capacity(ends.each.len());
+            (ends.last, std::mem::replace(&mut ends.each, each))
+        };
         batch
             .acks
             .push(deliver(self.checkpoint.clone(), last_line, end));
-        let ends = std::mem::take(&mut *self.ends.lock().unwrap_or_else(|e| e.into_inner()));
         // Only when each record noted its end (the parallel CSV reader's
         // batches do not).
         if ends.len() == batch.len() {
