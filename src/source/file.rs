@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub mod checkpoint;
 mod csv;
 mod csv_parallel;
+mod ends;
 mod follow;
 mod many;
 mod open;
@@ -23,10 +24,10 @@ pub use self::checkpoint::FileCheckpoint;
 pub use self::options::FileOptions;
 
 use self::checkpoint::{CheckpointStore, Position};
+use self::ends::Ends;
 use self::open::Opened;
 use super::input::InputReader;
 use super::shrink::ShrinkWatch;
-use crate::ack::{Ack, CutAck};
 use crate::codec::Format;
 use crate::error::{Error, Result};
 use crate::parts::{Closed, Source, SourceContext};
@@ -197,10 +198,7 @@ async fn read_one(
         bytes_read: AtomicU64::new(0),
         skew: opened.skew,
         first_line: opened.start.line,
-        ends: Mutex::new(Ends {
-            last: opened.start,
-            each: Vec::new(),
-        }),
+        ends: Mutex::new(Ends::new(opened.start)),
     };
     let format = options.format.unwrap_or_else(|| Format::from_path(path));
     let flow = match format {
@@ -247,16 +245,6 @@ fn check_readable(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// The ack that moves `checkpoint` to `end`, line `last_line` delivered.
-fn deliver(checkpoint: Arc<FileCheckpoint>, last_line: u64, end: Position) -> Ack {
-    Ack::new(move || {
-        checkpoint
-            .delivered_line
-            .fetch_max(last_line, Ordering::AcqRel);
-        checkpoint.advance(end);
-    })
-}
-
 /// How reading one input ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -297,16 +285,6 @@ struct FileReader<'a> {
     ends: Mutex<Ends>,
 }
 
-/// Where the records a [`FileReader`] put in batches end in the file.
-struct Ends {
-    /// The last one's end, and how many lines that is: what a batch's
-    /// ack delivers.
-    last: Position,
-    /// Per record of the batch being filled, its line and where it ends:
-    /// what the ack of a batch that `--limit` cuts short delivers.
-    each: Vec<(u64, Position)>,
-}
-
 impl FileReader<'_> {
     fn location(&self, line: u64) -> Location<'_> {
         Location {
@@ -331,8 +309,7 @@ impl FileReader<'_> {
             line: lines,
         };
         let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
-        ends.last = end;
-        ends.each.push((record, end));
+        ends.note(record, end);
     }
 
     /// Sends `batch` with an ack that moves this input's checkpoint to its
@@ -341,25 +318,11 @@ impl FileReader<'_> {
         if batch.is_empty() {
             return Ok(());
         }
-        let (end, ends) = {
-            let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
-            let each = Vec::with_capacity(ends.each.len());
-            (ends.last, std::mem::replace(&mut ends.each, each))
-        };
-        batch
-            .acks
-            .push(deliver(self.checkpoint.clone(), last_line, end));
-        // Only when each record noted its end (the parallel CSV reader's
-        // batches do not).
-        if ends.len() == batch.len() {
-            let checkpoint = self.checkpoint.clone();
-            batch.cut_ack = Some(CutAck::new(move |kept| {
-                match ends.get(kept.wrapping_sub(1)) {
-                    Some(&(line, end)) => deliver(checkpoint, line, end),
-                    None => Ack::new(|| {}),
-                }
-            }));
-        }
+        self.ends.lock().unwrap_or_else(|e| e.into_inner()).ack(
+            &mut batch,
+            &self.checkpoint,
+            last_line,
+        );
         self.ctx.out.send(batch).await
     }
 
