@@ -25,6 +25,30 @@ impl Ack {
     }
 }
 
+/// What acknowledges the first records of a batch that `--limit` cut
+/// short: called with how many of its records were kept, it returns the
+/// ack that covers them alone (the batch's own acks cover it whole, so
+/// they must not fire then).
+pub struct CutAck(Box<dyn FnOnce(usize) -> Ack + Send>);
+
+impl CutAck {
+    /// Wraps `for_kept`, which makes the ack of the first `kept` records.
+    pub fn new(for_kept: impl FnOnce(usize) -> Ack + Send + 'static) -> Self {
+        CutAck(Box::new(for_kept))
+    }
+
+    /// The ack of the first `kept` records of the batch.
+    pub fn kept(self, kept: usize) -> Ack {
+        (self.0)(kept)
+    }
+}
+
+impl fmt::Debug for CutAck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CutAck")
+    }
+}
+
 /// The acknowledgements carried by one batch (or by several merged batches),
 /// fired in the order they were added.
 #[derive(Default)]

@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::ack::Acks;
+use crate::ack::{Acks, CutAck};
 use crate::json;
 
 mod batch;
@@ -143,6 +143,9 @@ pub struct RawBatch {
     pub content: Content,
     /// Fired once every record of this batch is written by the sink.
     pub acks: Acks,
+    /// Instead of `acks` when `--limit` keeps only the first records: the
+    /// ack of those (`None`: such a batch fires no ack).
+    pub cut_ack: Option<CutAck>,
     data: Vec<u8>,
     /// Where each field lies in `data`. Fields need not touch: a CSV line
     /// is copied whole, delimiters and all, and its cells point into it.
@@ -176,6 +179,7 @@ impl RawBatch {
             source,
             content,
             acks: Acks::none(),
+            cut_ack: None,
             data: Vec::with_capacity(bytes),
             field_spans: Vec::with_capacity(records),
             origin_extra: Vec::new(),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{exit_within, run, streamer, summary, Dir};
+use common::{exit_within, file_name, run, streamer, summary, Dir};
 
 /// The checkpoint's entry for the file named `name`: (offset, line).
 fn saved(checkpoint: &str, name: &str) -> Option<(u64, u64)> {
@@ -283,4 +283,103 @@ fn kill_9_three_times_then_a_last_run_loses_no_row() {
         u64::from(duplicates) < rows / 2,
         "{duplicates} duplicates of {rows} rows"
     );
+}
+
+/// Waits until `path` holds `count` lines (a followed run's output).
+fn wait_for_lines(path: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {count} lines: {text}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_line_over_max_record_bytes_counts_in_the_checkpoint_followed_or_not() {
+    // Three times the cap... and many reads long: skipped as it is read.
+    let long = "Z".repeat(3_000_000);
+    for (name, first, last) in [
+        ("x.log", "x1", "after"),
+        ("x.jsonl", "{\"m\":1}", "{\"m\":2}"),
+    ] {
+        for follow in [false, true] {
+            let dir = Dir::new();
+            let contents = format!("{first}\n{long}\n{last}\n");
+            let path = dir.file(name, &contents);
+            let checkpoint = dir.path("cp.json");
+            let output = dir.path("out.jsonl");
+            let args = ["file", &path, "--max-record-bytes", "1K"];
+            let args = [&args[..], &["--checkpoint", &checkpoint, "-o", &output]].concat();
+            let code = if follow {
+                let mut child = streamer()
+                    .args(&args)
+                    .arg("--follow")
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                wait_for_lines(&output, 2);
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+                exit_within(&mut child, Duration::from_secs(20), "after SIGTERM")
+            } else {
+                run(&args).code
+            };
+            let what = format!("{name}, follow: {follow}");
+            assert_eq!(code, 3, "{what}: the long line is rejected");
+            assert_eq!(std::fs::read_to_string(&output).unwrap().lines().count(), 2);
+            assert_eq!(
+                saved(&checkpoint, name),
+                Some((contents.len() as u64, 3)),
+                "{what}"
+            );
+
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            file.write_all(b"{\"m\":4}\n").unwrap();
+            let again = run(&["file", &path, "--checkpoint", &checkpoint, "--origin"]);
+            assert_eq!(again.code, 0, "{what}: {}", again.stderr);
+            let record: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+            assert_eq!(record["_origin"]["line"], 4, "{what}: {}", again.stdout);
+        }
+    }
+}
+
+#[test]
+fn limit_with_checkpoint_ends_after_the_last_record_written() {
+    let dir = Dir::new();
+    let numbers: String = (1..=100_000).map(|n| format!("{n}\n")).collect();
+    let log = dir.file("x.log", &numbers);
+    let rows: String = (1..=100_000).map(|n| format!("{n},v{n}\n")).collect();
+    let csv = dir.file("x.csv", format!("a,b\n{rows}"));
+    for (path, first_field) in [(&log, "message"), (&csv, "a")] {
+        let checkpoint = dir.path(&format!("{}.cp", file_name(path).display()));
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let out = run(&["file", path, "--limit", "5", "--checkpoint", &checkpoint]);
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            for line in out.stdout.lines() {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                seen.push(
+                    record[first_field]
+                        .as_str()
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap(),
+                );
+            }
+        }
+        assert_eq!(seen, (1..=15).collect::<Vec<_>>(), "{path}");
+    }
+    assert_eq!(saved(&dir.path("x.log.cp"), "x.log"), Some((36, 15)));
+    let csv_end = 4
+        + (1..=15)
+            .map(|n: u64| format!("{n},v{n}\n").len() as u64)
+            .sum::<u64>();
+    assert_eq!(saved(&dir.path("x.csv.cp"), "x.csv"), Some((csv_end, 16)));
 }

@@ -338,3 +338,99 @@ fn standard_input_cannot_be_followed() {
         out.stderr
     );
 }
+
+/// The checkpoint's byte offset for its only file.
+fn checkpoint_offset(checkpoint: &str) -> u64 {
+    let text = std::fs::read_to_string(checkpoint).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["files"][0]["offset"].as_u64().unwrap()
+}
+
+#[test]
+fn a_partial_last_record_is_held_back_on_a_signal_and_read_whole_on_resume() {
+    // (file, first contents, appended at once: a whole record then the
+    // start of one, its rest, that record as the resumed run writes it)
+    let cases = [
+        (
+            "app.log",
+            "a1\n",
+            "a2\npart",
+            "ial\n",
+            r#"{"message":"partial"}"#,
+        ),
+        (
+            "app.jsonl",
+            "{\"m\":1}\n",
+            "{\"m\":2}\n{\"m\":",
+            "3}\n",
+            r#"{"m":3}"#,
+        ),
+        (
+            "app.csv",
+            "a,b\n1,x\n",
+            "2,y\n3,yy",
+            "y\n",
+            r#"{"a":"3","b":"yyy"}"#,
+        ),
+        (
+            "quoted.csv",
+            "a,b\n1,x\n",
+            "2,y\n3,\"mul",
+            "ti\nline\"\n",
+            r#"{"a":"3","b":"multi\nline"}"#,
+        ),
+    ];
+    for (name, first, appended, rest, resumed) in cases {
+        let dir = Dir::new();
+        let path = dir.file(name, first);
+        let checkpoint = dir.path("cp.json");
+        let follower = Follower::start(&dir, &[&path, "--checkpoint", &checkpoint]);
+        follower.wait_for(1);
+        // One write: once its whole record is out, the partial one was read.
+        append(&path, appended);
+        follower.wait_for(2);
+        let (code, stderr) = follower.stop();
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert!(
+            summary(&stderr).contains("2 records read, 2 written, 0 rejected"),
+            "{name}: {stderr}"
+        );
+        let whole = first.len() + appended.rfind('\n').unwrap() + 1;
+        assert_eq!(checkpoint_offset(&checkpoint), whole as u64, "{name}");
+
+        append(&path, rest);
+        let again = run(&["file", &path, "--checkpoint", &checkpoint]);
+        assert_eq!(again.code, 0, "{name}: {}", again.stderr);
+        assert_eq!(again.stdout, format!("{resumed}\n"), "{name}");
+    }
+}
+
+#[test]
+fn a_file_rotated_to_a_name_the_pattern_matches_is_not_read_twice() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "a1\na2\n");
+    let pattern = dir.path("app.log*");
+    let follower = Follower::start(&dir, &[&pattern, "--poll-interval", "50ms"]);
+    follower.wait_for(2);
+    // The writer still holds the renamed file and adds to it, as a
+    // logger does until it reopens its path.
+    let mut old = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let rotated = dir.path("app.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    old.write_all(b"a3\n").unwrap();
+    dir.file("app.log", "b1\n");
+    follower.wait_for(4);
+    old.write_all(b"a4\n").unwrap();
+    follower.wait_until("a4", |m| m.contains(&"a4".to_string()));
+    append(&log, "b2\n");
+    follower.wait_until("b2", |m| m.contains(&"b2".to_string()));
+    let mut messages = follower.messages();
+    messages.sort();
+    assert_eq!(messages, ["a1", "a2", "a3", "a4", "b1", "b2"]);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        summary(&stderr).contains("6 records read, 6 written, 0 rejected"),
+        "{stderr}"
+    );
+}

@@ -31,7 +31,7 @@ pub(super) async fn run(
     // Output bytes per input byte of the last batch: sizing the next
     // batch's buffer from it saves regrowing (and copying) it.
     let mut growth = 2.0f64;
-    while let Some(raw) = input.recv().await {
+    while let Some(mut raw) = input.recv().await {
         let estimate = (raw.byte_len() as f64 * growth * 1.1) as usize + raw.len() * 8;
         let mut out = Batch::with_capacity(raw.source.clone(), raw.len(), estimate);
         let raw_len = raw.len();
@@ -49,6 +49,12 @@ pub(super) async fn run(
             // Every record of the raw batch is handled (written or
             // rejected), so its acks may fire once the sink writes.
             out.acks = raw.acks;
+        } else if failure.is_none() && remaining == 0 {
+            // Cut by `--limit`: only the records kept may be acknowledged
+            // (a checkpoint ends right after the last one written).
+            if let Some(cut) = raw.cut_ack.take() {
+                out.acks.push(cut.kept(handled));
+            }
         }
         // The dead-letter lines of every record this batch's acks cover
         // (rejected here, or by the source before it sent the batch) reach

@@ -14,6 +14,7 @@ pub mod checkpoint;
 mod csv;
 mod csv_parallel;
 mod decompress;
+mod ends;
 mod follow;
 mod many;
 mod open;
@@ -25,10 +26,10 @@ pub use self::decompress::Decompress;
 pub use self::options::FileOptions;
 
 use self::checkpoint::{CheckpointStore, Position};
+use self::ends::Ends;
 use self::open::Opened;
 use super::input::InputReader;
 use super::shrink::ShrinkWatch;
-use crate::ack::Ack;
 use crate::codec::Format;
 use crate::error::{Error, Result};
 use crate::parts::{Closed, Source, SourceContext};
@@ -162,7 +163,9 @@ impl Source for FileSource {
                     let store = &self.store;
                     open::prepare(file, path, &options, store, checkpoint, false, None).await?
                 };
-                if read_one(&ctx, path, &self.options, checkpoint.clone(), opened).await?
+                if read_one(&ctx, path, &self.options, checkpoint.clone(), opened)
+                    .await?
+                    .0
                     == Flow::PipelineClosed
                 {
                     break;
@@ -173,14 +176,15 @@ impl Source for FileSource {
     }
 }
 
-/// Reads one opened input to its end (or until the run stops).
+/// Reads one opened input to its end (or until the run stops); also
+/// returns where the last record it sent on ends.
 async fn read_one(
     ctx: &SourceContext,
     path: &str,
     options: &FileOptions,
     checkpoint: Arc<FileCheckpoint>,
     opened: Opened,
-) -> Result<Flow> {
+) -> Result<(Flow, Position)> {
     let display = if path == "-" {
         SourceInfo::STDIN.to_string()
     } else {
@@ -196,10 +200,10 @@ async fn read_one(
         bytes_read: AtomicU64::new(0),
         skew: opened.skew,
         first_line: opened.start.line,
-        end: Mutex::new(opened.start),
+        ends: Mutex::new(Ends::new(opened.start)),
     };
     let format = options.format.unwrap_or_else(|| Format::from_path(path));
-    match format {
+    let flow = match format {
         // A followed file is read as it grows, a few lines at a time: the
         // parallel reader's pieces would only add latency.
         Format::Csv if options.csv_workers > 1 && !options.follow => {
@@ -210,7 +214,9 @@ async fn read_one(
         Format::Csv => reader.read_csv(opened.input).await,
         Format::Jsonl => reader.read_lines(opened.input, Content::Jsonl).await,
         Format::Lines => reader.read_lines(opened.input, Content::Lines).await,
-    }
+    }?;
+    let end = reader.ends.lock().unwrap_or_else(|e| e.into_inner()).last;
+    Ok((flow, end))
 }
 
 /// The length of a line as `--max-record-bytes` measures it: without its
@@ -277,9 +283,8 @@ struct FileReader<'a> {
     skew: i64,
     /// Lines of the file before the input's first byte.
     first_line: u64,
-    /// Where the last record put in a batch ends in the file, and how many
-    /// lines that is: what a batch's ack delivers.
-    end: Mutex<Position>,
+    /// Where the records put in batches end (one lock per record).
+    ends: Mutex<Ends>,
 }
 
 impl FileReader<'_> {
@@ -300,14 +305,16 @@ impl FileReader<'_> {
         }
     }
 
-    /// Notes that the last record put in a batch ends at byte `end` of the
-    /// input, `lines` lines into the file.
-    fn note_end(&self, end: u64, lines: u64) {
+    /// Notes that the last record put in a batch, on line `record`, ends
+    /// at byte `end` of the input, `lines` lines into the file.
+    fn note_end(&self, record: u64, end: u64, lines: u64) {
         let offset = (end as i64 + self.skew).max(0) as u64;
-        *self.end.lock().unwrap_or_else(|e| e.into_inner()) = Position {
+        let end = Position {
             offset,
             line: lines,
         };
+        let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+        ends.note(record, end);
     }
 
     /// Sends `batch` with an ack that moves this input's checkpoint to its
@@ -316,14 +323,11 @@ impl FileReader<'_> {
         if batch.is_empty() {
             return Ok(());
         }
-        let checkpoint = self.checkpoint.clone();
-        let end = *self.end.lock().unwrap_or_else(|e| e.into_inner());
-        batch.acks.push(Ack::new(move || {
-            checkpoint
-                .delivered_line
-                .fetch_max(last_line, Ordering::AcqRel);
-            checkpoint.advance(end);
-        }));
+        self.ends.lock().unwrap_or_else(|e| e.into_inner()).ack(
+            &mut batch,
+            &self.checkpoint,
+            last_line,
+        );
         self.ctx.out.send(batch).await
     }
 
@@ -368,7 +372,7 @@ impl FileReader<'_> {
                         }
                     } else {
                         batch.push_record(text, line);
-                        self.note_end(drained + (consumed + end + 1) as u64, line);
+                        self.note_end(line, drained + (consumed + end + 1) as u64, line);
                     }
                 }
                 consumed += end + 1;
@@ -392,7 +396,7 @@ impl FileReader<'_> {
                         }
                     } else {
                         batch.push_record(&buf, line);
-                        self.note_end(drained + buf.len() as u64, line);
+                        self.note_end(line, drained + buf.len() as u64, line);
                     }
                 }
                 break;
@@ -406,6 +410,7 @@ impl FileReader<'_> {
                     }
                     skipping = true;
                 }
+                drained += buf.len() as u64;
                 buf.clear();
             }
             // Caught up with the writer: pass on what we have rather than

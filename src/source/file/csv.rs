@@ -161,7 +161,11 @@ impl FileReader<'_> {
             };
             batch.finish_record(line);
             last_line = line;
-            self.note_end(records.record_end(), line - 1 + records.record_lines());
+            self.note_end(
+                line,
+                records.record_end(),
+                line - 1 + records.record_lines(),
+            );
             if self.ctx.is_full(&batch) && self.send(batch.take(), last_line).await.is_err() {
                 return Ok(Flow::PipelineClosed);
             }

@@ -113,7 +113,14 @@ pub(super) fn follow(
                         _ = wake.notified() => {}
                         _ = tokio::time::sleep(poll) => {}
                         _ = tx.closed() => return Ended::Stopped,
-                        _ = shutdown.cancelled() => return Ended::Stopped,
+                        // Not closing the stream: its end would read as
+                        // the file's, and a partial last record as whole.
+                        // The reader stops on shutdown by itself, holding
+                        // that record back for the next run.
+                        _ = shutdown.cancelled() => {
+                            tx.closed().await;
+                            return Ended::Stopped;
+                        }
                     }
                     // Truncated and written again before we looked: its
                     // size may be past `position` already, but its first

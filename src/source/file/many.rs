@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::checkpoint::CheckpointStore;
+use super::checkpoint::{CheckpointStore, Position};
 use super::follow::Ended;
 use super::open::{self, FollowWith};
 use super::watch::Watch;
@@ -49,6 +49,18 @@ struct Done {
     path: String,
     read: Result<Flow>,
     ended: Ended,
+    /// Its checkpoint and where its last record sent on ends.
+    read_to: Option<ReadTo>,
+}
+
+/// A file's checkpoint and how far it was read: where a file rotated to
+/// another matching name resumes.
+type ReadTo = (Arc<FileCheckpoint>, Position);
+
+/// A file's device and inode, if it is there.
+fn file_id(path: &str) -> Option<(u64, u64)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.dev(), metadata.ino()))
 }
 
 /// Reads every match of `patterns` (see the module documentation).
@@ -75,6 +87,11 @@ pub(super) async fn read_many(
     // and inode they had then.
     let mut read_once: HashMap<String, (u64, u64)> = HashMap::new();
     let mut waiting: VecDeque<String> = VecDeque::new();
+    // The file of each path being read: a rotated file matched under its
+    // new name is read there only once its reader under the old name
+    // ended, from where that one stopped (`rotated`), not read twice.
+    let mut ids: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut rotated: HashMap<(u64, u64), ReadTo> = HashMap::new();
     let mut reads = FuturesUnordered::new();
     let mut said_full = false;
     let mut search = true;
@@ -86,9 +103,16 @@ pub(super) async fn read_many(
                         || (!options.follow && seen.contains(&path))
                         || read_once
                             .get(&path)
-                            .is_some_and(|&id| identity(&path) == Some(id))
+                            .is_some_and(|&id| file_id(&path) == Some(id))
                     {
                         continue;
+                    }
+                    let id = file_id(&path);
+                    if id.is_some_and(|id| ids.values().any(|&read| read == id)) {
+                        continue;
+                    }
+                    if let Some(id) = id {
+                        ids.insert(path.clone(), id);
                     }
                     seen.insert(path.clone());
                     active.insert(path.clone());
@@ -103,7 +127,15 @@ pub(super) async fn read_many(
             };
             let restart = fresh.remove(&path);
             let wake = watch.as_mut().map(|w| w.file(std::path::Path::new(&path)));
-            reads.push(read_path(path, options, store, ctx, restart, wake));
+            let read_to = ids.get(&path).and_then(|id| rotated.remove(id));
+            reads.push(read_path(
+                path,
+                options,
+                store,
+                ctx,
+                (restart, read_to),
+                wake,
+            ));
         }
         if !waiting.is_empty() && !said_full {
             said_full = true;
@@ -119,8 +151,12 @@ pub(super) async fn read_many(
         let poll = tokio::time::sleep(options.poll_interval);
         tokio::select! {
             Some(done) = reads.next() => {
-                let Done { path, read, ended } = done;
+                let Done { path, read, ended, read_to } = done;
                 active.remove(&path);
+                let id = ids.remove(&path);
+                if let (Some(id), Some(read_to), Ended::Rotated | Ended::Deleted) = (id, read_to, ended) {
+                    rotated.insert(id, read_to);
+                }
                 if let Some(watch) = &watch {
                     watch.forget(std::path::Path::new(&path));
                 }
@@ -132,7 +168,7 @@ pub(super) async fn read_many(
                         fresh.insert(path);
                     }
                     Ended::ReadOnce => {
-                        if let Some(id) = identity(&path) {
+                        if let Some(id) = file_id(&path) {
                             read_once.insert(path, id);
                         }
                     }
@@ -147,26 +183,28 @@ pub(super) async fn read_many(
     }
 }
 
-/// The device and inode of the file at `path` now.
-fn identity(path: &str) -> Option<(u64, u64)> {
-    let metadata = std::fs::metadata(path).ok()?;
-    Some((metadata.dev(), metadata.ino()))
-}
-
-/// Opens and reads the file at `path` (followed when `wake` is given).
+/// Opens and reads the file at `path` (followed when `wake` is given):
+/// from its start if `fresh`, else from where it was read under another
+/// name (`read_to`) or where the checkpoint has it.
 async fn read_path(
     path: String,
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    fresh: bool,
+    (fresh, read_to): (bool, Option<ReadTo>),
     wake: Option<Arc<tokio::sync::Notify>>,
 ) -> Done {
-    let (read, ended) = match read_file(&path, options, store, ctx, fresh, wake).await {
-        Ok((flow, ended)) => (Ok(flow), ended),
-        Err(error) => (Err(error), Ended::Stopped),
-    };
-    Done { path, read, ended }
+    let (read, ended, read_to) =
+        match read_file(&path, options, store, ctx, (fresh, read_to), wake).await {
+            Ok((flow, ended, read_to)) => (Ok(flow), ended, read_to),
+            Err(error) => (Err(error), Ended::Stopped, None),
+        };
+    Done {
+        path,
+        read,
+        ended,
+        read_to,
+    }
 }
 
 async fn read_file(
@@ -174,14 +212,14 @@ async fn read_file(
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    fresh: bool,
+    (fresh, read_to): (bool, Option<ReadTo>),
     wake: Option<Arc<tokio::sync::Notify>>,
-) -> Result<(Flow, Ended)> {
+) -> Result<(Flow, Ended, Option<ReadTo>)> {
     let file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
         // Gone between the search and the open: found again if it returns.
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Flow::InputEnded, Ended::Deleted))
+            return Ok((Flow::InputEnded, Ended::Deleted, None))
         }
         Err(source) => {
             return Err(Error::Open {
@@ -191,11 +229,17 @@ async fn read_file(
         }
     };
     let file_options = options.for_path(path);
-    let checkpoint = Arc::new(FileCheckpoint::default());
+    // The same checkpoint as under the old name: that reader's acks still
+    // to come advance it too.
+    let (checkpoint, read_to) = match read_to {
+        Some((checkpoint, position)) => (checkpoint, Some(position)),
+        None => (Arc::new(FileCheckpoint::default()), None),
+    };
     let follow_with = wake.map(|wake| {
         let with = FollowWith {
             wake,
             poll: options.poll_interval,
+            read_to,
         };
         (with, ctx.shutdown.clone())
     });
@@ -211,11 +255,11 @@ async fn read_file(
     .await?;
     let follower = opened.follower.take();
     let compressed = opened.compressed;
-    let flow = read_one(ctx, path, options, checkpoint, opened).await?;
+    let (flow, end) = read_one(ctx, path, options, checkpoint.clone(), opened).await?;
     let ended = match follower {
         Some(task) => task.await.unwrap_or(Ended::Stopped),
         None if compressed && options.follow && !ctx.shutdown.is_cancelled() => Ended::ReadOnce,
         None => Ended::Stopped,
     };
-    Ok((flow, ended))
+    Ok((flow, ended, Some((checkpoint, end))))
 }

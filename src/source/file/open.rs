@@ -61,6 +61,10 @@ pub(super) struct FollowWith {
     pub wake: Arc<Notify>,
     /// How often it is looked at regardless (`--poll-interval`).
     pub poll: std::time::Duration,
+    /// Where the file was already read under another name (it was
+    /// rotated): reading resumes there, while the checkpoint still waits
+    /// for those records' acks.
+    pub read_to: Option<Position>,
 }
 
 /// Opens the regular file, FIFO or device at `path` (already opened as
@@ -97,9 +101,14 @@ pub(super) async fn prepare(
     let (store, checkpoint, name) = (store.clone(), checkpoint.clone(), path.to_string());
     let (header, delimiter, max) = (options.header, options.delimiter, options.max_record_bytes);
     let decompress = options.decompress;
+    let read_to = follow_with.as_ref().and_then(|(with, _)| with.read_to);
     let (start, codec, prefix, bom) = tokio::task::spawn_blocking(move || {
         let codec = decompress.codec(&head_of(&std_file, MAGIC_BYTES)?);
         let start = store.track(&name, &std_file, fresh, codec.is_some(), &checkpoint)?;
+        let start = match read_to {
+            Some(read) if !fresh && read.offset > start.offset => read,
+            _ => start,
+        };
         if codec.is_some() {
             return Ok((start, codec, Vec::new(), false));
         }
