@@ -144,6 +144,9 @@ impl Live {
 pub struct CheckpointStore {
     path: Option<PathBuf>,
     inner: Mutex<Inner>,
+    /// `PATH.lock`, locked (flock) for the whole run: a second run with
+    /// the same checkpoint is refused. Released when the store is dropped.
+    _lock: Option<std::fs::File>,
 }
 
 #[derive(Default)]
@@ -170,11 +173,14 @@ impl CheckpointStore {
         CheckpointStore {
             path: None,
             inner: Mutex::default(),
+            _lock: None,
         }
     }
 
-    /// Reads the checkpoint at `path` (none yet is an empty one).
+    /// Locks the checkpoint at `path` for this run (another run holding
+    /// it is an error) and reads it (none yet is an empty one).
     pub fn load(path: &Path) -> std::io::Result<Self> {
+        let lock = lock(path)?;
         let (saved, written) = match std::fs::read_to_string(path) {
             Ok(text) => {
                 let saved: Saved = serde_json::from_str(&text).map_err(|error| {
@@ -195,6 +201,7 @@ impl CheckpointStore {
                 live: HashMap::new(),
                 written,
             }),
+            _lock: Some(lock),
         })
     }
 
@@ -265,7 +272,9 @@ impl CheckpointStore {
         if inner.written.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        write_atomically(path, text.as_bytes())?;
+        write_atomically(path, text.as_bytes()).map_err(|error| {
+            std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+        })?;
         inner.written = Some(text);
         Ok(())
     }
@@ -276,7 +285,16 @@ impl CheckpointStore {
 /// fsync of the folder (the rename itself).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = temporary_path(path);
-    let mut file = std::fs::File::create(&temporary)?;
+    // A temporary file left by a crash, or a symlink put there, is
+    // removed, never written through: create_new (O_EXCL) follows no link.
+    match std::fs::remove_file(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -292,6 +310,41 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn temporary_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Takes the lock of the checkpoint at `path` ([`lock_path`]), or says
+/// that another run holds it.
+fn lock(path: &Path) -> std::io::Result<std::fs::File> {
+    let lock_path = lock_path(path);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            format!(
+                "another streamer holds this checkpoint (its lock {} is taken): \
+                 two runs would overwrite each other's positions",
+                lock_path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(error)) => Err(std::io::Error::new(
+            error.kind(),
+            format!("cannot lock {}: {error}", lock_path.display()),
+        )),
+    }
+}
+
+/// The file locked while a run uses the checkpoint at `path` (the
+/// checkpoint itself is replaced at each save: a lock on it would not hold).
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".lock");
     PathBuf::from(name)
 }
 
