@@ -338,3 +338,54 @@ fn standard_input_cannot_be_followed() {
         out.stderr
     );
 }
+
+#[test]
+fn a_pattern_never_reads_the_runs_own_output_or_checkpoint() {
+    let dir = Dir::new();
+    let input = dir.file("a.jsonl", "{\"message\":\"a1\"}\n{\"message\":\"a2\"}\n");
+    let root = dir.root().display().to_string();
+    let checkpoint = format!("{root}/ck.jsonl");
+    let pattern = format!("{root}/*.jsonl");
+    let follower = Follower::start(
+        &dir,
+        &[
+            "--checkpoint",
+            &checkpoint,
+            "--checkpoint-interval",
+            "10ms",
+            "--poll-interval",
+            "20ms",
+            &pattern,
+        ],
+    );
+    follower.wait_for(2);
+    follower.wait_for_stderr(&format!(
+        "{checkpoint} matches {pattern} but is the --checkpoint file of this run: not read"
+    ));
+    append(&input, "{\"message\":\"sync\"}\n");
+    follower.wait_for(3);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(follower_messages(&dir), ["a1", "a2", "sync"], "{stderr}");
+    let own_output = format!(
+        "{} matches {pattern} but is the -o file of this run: not read",
+        dir.path("out.jsonl")
+    );
+    let warned = stderr.matches(&own_output).count();
+    assert_eq!(warned, 1, "{stderr}");
+    assert!(
+        summary(&stderr).contains("3 records read, 3 written"),
+        "{stderr}"
+    );
+}
+
+/// The messages of a stopped follower's output.
+fn follower_messages(dir: &Dir) -> Vec<String> {
+    dir.read("out.jsonl")
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["message"].as_str().unwrap().to_string()
+        })
+        .collect()
+}

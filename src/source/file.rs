@@ -20,6 +20,7 @@ mod options;
 mod watch;
 
 pub use self::checkpoint::FileCheckpoint;
+pub use self::many::OwnFiles;
 pub use self::options::FileOptions;
 
 use self::checkpoint::{CheckpointStore, Position};
@@ -52,6 +53,7 @@ pub struct FileSource {
     options: FileOptions,
     checkpoints: Vec<Arc<FileCheckpoint>>,
     store: Arc<CheckpointStore>,
+    own: OwnFiles,
 }
 
 impl FileSource {
@@ -98,6 +100,7 @@ impl FileSource {
             options,
             checkpoints,
             store: Arc::new(CheckpointStore::in_memory()),
+            own: OwnFiles::default(),
         })
     }
 
@@ -113,6 +116,12 @@ impl FileSource {
         // only the single CSV reader notes.
         self.options.csv_workers = 1;
         Ok(self)
+    }
+
+    /// The files the run writes, which a pattern's matches skip.
+    pub fn never_read(mut self, own: OwnFiles) -> Self {
+        self.own = own;
+        self
     }
 
     /// The positions of every file read, which the sink's acks advance.
@@ -136,7 +145,8 @@ impl Source for FileSource {
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             if self.reads_many() {
-                return many::read_many(&self.paths, &self.options, &self.store, &ctx).await;
+                return many::read_many(&self.paths, &self.options, &self.own, &self.store, &ctx)
+                    .await;
             }
             for (path, checkpoint) in self.paths.iter().zip(&self.checkpoints) {
                 if ctx.shutdown.is_cancelled() {
