@@ -389,3 +389,68 @@ fn follower_messages(dir: &Dir) -> Vec<String> {
         })
         .collect()
 }
+
+#[test]
+fn more_matches_than_the_open_file_limit_wait_and_are_named_at_the_end() {
+    let dir = Dir::new();
+    for n in 0..200 {
+        dir.file(&format!("f{n:03}.log"), format!("f{n:03} 1\n"));
+    }
+    let out = dir.path("out.jsonl");
+    let pattern = format!("{}/*.log", dir.root().display());
+    let err = dir.path("err.txt");
+    // A limit of 128 descriptors (soft and hard): 256 files at once, the
+    // default, would fail with "Too many open files".
+    let script = format!(
+        "ulimit -n 128 && exec '{}' file -F '{pattern}' -o '{out}'",
+        env!("CARGO_BIN_EXE_streamer")
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let allowed = (128 - 32) / 4;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines = || std::fs::read_to_string(&out).unwrap_or_default();
+    while lines().lines().count() < allowed {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&err).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on our own child's pid (sh exec'd streamer).
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let code = exit_within(&mut child, Duration::from_secs(20), "after SIGTERM");
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    // Files are read concurrently: their records interleave in any order.
+    let mut written: Vec<String> = lines().lines().map(String::from).collect();
+    written.sort();
+    let expected: Vec<String> = (0..allowed)
+        .map(|n| format!("{{\"message\":\"f{n:03} 1\"}}"))
+        .collect();
+    assert_eq!(written, expected, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--max-open-files 256: this process may open 128 files, enough to read \
+             {allowed} at once: reading at most {allowed}"
+        )),
+        "{stderr}"
+    );
+    let never_read = 200 - allowed;
+    let first_waiting = dir.path(&format!("f{allowed:03}.log"));
+    assert!(
+        stderr.contains(&format!(
+            "{never_read} matched files were never read: the run ended while they waited for \
+             one of the {allowed} slots of --max-open-files: {first_waiting}, "
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("and {} more", never_read - 5)),
+        "{stderr}"
+    );
+}

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub mod checkpoint;
 mod csv;
 mod csv_parallel;
+mod fd_limit;
 mod follow;
 mod many;
 mod open;
@@ -64,7 +65,7 @@ impl FileSource {
     /// writer, which happens in [`Source::run`] where a signal can stop it.
     /// A pattern must match a file, unless `--follow` waits for one; with
     /// `--follow` a missing file is waited for too.
-    pub fn open(paths: Vec<String>, options: FileOptions) -> Result<Self> {
+    pub fn open(paths: Vec<String>, mut options: FileOptions) -> Result<Self> {
         for path in paths.iter().filter(|path| path.as_str() != "-") {
             if open::is_pattern(path) {
                 many::check_pattern(path, options.follow)?;
@@ -93,6 +94,9 @@ impl FileSource {
             return Err(Error::Config(
                 "--follow reads files: `-` (standard input) cannot be followed".into(),
             ));
+        }
+        if options.follow || paths.iter().any(|path| open::is_pattern(path)) {
+            fd_limit::fit(&mut options);
         }
         let checkpoints = paths.iter().map(|_| Arc::default()).collect();
         Ok(FileSource {

@@ -159,6 +159,21 @@ struct Inner {
     written: Option<String>,
 }
 
+impl Inner {
+    /// Closes the copies kept of short files whose read is over (only the
+    /// store holds their checkpoint now), fingerprinted one last time:
+    /// otherwise every short file met would keep a descriptor for the
+    /// whole run.
+    fn release_closed(&mut self) {
+        for live in self.live.values_mut() {
+            if live.file.is_some() && Arc::strong_count(&live.checkpoint) == 1 {
+                live.entry();
+                live.file = None;
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for CheckpointStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckpointStore")
@@ -220,6 +235,7 @@ impl CheckpointStore {
         let (dev, ino) = (metadata.dev(), metadata.ino());
         let head = read_head(file)?;
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.release_closed();
         let known = inner
             .live
             .get_mut(&(dev, ino))

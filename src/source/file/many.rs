@@ -102,8 +102,8 @@ fn some_names<'a>(paths: impl ExactSizeIterator<Item = &'a String>) -> String {
 fn say_never_read(waiting: &VecDeque<String>, max_open_files: usize) {
     if !waiting.is_empty() {
         tracing::warn!(
-            "{} matched files were never read: all {max_open_files} slots of \
-             --max-open-files stayed taken (followed files never close): {}",
+            "{} matched files were never read: the run ended while they waited for one \
+             of the {max_open_files} slots of --max-open-files: {}",
             waiting.len(),
             some_names(waiting.iter())
         );
