@@ -403,6 +403,9 @@ mod tests {
         assert_eq!(start, Position::default());
         checkpoint.advance(Position { offset: 4, line: 1 });
         store.save().unwrap();
+        // The lock is held until the store is dropped.
+        assert!(CheckpointStore::load(&saved).is_err());
+        drop(store);
 
         let again = CheckpointStore::load(&saved).unwrap();
         let start = again.track("a.log", &file, false, &Arc::default()).unwrap();
@@ -412,6 +415,7 @@ mod tests {
         std::fs::remove_file(&data).unwrap();
         std::fs::write(&data, "uno\ndos\n").unwrap();
         let replaced = std::fs::File::open(&data).unwrap();
+        drop(again);
         let third = CheckpointStore::load(&saved).unwrap();
         assert_eq!(
             third
