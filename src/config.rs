@@ -16,7 +16,9 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::codec::DecodeOptions;
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
+use crate::sink::files::identity;
 use crate::sink::{Compression, OutputFormat, OutputPlan, WriteMode};
+use crate::source::file::checkpoint;
 use crate::source::{check_tcp_budget, FileOptions, KafkaOptions, StartAt, StatsLine, TcpOptions};
 
 /// Everything one command-line run needs, checked.
@@ -268,7 +270,9 @@ impl RunConfig {
 }
 
 /// `--follow` and `--checkpoint`: a poll interval that is not 0, and a
-/// checkpoint that is neither an input, nor the output or dead-letter file.
+/// checkpoint in a folder it can be written to, none of whose files (it,
+/// its temporary file, its lock) is an input, the output or the
+/// dead-letter file, however spelled, whether or not they exist yet.
 fn check_following(
     paths: &[String],
     options: &FileOptions,
@@ -288,37 +292,75 @@ fn check_following(
     if path == Path::new("-") {
         return Err("--checkpoint needs a file (`-` is refused)".into());
     }
-    let inputs = paths
+    check_writable_folder(path)?;
+    let others = paths
         .iter()
-        .map(|input| (Path::new(input.as_str()), "an input"));
-    let outputs = [
-        sink.output.file().map(|output| (output, "the -o file")),
-        sink.dead_letter
-            .as_deref()
-            .map(|dead| (dead, "the --dead-letter file")),
-    ];
-    for (other, what) in inputs.chain(outputs.into_iter().flatten()) {
+        .filter(|input| input.as_str() != "-")
+        .map(|input| (Path::new(input.as_str()), "an input"))
+        .chain(sink.output.file().map(|output| (output, "the -o file")))
+        .chain(
+            sink.dead_letter
+                .as_deref()
+                .map(|dead| (dead, "the --dead-letter file")),
+        );
+    let temporary = checkpoint::temporary_path(path);
+    let lock = checkpoint::lock_path(path);
+    for (other, what) in others {
+        let shown = other.display();
         if same_file(path, other) {
             return Err(format!(
-                "--checkpoint {} is {what}: it would be overwritten",
+                "--checkpoint {} is {what} ({shown}): it would be overwritten: give \
+                 --checkpoint another path",
                 path.display()
             ));
+        }
+        for (companion, role) in [(&temporary, "temporary file"), (&lock, "lock file")] {
+            if same_file(companion, other) {
+                return Err(format!(
+                    "--checkpoint {}: its {role} {} is {what} ({shown}): it would be \
+                     overwritten: give --checkpoint another path",
+                    path.display(),
+                    companion.display()
+                ));
+            }
         }
     }
     Ok(())
 }
 
-/// Whether `a` and `b` name one file: the same name, or (both existing)
-/// the same device and inode.
+/// The checkpoint's folder exists and can be written to: found now, not
+/// once the run's output is written.
+fn check_writable_folder(path: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let unusable = |why: &str| {
+        Err(format!(
+            "--checkpoint {}: {why} {}",
+            path.display(),
+            folder.display()
+        ))
+    };
+    if !folder.is_dir() {
+        return unusable("no such folder:");
+    }
+    let Ok(name) = std::ffi::CString::new(folder.as_os_str().as_bytes()) else {
+        return unusable("cannot use the folder");
+    };
+    // SAFETY: access(2) reads the NUL-terminated name and nothing else.
+    if unsafe { libc::access(name.as_ptr(), libc::W_OK) } != 0 {
+        return unusable("cannot write in the folder");
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name one file: the same name, or the same file as
+/// the outputs are compared ([`identity`]: device and inode, or the
+/// canonical folder and name of one not there yet).
 fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if a == b {
-        return true;
-    }
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        _ => false,
-    }
+    a == b || identity(a).is_some_and(|a| identity(b).is_some_and(|b| a == b))
 }
 
 /// The topic of a `-o kafka://TOPIC` output.
@@ -476,7 +518,8 @@ mod tests {
         let refused = |args: &[&str]| RunConfig::from_cli(parse(args).unwrap()).unwrap_err();
         assert_eq!(
             refused(&["file", "a.log", "-o", "out", "--checkpoint", "out"]).to_string(),
-            "--checkpoint out is the -o file: it would be overwritten"
+            "--checkpoint out is the -o file (out): it would be overwritten: give \
+             --checkpoint another path"
         );
         assert_eq!(
             refused(&["file", "a.log", "--checkpoint", "-"]).to_string(),

@@ -15,7 +15,8 @@ use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
 use crate::say;
 use crate::sink::opening::{self, OpenError, OutputRequest};
 use crate::sink::{KafkaSink, OutputFormat, Sink, WriterSink};
-use crate::source::file::checkpoint::CheckpointStore;
+use crate::source::file::checkpoint::{lock_path, temporary_path, CheckpointStore};
+use crate::source::file::OwnFiles;
 use crate::source::{FileSource, KafkaSource, Source, TcpSource};
 
 /// Every record was processed.
@@ -107,7 +108,19 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             checkpoint,
         } => {
             inputs.clone_from(&paths);
-            let mut source = FileSource::open(paths, options)?;
+            let mut own = OwnFiles::default();
+            if let Some(output) = sink.output.file() {
+                own.add(output, "the -o file");
+            }
+            if let Some(dead_letter) = &sink.dead_letter {
+                own.add(dead_letter, "the --dead-letter file");
+            }
+            if let Some(Checkpointing { path, .. }) = &checkpoint {
+                own.add(path, "the --checkpoint file");
+                own.add(&temporary_path(path), "the --checkpoint's temporary file");
+                own.add(&lock_path(path), "the --checkpoint's lock file");
+            }
+            let mut source = FileSource::open(paths, options)?.never_read(own);
             if let Some(Checkpointing { path, interval }) = checkpoint {
                 source = source.checkpoint_to(&path)?;
                 checkpointing = Some((source.checkpoint_store(), interval));

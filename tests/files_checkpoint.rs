@@ -91,7 +91,7 @@ fn a_checkpoint_that_is_an_input_or_an_output_is_refused() {
     assert_eq!(as_input.code, 2);
     assert!(
         as_input.stderr.contains(&format!(
-            "--checkpoint {log} is an input: it would be overwritten"
+            "--checkpoint {log} is an input ({log}): it would be overwritten"
         )),
         "{}",
         as_input.stderr
@@ -104,6 +104,147 @@ fn a_checkpoint_that_is_an_input_or_an_output_is_refused() {
         as_output.stderr
     );
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "x\n");
+}
+
+#[test]
+fn a_checkpoint_spelled_otherwise_or_its_temporary_file_is_refused_before_anything_is_written() {
+    let dir = Dir::new();
+    let log = dir.file("x.log", "a\nb\n");
+    let root = dir.root().display().to_string();
+    let sub = dir.path("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let out = dir.path("o.out");
+    let dead = dir.path("dl.out");
+    // Neither file exists yet: compared by folder and name.
+    let spelled = [
+        (format!("{sub}/../o.out"), "-o", out.clone(), "the -o file"),
+        (
+            format!("{root}/./dl.out"),
+            "--dead-letter",
+            dead.clone(),
+            "the --dead-letter file",
+        ),
+    ];
+    for (checkpoint, flag, file, what) in spelled {
+        let refused = run(&["file", &log, flag, &file, "--checkpoint", &checkpoint]);
+        assert_eq!(refused.code, 2, "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains(&format!(
+                "--checkpoint {checkpoint} is {what} ({file}): it would be overwritten"
+            )),
+            "{}",
+            refused.stderr
+        );
+        assert!(!std::path::Path::new(&file).exists(), "{file} was written");
+    }
+
+    // The temporary file, PATH.tmp, is an input or the output.
+    let input = dir.file("z.tmp", "keep\n");
+    let z = dir.path("z");
+    let refused = run(&["file", &input, "--checkpoint", &z]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!(
+            "--checkpoint {z}: its temporary file {input} is an input ({input})"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "keep\n");
+    assert!(!std::path::Path::new(&z).exists());
+    let out_tmp = dir.path("out.tmp");
+    let refused = run(&[
+        "file",
+        &log,
+        "-o",
+        &out_tmp,
+        "--checkpoint",
+        &dir.path("out"),
+    ]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("is the -o file"),
+        "{}",
+        refused.stderr
+    );
+
+    // A symlink at PATH.tmp is not written through.
+    let target = dir.path("target");
+    std::os::unix::fs::symlink(&target, dir.path("ck.tmp")).unwrap();
+    let checkpoint = dir.path("ck");
+    let ran = run(&["file", &log, "-o", &out, "--checkpoint", &checkpoint]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        !std::path::Path::new(&target).exists(),
+        "the link was followed"
+    );
+    assert_eq!(saved(&checkpoint, "x.log"), Some((4, 2)));
+}
+
+#[test]
+fn a_missing_checkpoint_folder_is_refused_at_start() {
+    let dir = Dir::new();
+    let log = dir.file("x.log", "a\n");
+    let out = dir.path("out.jsonl");
+    let checkpoint = dir.path("nowhere/ck");
+    let refused = run(&["file", &log, "-o", &out, "--checkpoint", &checkpoint]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("--checkpoint {checkpoint}: no such folder:")),
+        "{}",
+        refused.stderr
+    );
+    assert!(!std::path::Path::new(&out).exists());
+}
+
+#[test]
+fn a_second_run_with_the_same_checkpoint_is_refused() {
+    let dir = Dir::new();
+    let log = dir.file("x.log", "a\n");
+    let checkpoint = dir.path("ck");
+    let first_out = dir.path("first.jsonl");
+    let mut first = streamer()
+        .args([
+            "file",
+            "-F",
+            &log,
+            "-o",
+            &first_out,
+            "--checkpoint",
+            &checkpoint,
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&first_out).unwrap_or_default() != "{\"message\":\"a\"}\n" {
+        assert!(Instant::now() < deadline, "the first run wrote nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second_out = dir.path("second.jsonl");
+    let second = run(&["file", &log, "-o", &second_out, "--checkpoint", &checkpoint]);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(
+        exit_within(&mut first, Duration::from_secs(20), "the first run"),
+        0
+    );
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!(
+            "cannot read {checkpoint}: another streamer holds this checkpoint (its lock \
+             {checkpoint}.lock is taken)"
+        )),
+        "{}",
+        second.stderr
+    );
+    assert!(!std::path::Path::new(&second_out).exists());
+    // Once the first run is over, the checkpoint is free again.
+    let third = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(third.stdout, "");
 }
 
 /// Every output line of the runs: (file name, line) → how many times.

@@ -434,3 +434,119 @@ fn a_file_rotated_to_a_name_the_pattern_matches_is_not_read_twice() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_pattern_never_reads_the_runs_own_output_or_checkpoint() {
+    let dir = Dir::new();
+    let input = dir.file("a.jsonl", "{\"message\":\"a1\"}\n{\"message\":\"a2\"}\n");
+    let root = dir.root().display().to_string();
+    let checkpoint = format!("{root}/ck.jsonl");
+    let pattern = format!("{root}/*.jsonl");
+    let follower = Follower::start(
+        &dir,
+        &[
+            "--checkpoint",
+            &checkpoint,
+            "--checkpoint-interval",
+            "10ms",
+            "--poll-interval",
+            "20ms",
+            &pattern,
+        ],
+    );
+    follower.wait_for(2);
+    follower.wait_for_stderr(&format!(
+        "{checkpoint} matches {pattern} but is the --checkpoint file of this run: not read"
+    ));
+    append(&input, "{\"message\":\"sync\"}\n");
+    follower.wait_for(3);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(follower_messages(&dir), ["a1", "a2", "sync"], "{stderr}");
+    let own_output = format!(
+        "{} matches {pattern} but is the -o file of this run: not read",
+        dir.path("out.jsonl")
+    );
+    let warned = stderr.matches(&own_output).count();
+    assert_eq!(warned, 1, "{stderr}");
+    assert!(
+        summary(&stderr).contains("3 records read, 3 written"),
+        "{stderr}"
+    );
+}
+
+/// The messages of a stopped follower's output.
+fn follower_messages(dir: &Dir) -> Vec<String> {
+    dir.read("out.jsonl")
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["message"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn more_matches_than_the_open_file_limit_wait_and_are_named_at_the_end() {
+    let dir = Dir::new();
+    for n in 0..200 {
+        dir.file(&format!("f{n:03}.log"), format!("f{n:03} 1\n"));
+    }
+    let out = dir.path("out.jsonl");
+    let pattern = format!("{}/*.log", dir.root().display());
+    let err = dir.path("err.txt");
+    // A limit of 128 descriptors (soft and hard): 256 files at once, the
+    // default, would fail with "Too many open files".
+    let script = format!(
+        "ulimit -n 128 && exec '{}' file -F '{pattern}' -o '{out}'",
+        env!("CARGO_BIN_EXE_streamer")
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let allowed = (128 - 32) / 4;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines = || std::fs::read_to_string(&out).unwrap_or_default();
+    while lines().lines().count() < allowed {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&err).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on our own child's pid (sh exec'd streamer).
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let code = exit_within(&mut child, Duration::from_secs(20), "after SIGTERM");
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    // Files are read concurrently: their records interleave in any order.
+    let mut written: Vec<String> = lines().lines().map(String::from).collect();
+    written.sort();
+    let expected: Vec<String> = (0..allowed)
+        .map(|n| format!("{{\"message\":\"f{n:03} 1\"}}"))
+        .collect();
+    assert_eq!(written, expected, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--max-open-files 256: this process may open 128 files, enough to read \
+             {allowed} at once: reading at most {allowed}"
+        )),
+        "{stderr}"
+    );
+    let never_read = 200 - allowed;
+    let first_waiting = dir.path(&format!("f{allowed:03}.log"));
+    assert!(
+        stderr.contains(&format!(
+            "{never_read} matched files were never read: the run ended while they waited for \
+             one of the {allowed} slots of --max-open-files: {first_waiting}, "
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("and {} more", never_read - 5)),
+        "{stderr}"
+    );
+}

@@ -115,19 +115,30 @@ impl OutputPlan<'_> {
     }
 }
 
-/// Which file a path is, for comparing paths.
+/// Which file a path is, for comparing paths (also the `--checkpoint`
+/// file's, in `config`).
 #[derive(Debug, PartialEq, Eq)]
-enum Identity {
+pub enum Identity {
     /// An existing file.
-    Existing { device: u64, inode: u64 },
+    Existing {
+        /// Its device.
+        device: u64,
+        /// Its inode.
+        inode: u64,
+    },
     /// A file to be created: its folder (canonical) and name.
-    New { folder: PathBuf, name: OsString },
+    New {
+        /// The folder it will be in, canonical.
+        folder: PathBuf,
+        /// Its name there.
+        name: OsString,
+    },
 }
 
 /// The file `path` is, or `None` for what needs no protection (a
 /// character device such as /dev/null or a terminal) or cannot be told
 /// (opening it will then fail with its own error).
-fn identity(path: &Path) -> Option<Identity> {
+pub fn identity(path: &Path) -> Option<Identity> {
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.file_type().is_char_device() => None,
         Ok(metadata) => Some(Identity::Existing {

@@ -15,6 +15,7 @@ mod csv;
 mod csv_parallel;
 mod decompress;
 mod ends;
+mod fd_limit;
 mod follow;
 mod many;
 mod open;
@@ -23,6 +24,7 @@ mod watch;
 
 pub use self::checkpoint::FileCheckpoint;
 pub use self::decompress::Decompress;
+pub use self::many::OwnFiles;
 pub use self::options::FileOptions;
 
 use self::checkpoint::{CheckpointStore, Position};
@@ -55,6 +57,7 @@ pub struct FileSource {
     options: FileOptions,
     checkpoints: Vec<Arc<FileCheckpoint>>,
     store: Arc<CheckpointStore>,
+    own: OwnFiles,
 }
 
 impl FileSource {
@@ -65,7 +68,7 @@ impl FileSource {
     /// writer, which happens in [`Source::run`] where a signal can stop it.
     /// A pattern must match a file, unless `--follow` waits for one; with
     /// `--follow` a missing file is waited for too.
-    pub fn open(paths: Vec<String>, options: FileOptions) -> Result<Self> {
+    pub fn open(paths: Vec<String>, mut options: FileOptions) -> Result<Self> {
         for path in paths.iter().filter(|path| path.as_str() != "-") {
             if open::is_pattern(path) {
                 many::check_pattern(path, options.follow)?;
@@ -95,12 +98,16 @@ impl FileSource {
                 "--follow reads files: `-` (standard input) cannot be followed".into(),
             ));
         }
+        if options.follow || paths.iter().any(|path| open::is_pattern(path)) {
+            fd_limit::fit(&mut options);
+        }
         let checkpoints = paths.iter().map(|_| Arc::default()).collect();
         Ok(FileSource {
             paths,
             options,
             checkpoints,
             store: Arc::new(CheckpointStore::in_memory()),
+            own: OwnFiles::default(),
         })
     }
 
@@ -116,6 +123,12 @@ impl FileSource {
         // only the single CSV reader notes.
         self.options.csv_workers = 1;
         Ok(self)
+    }
+
+    /// The files the run writes, which a pattern's matches skip.
+    pub fn never_read(mut self, own: OwnFiles) -> Self {
+        self.own = own;
+        self
     }
 
     /// The positions of every file read, which the sink's acks advance.
@@ -139,7 +152,8 @@ impl Source for FileSource {
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             if self.reads_many() {
-                return many::read_many(&self.paths, &self.options, &self.store, &ctx).await;
+                return many::read_many(&self.paths, &self.options, &self.own, &self.store, &ctx)
+                    .await;
             }
             for (path, checkpoint) in self.paths.iter().zip(&self.checkpoints) {
                 if ctx.shutdown.is_cancelled() {

@@ -144,6 +144,9 @@ impl Live {
 pub struct CheckpointStore {
     path: Option<PathBuf>,
     inner: Mutex<Inner>,
+    /// `PATH.lock`, locked (flock) for the whole run: a second run with
+    /// the same checkpoint is refused. Released when the store is dropped.
+    _lock: Option<std::fs::File>,
 }
 
 #[derive(Default)]
@@ -154,6 +157,21 @@ struct Inner {
     live: HashMap<(u64, u64), Live>,
     /// What the file holds now, so an unchanged state is not written again.
     written: Option<String>,
+}
+
+impl Inner {
+    /// Closes the copies kept of short files whose read is over (only the
+    /// store holds their checkpoint now), fingerprinted one last time:
+    /// otherwise every short file met would keep a descriptor for the
+    /// whole run.
+    fn release_closed(&mut self) {
+        for live in self.live.values_mut() {
+            if live.file.is_some() && Arc::strong_count(&live.checkpoint) == 1 {
+                live.entry();
+                live.file = None;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for CheckpointStore {
@@ -170,11 +188,14 @@ impl CheckpointStore {
         CheckpointStore {
             path: None,
             inner: Mutex::default(),
+            _lock: None,
         }
     }
 
-    /// Reads the checkpoint at `path` (none yet is an empty one).
+    /// Locks the checkpoint at `path` for this run (another run holding
+    /// it is an error) and reads it (none yet is an empty one).
     pub fn load(path: &Path) -> std::io::Result<Self> {
+        let lock = lock(path)?;
         let (saved, written) = match std::fs::read_to_string(path) {
             Ok(text) => {
                 let saved: Saved = serde_json::from_str(&text).map_err(|error| {
@@ -195,6 +216,7 @@ impl CheckpointStore {
                 live: HashMap::new(),
                 written,
             }),
+            _lock: Some(lock),
         })
     }
 
@@ -215,6 +237,7 @@ impl CheckpointStore {
         let (dev, ino) = (metadata.dev(), metadata.ino());
         let head = read_head(file)?;
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.release_closed();
         let known = inner
             .live
             .get_mut(&(dev, ino))
@@ -267,7 +290,9 @@ impl CheckpointStore {
         if inner.written.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        write_atomically(path, text.as_bytes())?;
+        write_atomically(path, text.as_bytes()).map_err(|error| {
+            std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+        })?;
         inner.written = Some(text);
         Ok(())
     }
@@ -278,7 +303,16 @@ impl CheckpointStore {
 /// fsync of the folder (the rename itself).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = temporary_path(path);
-    let mut file = std::fs::File::create(&temporary)?;
+    // A temporary file left by a crash, or a symlink put there, is
+    // removed, never written through: create_new (O_EXCL) follows no link.
+    match std::fs::remove_file(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -294,6 +328,41 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn temporary_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Takes the lock of the checkpoint at `path` ([`lock_path`]), or says
+/// that another run holds it.
+fn lock(path: &Path) -> std::io::Result<std::fs::File> {
+    let lock_path = lock_path(path);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            format!(
+                "another streamer holds this checkpoint (its lock {} is taken): \
+                 two runs would overwrite each other's positions",
+                lock_path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(error)) => Err(std::io::Error::new(
+            error.kind(),
+            format!("cannot lock {}: {error}", lock_path.display()),
+        )),
+    }
+}
+
+/// The file locked while a run uses the checkpoint at `path` (the
+/// checkpoint itself is replaced at each save: a lock on it would not hold).
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".lock");
     PathBuf::from(name)
 }
 
@@ -338,6 +407,9 @@ mod tests {
         assert_eq!(start, Position::default());
         checkpoint.advance(Position { offset: 4, line: 1 });
         store.save().unwrap();
+        // The lock is held until the store is dropped.
+        assert!(CheckpointStore::load(&saved).is_err());
+        drop(store);
 
         let again = CheckpointStore::load(&saved).unwrap();
         let start = again
@@ -349,6 +421,7 @@ mod tests {
         std::fs::remove_file(&data).unwrap();
         std::fs::write(&data, "uno\ndos\n").unwrap();
         let replaced = std::fs::File::open(&data).unwrap();
+        drop(again);
         let third = CheckpointStore::load(&saved).unwrap();
         assert_eq!(
             third

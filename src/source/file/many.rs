@@ -33,15 +33,83 @@ pub(super) fn check_pattern(pattern: &str, follow: bool) -> Result<()> {
 }
 
 /// The regular files `pattern` matches now, in name order (a plain path
-/// matches itself).
-fn matches(pattern: &str) -> Result<Vec<String>> {
+/// matches itself), with their device and inode.
+fn matches(pattern: &str) -> Result<Vec<(String, (u64, u64))>> {
+    use std::os::unix::fs::MetadataExt;
     let paths = glob::glob(pattern)
         .map_err(|error| Error::Config(format!("bad pattern {pattern}: {error}")))?;
     Ok(paths
         .filter_map(|path| path.ok())
-        .filter(|path| path.is_file())
-        .filter_map(|path| path.to_str().map(str::to_string))
+        .filter_map(|path| {
+            let metadata = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+            Some((path.to_str()?.to_string(), (metadata.dev(), metadata.ino())))
+        })
         .collect())
+}
+
+/// The files this run writes (`-o`, `--dead-letter`, `--checkpoint` and
+/// its temporary and lock files), which a pattern never reads: reading
+/// them would feed the run its own output, forever.
+#[derive(Debug, Default, Clone)]
+pub struct OwnFiles {
+    /// Each file, with what it is (`-o`, ...) for the warning.
+    files: Vec<(std::path::PathBuf, &'static str)>,
+}
+
+impl OwnFiles {
+    /// Adds `path`, which is the run's `what` (such as "the -o file").
+    pub fn add(&mut self, path: &std::path::Path, what: &'static str) {
+        self.files.push((path.to_path_buf(), what));
+    }
+
+    /// What the match `path` (of device and inode `id`) is of the run's
+    /// files, if it is one: the same canonical folder and name (a file
+    /// created or replaced since is still known), or the same device and
+    /// inode (a link to one).
+    fn which(&self, path: &str, id: (u64, u64)) -> Option<&'static str> {
+        use std::os::unix::fs::MetadataExt;
+        let name = canonical_name(std::path::Path::new(path));
+        self.files.iter().find_map(|(own, what)| {
+            let same = (name.is_some() && canonical_name(own) == name)
+                || std::fs::metadata(own).is_ok_and(|m| (m.dev(), m.ino()) == id);
+            same.then_some(*what)
+        })
+    }
+}
+
+/// `path` as its canonical folder and its name (the file itself need not
+/// exist).
+fn canonical_name(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    Some(folder.canonicalize().ok()?.join(path.file_name()?))
+}
+
+/// How many names a warning about waiting files shows.
+const NAMES_SHOWN: usize = 5;
+
+/// Up to [`NAMES_SHOWN`] of `paths`, and how many more.
+fn some_names<'a>(paths: impl ExactSizeIterator<Item = &'a String>) -> String {
+    let count = paths.len();
+    let mut names: Vec<&str> = paths.take(NAMES_SHOWN).map(String::as_str).collect();
+    let more = count - names.len();
+    let more = (more > 0).then(|| format!(" and {more} more"));
+    names.sort_unstable();
+    format!("{}{}", names.join(", "), more.unwrap_or_default())
+}
+
+/// At the end of the run: the matches that never got a slot.
+fn say_never_read(waiting: &VecDeque<String>, max_open_files: usize) {
+    if !waiting.is_empty() {
+        tracing::warn!(
+            "{} matched files were never read: the run ended while they waited for one \
+             of the {max_open_files} slots of --max-open-files: {}",
+            waiting.len(),
+            some_names(waiting.iter())
+        );
+    }
 }
 
 /// How one file's read ended.
@@ -67,6 +135,7 @@ fn file_id(path: &str) -> Option<(u64, u64)> {
 pub(super) async fn read_many(
     patterns: &[String],
     options: &FileOptions,
+    own: &OwnFiles,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
 ) -> Result<()> {
@@ -93,27 +162,34 @@ pub(super) async fn read_many(
     let mut ids: HashMap<String, (u64, u64)> = HashMap::new();
     let mut rotated: HashMap<(u64, u64), ReadTo> = HashMap::new();
     let mut reads = FuturesUnordered::new();
-    let mut said_full = false;
+    // How many waited when that was last said.
+    let mut said_waiting = 0;
+    // The run's own files met by a pattern, each warned about once.
+    let mut skipped: HashSet<String> = HashSet::new();
     let mut search = true;
     loop {
         if search && !ctx.shutdown.is_cancelled() {
             for pattern in patterns {
-                for path in matches(pattern)? {
+                for (path, id) in matches(pattern)? {
                     if active.contains(&path)
                         || (!options.follow && seen.contains(&path))
-                        || read_once
-                            .get(&path)
-                            .is_some_and(|&id| file_id(&path) == Some(id))
+                        || read_once.get(&path) == Some(&id)
                     {
                         continue;
                     }
-                    let id = file_id(&path);
-                    if id.is_some_and(|id| ids.values().any(|&read| read == id)) {
+                    if let Some(what) = own.which(&path, id) {
+                        if skipped.insert(path.clone()) {
+                            tracing::warn!(
+                                "{path} matches {pattern} but is {what} of this run: not read \
+                                 (it would read its own writes)"
+                            );
+                        }
                         continue;
                     }
-                    if let Some(id) = id {
-                        ids.insert(path.clone(), id);
+                    if ids.values().any(|&read| read == id) {
+                        continue;
                     }
+                    ids.insert(path.clone(), id);
                     seen.insert(path.clone());
                     active.insert(path.clone());
                     waiting.push_back(path);
@@ -137,15 +213,17 @@ pub(super) async fn read_many(
                 wake,
             ));
         }
-        if !waiting.is_empty() && !said_full {
-            said_full = true;
-            tracing::warn!(
-                "{} files wait for one of the {} open ones to close (--max-open-files)",
+        if waiting.len() > said_waiting {
+            crate::warn_limited!(
+                "{} files wait for one of the {} open ones to close (--max-open-files): {}",
                 waiting.len(),
-                options.max_open_files
+                options.max_open_files,
+                some_names(waiting.iter())
             );
         }
+        said_waiting = waiting.len();
         if reads.is_empty() && (!options.follow || ctx.shutdown.is_cancelled()) {
+            say_never_read(&waiting, options.max_open_files);
             return Ok(());
         }
         let poll = tokio::time::sleep(options.poll_interval);
@@ -161,6 +239,7 @@ pub(super) async fn read_many(
                     watch.forget(std::path::Path::new(&path));
                 }
                 if read? == Flow::PipelineClosed {
+                    say_never_read(&waiting, options.max_open_files);
                     return Ok(());
                 }
                 match ended {
