@@ -11,21 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{exit_within, file_name, run, streamer, summary, Dir};
-
-/// The checkpoint's entry for the file named `name`: (offset, line).
-fn saved(checkpoint: &str, name: &str) -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string(checkpoint).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json["files"].as_array().unwrap().iter().find_map(|entry| {
-        entry["path"].as_str().unwrap().ends_with(name).then(|| {
-            (
-                entry["offset"].as_u64().unwrap(),
-                entry["line"].as_u64().unwrap(),
-            )
-        })
-    })
-}
+use common::{exit_within, file_name, run, saved, streamer, summary, Dir};
 
 fn inode(path: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;

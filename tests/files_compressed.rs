@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_compression::tokio::bufread::{BzEncoder, GzipEncoder, ZstdEncoder};
 use tokio::io::AsyncReadExt;
 
-use common::{exit_within, run, run_with_stdin, streamer, summary, Dir};
+use common::{exit_within, run, run_with_stdin, saved, streamer, summary, Dir};
 
 #[derive(Clone, Copy, Debug)]
 enum Codec {
@@ -261,20 +261,6 @@ fn a_file_cut_mid_stream_says_so() {
         "{}",
         stdin.stderr
     );
-}
-
-/// The checkpoint's entry for the file named `name`: (offset, line).
-fn saved(checkpoint: &str, name: &str) -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string(checkpoint).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json["files"].as_array().unwrap().iter().find_map(|entry| {
-        entry["path"].as_str().unwrap().ends_with(name).then(|| {
-            (
-                entry["offset"].as_u64().unwrap(),
-                entry["line"].as_u64().unwrap(),
-            )
-        })
-    })
 }
 
 #[test]

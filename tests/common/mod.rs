@@ -121,3 +121,17 @@ pub fn exit_within(
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// The checkpoint's entry for the file named `name`: (offset, line).
+pub fn saved(checkpoint: &str, name: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(checkpoint).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["files"].as_array().unwrap().iter().find_map(|entry| {
+        entry["path"].as_str().unwrap().ends_with(name).then(|| {
+            (
+                entry["offset"].as_u64().unwrap(),
+                entry["line"].as_u64().unwrap(),
+            )
+        })
+    })
+}

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -368,16 +368,7 @@ pub fn lock_path(path: &Path) -> PathBuf {
 
 /// The first [`FINGERPRINT_BYTES`] bytes of `file` (fewer if it is shorter).
 fn read_head(file: &std::fs::File) -> std::io::Result<Vec<u8>> {
-    let mut head = vec![0; FINGERPRINT_BYTES];
-    let mut filled = 0;
-    while filled < head.len() {
-        match file.read_at(&mut head[filled..], filled as u64)? {
-            0 => break,
-            read => filled += read,
-        }
-    }
-    head.truncate(filled);
-    Ok(head)
+    super::open::head_of(file, FINGERPRINT_BYTES)
 }
 
 /// FNV-1a (64 bits) of `bytes`, in hex: stable across builds and runs.

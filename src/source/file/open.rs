@@ -216,7 +216,7 @@ fn header_limit(max_record_bytes: usize) -> usize {
 }
 
 /// The first `len` bytes of `file` (fewer if it is shorter).
-fn head_of(file: &std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
+pub(super) fn head_of(file: &std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
     let mut head = vec![0u8; len];
     let mut filled = 0;
     while filled < head.len() {
