@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{exit_within, run, streamer, summary, Dir};
+use common::{exit_within, run, saved, streamer, summary, Dir};
 
 /// A `streamer file --follow` run writing to `out.jsonl` in `dir`, its
 /// stderr in `err.txt`.
@@ -339,13 +339,6 @@ fn standard_input_cannot_be_followed() {
     );
 }
 
-/// The checkpoint's byte offset for its only file.
-fn checkpoint_offset(checkpoint: &str) -> u64 {
-    let text = std::fs::read_to_string(checkpoint).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json["files"][0]["offset"].as_u64().unwrap()
-}
-
 #[test]
 fn a_partial_last_record_is_held_back_on_a_signal_and_read_whole_on_resume() {
     // (file, first contents, appended at once: a whole record then the
@@ -396,7 +389,7 @@ fn a_partial_last_record_is_held_back_on_a_signal_and_read_whole_on_resume() {
             "{name}: {stderr}"
         );
         let whole = first.len() + appended.rfind('\n').unwrap() + 1;
-        assert_eq!(checkpoint_offset(&checkpoint), whole as u64, "{name}");
+        assert_eq!(saved(&checkpoint, name).unwrap().0, whole as u64, "{name}");
 
         append(&path, rest);
         let again = run(&["file", &path, "--checkpoint", &checkpoint]);
