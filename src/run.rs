@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +15,7 @@ use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
 use crate::say;
 use crate::sink::opening::{self, OpenError, OutputRequest};
-use crate::sink::{KafkaSink, OutputFormat, Sink, WriterSink};
+use crate::sink::{DurableOutputs, KafkaSink, OutputFormat, Sink, WriterSink};
 use crate::source::file::checkpoint::{lock_path, temporary_path, CheckpointStore};
 use crate::source::file::OwnFiles;
 use crate::source::{FileSource, KafkaSource, Source, TcpSource};
@@ -173,6 +174,13 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         }
         Err(OpenError::Failed { error, .. }) => return Err(error.into()),
     };
+    // Only a checkpoint needs the outputs on disk before it: it is the one
+    // promise that outlives the machine.
+    let durable = match checkpointing {
+        Some(_) => DurableOutputs::of(&files, matches!(sink.output, Output::Stdout))
+            .context("cannot duplicate an output's handle for --checkpoint")?,
+        None => DurableOutputs::default(),
+    };
     let rejects = Arc::new(Rejects::with_file(
         on_error,
         files.dead_letter.map(|opened| (opened.path, opened.file)),
@@ -191,11 +199,12 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     let Some((store, interval)) = checkpointing else {
         return Ok(pipeline.run(shutdown).await);
     };
-    let saver = tokio::spawn(save_every(store.clone(), interval));
+    let durable = Arc::new(durable);
+    let saver = tokio::spawn(save_every(store.clone(), durable.clone(), interval));
     let outcome = pipeline.run(shutdown).await;
     saver.abort();
     // Every ack has fired now: the positions are final.
-    tokio::task::spawn_blocking(move || store.save())
+    tokio::task::spawn_blocking(move || store.save(|| durable.sync()))
         .await?
         .map_err(|error| {
             anyhow::Error::from(error).context("cannot write the --checkpoint file")
@@ -203,13 +212,19 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     Ok(outcome)
 }
 
-/// Writes the `--checkpoint` file every `interval` (when it changed);
-/// a failed write is warned about and tried again next time.
-async fn save_every(store: Arc<CheckpointStore>, interval: std::time::Duration) {
+/// Writes the `--checkpoint` file every `interval` (when it changed),
+/// the outputs it vouches for flushed to disk first; a failed write is
+/// warned about and tried again next time.
+async fn save_every(
+    store: Arc<CheckpointStore>,
+    durable: Arc<DurableOutputs>,
+    interval: std::time::Duration,
+) {
     loop {
         tokio::time::sleep(interval).await;
         let saving = store.clone();
-        match tokio::task::spawn_blocking(move || saving.save()).await {
+        let durable = durable.clone();
+        match tokio::task::spawn_blocking(move || saving.save(|| durable.sync())).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!("cannot write the --checkpoint file: {error}"),
             Err(_) => return,

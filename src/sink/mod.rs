@@ -4,12 +4,14 @@
 //! once it is known to start ([`torn`] mends a torn last line).
 
 mod csv_out;
+mod durable;
 pub mod files;
 mod kafka;
 pub mod opening;
 mod torn;
 mod writer;
 
+pub use self::durable::DurableOutputs;
 pub use self::files::{OutputPlan, WriteMode};
 pub use self::kafka::{Compression, KafkaSink};
 pub use self::writer::{OutputFormat, WriterSink};

@@ -275,9 +275,11 @@ impl CheckpointStore {
         Ok(start)
     }
 
-    /// Writes the positions out if they changed since the last write
-    /// (blocking: call it off the async workers).
-    pub fn save(&self) -> std::io::Result<()> {
+    /// Writes the positions out if they changed since the last write,
+    /// calling `before` first (with the positions already taken, so that
+    /// it covers every record they count: the sink flushing its output to
+    /// disk). Blocking: call it off the async workers.
+    pub fn save(&self, before: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -290,6 +292,7 @@ impl CheckpointStore {
         if inner.written.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
+        before()?;
         write_atomically(path, text.as_bytes()).map_err(|error| {
             std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
         })?;
@@ -397,7 +400,7 @@ mod tests {
             .unwrap();
         assert_eq!(start, Position::default());
         checkpoint.advance(Position { offset: 4, line: 1 });
-        store.save().unwrap();
+        store.save(|| Ok(())).unwrap();
         // The lock is held until the store is dropped.
         assert!(CheckpointStore::load(&saved).is_err());
         drop(store);
