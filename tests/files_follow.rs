@@ -543,3 +543,62 @@ fn more_matches_than_the_open_file_limit_wait_and_are_named_at_the_end() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_file_rewritten_past_where_it_was_read_with_the_same_header_is_read_again_from_its_start() {
+    let dir = Dir::new();
+    let header: String = (0..50).map(|i| format!("col{i:02},")).collect::<String>() + "name\n";
+    assert!(header.len() > 256);
+    let rows = |prefix: &str, count: usize| -> String {
+        (0..count)
+            .map(|i| format!("{}{prefix}{i}\n", ",".repeat(50)))
+            .collect()
+    };
+    let csv = dir.file("x.csv", format!("{header}{}", rows("old", 3)));
+    let follower = Follower::start(&dir, &[&csv]);
+    let names = || -> Vec<String> {
+        let text = std::fs::read_to_string(dir.path("out.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                record["name"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while names().len() < 3 {
+        assert!(Instant::now() < deadline, "{}", follower.stderr());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Rewritten in place by one write, so no look can see it shorter: the
+    // same inode, the same first bytes, and longer than what was read.
+    let mut file = std::fs::OpenOptions::new().write(true).open(&csv).unwrap();
+    file.write_all(format!("{header}{}", rows("new", 10)).as_bytes())
+        .unwrap();
+    drop(file);
+    let mut expected: Vec<String> = (0..3).map(|i| format!("old{i}")).collect();
+    expected.extend((0..10).map(|i| format!("new{i}")));
+    while names().len() < expected.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}\n{}",
+            names(),
+            follower.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    follower.wait_for_stderr("x.csv: truncated and written again (its last bytes read are not the ones read): read again from its start");
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(dir.path("out.jsonl")).unwrap();
+    let all: Vec<String> = text
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(all, expected, "{stderr}");
+}
