@@ -601,3 +601,60 @@ fn a_checkpoint_entry_without_the_bytes_before_its_offset_is_still_resumed() {
         again.stderr
     );
 }
+
+#[test]
+fn entries_of_rotated_files_that_are_gone_are_dropped() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "");
+    let old = dir.path("app.log.1");
+    let checkpoint = dir.path("cp.json");
+    let out = dir.path("out.jsonl");
+    let mut child = streamer()
+        .args([
+            "file",
+            "--follow",
+            "--poll-interval",
+            "20ms",
+            "--checkpoint",
+        ])
+        .args([
+            &checkpoint,
+            "--checkpoint-interval",
+            "10ms",
+            "-o",
+            &out,
+            &log,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path("err.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    for i in 0..50 {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        writeln!(file, "line {i}").unwrap();
+        wait_for_lines(&out, i + 1);
+        let _ = std::fs::remove_file(&old);
+        std::fs::rename(&log, &old).unwrap();
+        std::fs::write(&log, "").unwrap();
+    }
+    std::fs::write(&log, "last\n").unwrap();
+    wait_for_lines(&out, 51);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let code = exit_within(&mut child, Duration::from_secs(20), "after SIGTERM");
+    assert_eq!(code, 0, "{}", dir.read("err.txt"));
+    let text = std::fs::read_to_string(&checkpoint).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entries = json["files"].as_array().unwrap().len();
+    assert!(entries <= 2, "{entries} entries: {text}");
+    assert_eq!(saved(&checkpoint, "app.log"), Some((5, 1)), "{text}");
+
+    let again = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, "", "{}", again.stderr);
+    let lines = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(lines.lines().count(), 51);
+}
