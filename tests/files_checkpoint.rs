@@ -566,22 +566,6 @@ fn a_file_rewritten_with_the_same_header_and_inode_is_read_from_its_start_with_a
 }
 
 #[test]
-fn a_short_file_rewritten_past_its_saved_offset_is_read_from_its_start() {
-    let dir = Dir::new();
-    let log = dir.file("s.log", "a\nb\nc\n");
-    let checkpoint = dir.path("cp.json");
-    assert_eq!(run(&["file", &log, "--checkpoint", &checkpoint]).code, 0);
-    std::fs::write(&log, "a\nb\nX\nd\ne\n").unwrap();
-    let again = run(&["file", &log, "--checkpoint", &checkpoint]);
-    assert_eq!(
-        again.stdout,
-        "{\"message\":\"a\"}\n{\"message\":\"b\"}\n{\"message\":\"X\"}\n{\"message\":\"d\"}\n{\"message\":\"e\"}\n",
-        "{}",
-        again.stderr
-    );
-}
-
-#[test]
 fn a_checkpoint_entry_without_the_bytes_before_its_offset_is_still_resumed() {
     let dir = Dir::new();
     let log = dir.file("o.log", "one\ntwo\nthree\n");
