@@ -510,3 +510,135 @@ fn limit_with_checkpoint_ends_after_the_last_record_written() {
             .sum::<u64>();
     assert_eq!(saved(&dir.path("x.csv.cp"), "x.csv"), Some((csv_end, 16)));
 }
+
+/// A CSV file whose header is longer than the fingerprint of first bytes.
+fn wide_csv(rows: impl Iterator<Item = String>) -> String {
+    let columns: Vec<String> = (0..40).map(|i| format!("column_number_{i:02}")).collect();
+    let mut text = columns.join(",") + "\n";
+    assert!(text.len() > 256);
+    for row in rows {
+        text.push_str(&row);
+        text.push_str(&",x".repeat(39));
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn a_file_rewritten_with_the_same_header_and_inode_is_read_from_its_start_with_a_warning() {
+    let dir = Dir::new();
+    let csv = dir.file("x.csv", wide_csv((0..20).map(|i| format!("old{i}"))));
+    let checkpoint = dir.path("cp.json");
+    let first = run(&["file", &csv, "--checkpoint", &checkpoint]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.stdout.lines().count(), 20);
+
+    // Rewritten in place: the same inode and the same first 256 bytes.
+    let ino = inode(&csv);
+    std::fs::write(&csv, wide_csv((0..150).map(|i| format!("new{i}")))).unwrap();
+    assert_eq!(inode(&csv), ino);
+    let again = run(&["file", &csv, "--checkpoint", &checkpoint]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let firsts: Vec<String> = again
+        .stdout
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["column_number_00"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let expected: Vec<String> = (0..150).map(|i| format!("new{i}")).collect();
+    assert_eq!(firsts, expected);
+    let warnings = common::warning_messages(&again.stderr);
+    assert_eq!(warnings.len(), 1, "{}", again.stderr);
+    assert!(
+        warnings[0].contains("x.csv: not resumed at byte")
+            && warnings[0].contains("read from its start: it was replaced"),
+        "{}",
+        again.stderr
+    );
+
+    // Shorter than the saved offset: the same.
+    std::fs::write(&csv, wide_csv((0..2).map(|i| format!("short{i}")))).unwrap();
+    let short = run(&["file", &csv, "--checkpoint", &checkpoint]);
+    assert_eq!(short.stdout.lines().count(), 2, "{}", short.stderr);
+    assert!(short.stderr.contains("it is shorter"), "{}", short.stderr);
+}
+
+#[test]
+fn a_checkpoint_entry_without_the_bytes_before_its_offset_is_still_resumed() {
+    let dir = Dir::new();
+    let log = dir.file("o.log", "one\ntwo\nthree\n");
+    let checkpoint = dir.path("cp.json");
+    assert_eq!(run(&["file", &log, "--checkpoint", &checkpoint]).code, 0);
+    let text = std::fs::read_to_string(&checkpoint).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entry = json["files"][0].as_object_mut().unwrap();
+    assert!(entry.remove("before").is_some(), "{text}");
+    entry.insert("offset".into(), 8.into());
+    entry.insert("line".into(), 2.into());
+    std::fs::write(&checkpoint, json.to_string()).unwrap();
+    let again = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(
+        again.stdout, "{\"message\":\"three\"}\n",
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn entries_of_rotated_files_that_are_gone_are_dropped() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "");
+    let old = dir.path("app.log.1");
+    let checkpoint = dir.path("cp.json");
+    let out = dir.path("out.jsonl");
+    let mut child = streamer()
+        .args([
+            "file",
+            "--follow",
+            "--poll-interval",
+            "20ms",
+            "--checkpoint",
+        ])
+        .args([
+            &checkpoint,
+            "--checkpoint-interval",
+            "10ms",
+            "-o",
+            &out,
+            &log,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path("err.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    for i in 0..50 {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        writeln!(file, "line {i}").unwrap();
+        wait_for_lines(&out, i + 1);
+        let _ = std::fs::remove_file(&old);
+        std::fs::rename(&log, &old).unwrap();
+        std::fs::write(&log, "").unwrap();
+    }
+    std::fs::write(&log, "last\n").unwrap();
+    wait_for_lines(&out, 51);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let code = exit_within(&mut child, Duration::from_secs(20), "after SIGTERM");
+    assert_eq!(code, 0, "{}", dir.read("err.txt"));
+    let text = std::fs::read_to_string(&checkpoint).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entries = json["files"].as_array().unwrap().len();
+    assert!(entries <= 2, "{entries} entries: {text}");
+    assert_eq!(saved(&checkpoint, "app.log"), Some((5, 1)), "{text}");
+
+    let again = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, "", "{}", again.stderr);
+    let lines = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(lines.lines().count(), 51);
+}

@@ -543,3 +543,156 @@ fn more_matches_than_the_open_file_limit_wait_and_are_named_at_the_end() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_file_rewritten_past_where_it_was_read_with_the_same_header_is_read_again_from_its_start() {
+    let dir = Dir::new();
+    let header: String = (0..50).map(|i| format!("col{i:02},")).collect::<String>() + "name\n";
+    assert!(header.len() > 256);
+    let rows = |prefix: &str, count: usize| -> String {
+        (0..count)
+            .map(|i| format!("{}{prefix}{i}\n", ",".repeat(50)))
+            .collect()
+    };
+    let csv = dir.file("x.csv", format!("{header}{}", rows("old", 3)));
+    let follower = Follower::start(&dir, &[&csv]);
+    let names = || -> Vec<String> {
+        let text = std::fs::read_to_string(dir.path("out.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                record["name"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while names().len() < 3 {
+        assert!(Instant::now() < deadline, "{}", follower.stderr());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Rewritten in place by one write, so no look can see it shorter: the
+    // same inode, the same first bytes, and longer than what was read.
+    let mut file = std::fs::OpenOptions::new().write(true).open(&csv).unwrap();
+    file.write_all(format!("{header}{}", rows("new", 10)).as_bytes())
+        .unwrap();
+    drop(file);
+    let mut expected: Vec<String> = (0..3).map(|i| format!("old{i}")).collect();
+    expected.extend((0..10).map(|i| format!("new{i}")));
+    while names().len() < expected.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}\n{}",
+            names(),
+            follower.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    follower.wait_for_stderr("x.csv: truncated and written again (its last bytes read are not the ones read): read again from its start");
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(dir.path("out.jsonl")).unwrap();
+    let all: Vec<String> = text
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(all, expected, "{stderr}");
+}
+
+#[test]
+fn double_star_reads_files_at_any_depth_and_in_folders_created_later() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.root().join("logs/a/b")).unwrap();
+    dir.file("logs/a/b/x.log", "deep\n");
+    dir.file("logs/y.log", "top\n");
+    let pattern = dir.path("logs/**");
+    let follower = Follower::start(&dir, &[&pattern]);
+    follower.wait_for(2);
+    std::fs::create_dir_all(dir.root().join("logs/new/sub")).unwrap();
+    dir.file("logs/new/sub/z.log", "later\n");
+    follower.wait_for(3);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let mut got: Vec<String> = std::fs::read_to_string(dir.path("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["message"].to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["\"deep\"", "\"later\"", "\"top\""]);
+}
+
+#[test]
+fn matches_that_are_not_regular_files_are_named_once_each() {
+    let dir = Dir::new();
+    dir.file("a.log", "one\n");
+    std::fs::create_dir(dir.root().join("sub.log")).unwrap();
+    let fifo = std::ffi::CString::new(dir.path("pipe.log")).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let out = run(&["file", &dir.path("*.log")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"message\":\"one\"}\n");
+    let warnings = common::warning_messages(&out.stderr);
+    let pipe = format!("{} matches", dir.path("pipe.log"));
+    let sub = format!("{} matches", dir.path("sub.log"));
+    assert_eq!(warnings.len(), 2, "{}", out.stderr);
+    assert!(warnings
+        .iter()
+        .any(|w| w.starts_with(&pipe) && w.contains("is a FIFO, not a regular file: not read")));
+    assert!(warnings
+        .iter()
+        .any(|w| w.starts_with(&sub) && w.contains("is a folder, not a regular file: not read")));
+
+    let only = run(&["file", &dir.path("p*.log")]);
+    assert_eq!(only.code, 1, "{}", only.stderr);
+    assert!(
+        only.stderr.contains(&format!(
+            "p*.log matches no regular file, only: {} (a FIFO)",
+            dir.path("pipe.log")
+        )),
+        "{}",
+        only.stderr
+    );
+}
+
+#[test]
+fn a_followed_file_unreadable_for_a_moment_is_a_warning_and_read_once_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = Dir::new();
+    // Root reads any file: the run is made another user's.
+    let root = unsafe { libc::geteuid() } == 0;
+    std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir.file("a.log", "first\n");
+    let mut command = streamer();
+    command
+        .args(["file", "--follow", "--origin", "-o"])
+        .arg(dir.path("out.jsonl"))
+        .arg(dir.path("*.log"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path("err.txt")).unwrap());
+    if root {
+        command.uid(65534).gid(65534);
+    }
+    let child = command.spawn().unwrap();
+    let follower = Follower { child, dir: &dir };
+    follower.wait_for(1);
+    let locked = dir.path("b.log");
+    std::fs::write(dir.path("b.tmp"), "second\n").unwrap();
+    std::fs::set_permissions(dir.path("b.tmp"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::rename(dir.path("b.tmp"), &locked).unwrap();
+    follower.wait_for_stderr("b.log: cannot be read (Permission denied");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).unwrap();
+    append(&dir.path("a.log"), "third\n");
+    let mut got = follower.wait_for(3);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    got.sort();
+    assert_eq!(got, ["first", "second", "third"]);
+    assert_eq!(stderr.matches("cannot be read").count(), 1, "{stderr}");
+}

@@ -20,6 +20,7 @@ mod follow;
 mod many;
 mod open;
 mod options;
+mod pattern;
 mod watch;
 
 pub use self::checkpoint::FileCheckpoint;
@@ -71,7 +72,7 @@ impl FileSource {
     pub fn open(paths: Vec<String>, mut options: FileOptions) -> Result<Self> {
         for path in paths.iter().filter(|path| path.as_str() != "-") {
             if open::is_pattern(path) {
-                many::check_pattern(path, options.follow)?;
+                pattern::check_pattern(path, options.follow)?;
                 continue;
             }
             let as_path = Path::new(path);

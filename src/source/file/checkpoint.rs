@@ -6,7 +6,12 @@
 //! fingerprint (FNV-1a) of its first [`FINGERPRINT_BYTES`] bytes, so a
 //! rotated or replaced file is not mistaken for the old one. A file still
 //! shorter than that is fingerprinted on what it has, and again at each
-//! save until it is long enough.
+//! save until it is long enough. The bytes just before the saved offset
+//! are fingerprinted too ([`Before`]): a file rewritten in place, or
+//! replaced by one that got the same inode and first bytes (a CSV header),
+//! is read from its start, with a warning, not resumed in the middle of
+//! other rows. An entry whose file was read to its end and is no longer at
+//! its name (deleted, or rotated away) is dropped at the next save.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -81,6 +86,53 @@ struct Entry {
     fingerprint: String,
     offset: u64,
     line: u64,
+    /// The bytes just before `offset` (absent from older checkpoints, and
+    /// for compressed files: such an entry is trusted on its first bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    before: Option<Before>,
+}
+
+/// A fingerprint of the up to [`FINGERPRINT_BYTES`] bytes that end at an
+/// entry's offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Before {
+    /// How many bytes it covers.
+    bytes: usize,
+    /// FNV-1a of those bytes, in hex.
+    fingerprint: String,
+}
+
+impl Before {
+    /// The bytes of `file` ending at `offset`; `None` if it is shorter.
+    fn of(file: &std::fs::File, offset: u64) -> Option<Before> {
+        use std::os::unix::fs::FileExt;
+        let from = offset.saturating_sub(FINGERPRINT_BYTES as u64);
+        let mut bytes = vec![0u8; (offset - from) as usize];
+        file.read_exact_at(&mut bytes, from).ok()?;
+        Some(Before {
+            bytes: bytes.len(),
+            fingerprint: fingerprint(&bytes),
+        })
+    }
+}
+
+/// Why a file known by its device, inode and first bytes is not resumed.
+fn replaced(entry: &Entry, file: &std::fs::File, len: u64) -> Option<String> {
+    if entry.offset > len {
+        return Some(format!(
+            "it is shorter ({len} bytes) than where it was read to ({} bytes)",
+            entry.offset
+        ));
+    }
+    let saved = entry.before.as_ref()?;
+    let from = entry.offset - saved.bytes as u64;
+    match Before::of(file, entry.offset) {
+        Some(now) if now.fingerprint == saved.fingerprint => None,
+        _ => Some(format!(
+            "its bytes {from}..{} are not the ones read before",
+            entry.offset
+        )),
+    }
 }
 
 impl Entry {
@@ -105,27 +157,40 @@ struct Live {
     dev: u64,
     ino: u64,
     head: Vec<u8>,
-    /// To fingerprint a short file again once it is longer.
+    /// To fingerprint a short file again once it is longer, and the bytes
+    /// before the offset delivered; closed once its read is over.
     file: Option<Arc<std::fs::File>>,
+    /// Its positions are in decompressed bytes: no [`Before`].
+    compressed: bool,
+    /// The last [`Before`] taken, and at which offset.
+    before: Option<(u64, Before)>,
     start: Position,
     checkpoint: Arc<FileCheckpoint>,
 }
 
 impl Live {
     fn entry(&mut self) -> Entry {
-        if self.head.len() < FINGERPRINT_BYTES {
-            if let Some(file) = &self.file {
-                if let Ok(head) = read_head(file) {
-                    self.head = head;
-                }
-            }
-        }
         let delivered = self.checkpoint.delivered();
         let at = if delivered.offset > self.start.offset {
             delivered
         } else {
             self.start
         };
+        if let Some(file) = &self.file {
+            if self.head.len() < FINGERPRINT_BYTES {
+                if let Ok(head) = read_head(file) {
+                    self.head = head;
+                }
+            }
+            let stale = self.before.as_ref().map(|(offset, _)| *offset) != Some(at.offset);
+            if stale && !self.compressed {
+                self.before = Before::of(file, at.offset).map(|before| (at.offset, before));
+            }
+        }
+        let before = self
+            .before
+            .as_ref()
+            .filter(|(offset, _)| *offset == at.offset);
         Entry {
             path: self.path.clone(),
             dev: self.dev,
@@ -134,8 +199,21 @@ impl Live {
             fingerprint: fingerprint(&self.head),
             offset: at.offset,
             line: at.line,
+            before: before.map(|(_, before)| before.clone()),
         }
     }
+
+    /// Whether its read is over (only the store holds its checkpoint).
+    fn finished(&self) -> bool {
+        Arc::strong_count(&self.checkpoint) == 1
+    }
+}
+
+/// Whether the file of `(dev, ino)` is still at `path`: an entry whose file
+/// is not (deleted, or rotated away) is dropped once its read is over, or
+/// a log rotated every hour would grow the checkpoint forever.
+fn still_at(path: &str, dev: u64, ino: u64) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
 }
 
 /// The positions of every file this run knows, saved to `--checkpoint`
@@ -160,17 +238,20 @@ struct Inner {
 }
 
 impl Inner {
-    /// Closes the copies kept of short files whose read is over (only the
-    /// store holds their checkpoint now), fingerprinted one last time:
-    /// otherwise every short file met would keep a descriptor for the
-    /// whole run.
+    /// Closes the copies kept of files whose read is over, fingerprinted
+    /// one last time (otherwise every file met would keep a descriptor for
+    /// the whole run), and forgets those no longer at their name.
     fn release_closed(&mut self) {
-        for live in self.live.values_mut() {
-            if live.file.is_some() && Arc::strong_count(&live.checkpoint) == 1 {
+        self.live.retain(|_, live| {
+            if !live.finished() {
+                return true;
+            }
+            if live.file.is_some() {
                 live.entry();
                 live.file = None;
             }
-        }
+            still_at(&live.path, live.dev, live.ino)
+        });
     }
 }
 
@@ -252,14 +333,28 @@ impl CheckpointStore {
             });
         inner.saved.retain(|e| (e.dev, e.ino) != (dev, ino));
         let start = match known {
-            Some(entry) if !fresh && (compressed || entry.offset <= metadata.len()) => Position {
-                offset: entry.offset,
-                line: entry.line,
-            },
+            Some(entry) if !fresh && entry.offset > 0 => {
+                let why = (!compressed)
+                    .then(|| replaced(&entry, file, metadata.len()))
+                    .flatten();
+                match why {
+                    Some(why) => {
+                        tracing::warn!(
+                            "{path}: not resumed at byte {} but read from its start: it was \
+                             replaced since it was read ({why})",
+                            entry.offset
+                        );
+                        Position::default()
+                    }
+                    None => Position {
+                        offset: entry.offset,
+                        line: entry.line,
+                    },
+                }
+            }
             _ => Position::default(),
         };
         checkpoint.reset(start);
-        let short = head.len() < FINGERPRINT_BYTES;
         inner.live.insert(
             (dev, ino),
             Live {
@@ -267,7 +362,9 @@ impl CheckpointStore {
                 dev,
                 ino,
                 head,
-                file: short.then(|| file.try_clone().ok().map(Arc::new)).flatten(),
+                file: file.try_clone().ok().map(Arc::new),
+                compressed,
+                before: None,
                 start,
                 checkpoint: checkpoint.clone(),
             },
@@ -284,6 +381,10 @@ impl CheckpointStore {
             return Ok(());
         };
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.release_closed();
+        // Not in `track`: a file renamed while no run was reading it is
+        // still found there, by its device and inode, under its new name.
+        inner.saved.retain(|e| still_at(&e.path, e.dev, e.ino));
         let mut files = inner.saved.clone();
         let mut live: Vec<Entry> = inner.live.values_mut().map(Live::entry).collect();
         live.sort_by(|a, b| a.path.cmp(&b.path));

@@ -71,7 +71,7 @@ pub(super) fn follow(
                 return Ended::Stopped;
             }
         };
-        head.refresh().await;
+        head.refresh(start).await;
         let mut position = start;
         // Set once the path holds another file or none: the next end of
         // this file is its last.
@@ -82,6 +82,7 @@ pub(super) fn follow(
                 Ok(0) => {}
                 Ok(read) => {
                     position += read as u64;
+                    head.read_to(&buf);
                     if tx.send(Ok(buf.freeze())).await.is_err() {
                         return Ended::Stopped;
                     }
@@ -107,7 +108,14 @@ pub(super) fn follow(
                         _ = shutdown.cancelled() => {}
                     }
                 }
-                Some(ended) => return ended,
+                Some(ended) => {
+                    tracing::warn!(
+                        "{}: truncated (now shorter than the {position} bytes read): read again \
+                         from its start",
+                        path.display()
+                    );
+                    return ended;
+                }
                 None => {
                     tokio::select! {
                         _ = wake.notified() => {}
@@ -124,8 +132,13 @@ pub(super) fn follow(
                     }
                     // Truncated and written again before we looked: its
                     // size may be past `position` already, but its first
-                    // bytes changed.
-                    if !head.unchanged().await {
+                    // bytes, or the last ones read, changed.
+                    if let Some(which) = head.changed(position).await {
+                        tracing::warn!(
+                            "{}: truncated and written again (its {which} are not the ones \
+                             read): read again from its start",
+                            path.display()
+                        );
                         return Ended::Truncated;
                     }
                 }
@@ -156,14 +169,17 @@ async fn look(
     }
 }
 
-/// A followed file's first bytes (up to [`HEAD_BYTES`]), to notice it
-/// truncated and written again between two looks.
+/// A followed file's first bytes (up to [`HEAD_BYTES`]) and the last
+/// ones read (as many), to notice it truncated and written again between
+/// two looks: with the same header, its first bytes alone do not show it.
 struct Head {
     file: Arc<std::fs::File>,
     bytes: Vec<u8>,
+    /// The bytes just before the read position.
+    last: Vec<u8>,
 }
 
-/// How many first bytes [`Head`] compares.
+/// How many first (and last read) bytes [`Head`] compares.
 const HEAD_BYTES: usize = 256;
 
 impl Head {
@@ -171,41 +187,61 @@ impl Head {
         Head {
             file: Arc::new(file),
             bytes: Vec::new(),
+            last: Vec::new(),
         }
     }
 
-    /// The file's first bytes now (a failed read reads as none).
-    async fn read(&self) -> Vec<u8> {
+    /// The file's `len` bytes at `at` now (a failed read reads as none).
+    async fn read(&self, at: u64, len: usize) -> Vec<u8> {
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
-            let mut bytes = vec![0; HEAD_BYTES];
-            let read = file.read_at(&mut bytes, 0).unwrap_or(0);
-            bytes.truncate(read);
+            let mut bytes = vec![0; len];
+            let mut filled = 0;
+            while filled < len {
+                match file.read_at(&mut bytes[filled..], at + filled as u64) {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => filled += read,
+                }
+            }
+            bytes.truncate(filled);
             bytes
         })
         .await
         .unwrap_or_default()
     }
 
-    /// Takes the first bytes as they are now.
-    async fn refresh(&mut self) {
-        self.bytes = self.read().await;
+    /// Takes the first bytes, and those before `position`, as they are now.
+    async fn refresh(&mut self, position: u64) {
+        self.bytes = self.read(0, HEAD_BYTES).await;
+        let from = position.saturating_sub(HEAD_BYTES as u64);
+        self.last = self.read(from, (position - from) as usize).await;
     }
 
-    /// Whether the first bytes seen so far are still there (more may have
-    /// come: they are kept too).
-    async fn unchanged(&mut self) -> bool {
+    /// `buf` was just read: the last bytes read end with it.
+    fn read_to(&mut self, buf: &[u8]) {
+        let keep = HEAD_BYTES.saturating_sub(buf.len()).min(self.last.len());
+        self.last.drain(..self.last.len() - keep);
+        self.last
+            .extend_from_slice(&buf[buf.len().saturating_sub(HEAD_BYTES)..]);
+    }
+
+    /// Which bytes seen so far are not there any more: the first ones
+    /// (more may have come: they are kept too), or the last ones read,
+    /// which end at `position`.
+    async fn changed(&mut self, position: u64) -> Option<&'static str> {
+        let now = self.read(0, HEAD_BYTES).await;
         if self.bytes.len() == HEAD_BYTES {
-            let now = self.read().await;
-            return now == self.bytes;
-        }
-        let now = self.read().await;
-        let same = now.starts_with(&self.bytes);
-        if same {
+            if now != self.bytes {
+                return Some("first bytes");
+            }
+        } else if now.starts_with(&self.bytes) {
             self.bytes = now;
+        } else {
+            return Some("first bytes");
         }
-        same
+        let from = position - self.last.len() as u64;
+        (self.read(from, self.last.len()).await != self.last).then_some("last bytes read")
     }
 }
 

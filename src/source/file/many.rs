@@ -15,37 +15,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::checkpoint::{CheckpointStore, Position};
 use super::follow::Ended;
 use super::open::{self, FollowWith};
+use super::pattern::matches;
 use super::watch::Watch;
 use super::{read_one, FileCheckpoint, FileOptions, Flow};
 use crate::error::{Error, Result};
 use crate::parts::SourceContext;
-
-/// A pattern given without `--follow` must match: checked before the run.
-pub(super) fn check_pattern(pattern: &str, follow: bool) -> Result<()> {
-    let matched = matches(pattern)?;
-    if matched.is_empty() {
-        if !follow {
-            return Err(Error::Config(format!("no file matches {pattern}")));
-        }
-        tracing::warn!("no file matches {pattern} yet: waiting for one (--follow)");
-    }
-    Ok(())
-}
-
-/// The regular files `pattern` matches now, in name order (a plain path
-/// matches itself), with their device and inode.
-fn matches(pattern: &str) -> Result<Vec<(String, (u64, u64))>> {
-    use std::os::unix::fs::MetadataExt;
-    let paths = glob::glob(pattern)
-        .map_err(|error| Error::Config(format!("bad pattern {pattern}: {error}")))?;
-    Ok(paths
-        .filter_map(|path| path.ok())
-        .filter_map(|path| {
-            let metadata = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
-            Some((path.to_str()?.to_string(), (metadata.dev(), metadata.ino())))
-        })
-        .collect())
-}
 
 /// The files this run writes (`-o`, `--dead-letter`, `--checkpoint` and
 /// its temporary and lock files), which a pattern never reads: reading
@@ -119,6 +93,8 @@ struct Done {
     ended: Ended,
     /// Its checkpoint and where its last record sent on ends.
     read_to: Option<ReadTo>,
+    /// With `--follow`: why it could not be opened, though it is there.
+    refused: Option<String>,
 }
 
 /// A file's checkpoint and how far it was read: where a file rotated to
@@ -141,15 +117,22 @@ pub(super) async fn read_many(
 ) -> Result<()> {
     let mut watch = options.follow.then(|| Watch::new(options.poll_interval));
     if let Some(watch) = &mut watch {
-        for folder in patterns.iter().filter_map(|p| open::pattern_folder(p)) {
-            watch.watch_folder(&folder);
+        for pattern in patterns {
+            if let Some(folder) = open::pattern_folder(pattern) {
+                watch.watch_folder(&folder, super::pattern::recursive(pattern));
+            }
         }
     }
     let folders_changed = watch.as_ref().map(|w| w.folders_changed.clone());
     // Paths being read, or waiting for a slot.
     let mut active: HashSet<String> = HashSet::new();
-    // Without --follow, every path is read once.
+    // Without --follow, every path is read once (with it, never filled).
     let mut seen: HashSet<String> = HashSet::new();
+    // With --follow, paths there but not opened (said once until opened
+    // again), and those of them not tried again before the next poll or
+    // folder change.
+    let mut refused: HashSet<String> = HashSet::new();
+    let mut hold: HashSet<String> = HashSet::new();
     // Truncated files: read again from their start.
     let mut fresh: HashSet<String> = HashSet::new();
     // Compressed files read to their end (with --follow), by the device
@@ -164,15 +147,27 @@ pub(super) async fn read_many(
     let mut reads = FuturesUnordered::new();
     // How many waited when that was last said.
     let mut said_waiting = 0;
-    // The run's own files met by a pattern, each warned about once.
+    // The run's own files met by a pattern, and matches that are not
+    // regular files, each warned about once.
     let mut skipped: HashSet<String> = HashSet::new();
     let mut search = true;
     loop {
         if search && !ctx.shutdown.is_cancelled() {
+            let mut matched = HashSet::new();
             for pattern in patterns {
-                for (path, id) in matches(pattern)? {
+                let found = matches(pattern)?;
+                for (path, what) in &found.others {
+                    if skipped.insert(path.clone()) {
+                        tracing::warn!(
+                            "{path} matches {pattern} but is {what}, not a regular file: not read"
+                        );
+                    }
+                }
+                for (path, id) in found.files {
+                    matched.insert(id);
                     if active.contains(&path)
-                        || (!options.follow && seen.contains(&path))
+                        || seen.contains(&path)
+                        || hold.contains(&path)
                         || read_once.get(&path) == Some(&id)
                     {
                         continue;
@@ -190,11 +185,18 @@ pub(super) async fn read_many(
                         continue;
                     }
                     ids.insert(path.clone(), id);
-                    seen.insert(path.clone());
+                    if !options.follow {
+                        seen.insert(path.clone());
+                    }
                     active.insert(path.clone());
                     waiting.push_back(path);
                 }
             }
+            // A rotated file read to its end under its old name and matched
+            // under none now (deleted, or renamed out of the patterns) is
+            // not waited for; nor is a compressed one no longer there.
+            rotated.retain(|id, _| matched.contains(id));
+            read_once.retain(|_, id| matched.contains(id));
             search = options.follow;
         }
         while reads.len() < options.max_open_files && !ctx.shutdown.is_cancelled() {
@@ -229,8 +231,19 @@ pub(super) async fn read_many(
         let poll = tokio::time::sleep(options.poll_interval);
         tokio::select! {
             Some(done) = reads.next() => {
-                let Done { path, read, ended, read_to } = done;
+                let Done { path, read, ended, read_to, refused: why } = done;
                 active.remove(&path);
+                match why {
+                    Some(why) => {
+                        if refused.insert(path.clone()) {
+                            tracing::warn!("{path}: cannot be read ({why}): tried again at the next change or poll (--follow)");
+                        }
+                        hold.insert(path.clone());
+                    }
+                    None => {
+                        refused.remove(&path);
+                    }
+                }
                 let id = ids.remove(&path);
                 if let (Some(id), Some(read_to), Ended::Rotated | Ended::Deleted) = (id, read_to, ended) {
                     rotated.insert(id, read_to);
@@ -255,8 +268,8 @@ pub(super) async fn read_many(
                 }
             }
             _ = async { folders_changed.as_ref().unwrap().notified().await },
-                if folders_changed.is_some() => {}
-            _ = poll, if options.follow && !ctx.shutdown.is_cancelled() => {}
+                if folders_changed.is_some() => hold.clear(),
+            _ = poll, if options.follow && !ctx.shutdown.is_cancelled() => hold.clear(),
             _ = ctx.shutdown.cancelled(), if options.follow && reads.is_empty() => {}
         }
     }
@@ -273,16 +286,26 @@ async fn read_path(
     (fresh, read_to): (bool, Option<ReadTo>),
     wake: Option<Arc<tokio::sync::Notify>>,
 ) -> Done {
-    let (read, ended, read_to) =
+    let follow = wake.is_some();
+    let (read, ended, read_to, refused) =
         match read_file(&path, options, store, ctx, (fresh, read_to), wake).await {
-            Ok((flow, ended, read_to)) => (Ok(flow), ended, read_to),
-            Err(error) => (Err(error), Ended::Stopped, None),
+            Ok((flow, ended, read_to)) => (Ok(flow), ended, read_to, None),
+            // A file made unreadable for a moment (chmod) does not end a
+            // run that follows it: it is tried again.
+            Err(Error::Open { source, .. }) if follow => (
+                Ok(Flow::InputEnded),
+                Ended::Stopped,
+                None,
+                Some(source.to_string()),
+            ),
+            Err(error) => (Err(error), Ended::Stopped, None, None),
         };
     Done {
         path,
         read,
         ended,
         read_to,
+        refused,
     }
 }
 

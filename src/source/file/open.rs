@@ -263,9 +263,12 @@ pub(super) fn is_pattern(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
-/// The folder to watch for a pattern's new matches: the part before its
-/// first wildcard, if that is a whole folder.
+/// The folder to watch for a pattern's new matches: the folders before
+/// its first wildcard.
 pub(super) fn pattern_folder(pattern: &str) -> Option<PathBuf> {
-    let folder = super::watch::folder_of(Path::new(pattern));
-    (!is_pattern(&folder.to_string_lossy())).then_some(folder)
+    let mut folder = super::watch::folder_of(Path::new(pattern));
+    while is_pattern(&folder.to_string_lossy()) {
+        folder = super::watch::folder_of(&folder);
+    }
+    Some(folder)
 }

@@ -25,6 +25,9 @@ pub(super) struct Watch {
     pub(super) folders_changed: Arc<Notify>,
     watcher: Option<notify::RecommendedWatcher>,
     watched: HashSet<PathBuf>,
+    /// The folders watched with their subfolders (`**`), those created
+    /// later too.
+    recursive: Vec<PathBuf>,
 }
 
 impl Watch {
@@ -65,23 +68,33 @@ impl Watch {
             folders_changed,
             watcher,
             watched: HashSet::new(),
+            recursive: Vec::new(),
         }
     }
 
-    /// Watches `folder` (not its subfolders), once; a folder that does not
-    /// exist (yet) is left to polling.
-    pub(super) fn watch_folder(&mut self, folder: &Path) {
+    /// Watches `folder` (with its subfolders if `recursive`), once; a
+    /// folder that does not exist (yet) is left to polling.
+    pub(super) fn watch_folder(&mut self, folder: &Path, recursive: bool) {
         let Some(watcher) = &mut self.watcher else {
             return;
         };
         let Ok(folder) = folder.canonicalize() else {
             return;
         };
-        if self.watched.contains(&folder) {
+        // Watched again alone, a subfolder would lose the watching of
+        // the folders created in it later.
+        if self.watched.contains(&folder) || self.recursive.iter().any(|r| folder.starts_with(r)) {
             return;
         }
-        match watcher.watch(&folder, RecursiveMode::NonRecursive) {
+        let mode = match recursive {
+            true => RecursiveMode::Recursive,
+            false => RecursiveMode::NonRecursive,
+        };
+        match watcher.watch(&folder, mode) {
             Ok(()) => {
+                if recursive {
+                    self.recursive.push(folder.clone());
+                }
                 self.watched.insert(folder);
             }
             Err(error) => tracing::debug!("cannot watch {}: {error}", folder.display()),
@@ -91,7 +104,7 @@ impl Watch {
     /// What wakes the follower of `path` (its folder watched too).
     pub(super) fn file(&mut self, path: &Path) -> Arc<Notify> {
         let folder = folder_of(path);
-        self.watch_folder(&folder);
+        self.watch_folder(&folder, false);
         let key = event_path(path);
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         waiters.files.entry(key).or_default().clone()
