@@ -46,10 +46,12 @@ pub mod cpu;
 pub mod error;
 pub mod json;
 pub mod kafka;
+pub mod metrics;
 #[cfg(test)]
 mod module_graph;
 pub mod parts;
 pub mod pipeline;
+pub mod progress;
 pub mod record;
 pub mod run;
 pub mod scan;

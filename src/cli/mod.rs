@@ -140,6 +140,12 @@ pub struct GlobalArgs {
     /// More log output (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (host:port; port 0 picks a free port, printed at start).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// No live progress line (shown only when stderr is a terminal, and never with -q).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
 }
 
 /// The sources.
