@@ -402,8 +402,7 @@ fn progress_line(global: &GlobalArgs) -> bool {
 /// line (which shows the rate and lag itself); never with `-q`.
 fn stats_line(global: &GlobalArgs, every: Duration) -> Option<StatsLine> {
     use std::io::IsTerminal;
-    let wanted =
-        global.verbose > 0 || (std::io::stderr().is_terminal() && !progress_line(global));
+    let wanted = global.verbose > 0 || (std::io::stderr().is_terminal() && !progress_line(global));
     (wanted && !global.quiet && !every.is_zero()).then_some(StatsLine {
         every,
         as_log: global.verbose > 0,

@@ -85,8 +85,7 @@ async fn redraw(bar: ProgressBar, shape: Shape, probes: Probes) {
             Shape::Bytes(total) => {
                 // The records' bytes plus a line end each: close to the
                 // file's bytes (a quoted CSV row is counted a bit over).
-                let done = probes.stats.bytes_read.load(Ordering::Relaxed)
-                    + probes.records_read();
+                let done = probes.stats.bytes_read.load(Ordering::Relaxed) + probes.records_read();
                 bar.set_position(done.min(total));
                 bar.set_message(format!("{records} records"));
             }
@@ -109,9 +108,7 @@ async fn redraw(bar: ProgressBar, shape: Shape, probes: Probes) {
 /// Records a second over the samples kept.
 fn rate(samples: &VecDeque<(Instant, u64)>) -> f64 {
     match (samples.front(), samples.back()) {
-        (Some(&(t0, n0)), Some(&(t1, n1))) if t1 > t0 => {
-            (n1 - n0) as f64 / (t1 - t0).as_secs_f64()
-        }
+        (Some(&(t0, n0)), Some(&(t1, n1))) if t1 > t0 => (n1 - n0) as f64 / (t1 - t0).as_secs_f64(),
         _ => 0.0,
     }
 }
@@ -185,7 +182,10 @@ mod tests {
         std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
         let name = |p: &std::path::Path| p.to_str().unwrap().to_string();
         assert_eq!(file_shape(&[name(&a), name(&b)], false), Shape::Bytes(7));
-        assert_eq!(file_shape(&[name(&a), name(&gz)], false), Shape::UnknownBytes);
+        assert_eq!(
+            file_shape(&[name(&a), name(&gz)], false),
+            Shape::UnknownBytes
+        );
         assert_eq!(file_shape(&["-".into()], false), Shape::UnknownBytes);
         assert_eq!(file_shape(&[name(&a)], true), Shape::Stream);
     }

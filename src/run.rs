@@ -215,7 +215,10 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     // Said even without -v: it is how a script (or a test) that asked for
     // port 0 learns the port.
     if let (Some(server), false) = (&metrics, quiet) {
-        say!("streamer: metrics on http://{}/metrics", server.local_addr());
+        say!(
+            "streamer: metrics on http://{}/metrics",
+            server.local_addr()
+        );
     }
     if let (Some(addr), false) = (listening, quiet) {
         say!("streamer: listening on {addr}");

@@ -91,7 +91,10 @@ impl Collector for RunCollector {
             "Records rejected, by kind of reason.",
             None,
             probes.rejects.count_by_kind().into_iter().map(|(kind, n)| {
-                let labels = [("source", probes.source.to_string()), ("reason", kind.into())];
+                let labels = [
+                    ("source", probes.source.to_string()),
+                    ("reason", kind.into()),
+                ];
                 (labels, counter(n))
             }),
         )?;
@@ -107,7 +110,10 @@ impl Collector for RunCollector {
             "bytes_written",
             "Bytes the sink wrote out (for Kafka, the message values).",
             None,
-            [(source(), counter(stats.bytes_written.load(Ordering::Relaxed)))],
+            [(
+                source(),
+                counter(stats.bytes_written.load(Ordering::Relaxed)),
+            )],
         )?;
         let waited = stats.backpressure_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         family(
@@ -221,7 +227,10 @@ impl Collector for RunCollector {
                 "Byte offset up to which every record of each file being read was written out.",
                 None,
                 store.open_positions().into_iter().map(|(path, offset)| {
-                    ([("file", path)], gauge(i64::try_from(offset).unwrap_or(i64::MAX)))
+                    (
+                        [("file", path)],
+                        gauge(i64::try_from(offset).unwrap_or(i64::MAX)),
+                    )
                 }),
             )?;
         }

@@ -50,10 +50,12 @@ pub struct MetricsListener(TcpListener);
 impl MetricsListener {
     /// Binds `addr`.
     pub async fn bind(addr: &str) -> Result<MetricsListener> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind {
-            addr: format!("{addr} (--metrics)"),
-            source,
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: format!("{addr} (--metrics)"),
+                source,
+            })?;
         Ok(MetricsListener(listener))
     }
 
@@ -99,7 +101,13 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         if head.len() > MAX_HEAD {
-            return reply(&mut stream, "431 Request Header Fields Too Large", "", false).await;
+            return reply(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "",
+                false,
+            )
+            .await;
         }
         let n = stream.read(&mut buf).await?;
         if n == 0 {
@@ -117,12 +125,33 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
             let body = render(registry);
             reply(&mut stream, "200 OK", &body, method == "HEAD").await
         }
-        ("GET" | "HEAD", _) => reply(&mut stream, "404 Not Found", "not found: try /metrics\n", false).await,
-        _ => reply(&mut stream, "405 Method Not Allowed", "only GET /metrics\n", false).await,
+        ("GET" | "HEAD", _) => {
+            reply(
+                &mut stream,
+                "404 Not Found",
+                "not found: try /metrics\n",
+                false,
+            )
+            .await
+        }
+        _ => {
+            reply(
+                &mut stream,
+                "405 Method Not Allowed",
+                "only GET /metrics\n",
+                false,
+            )
+            .await
+        }
     }
 }
 
-async fn reply(stream: &mut TcpStream, status: &str, body: &str, head_only: bool) -> std::io::Result<()> {
+async fn reply(
+    stream: &mut TcpStream,
+    status: &str,
+    body: &str,
+    head_only: bool,
+) -> std::io::Result<()> {
     let header = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",

@@ -47,7 +47,10 @@ pub fn kind_of(reason: &str) -> usize {
     } else {
         "other"
     };
-    KINDS.iter().position(|&k| k == kind).unwrap_or(KINDS.len() - 1)
+    KINDS
+        .iter()
+        .position(|&k| k == kind)
+        .unwrap_or(KINDS.len() - 1)
 }
 
 /// A count per kind.
@@ -89,9 +92,15 @@ mod tests {
             ("bad CSV header: invalid UTF-8", "invalid_utf8"),
             ("line longer than 10 bytes (--max-record-bytes)", "too_long"),
             ("frame longer than 4 bytes (--max-frame-bytes)", "too_long"),
-            ("CSV record longer than 9 bytes (--max-record-bytes)", "too_long"),
+            (
+                "CSV record longer than 9 bytes (--max-record-bytes)",
+                "too_long",
+            ),
             ("invalid CSV: found record with 2 fields", "invalid_csv"),
-            ("expected 2 fields (as in the header), found 1", "invalid_csv"),
+            (
+                "expected 2 fields (as in the header), found 1",
+                "invalid_csv",
+            ),
             ("the CSV header on line 1 is unusable", "invalid_csv"),
             ("not written as CSV: no column x", "unwritable"),
             (

@@ -216,7 +216,9 @@ impl Pipeline {
         for (number, stage) in stages.into_iter().enumerate() {
             // Stage → next stage (or sink); closed when this stage ends.
             let (tx, rx) = mpsc::channel::<Batch>(config.channel_batches);
-            stats.channels.register(&format!("stage_{}", number + 1), &tx);
+            stats
+                .channels
+                .register(&format!("stage_{}", number + 1), &tx);
             stage_tasks.push(spawn_part(
                 "a stage",
                 stop.clone(),

@@ -32,8 +32,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::budget::{Reservation, FREE_BYTES};
-use super::csv_rows::{reject, CsvRows};
 use super::counters::CloseReason;
+use super::csv_rows::{reject, CsvRows};
 use super::{Shared, StopReason};
 use crate::codec::{Format, FrameDecoder, Framing};
 use crate::error::Result;
