@@ -101,7 +101,7 @@ impl Collector for RunCollector {
         family(
             e,
             "bytes_read",
-            "Bytes of the records taken in (line ends and framing not counted).",
+            "Bytes of the records taken in, as the source holds them (a file's lines without line ends, a TCP frame with its line end, a Kafka message's value).",
             None,
             [(source(), counter(stats.bytes_read.load(Ordering::Relaxed)))],
         )?;

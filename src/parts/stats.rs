@@ -20,8 +20,9 @@ pub struct Stats {
     pub skipped: AtomicU64,
     /// Records the sink wrote out.
     pub written: AtomicU64,
-    /// Bytes of the records handed to the pipeline (line ends and the
-    /// framing around a record not counted).
+    /// Bytes of the records handed to the pipeline, as the source holds
+    /// them: a file's lines without their line ends, a TCP frame as
+    /// framed (a line with its end), a Kafka message's value.
     pub bytes_read: AtomicU64,
     /// Bytes the sink wrote out (NDJSON or CSV as written; for Kafka, the
     /// message values).
