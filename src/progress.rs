@@ -52,7 +52,7 @@ impl Progress {
         };
         let template = match shape {
             Shape::Bytes(_) => {
-                "{bytes} of {total_bytes} [{bar:30}] {binary_bytes_per_sec}, ETA {eta} · {msg}"
+                "{bytes} of {total_bytes} [{bar:20}] {binary_bytes_per_sec}, ETA {eta} · {msg}"
             }
             Shape::UnknownBytes => "{bytes} read, {binary_bytes_per_sec} · {msg}",
             Shape::Stream => "{msg}",
@@ -61,6 +61,8 @@ impl Progress {
             .expect("a valid template")
             .progress_chars("=> ");
         bar.set_style(style);
+        // Drawn at once: a run shorter than a tick still shows it.
+        bar.tick();
         crate::stderr::set_progress(Some(bar.clone()));
         let task = tokio::spawn(redraw(bar.clone(), shape, probes));
         Progress { bar, task }
@@ -116,10 +118,10 @@ fn rate(samples: &VecDeque<(Instant, u64)>) -> f64 {
 /// The stream's line: records, rate, buffer fill, connections, lag.
 fn stream_line(probes: &Probes, records: u64, rate: f64) -> String {
     let (held, room) = probes.buffered_batches();
-    let fill = if room == 0 { 0 } else { held * 100 / room };
+    let fill = (held * 100).checked_div(room).unwrap_or(0);
     let mut line = format!("{records} records written, {rate:.0} records/s, buffer {fill}% full");
     if let Some(tcp) = &probes.tcp {
-        line.push_str(&format!(", {} connections", tcp.open()));
+        line.push_str(&format!(", clients connected: {}", tcp.open()));
     }
     if probes.kafka.is_some() {
         match probes.kafka_lag() {
