@@ -191,7 +191,7 @@ pub struct KafkaArgs {
     /// Pass a message without a value (a tombstone), or with an empty one, through as {"_key":KEY,"_value":null} (or ""), instead of rejecting it.
     #[arg(long)]
     pub keep_tombstones: bool,
-    /// With -v, or when stderr is a terminal: a stats line (rate, lag and committed offset per partition) this often; 0 turns it off.
+    /// With -v, or when stderr is a terminal with --no-progress: a stats line (rate, lag and committed offset per partition) this often; 0 turns it off.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_stats_interval)]
     pub stats_interval: Duration,
 }
