@@ -37,6 +37,9 @@
 //! - [`cli`]: the command-line flags, as typed.
 //! - [`config`]: the flags checked and turned into a [`config::RunConfig`].
 //! - [`run`]: one command-line run: build, run, summary, exit status.
+//! - [`metrics`]: `--metrics ADDR`, the run's figures as Prometheus text,
+//!   read from [`metrics::Probes`].
+//! - [`progress`]: the live progress line on a terminal.
 
 pub mod ack;
 pub mod cli;
