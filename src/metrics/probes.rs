@@ -46,7 +46,10 @@ impl Probes {
     /// counted).
     pub fn records_read(&self) -> u64 {
         let stats = &self.stats;
-        stats.read.load(Ordering::Relaxed) - stats.skipped.load(Ordering::Relaxed)
+        // The decode stage may count a batch's skipped lines before its
+        // source has counted the batch read.
+        let skipped = stats.skipped.load(Ordering::Relaxed);
+        stats.read.load(Ordering::Relaxed).saturating_sub(skipped)
     }
 
     /// Records written out.
