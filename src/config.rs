@@ -36,6 +36,11 @@ pub struct RunConfig {
     pub quiet: bool,
     /// More log output: one level per `-v`.
     pub verbose: u8,
+    /// `--metrics`: where to serve the metrics.
+    pub metrics: Option<String>,
+    /// Show the live progress line: stderr is a terminal, and neither
+    /// `-q` nor `--no-progress`.
+    pub progress: bool,
 }
 
 /// The source of a run.
@@ -171,6 +176,7 @@ impl RunConfig {
     /// The flags as they are, not yet checked.
     fn unchecked(cli: Cli) -> RunConfig {
         let Cli { global, command } = cli;
+        let progress = progress_line(&global);
         RunConfig {
             source: source_config(command, &global),
             pipeline: pipeline_config(&global),
@@ -187,6 +193,8 @@ impl RunConfig {
             on_error: global.on_error,
             quiet: global.quiet,
             verbose: global.verbose,
+            metrics: global.metrics,
+            progress,
         }
     }
 
@@ -382,11 +390,19 @@ fn output(global: &GlobalArgs) -> Output {
     }
 }
 
+/// The live progress line: only for a person (stderr a terminal), and
+/// neither `-q` nor `--no-progress`.
+fn progress_line(global: &GlobalArgs) -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && !global.quiet && !global.no_progress
+}
+
 /// The Kafka source's stats line: every `every` (0: never), with `-v` as
-/// a log line, or printed when stderr is a terminal; never with `-q`.
+/// a log line, or printed when stderr is a terminal without the progress
+/// line (which shows the rate and lag itself); never with `-q`.
 fn stats_line(global: &GlobalArgs, every: Duration) -> Option<StatsLine> {
     use std::io::IsTerminal;
-    let wanted = global.verbose > 0 || std::io::stderr().is_terminal();
+    let wanted = global.verbose > 0 || (std::io::stderr().is_terminal() && !progress_line(global));
     (wanted && !global.quiet && !every.is_zero()).then_some(StatsLine {
         every,
         as_log: global.verbose > 0,

@@ -37,6 +37,9 @@
 //! - [`cli`]: the command-line flags, as typed.
 //! - [`config`]: the flags checked and turned into a [`config::RunConfig`].
 //! - [`run`]: one command-line run: build, run, summary, exit status.
+//! - [`metrics`]: `--metrics ADDR`, the run's figures as Prometheus text,
+//!   read from [`metrics::Probes`].
+//! - [`progress`]: the live progress line on a terminal.
 
 pub mod ack;
 pub mod cli;
@@ -46,10 +49,12 @@ pub mod cpu;
 pub mod error;
 pub mod json;
 pub mod kafka;
+pub mod metrics;
 #[cfg(test)]
 mod module_graph;
 pub mod parts;
 pub mod pipeline;
+pub mod progress;
 pub mod record;
 pub mod run;
 pub mod scan;

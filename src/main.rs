@@ -75,7 +75,8 @@ fn init_logging(quiet: bool, verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Around the progress line, if one is drawn.
+        .with_writer(|| streamer::stderr::Writer)
         // Colour only for a person: a log file or a test reading stderr
         // gets plain text.
         .with_ansi(std::io::stderr().is_terminal())

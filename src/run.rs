@@ -12,12 +12,16 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Cli;
 use crate::config::{Checkpointing, ConfigError, Output, RunConfig, SourceConfig};
 use crate::error::Error;
-use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
+use crate::metrics::{MetricsListener, Probes};
+use crate::pipeline::{Outcome, Pipeline, Rejects, Report, Stats};
+use crate::progress::{self, Progress, Shape};
 use crate::say;
 use crate::sink::opening::{self, OpenError, OutputRequest};
 use crate::sink::{DurableOutputs, KafkaSink, OutputFormat, Sink, WriterSink};
 use crate::source::file::checkpoint::{lock_path, temporary_path, CheckpointStore};
 use crate::source::file::OwnFiles;
+use crate::source::kafka::PartitionTable;
+use crate::source::tcp::TcpCounters;
 use crate::source::{FileSource, KafkaSource, Source, TcpSource};
 
 /// Every record was processed.
@@ -97,8 +101,16 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         on_error,
         quiet,
         verbose: _,
+        metrics,
+        progress,
     } = config;
     let started = Instant::now();
+    let metrics = match metrics {
+        Some(addr) => Some(MetricsListener::bind(&addr).await?),
+        None => None,
+    };
+    // What the metrics and the progress line read of the source itself.
+    let mut watched = Watched::default();
     let mut listening = None;
     let mut inputs = Vec::new();
     let mut checkpointing = None;
@@ -121,20 +133,31 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
                 own.add(&temporary_path(path), "the --checkpoint's temporary file");
                 own.add(&lock_path(path), "the --checkpoint's lock file");
             }
+            watched.kind = if paths.iter().all(|path| path == "-") {
+                "stdin"
+            } else {
+                "file"
+            };
+            watched.shape = progress::file_shape(&paths, options.follow);
             let mut source = FileSource::open(paths, options)?.never_read(own);
             if let Some(Checkpointing { path, interval }) = checkpoint {
                 source = source.checkpoint_to(&path)?;
                 checkpointing = Some((source.checkpoint_store(), interval));
             }
+            watched.checkpoints = Some(source.checkpoint_store());
             Box::new(source)
         }
         SourceConfig::Tcp(options) => {
             let source = TcpSource::bind(options).await?;
             listening = Some(source.local_addr());
+            watched.kind = "tcp";
+            watched.tcp = Some(source.counters());
             Box::new(source)
         }
         SourceConfig::Kafka(options) => {
             let mut source = KafkaSource::new(options)?;
+            watched.kind = "kafka";
+            watched.kafka = Some(source.lag());
             // A missing topic is a start-up error, before any pipeline runs.
             if !source.connect(&shutdown).await? {
                 return Ok(nothing_done(started));
@@ -190,18 +213,38 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         (None, Some(output)) => Box::new(WriterSink::from_opened(output, sink.format)),
         (None, None) => Box::new(WriterSink::stdout(sink.format)?),
     };
+    let pipeline = Pipeline::new(source, sink, pipeline).rejects(rejects.clone());
+    let shape = watched.shape;
+    let probes = watched.probes(pipeline.stats(), rejects);
+    let metrics = match metrics {
+        Some(listener) => Some(listener.serve(probes.clone())?),
+        None => None,
+    };
     // Said even without -v: it is how a script (or a test) that asked for
     // port 0 learns the port.
+    if let (Some(server), false) = (&metrics, quiet) {
+        say!(
+            "streamer: metrics on http://{}/metrics",
+            server.local_addr()
+        );
+    }
     if let (Some(addr), false) = (listening, quiet) {
         say!("streamer: listening on {addr}");
     }
-    let pipeline = Pipeline::new(source, sink, pipeline).rejects(rejects);
-    let Some((store, interval)) = checkpointing else {
-        return Ok(pipeline.run(shutdown).await);
-    };
     let durable = Arc::new(durable);
-    let saver = tokio::spawn(save_every(store.clone(), durable.clone(), interval));
+    let saver = checkpointing.as_ref().map(|(store, interval)| {
+        tokio::spawn(save_every(store.clone(), durable.clone(), *interval))
+    });
+    let line = progress.then(|| Progress::start(shape, probes));
     let outcome = pipeline.run(shutdown).await;
+    // Gone before anything else is said: the summary takes its place.
+    if let Some(line) = line {
+        line.clear();
+    }
+    drop(metrics);
+    let (Some(saver), Some((store, _))) = (saver, checkpointing) else {
+        return Ok(outcome);
+    };
     saver.abort();
     // Every ack has fired now: the positions are final.
     tokio::task::spawn_blocking(move || store.save(|| durable.sync()))
@@ -210,6 +253,39 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             anyhow::Error::from(error).context("cannot write the --checkpoint file")
         })?;
     Ok(outcome)
+}
+
+/// The source's own figures, as far as its kind has them, for the
+/// metrics and the progress line.
+struct Watched {
+    kind: &'static str,
+    shape: Shape,
+    tcp: Option<Arc<TcpCounters>>,
+    kafka: Option<PartitionTable>,
+    checkpoints: Option<Arc<CheckpointStore>>,
+}
+
+impl Default for Watched {
+    fn default() -> Self {
+        Watched {
+            kind: "file",
+            shape: Shape::Stream,
+            tcp: None,
+            kafka: None,
+            checkpoints: None,
+        }
+    }
+}
+
+impl Watched {
+    fn probes(self, stats: Arc<Stats>, rejects: Arc<Rejects>) -> Probes {
+        Probes {
+            tcp: self.tcp,
+            kafka: self.kafka,
+            checkpoints: self.checkpoints,
+            ..Probes::new(self.kind, stats, rejects)
+        }
+    }
 }
 
 /// Writes the `--checkpoint` file every `interval` (when it changed),

@@ -140,6 +140,12 @@ pub struct GlobalArgs {
     /// More log output (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (host:port; port 0 picks a free port, printed at start).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// No live progress line (shown only when stderr is a terminal, and never with -q).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
 }
 
 /// The sources.
@@ -185,7 +191,7 @@ pub struct KafkaArgs {
     /// Pass a message without a value (a tombstone), or with an empty one, through as {"_key":KEY,"_value":null} (or ""), instead of rejecting it.
     #[arg(long)]
     pub keep_tombstones: bool,
-    /// With -v, or when stderr is a terminal: a stats line (rate, lag and committed offset per partition) this often; 0 turns it off.
+    /// With -v, or when stderr is a terminal with --no-progress: a stats line (rate, lag and committed offset per partition) this often; 0 turns it off.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_stats_interval)]
     pub stats_interval: Duration,
 }

@@ -8,25 +8,13 @@
 //! error type and leaf helpers: so no two of them import each other.
 
 mod dead_letter;
+mod reason;
 mod reject;
 mod sink;
 mod source;
-
-use std::sync::atomic::AtomicU64;
+mod stats;
 
 pub use self::reject::{OnError, Rejects};
 pub use self::sink::{Sink, SinkInput, TryRecv, WrittenCounter};
 pub use self::source::{or_meanwhile, Closed, RawSender, Source, SourceContext};
-
-/// Counters shared by every part of a run.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Records the source took in: handed to the pipeline (whether or not
-    /// it still took them), or rejected by the source itself.
-    pub read: AtomicU64,
-    /// Of those, lines that were no records at all (blank JSON lines),
-    /// skipped by the decode stage.
-    pub skipped: AtomicU64,
-    /// Records the sink wrote out.
-    pub written: AtomicU64,
-}
+pub use self::stats::{ChannelFill, Channels, Latency, Stats};

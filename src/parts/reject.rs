@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::dead_letter::DeadLetter;
+use super::reason::ByKind;
 use crate::error::{Error, Result};
 use crate::record::{Location, SourceInfo};
 
@@ -51,6 +52,8 @@ pub struct Rejects {
     policy: OnError,
     dead_letter: Option<DeadLetter>,
     count: AtomicU64,
+    /// The count by kind of reason (see [`super::reason`]).
+    by_kind: ByKind,
 }
 
 impl Rejects {
@@ -62,6 +65,7 @@ impl Rejects {
             policy,
             dead_letter: dead_letter.map(|(path, file)| DeadLetter::new(path, file)),
             count: AtomicU64::new(0),
+            by_kind: ByKind::default(),
         }
     }
 
@@ -71,6 +75,7 @@ impl Rejects {
             policy: OnError::Skip,
             dead_letter: None,
             count: AtomicU64::new(0),
+            by_kind: ByKind::default(),
         }
     }
 
@@ -79,6 +84,7 @@ impl Rejects {
     /// ends the run.
     pub fn reject(&self, location: Location<'_>, raw: &[u8], reason: &str) -> Result<()> {
         let seen = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        self.by_kind.count(reason);
         if let Some(dead_letter) = &self.dead_letter {
             dead_letter.write(location, raw, reason)?;
         }
@@ -109,6 +115,12 @@ impl Rejects {
     /// How many records were rejected so far.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// How many records were rejected so far, by kind of reason: every
+    /// kind, those with none too.
+    pub fn count_by_kind(&self) -> Vec<(&'static str, u64)> {
+        self.by_kind.snapshot()
     }
 
     /// Hands every dead-letter line rejected so far to the OS, on the

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -69,6 +70,11 @@ impl SinkInput {
         self.written_counter().add(records);
     }
 
+    /// Counts one write of the sink (see [`WrittenCounter::add_write`]).
+    pub fn count_write(&self, records: usize, bytes: usize, elapsed: Duration) {
+        self.written_counter().add_write(records, bytes, elapsed);
+    }
+
     /// A handle that counts written records, for use apart from the input.
     pub fn written_counter(&self) -> WrittenCounter {
         WrittenCounter(self.stats.clone())
@@ -94,5 +100,15 @@ impl WrittenCounter {
     /// Counts `records` as written out.
     pub fn add(&self, records: usize) {
         self.0.written.fetch_add(records as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one write of the sink: `records` written, `bytes` long,
+    /// which took `elapsed`.
+    pub fn add_write(&self, records: usize, bytes: usize, elapsed: Duration) {
+        self.add(records);
+        self.0
+            .bytes_written
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.0.sink_writes.observe(elapsed);
     }
 }

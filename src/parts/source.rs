@@ -108,9 +108,25 @@ impl RawSender {
             return Ok(());
         }
         let records = batch.len() as u64;
-        let sent = self.tx.send(batch).await;
+        let bytes = batch.byte_len() as u64;
+        // The clock is read only when the channel is full: the fast path
+        // pays nothing for the backpressure figure.
+        let sent = match self.tx.try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(batch)) => {
+                let waiting = std::time::Instant::now();
+                let sent = self.tx.send(batch).await;
+                let waited = u64::try_from(waiting.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.stats
+                    .backpressure_nanos
+                    .fetch_add(waited, Ordering::Relaxed);
+                sent.map_err(|_| Closed)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
+        };
         self.stats.read.fetch_add(records, Ordering::Relaxed);
-        sent.map_err(|_| Closed)
+        self.stats.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        sent
     }
 
     /// The run's counters (records read, written), for a source that

@@ -185,6 +185,7 @@ impl Pipeline {
         // Source → decode. The decode stage holds the receiver; once it is
         // gone, the source's sends fail and the source returns.
         let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(config.channel_batches);
+        stats.channels.register("raw", &raw_tx);
         let context = SourceContext {
             out: RawSender::new(raw_tx, stats.clone()).with_signal(shutdown.clone()),
             shutdown: stop.clone(),
@@ -197,6 +198,7 @@ impl Pipeline {
         // Decode → first stage (or sink). Closing it (the decode stage
         // ending) tells the next part that no more batches come.
         let (decoded_tx, mut next_rx) = mpsc::channel::<Batch>(config.channel_batches);
+        stats.channels.register("decoded", &decoded_tx);
         let decode_task = spawn_part(
             "the decode stage",
             stop.clone(),
@@ -211,9 +213,12 @@ impl Pipeline {
         );
 
         let mut stage_tasks = Vec::new();
-        for stage in stages {
+        for (number, stage) in stages.into_iter().enumerate() {
             // Stage → next stage (or sink); closed when this stage ends.
             let (tx, rx) = mpsc::channel::<Batch>(config.channel_batches);
+            stats
+                .channels
+                .register(&format!("stage_{}", number + 1), &tx);
             stage_tasks.push(spawn_part(
                 "a stage",
                 stop.clone(),

@@ -158,9 +158,9 @@ impl Sink for WriterSink {
     }
 }
 
-/// What a write on the blocking pool hands back: the writer, and how the
-/// write went.
-type WriteDone = (Writer, Result<()>);
+/// What a write on the blocking pool hands back: the writer, how the
+/// write went, and how long it took.
+type WriteDone = (Writer, Result<()>, std::time::Duration);
 
 /// Encoded records and the acks that fire once they are written: the
 /// buffers of large batches as they came, small ones copied together.
@@ -258,11 +258,12 @@ impl Output {
         let rejects = self.rejects.clone();
         let name = self.name.clone();
         let handle = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let result = write_parts(&mut *writer, &parts)
                 .and_then(|()| writer.flush())
                 .map_err(|source| output_error(&name, source))
                 .and_then(|()| rejects.finish());
-            (writer, result)
+            (writer, result, started.elapsed())
         });
         self.writing = Some((handle, chunk));
         Ok(())
@@ -276,11 +277,11 @@ impl Output {
         };
         let joined = handle.await;
         let (_, chunk) = self.writing.take().expect("checked above");
-        let (writer, result) =
+        let (writer, result, elapsed) =
             joined.map_err(|join_error| Error::panicked("the output write", join_error))?;
         self.writer = Some(writer);
         result?;
-        self.written.add(chunk.records);
+        self.written.add_write(chunk.records, chunk.len, elapsed);
         chunk.acks.deliver();
         Ok(())
     }

@@ -26,9 +26,11 @@
 
 mod budget;
 mod connection;
+mod counters;
 mod csv_rows;
 
 pub use self::budget::check as check_tcp_budget;
+pub use self::counters::TcpCounters;
 
 use std::io;
 use std::net::SocketAddr;
@@ -90,6 +92,7 @@ pub struct TcpSource {
     local_addr: SocketAddr,
     options: TcpOptions,
     budget: Budget,
+    counters: Arc<TcpCounters>,
 }
 
 impl TcpSource {
@@ -109,12 +112,18 @@ impl TcpSource {
             local_addr,
             options,
             budget,
+            counters: Arc::default(),
         })
     }
 
     /// The address actually bound (the port chosen when asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The connection counters, readable while the source runs.
+    pub fn counters(&self) -> Arc<TcpCounters> {
+        self.counters.clone()
     }
 }
 
@@ -166,6 +175,8 @@ struct Shared {
     /// at their client's end); `stop_reason` says why.
     stop_reading: CancellationToken,
     stop_reason: OnceLock<StopReason>,
+    /// Connections open, accepted, refused, closed.
+    counters: Arc<TcpCounters>,
 }
 
 impl Shared {
@@ -198,6 +209,7 @@ impl TcpSource {
             listener,
             options,
             budget,
+            counters,
             ..
         } = *self;
         // A slot per connection: accepting waits for a free one, so extra
@@ -209,6 +221,7 @@ impl TcpSource {
             budget,
             stop_reading: CancellationToken::new(),
             stop_reason: OnceLock::new(),
+            counters,
         });
         let mut server = Server {
             shared: shared.clone(),
@@ -251,6 +264,7 @@ impl TcpSource {
                         // Out of file descriptors, or a client that left
                         // before we took it: the listener itself is fine.
                         // Pause so a lasting error does not spin.
+                        shared.counters.accept_failed();
                         crate::warn_limited!("accepting a connection failed: {error}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
@@ -270,12 +284,15 @@ impl Server {
         self.accepted += 1;
         let conn = self.accepted;
         let connection = Connection::new(stream, peer, conn, self.shared.clone());
+        let counters = self.shared.counters.clone();
+        counters.opened();
         // Every log line about the connection says which it is. At error
         // level, so that the default filter (warnings) keeps it.
         let span = tracing::error_span!("tcp_conn", peer = %peer, conn);
         self.tasks.spawn(
             async move {
                 let result = connection.run().await;
+                counters.left();
                 drop(slot);
                 result
             }

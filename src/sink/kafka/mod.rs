@@ -166,6 +166,10 @@ const FLUSH_AFTER_FAILURE: Duration = Duration::from_secs(2);
 struct Pending {
     delivery: Arc<BatchDelivery>,
     records: usize,
+    /// The message values' bytes, for the bytes-written figure.
+    bytes: usize,
+    /// When the batch's first message was handed to the producer.
+    started: std::time::Instant,
     acks: Acks,
 }
 
@@ -213,7 +217,7 @@ impl KafkaSink {
             .is_some_and(|front| front.delivery.remaining.load(Ordering::Acquire) == 0)
         {
             let done = pending.pop_front().expect("checked above");
-            input.count_written(done.records);
+            input.count_write(done.records, done.bytes, done.started.elapsed());
             counted += done.records;
             done.acks.deliver();
         }
@@ -226,6 +230,7 @@ impl KafkaSink {
         let delivery = Arc::new(BatchDelivery {
             remaining: AtomicUsize::new(batch.len()),
         });
+        let started = std::time::Instant::now();
         let mut next = 0;
         while let Some(full_at) = self.enqueue(&batch, next, &delivery)? {
             if let Some(failure) = context.failure() {
@@ -244,6 +249,9 @@ impl KafkaSink {
         Ok(Pending {
             delivery,
             records: batch.len(),
+            // Each message is a record's JSON line without its newline.
+            bytes: batch.as_ndjson().len() - batch.len(),
+            started,
             acks: batch.acks,
         })
     }

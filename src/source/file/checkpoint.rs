@@ -372,6 +372,21 @@ impl CheckpointStore {
         Ok(start)
     }
 
+    /// The path and delivered byte offset of every file whose read is
+    /// under way (its reader holds its checkpoint), by path: at most
+    /// `--max-open-files` of them, for `--metrics`.
+    pub fn open_positions(&self) -> Vec<(String, u64)> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open: Vec<(String, u64)> = inner
+            .live
+            .values()
+            .filter(|live| Arc::strong_count(&live.checkpoint) > 1)
+            .map(|live| (live.path.clone(), live.checkpoint.delivered().offset))
+            .collect();
+        open.sort();
+        open
+    }
+
     /// Writes the positions out if they changed since the last write,
     /// calling `before` first (with the positions already taken, so that
     /// it covers every record they count: the sink flushing its output to

@@ -32,6 +32,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::budget::{Reservation, FREE_BYTES};
+use super::counters::CloseReason;
 use super::csv_rows::{reject, CsvRows};
 use super::{Shared, StopReason};
 use crate::codec::{Format, FrameDecoder, Framing};
@@ -321,10 +322,12 @@ fn ended(
     match ended {
         Read::Data => unreachable!("data is framed, not an end"),
         Read::Eof => {
+            shared.counters.closed(CloseReason::Client);
             let (count, what) = taken;
             tracing::info!("closed by the client after {count} {what}");
         }
         Read::Failed(error) => {
+            shared.counters.closed(CloseReason::Failed);
             if let Some(unfinished) = unfinished {
                 reject(
                     unfinished,
@@ -334,6 +337,7 @@ fn ended(
             crate::warn_limited!("connection failed: {error}");
         }
         Read::Idle => {
+            shared.counters.closed(CloseReason::IdleTimeout);
             let idle = shared.options.idle_timeout.unwrap_or_default();
             if let Some(unfinished) = unfinished {
                 let reason =
@@ -343,6 +347,7 @@ fn ended(
             tracing::info!("idle for {idle:?}: closing it (--idle-timeout)");
         }
         Read::FrameTimeout => {
+            shared.counters.closed(CloseReason::FrameTimeout);
             let timeout = shared.options.frame_timeout.unwrap_or_default();
             let reason = format!(
                 "frame not finished within {timeout:?} of holding a share of \
@@ -355,6 +360,7 @@ fn ended(
             crate::warn_limited!("closing the connection: {reason}");
         }
         Read::Stopped => {
+            shared.counters.closed(CloseReason::Stopped);
             let reason = shared.stop_reason();
             if let (Some(StopReason::DrainTimeout), Some(unfinished)) = (reason, unfinished) {
                 let reason =
