@@ -50,6 +50,7 @@ pub mod kafka;
 mod module_graph;
 pub mod parts;
 pub mod pipeline;
+pub mod process;
 pub mod record;
 pub mod run;
 pub mod scan;

@@ -29,4 +29,7 @@ pub struct Stats {
     pub skipped: AtomicU64,
     /// Records the sink wrote out.
     pub written: AtomicU64,
+    /// Records `--filter` dropped in the decode stage (handled, and
+    /// acknowledged with their batch, but not written).
+    pub filtered: AtomicU64,
 }
