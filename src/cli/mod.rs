@@ -126,8 +126,8 @@ pub struct GlobalArgs {
     /// Keep only the records for which EXPR holds, as `age >= 18 and (name == "Bob" or
     /// city contains "York")`: == != < <= > >= (as numbers when both sides are), contains,
     /// =~ "regex", and, or, not, parentheses; an odd field name quoted as ."first name".
-    /// A comparison with a field the record lacks is false. Runs first, on the input's
-    /// field names (and types, with --infer-types); then --rename, then --select.
+    /// A comparison with a field the record lacks is false. Order: --infer-types, then
+    /// --filter (on the input's field names), then --rename, then --select.
     #[arg(long, global = true, value_name = "EXPR", help_heading = "Processing")]
     pub filter: Option<String>,
     /// Rename field OLD to NEW (repeatable, or comma-separated); after --filter, before
