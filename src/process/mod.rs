@@ -152,7 +152,7 @@ fn process(
     record: &[u8],
     out: &mut Vec<u8>,
 ) -> Processed {
-    let Ok(mut fields) = object::fields(record) else {
+    let Some(mut fields) = object::fields(record) else {
         // The decode stage wrote (or checked) one JSON object: not reached.
         return Processed::Same;
     };
@@ -164,8 +164,12 @@ fn process(
     let mut typed = false;
     if infer {
         for field in &mut fields {
-            if let Some(json) = inferred(&field.value) {
-                field.value = Cow::Owned(json);
+            // Values are borrowed from the record, so is what they become.
+            let Cow::Borrowed(json) = field.value else {
+                continue;
+            };
+            if let Some(typed_json) = inferred(json) {
+                field.value = typed_json;
                 typed = true;
             }
         }
@@ -206,11 +210,14 @@ fn process(
 }
 
 /// The JSON text a string value becomes under `--infer-types`, if another.
-fn inferred(json: &str) -> Option<String> {
+fn inferred(json: &str) -> Option<Cow<'_, str>> {
     if !json.starts_with('"') {
         return None;
     }
-    infer::infer(&unquote(json)).map(Cow::into_owned)
+    match unquote(json) {
+        Cow::Borrowed(text) => infer::infer(text),
+        Cow::Owned(text) => infer::infer(&text).map(|typed| Cow::Owned(typed.into_owned())),
+    }
 }
 
 /// Each field under its name after `renames`; a field renamed onto the
