@@ -1,4 +1,5 @@
-//! The decode stage: raw records to JSON objects, rejected records to the
+//! The decode stage: raw records to JSON objects (through the processing
+//! flags' [`Processor`], when one is set), rejected records to the
 //! `--on-error` policy, and `--limit`.
 
 use std::sync::atomic::Ordering;
