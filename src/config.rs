@@ -10,12 +10,14 @@
 mod security;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::codec::DecodeOptions;
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
+use crate::process::Processing;
 use crate::sink::files::identity;
 use crate::sink::{Compression, OutputFormat, OutputPlan, WriteMode};
 use crate::source::file::checkpoint;
@@ -104,6 +106,8 @@ pub struct SinkConfig {
     pub mode: WriteMode,
     /// Where rejected records go too (`--dead-letter`), a file.
     pub dead_letter: Option<PathBuf>,
+    /// `--select`'s names: CSV output's columns.
+    pub select: Option<Vec<String>>,
 }
 
 /// Where the records go (`-o`).
@@ -163,8 +167,11 @@ impl RunConfig {
         let not_kafka = kafka_topic(&cli.global.output).is_none();
         let stray_key = not_kafka && cli.global.key.is_some();
         let stray_compression = not_kafka && cli.global.compression.is_some();
-        let config = RunConfig::unchecked(cli);
+        let processing = processing(&cli.global);
+        let mut config = RunConfig::unchecked(cli);
         config.check_flags().map_err(ConfigError::Usage)?;
+        let processing = processing.map_err(ConfigError::Usage)?;
+        config.pipeline.process = processing.is_active().then(|| Arc::new(processing));
         // Before any output is opened (emptied) for writing.
         config.output_plan().check().map_err(ConfigError::Usage)?;
         config
@@ -189,6 +196,7 @@ impl RunConfig {
                     WriteMode::Truncate
                 },
                 dead_letter: global.dead_letter,
+                select: global.select,
             },
             on_error: global.on_error,
             quiet: global.quiet,
@@ -415,6 +423,17 @@ fn kafka_config(global: &GlobalArgs) -> KafkaConfig {
         brokers: global.brokers.clone(),
         settings: global.kafka_settings.clone(),
     }
+}
+
+/// `--filter`, `--rename`, `--select`, `--infer-types`, checked (a bad
+/// expression is refused here, before anything is read).
+fn processing(global: &GlobalArgs) -> Result<Processing, String> {
+    Processing::new(
+        global.filter.as_deref(),
+        &global.rename,
+        global.select.as_deref(),
+        global.infer_types,
+    )
 }
 
 /// The pipeline's sizes and options.

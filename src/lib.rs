@@ -20,6 +20,8 @@
 //!   the run's counters and the handler of rejected records.
 //! - [`pipeline`]: [`pipeline::Pipeline`] wires source → decode → stages → sink
 //!   with bounded channels, and returns a [`pipeline::Report`].
+//! - [`process`]: the processing flags (`--filter`, `--rename`,
+//!   `--select`, `--infer-types`), applied by the decode stage.
 //! - [`sink`]: stdout and file sinks (NDJSON or CSV), and the Kafka sink;
 //!   [`sink::files`] checks output files against the inputs and opens them.
 //! - [`kafka`]: what the Kafka source and sink share: `--brokers`/`-X`
@@ -54,6 +56,7 @@ pub mod metrics;
 mod module_graph;
 pub mod parts;
 pub mod pipeline;
+pub mod process;
 pub mod progress;
 pub mod record;
 pub mod run;

@@ -50,6 +50,7 @@ pub fn refuse(error: ConfigError) -> ExitCode {
 /// error.
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> ExitCode {
     let quiet = config.quiet;
+    let filtering = (config.pipeline.process.as_ref()).is_some_and(|p| p.filter.is_some());
     let outcome = match execute(config, shutdown).await {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -70,8 +71,12 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> ExitCode {
             0 => String::new(),
             n => format!(" ({n} more read but not written: the run stopped early)"),
         };
+        let filtered = match filtering {
+            true => format!(", {} filtered out", report.filtered),
+            false => String::new(),
+        };
         say!(
-            "streamer: {} records read, {} written, {} rejected{unprocessed} in {:.2} s ({:.0} records/s)",
+            "streamer: {} records read, {} written, {} rejected{filtered}{unprocessed} in {:.2} s ({:.0} records/s)",
             report.read,
             report.written,
             report.rejected,
@@ -210,8 +215,17 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     ));
     let sink: Box<dyn Sink> = match (kafka_sink, files.output) {
         (Some(kafka_sink), _) => Box::new(kafka_sink),
-        (None, Some(output)) => Box::new(WriterSink::from_opened(output, sink.format)),
-        (None, None) => Box::new(WriterSink::stdout(sink.format)?),
+        (None, output) => {
+            let writer = match output {
+                Some(output) => WriterSink::from_opened(output, sink.format),
+                None => WriterSink::stdout(sink.format)?,
+            };
+            match sink.select {
+                // CSV output's columns, even when the first record lacks some.
+                Some(select) => Box::new(writer.with_header(select)),
+                None => Box::new(writer),
+            }
+        }
     };
     let pipeline = Pipeline::new(source, sink, pipeline).rejects(rejects.clone());
     let shape = watched.shape;

@@ -172,7 +172,7 @@ fn a_tcp_run_counts_what_its_clients_sent() {
 }
 
 #[test]
-fn a_followed_file_shows_its_checkpoint_at_its_end() {
+fn a_followed_file_shows_its_checkpoint_at_its_end_and_what_the_filter_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("app.jsonl");
     let lines: String = (0..1000).map(|i| format!("{{\"line\":{i}}}\n")).collect();
@@ -186,7 +186,9 @@ fn a_followed_file_shows_its_checkpoint_at_its_end() {
             .args(["file", "--follow", &input, "--metrics", "127.0.0.1:0", "-o"])
             .arg(&out)
             .arg("--checkpoint")
-            .arg(&checkpoint),
+            .arg(&checkpoint)
+            // Dropped records move the checkpoint as written ones do.
+            .args(["--filter", "line >= 900"]),
         &dir.path().join("stderr"),
     );
     let addr = wait_for_metrics_addr(&mut run);
@@ -196,7 +198,11 @@ fn a_followed_file_shows_its_checkpoint_at_its_end() {
     });
     assert_eq!(
         value(&scraped, "streamer_records_written_total{source=\"file\"}"),
-        Some(1000.0)
+        Some(100.0)
+    );
+    assert_eq!(
+        value(&scraped, "streamer_records_filtered_total{source=\"file\"}"),
+        Some(900.0)
     );
     assert_eq!(
         value(&scraped, "streamer_records_read_total{source=\"file\"}"),
@@ -215,7 +221,9 @@ fn a_followed_file_shows_its_checkpoint_at_its_end() {
     assert_eq!(series, 1, "{scraped}");
     run.signal("TERM");
     assert!(run.wait(DEADLINE).success(), "{}", run.log());
-    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 1000);
+    let written = std::fs::read_to_string(&out).unwrap();
+    let expected: String = (900..1000).map(|i| format!("{{\"line\":{i}}}\n")).collect();
+    assert_eq!(written, expected);
 }
 
 #[test]

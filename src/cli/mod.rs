@@ -123,6 +123,38 @@ pub struct GlobalArgs {
     /// empty a non-empty -o or --dead-letter file: it needs --append (or another path).
     #[arg(short, long, global = true)]
     pub append: bool,
+    /// Keep only the records for which EXPR holds, as `age >= 18 and (name == "Bob" or
+    /// city contains "York")`: == != < <= > >= (as numbers when both sides are), contains,
+    /// =~ "regex", and, or, not, parentheses; an odd field name quoted as ."first name".
+    /// A comparison with a field the record lacks is false. Order: --infer-types, then
+    /// --filter (on the input's field names), then --rename, then --select.
+    #[arg(long, global = true, value_name = "EXPR", help_heading = "Processing")]
+    pub filter: Option<String>,
+    /// Rename field OLD to NEW (repeatable, or comma-separated); after --filter, before
+    /// --select. A field already named NEW is replaced by the renamed one.
+    #[arg(
+        long,
+        global = true,
+        value_name = "OLD=NEW",
+        value_delimiter = ',',
+        help_heading = "Processing"
+    )]
+    pub rename: Vec<String>,
+    /// Keep only these fields, in this order (names after --rename); a field a record
+    /// lacks is left out of it. CSV output: these are the columns.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FIELD,...",
+        value_delimiter = ',',
+        help_heading = "Processing"
+    )]
+    pub select: Option<Vec<String>>,
+    /// CSV and line values that read as numbers (42, -1.5, 1e3, 0xff; not 007), true/false,
+    /// or empty become JSON numbers, booleans, null (as Miller infers them); JSON input
+    /// keeps its types. Before --filter.
+    #[arg(long, global = true, help_heading = "Processing")]
+    pub infer_types: bool,
     /// Stop after N records.
     #[arg(long, global = true, value_name = "N", visible_alias = "max-records")]
     pub limit: Option<u64>,
@@ -410,6 +442,35 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn processing_flags_take_lists() {
+        let cli = parse(&[
+            "file",
+            "a",
+            "--select",
+            "a,b",
+            "--select",
+            "c",
+            "--rename",
+            "x=y,p=q",
+            "--rename",
+            "m=n",
+            "--filter",
+            "a > 1",
+            "--infer-types",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.global.select,
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(cli.global.rename, ["x=y", "p=q", "m=n"]);
+        assert_eq!(cli.global.filter.as_deref(), Some("a > 1"));
+        assert!(cli.global.infer_types);
+        let plain = parse(&["file", "a"]).unwrap();
+        assert!(plain.global.select.is_none() && plain.global.rename.is_empty());
     }
 
     #[test]

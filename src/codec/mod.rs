@@ -80,16 +80,66 @@ pub struct DecodeOptions {
 /// Why a record was rejected: shown to the user after its location.
 pub type Rejection = String;
 
+/// Work done on each record between its decoding and its `_origin` object
+/// (`--filter`, `--rename`, `--select`, `--infer-types`: `crate::process`).
+/// Generic rather than a trait object, so that [`NoStep`] costs nothing.
+pub trait RecordStep {
+    /// Rewrites the JSON object at `buf[start..]` (a record of a batch
+    /// holding `content`), or says to drop it.
+    fn apply(&mut self, content: &Content, buf: &mut Vec<u8>, start: usize) -> Step;
+}
+
+/// What a [`RecordStep`] did with a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Kept as it is now; `Some(key)`: its `--origin` object goes under
+    /// this key (the step changed its keys).
+    Keep(Option<Cow<'static, str>>),
+    /// Dropped: the record is handled, and nothing is written for it.
+    Drop,
+}
+
+/// The step that leaves every record as decoded (no processing flag).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoStep;
+
+impl RecordStep for NoStep {
+    #[inline(always)]
+    fn apply(&mut self, _: &Content, _: &mut Vec<u8>, _: usize) -> Step {
+        Step::Keep(None)
+    }
+}
+
+/// What [`decode_into`] made of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// Appended to the batch.
+    Written,
+    /// No record at all (a blank JSON line): skipped.
+    Blank,
+    /// Dropped by the [`RecordStep`] (`--filter`).
+    Dropped,
+}
+
+/// The key `--origin` adds its object under in a record whose top-level
+/// keys starting with `_origin` are `taken`: the first of `_origin`,
+/// `_origin_2`, ... not among them.
+pub fn free_origin_key<S: AsRef<str>>(taken: &[S]) -> Cow<'static, str> {
+    jsonl::free_origin_key(taken)
+}
+
 /// Appends `record`, one of a batch holding `content`, to `out` as one
-/// JSON object, or says why it cannot. On rejection `out` is left as it
-/// was. A record that is no record at all (a blank line in JSON lines) is
-/// skipped: `Ok(false)`.
-pub fn decode_into(
+/// JSON object passed through `step`, or says why it cannot. On rejection
+/// (or when `step` drops it) `out` is left as it was. A record that is no
+/// record at all (a blank line in JSON lines) is skipped.
+pub fn decode_into<S: RecordStep>(
     content: &Content,
     record: &RawRecord<'_>,
     options: DecodeOptions,
+    step: &mut S,
     out: &mut Batch,
-) -> Result<bool, Rejection> {
+) -> Result<Decoded, Rejection> {
+    let start = out.record_start();
     let buf = out.record_buf();
     let mut origin_key = Cow::Borrowed(jsonl::ORIGIN_KEY);
     let written = match content {
@@ -99,7 +149,7 @@ pub fn decode_into(
                 origin_key = key;
                 Ok(())
             }
-            Ok(jsonl::Line::Blank) => return Ok(false),
+            Ok(jsonl::Line::Blank) => return Ok(Decoded::Blank),
             Err(reason) => Err(reason),
         },
         Content::Csv(header) => {
@@ -113,11 +163,19 @@ pub fn decode_into(
         out.abandon_record();
         return Err(reason);
     }
+    match step.apply(content, out.record_buf(), start) {
+        Step::Keep(None) => {}
+        Step::Keep(Some(key)) => origin_key = key,
+        Step::Drop => {
+            out.abandon_record();
+            return Ok(Decoded::Dropped);
+        }
+    }
     if options.origin {
         close_with_origin(out.record_buf(), record, &origin_key);
     }
     out.finish_record(record.location.pos);
-    Ok(true)
+    Ok(Decoded::Written)
 }
 
 /// Replaces the closing `}` of the object just written with
@@ -177,7 +235,13 @@ mod tests {
         raw.finish_record(9);
         let mut out = Batch::new(source);
         let record = raw.records().next().unwrap();
-        decode_into(&content, &record, DecodeOptions { origin }, &mut out)?;
+        decode_into(
+            &content,
+            &record,
+            DecodeOptions { origin },
+            &mut NoStep,
+            &mut out,
+        )?;
         Ok(String::from_utf8(out.as_ndjson().to_vec()).unwrap())
     }
 
@@ -228,6 +292,7 @@ mod tests {
             &Content::Jsonl,
             &record,
             DecodeOptions { origin: true },
+            &mut NoStep,
             &mut out,
         )
         .unwrap();

@@ -87,6 +87,13 @@ impl Collector for RunCollector {
         )?;
         family(
             e,
+            "records_filtered",
+            "Records --filter dropped (acknowledged like written ones).",
+            None,
+            [(source(), counter(stats.filtered.load(Ordering::Relaxed)))],
+        )?;
+        family(
+            e,
             "records_rejected",
             "Records rejected, by kind of reason.",
             None,

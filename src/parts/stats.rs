@@ -20,6 +20,9 @@ pub struct Stats {
     pub skipped: AtomicU64,
     /// Records the sink wrote out.
     pub written: AtomicU64,
+    /// Records `--filter` dropped in the decode stage (handled, and
+    /// acknowledged with their batch, but not written).
+    pub filtered: AtomicU64,
     /// Bytes of the records handed to the pipeline, as the source holds
     /// them: a file's lines without their line ends, a TCP frame as
     /// framed (a line with its end), a Kafka message's value.

@@ -1,4 +1,5 @@
-//! The decode stage: raw records to JSON objects, rejected records to the
+//! The decode stage: raw records to JSON objects (through the processing
+//! flags' [`Processor`], when one is set), rejected records to the
 //! `--on-error` policy, and `--limit`.
 
 use std::sync::atomic::Ordering;
@@ -8,10 +9,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineConfig;
-use crate::codec;
+use crate::codec::{self, Decoded, NoStep, RecordStep};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::parts::{Rejects, Stats};
+use crate::process::Processor;
 use crate::record::{Batch, RawBatch};
 
 /// Decodes every batch of `input` into `output`, in order. Ends when
@@ -31,15 +33,25 @@ pub(super) async fn run(
     // Output bytes per input byte of the last batch: sizing the next
     // batch's buffer from it saves regrowing (and copying) it.
     let mut growth = 2.0f64;
+    let mut processor = config.process.clone().map(Processor::new);
     while let Some(mut raw) = input.recv().await {
         let estimate = (raw.byte_len() as f64 * growth * 1.1) as usize + raw.len() * 8;
         let mut out = Batch::with_capacity(raw.source.clone(), raw.len(), estimate);
         let raw_len = raw.len();
         // A batch holding a huge record takes long: off the workers.
-        let (handled, skipped, failure) = cpu::off_worker(raw.byte_len(), cpu::ROW_BYTES, || {
-            decode_batch(&raw, &config, &rejects, remaining, &mut out)
+        // One branch a batch: without processing flags, the plain loop.
+        let (handled, counts, failure) = cpu::off_worker(raw.byte_len(), cpu::ROW_BYTES, || {
+            match processor.as_mut() {
+                Some(processor) => {
+                    decode_batch(&raw, &config, &rejects, remaining, processor, &mut out)
+                }
+                None => decode_batch(&raw, &config, &rejects, remaining, &mut NoStep, &mut out),
+            }
         });
-        stats.skipped.fetch_add(skipped, Ordering::Relaxed);
+        stats.skipped.fetch_add(counts.skipped, Ordering::Relaxed);
+        if counts.filtered > 0 {
+            stats.filtered.fetch_add(counts.filtered, Ordering::Relaxed);
+        }
         if raw.byte_len() > 0 && !out.is_empty() {
             growth = out.as_ndjson().len() as f64 / raw.byte_len() as f64;
         }
@@ -78,33 +90,43 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// Decodes `raw` into `out`, at most `remaining` records; returns how many
-/// records it handled, how many of those were blank lines skipped, and the
-/// rejection that stops the run, if any.
-fn decode_batch(
+/// Of a batch's records handled, those that were no record (blank lines)
+/// and those `--filter` dropped.
+#[derive(Debug, Default)]
+struct Counts {
+    skipped: u64,
+    filtered: u64,
+}
+
+/// Decodes `raw` into `out` through `step`, at most `remaining` records
+/// written; returns how many records it handled, how many of those were
+/// skipped or dropped, and the rejection that stops the run, if any.
+fn decode_batch<S: RecordStep>(
     raw: &RawBatch,
     config: &PipelineConfig,
     rejects: &Rejects,
     remaining: u64,
+    step: &mut S,
     out: &mut Batch,
-) -> (usize, u64, Option<Error>) {
+) -> (usize, Counts, Option<Error>) {
     let mut handled = 0;
-    let mut skipped = 0;
+    let mut counts = Counts::default();
     for record in raw.records() {
         if out.len() as u64 == remaining {
             break;
         }
         handled += 1;
-        match codec::decode_into(&raw.content, &record, config.decode, out) {
-            Ok(true) => {}
-            Ok(false) => skipped += 1,
+        match codec::decode_into(&raw.content, &record, config.decode, step, out) {
+            Ok(Decoded::Written) => {}
+            Ok(Decoded::Blank) => counts.skipped += 1,
+            Ok(Decoded::Dropped) => counts.filtered += 1,
             Err(reason) => {
                 let rejected = rejects.reject(record.location, record.raw(), &reason);
                 if let Err(error) = rejected {
-                    return (handled, skipped, Some(error));
+                    return (handled, counts, Some(error));
                 }
             }
         }
     }
-    (handled, skipped, None)
+    (handled, counts, None)
 }

@@ -30,6 +30,7 @@ pub use crate::parts::{OnError, Rejects, Stats};
 use crate::codec::DecodeOptions;
 use crate::error::{Error, Result};
 use crate::parts::{RawSender, Sink, SinkInput, Source, SourceContext};
+use crate::process::Processing;
 use crate::record::{self, Batch, RawBatch};
 
 /// Records each channel holds at most, by default (`--buffer-records`).
@@ -50,6 +51,9 @@ pub struct PipelineConfig {
     pub decode: DecodeOptions,
     /// Stop after this many records are decoded (`--limit`).
     pub limit: Option<u64>,
+    /// `--filter`, `--rename`, `--select`, `--infer-types`, applied by
+    /// the decode stage (`None`: none of them).
+    pub process: Option<Arc<Processing>>,
 }
 
 impl PipelineConfig {
@@ -63,6 +67,7 @@ impl PipelineConfig {
             channel_batches: buffer_records.div_ceil(batch_records).max(1),
             decode: DecodeOptions::default(),
             limit: None,
+            process: None,
         }
     }
 }
@@ -76,13 +81,15 @@ impl Default for PipelineConfig {
 /// What a finished run did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Report {
-    /// Records read and handled: each was written or rejected (`read =
-    /// written + rejected`, always).
+    /// Records read and handled: each was written, rejected or filtered
+    /// out (`read = written + rejected + filtered`, always).
     pub read: u64,
     /// Records written by the sink.
     pub written: u64,
     /// Records rejected (bad input).
     pub rejected: u64,
+    /// Records `--filter` dropped (acknowledged as if written).
+    pub filtered: u64,
     /// Records the source read but the run dropped unhandled because it
     /// stopped early (`--limit`, `--on-error stop`, the output closed, a
     /// failure): neither written nor rejected, nor acknowledged.
@@ -99,11 +106,14 @@ impl Report {
     fn count(stats: &Stats, rejected: u64, elapsed: Duration) -> Report {
         let taken_in = stats.read.load(Ordering::Relaxed) - stats.skipped.load(Ordering::Relaxed);
         let written = stats.written.load(Ordering::Relaxed);
+        let filtered = stats.filtered.load(Ordering::Relaxed);
+        let handled = written + rejected + filtered;
         Report {
-            read: written + rejected,
+            read: handled,
             written,
             rejected,
-            unprocessed: taken_in.saturating_sub(written + rejected),
+            filtered,
+            unprocessed: taken_in.saturating_sub(handled),
             elapsed,
         }
     }

@@ -46,6 +46,11 @@ impl Batch {
         &mut self.ndjson
     }
 
+    /// Where the record being written starts in [`Batch::record_buf`].
+    pub fn record_start(&self) -> usize {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
     /// Ends the record written into [`Batch::record_buf`] since the last one.
     pub fn finish_record(&mut self, pos: u64) {
         self.ndjson.push(b'\n');
@@ -56,8 +61,7 @@ impl Batch {
     /// Drops whatever was written into [`Batch::record_buf`] since the last
     /// finished record.
     pub fn abandon_record(&mut self) {
-        let end = self.ends.last().copied().unwrap_or(0);
-        self.ndjson.truncate(end);
+        self.ndjson.truncate(self.record_start());
     }
 
     /// Appends a record that is already one JSON object (no trailing newline).

@@ -1,5 +1,6 @@
 //! NDJSON records to CSV rows. The columns are the existing header's when
-//! appending to a CSV file, else the first record's keys. A record with a
+//! appending to a CSV file, else `--select`'s names, else the first
+//! record's keys. A record with a
 //! key that is not a column is rejected (its value has no cell to go in);
 //! a column the record lacks is an empty cell, as a null is.
 
@@ -18,6 +19,8 @@ const NAMES_SHOWN: usize = 10;
 #[derive(Debug, Default)]
 pub(super) struct CsvOutput {
     columns: Option<Columns>,
+    /// The header row is still to be written (columns given by `--select`).
+    header_due: bool,
 }
 
 /// The columns, and each name's position, so that placing a record's
@@ -45,6 +48,16 @@ impl CsvOutput {
     pub(super) fn with_columns(names: Vec<String>) -> Self {
         CsvOutput {
             columns: Some(Columns::new(names)),
+            header_due: false,
+        }
+    }
+
+    /// An encoder whose columns are `names` (`--select`), writing them as
+    /// the header row before the first record.
+    pub(super) fn with_header(names: Vec<String>) -> Self {
+        CsvOutput {
+            columns: Some(Columns::new(names)),
+            header_due: true,
         }
     }
 
@@ -71,6 +84,12 @@ impl CsvOutput {
                     continue;
                 }
             };
+            if std::mem::take(&mut self.header_due) {
+                let names = self.columns.as_ref().map(|columns| &columns.names);
+                writer
+                    .write_record(names.into_iter().flatten())
+                    .expect("writing to memory cannot fail");
+            }
             let columns = self.columns.get_or_insert_with(|| {
                 let names: Vec<String> = object.keys().cloned().collect();
                 writer

@@ -48,6 +48,9 @@ pub struct WriterSink {
     /// The columns of CSV output when they are known at the start (the
     /// header of the file appended to); no header row is written then.
     columns: Option<Vec<String>>,
+    /// The columns of CSV output `--select` names, when no file's header
+    /// sets them: the header row written before the first record.
+    header: Option<Vec<String>>,
 }
 
 impl WriterSink {
@@ -99,6 +102,13 @@ impl WriterSink {
         sink
     }
 
+    /// CSV output's columns are `names` (`--select`), whatever the first
+    /// record holds, unless the file appended to has a header already.
+    pub fn with_header(mut self, names: Vec<String>) -> Self {
+        self.header = Some(names);
+        self
+    }
+
     /// A sink writing to any blocking stream; `name` is used in error messages.
     pub fn new(
         writer: impl Write + Send + 'static,
@@ -110,6 +120,7 @@ impl WriterSink {
             name: name.into(),
             format,
             columns: None,
+            header: None,
         }
     }
 }
@@ -123,10 +134,11 @@ impl Sink for WriterSink {
                 input.written_counter(),
                 input.rejects(),
             );
-            let columns = self.columns;
-            let mut csv = (self.format == OutputFormat::Csv).then(|| match columns {
-                Some(columns) => CsvOutput::with_columns(columns),
-                None => CsvOutput::default(),
+            let (columns, header) = (self.columns, self.header);
+            let mut csv = (self.format == OutputFormat::Csv).then(|| match (columns, header) {
+                (Some(columns), _) => CsvOutput::with_columns(columns),
+                (None, Some(header)) => CsvOutput::with_header(header),
+                (None, None) => CsvOutput::default(),
             });
             loop {
                 match input.try_recv() {

@@ -388,7 +388,7 @@ const EMPTY_CSV: &str = "empty message value (no CSV row)";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{decode_into, DecodeOptions};
+    use crate::codec::{decode_into, DecodeOptions, NoStep};
     use crate::parts::OnError;
     use crate::record::Batch;
 
@@ -430,6 +430,7 @@ mod tests {
                 &finished.batch.content,
                 &record,
                 DecodeOptions { origin },
+                &mut NoStep,
                 &mut out,
             )
             .unwrap();
