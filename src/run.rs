@@ -5,10 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Cli;
+use crate::cli::help;
 use crate::config::{Checkpointing, ConfigError, Output, RunConfig, SourceConfig};
 use crate::error::Error;
 use crate::pipeline::{Outcome, Pipeline, Rejects, Report};
@@ -58,21 +57,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> ExitCode {
     let report = &outcome.report;
     crate::warn_limit::report_held_back();
     if !quiet {
-        // Said only when there are some: records the run read but dropped
-        // unwritten as it stopped early (a rerun from saved positions reads
-        // them again: they were never acknowledged).
-        let unprocessed = match report.unprocessed {
-            0 => String::new(),
-            n => format!(" ({n} more read but not written: the run stopped early)"),
-        };
-        say!(
-            "streamer: {} records read, {} written, {} rejected{unprocessed} in {:.2} s ({:.0} records/s)",
-            report.read,
-            report.written,
-            report.rejected,
-            report.elapsed.as_secs_f64(),
-            report.records_per_second()
-        );
+        summary(report);
     }
     match outcome.error {
         None | Some(Error::BrokenPipe) if report.rejected > 0 => ExitCode::from(EXIT_REJECTED),
@@ -82,6 +67,41 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// The end-of-run summary line; under `--log-format json` an object whose
+/// "summary" holds the same figures.
+fn summary(report: &Report) {
+    let seconds = report.elapsed.as_secs_f64();
+    if crate::stderr::is_json() {
+        crate::stderr::object(&serde_json::json!({
+            "level": "INFO",
+            "message": "summary",
+            "summary": {
+                "read": report.read,
+                "written": report.written,
+                "rejected": report.rejected,
+                "unprocessed": report.unprocessed,
+                "seconds": (seconds * 1000.0).round() / 1000.0,
+                "records_per_second": report.records_per_second().round(),
+            }
+        }));
+        return;
+    }
+    // Said only when there are some: records the run read but dropped
+    // unwritten as it stopped early (a rerun from saved positions reads
+    // them again: they were never acknowledged).
+    let unprocessed = match report.unprocessed {
+        0 => String::new(),
+        n => format!(" ({n} more read but not written: the run stopped early)"),
+    };
+    say!(
+        "streamer: {} records read, {} written, {} rejected{unprocessed} in {seconds:.2} s ({:.0} records/s)",
+        report.read,
+        report.written,
+        report.rejected,
+        report.records_per_second()
+    );
 }
 
 /// Builds the pipeline from the configuration and runs it. Outputs are
@@ -96,6 +116,7 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         on_error,
         quiet,
         verbose: _,
+        log_format: _,
     } = config;
     let started = Instant::now();
     let mut listening = None;
@@ -230,10 +251,15 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// Prints `message` as clap prints a usage error; returns its exit status.
+/// Prints `message` as clap prints a usage error (under `--log-format
+/// json`, as one JSON line); returns its exit status.
 fn usage_error(message: String) -> ExitCode {
-    let error = Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message);
-    let _ = error.print();
+    if crate::stderr::is_json() {
+        say!("streamer: error: {message}");
+    } else {
+        let error = help::command().error(clap::error::ErrorKind::ArgumentConflict, message);
+        let _ = error.print();
+    }
     ExitCode::from(EXIT_USAGE)
 }
 
