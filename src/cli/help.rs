@@ -36,6 +36,9 @@ const WITHOUT_KAFKA_INPUT: [&str; 2] = ["file", "tcp"];
 /// The subcommands that run a pipeline, and so take the shared flags.
 const SOURCES: [&str; 3] = ["file", "tcp", "kafka"];
 
+/// The subcommands that print and run nothing ([`super::tools`]).
+const TOOLS: [&str; 2] = ["completions", "man"];
+
 /// The whole command line, laid out for `--help`: what [`super::parse`]
 /// parses and the completions and man page describe.
 pub fn command() -> clap::Command {
@@ -60,7 +63,17 @@ pub fn command() -> clap::Command {
             by_heading(sub)
         });
     }
-    command
+    // The tools run no pipeline: the shared flags are accepted (they are
+    // global) but not listed.
+    for name in TOOLS {
+        let shared = shared.clone();
+        command = command.mut_subcommand(name, |sub| {
+            shared
+                .into_iter()
+                .fold(sub, |sub, arg| sub.arg(arg.hide(true)))
+        });
+    }
+    by_heading(command)
 }
 
 /// `command` with its arguments in [`HEADINGS`] order (clap shows the

@@ -12,20 +12,20 @@ use crate::kafka::SaslMechanism;
 /// `kafka://` output alike); `-X` still overrides them.
 #[derive(Debug, Args, Default)]
 pub struct SecurityArgs {
-    /// Kafka: connect with TLS, checking the brokers against the system's CA certificates
+    /// Connect with TLS, checking the brokers against the system's CA certificates
     /// (implied by --tls-ca, --tls-cert).
     #[arg(long, global = true, help_heading = KAFKA)]
     pub tls: bool,
-    /// Kafka: the CA certificates (PEM file) that signed the brokers' certificates.
+    /// The CA certificates (PEM file) that signed the brokers' certificates.
     #[arg(long, global = true, value_name = "FILE", env = "STREAMER_TLS_CA", help_heading = KAFKA)]
     pub tls_ca: Option<PathBuf>,
-    /// Kafka: this client's certificate (PEM file), for brokers that require mutual TLS.
+    /// This client's certificate (PEM file), for brokers that require mutual TLS.
     #[arg(long, global = true, value_name = "FILE", requires = "tls_key", env = "STREAMER_TLS_CERT", help_heading = KAFKA)]
     pub tls_cert: Option<PathBuf>,
-    /// Kafka: the private key (unencrypted PEM file) of --tls-cert.
+    /// The private key (unencrypted PEM file) of --tls-cert.
     #[arg(long, global = true, value_name = "FILE", requires = "tls_cert", env = "STREAMER_TLS_KEY", help_heading = KAFKA)]
     pub tls_key: Option<PathBuf>,
-    /// Kafka: log in with SASL this way (with --sasl-user; the password comes from
+    /// Log in with SASL this way (with --sasl-user; the password comes from
     /// $STREAMER_SASL_PASSWORD or --sasl-password-file).
     #[arg(
         long,
@@ -37,10 +37,10 @@ pub struct SecurityArgs {
         help_heading = KAFKA
     )]
     pub sasl_mechanism: Option<SaslMechanism>,
-    /// Kafka: the SASL user name.
+    /// The SASL user name.
     #[arg(long, global = true, value_name = "NAME", requires = "sasl_mechanism", env = "STREAMER_SASL_USER", help_heading = KAFKA)]
     pub sasl_user: Option<String>,
-    /// Kafka: read the SASL password from FILE (its first line) instead of $STREAMER_SASL_PASSWORD.
+    /// Read the SASL password from FILE (its first line) instead of $STREAMER_SASL_PASSWORD.
     #[arg(long, global = true, value_name = "FILE", requires = "sasl_user", env = "STREAMER_SASL_PASSWORD_FILE", help_heading = KAFKA)]
     pub sasl_password_file: Option<PathBuf>,
 }

@@ -11,9 +11,9 @@ use crate::codec::Format;
 use crate::sink::OutputFormat;
 
 /// The Kafka client flags, by id: they configure `streamer kafka` and the
-/// `-o kafka://` producer, and nothing else.
-const KAFKA_CLIENT_FLAGS: [&str; 9] = [
-    "brokers",
+/// `-o kafka://` producer, and nothing else. `--brokers` is left out: like
+/// `STREAMER_BROKERS`, wrappers pass it to every run, which is harmless.
+const KAFKA_CLIENT_FLAGS: [&str; 8] = [
     "kafka_settings",
     "tls",
     "tls_ca",
@@ -55,8 +55,8 @@ pub(super) fn check(cli: &Cli) -> Result<(), String> {
             let stdin = args.paths.iter().any(|path| path == "-");
             if stdin && args.follow {
                 return Err(
-                    "--follow (-F) waits for files to grow, and standard input (`-`) \
-                            is read to its end anyway: drop -F, or name a file"
+                    "--follow reads files: `-` (standard input) cannot be followed \
+                     (it is read to its end anyway): drop -F, or name a file"
                         .into(),
                 );
             }
