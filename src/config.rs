@@ -7,13 +7,14 @@
 //! Defaults are the flags' (clap's, some taken from the library's
 //! constants and `Default`s); none is restated here.
 
+mod combinations;
 mod security;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 use crate::codec::DecodeOptions;
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
@@ -43,6 +44,8 @@ pub struct RunConfig {
     /// Show the live progress line: stderr is a terminal, and neither
     /// `-q` nor `--no-progress`.
     pub progress: bool,
+    /// How stderr lines are written (`--log-format`).
+    pub log_format: LogFormat,
 }
 
 /// The source of a run.
@@ -157,35 +160,38 @@ impl RunConfig {
     /// usage errors come first, in the order the flags were always
     /// checked in.
     pub fn from_cli(mut cli: Cli) -> Result<RunConfig, ConfigError> {
+        combinations::check(&cli).map_err(ConfigError::Usage)?;
         // The TLS and SASL flags become librdkafka settings ahead of `-X`,
-        // which still overrides them.
-        let password = std::env::var(security::PASSWORD_VARIABLE).ok();
-        let security = security::kafka_security(&cli.global.security, password)?;
-        cli.global
-            .kafka_settings
-            .splice(0..0, security.properties());
-        let not_kafka = kafka_topic(&cli.global.output).is_none();
-        let stray_key = not_kafka && cli.global.key.is_some();
-        let stray_compression = not_kafka && cli.global.compression.is_some();
+        // which still overrides them. Without a Kafka client they can only
+        // come from the environment (typed, they are refused above), which
+        // a deployment sets for every run: not read, not checked.
+        if combinations::kafka_client(&cli) {
+            let password = std::env::var(security::PASSWORD_VARIABLE).ok();
+            let security = security::kafka_security(&cli.global.security, password)?;
+            cli.global
+                .kafka_settings
+                .splice(0..0, security.properties());
+        }
         let processing = processing(&cli.global);
-        let mut config = RunConfig::unchecked(cli);
+        let mut config = RunConfig::unchecked(cli)?;
         config.check_flags().map_err(ConfigError::Usage)?;
         let processing = processing.map_err(ConfigError::Usage)?;
         config.pipeline.process = processing.is_active().then(|| Arc::new(processing));
         // Before any output is opened (emptied) for writing.
         config.output_plan().check().map_err(ConfigError::Usage)?;
-        config
-            .check_clients(stray_key, stray_compression)
-            .map_err(ConfigError::Unusable)?;
+        config.check_clients().map_err(ConfigError::Unusable)?;
         Ok(config)
     }
 
-    /// The flags as they are, not yet checked.
-    fn unchecked(cli: Cli) -> RunConfig {
-        let Cli { global, command } = cli;
+    /// The flags as they are, not yet checked; refused when the
+    /// subcommand runs no pipeline (`completions`, `man`).
+    fn unchecked(cli: Cli) -> Result<RunConfig, ConfigError> {
+        let Cli {
+            global, command, ..
+        } = cli;
         let progress = progress_line(&global);
-        RunConfig {
-            source: source_config(command, &global),
+        Ok(RunConfig {
+            source: source_config(command, &global)?,
             pipeline: pipeline_config(&global),
             sink: SinkConfig {
                 output: output(&global),
@@ -203,7 +209,8 @@ impl RunConfig {
             verbose: global.verbose,
             metrics: global.metrics,
             progress,
-        }
+            log_format: global.log_format,
+        })
     }
 
     /// Checks that span several flags or a flag's meaning: a `kafka://`
@@ -250,10 +257,8 @@ impl RunConfig {
         }
     }
 
-    /// The Kafka clients' checks that need no broker, and the flags that
-    /// apply only to a `kafka://` output (`stray_key`: `--key` without one;
-    /// `stray_compression`: `--compression` without one).
-    fn check_clients(&self, stray_key: bool, stray_compression: bool) -> Result<(), String> {
+    /// The Kafka clients' checks that need no broker.
+    fn check_clients(&self) -> Result<(), String> {
         if let SourceConfig::Kafka(options) = &self.source {
             options.validate().map_err(|error| error.to_string())?;
         }
@@ -267,19 +272,6 @@ impl RunConfig {
                      be read again, forever"
                 ));
             }
-        }
-        let kafka_output = matches!(self.sink.output, Output::Kafka { .. });
-        if kafka_output && self.sink.format == OutputFormat::Csv {
-            return Err(
-                "--output-format csv does not apply to a kafka:// output (its messages are JSON)"
-                    .into(),
-            );
-        }
-        if stray_key {
-            return Err("--key only applies to a kafka:// output".into());
-        }
-        if stray_compression {
-            return Err("--compression only applies to a kafka:// output".into());
         }
         Ok(())
     }
@@ -402,7 +394,11 @@ fn output(global: &GlobalArgs) -> Output {
 /// neither `-q` nor `--no-progress`.
 fn progress_line(global: &GlobalArgs) -> bool {
     use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && !global.quiet && !global.no_progress
+    // JSON lines are for a program, which a redrawn line would only garble.
+    std::io::stderr().is_terminal()
+        && !global.quiet
+        && !global.no_progress
+        && global.log_format == LogFormat::Text
 }
 
 /// The Kafka source's stats line: every `every` (0: never), with `-v` as
@@ -450,8 +446,8 @@ fn pipeline_config(global: &GlobalArgs) -> PipelineConfig {
 }
 
 /// The subcommand's source and its options.
-fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
-    match command {
+fn source_config(command: Command, global: &GlobalArgs) -> Result<SourceConfig, ConfigError> {
+    Ok(match command {
         Command::File(args) => SourceConfig::File {
             options: FileOptions {
                 format: args.format,
@@ -506,21 +502,25 @@ fn source_config(command: Command, global: &GlobalArgs) -> SourceConfig {
             keep_tombstones: args.keep_tombstones,
             stats: stats_line(global, args.stats_interval),
         }),
-    }
+        Command::Tool(tool) => {
+            return Err(ConfigError::Usage(format!(
+                "`streamer {}` prints, and runs no pipeline",
+                tool.name()
+            )))
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use clap::Parser;
-
     use super::*;
     use crate::codec::{Format, Framing};
     use crate::source::OffsetReset;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("streamer").chain(args.iter().copied()))
+        crate::cli::parse_args(std::iter::once("streamer").chain(args.iter().copied()))
     }
 
     fn config(args: &[&str]) -> RunConfig {
@@ -828,7 +828,8 @@ mod tests {
                 "d",
             ])
             .unwrap(),
-        );
+        )
+        .unwrap();
         assert_eq!(config.sink.mode, WriteMode::Append);
         let plan = config.output_plan();
         assert_eq!(plan.inputs, ["a.csv"]);
@@ -837,7 +838,8 @@ mod tests {
         assert_eq!(plan.resumes_from, None);
         let config = RunConfig::unchecked(
             parse(&["--append", "kafka", "-t", "t", "-o", "kafka://x"]).unwrap(),
-        );
+        )
+        .unwrap();
         assert_eq!(config.sink.mode, WriteMode::Append);
         let plan = config.output_plan();
         assert_eq!(plan.output, None);
@@ -845,14 +847,14 @@ mod tests {
             plan.resumes_from.as_deref(),
             Some("the offsets its consumer group `streamer` committed")
         );
-        let config = RunConfig::unchecked(parse(&["tcp"]).unwrap());
+        let config = RunConfig::unchecked(parse(&["tcp"]).unwrap()).unwrap();
         assert_eq!(config.sink.mode, WriteMode::Truncate);
         assert_eq!(config.output_plan().output, None);
     }
 
     #[test]
     fn no_header_turns_the_header_off() {
-        assert!(!file_options(&["file", "a", "--no-header"]).header);
+        assert!(!file_options(&["file", "a.csv", "--no-header"]).header);
         assert!(file_options(&["file", "a"]).header);
     }
 
@@ -1057,21 +1059,12 @@ mod tests {
     }
 
     #[test]
-    fn kafka_only_flags_and_client_checks_fail_the_run() {
-        assert_eq!(
-            unusable(&["file", "x", "--key", "id"]),
-            "--key only applies to a kafka:// output"
-        );
-        assert_eq!(
-            unusable(&["file", "x", "--compression", "zstd"]),
-            "--compression only applies to a kafka:// output"
-        );
-        assert_eq!(
-            unusable(&["file", "x", "--key", "id", "-o", "out.jsonl"]),
-            "--key only applies to a kafka:// output"
-        );
+    fn kafka_only_flags_are_refused_and_client_checks_fail_the_run() {
+        assert!(bad(&["file", "x", "--key", "id"]).starts_with("--key names the field"));
+        assert!(bad(&["file", "x", "--compression", "zstd"]).starts_with("--compression is"));
+        assert!(bad(&["file", "x", "--key", "id", "-o", "out.jsonl"]).starts_with("--key"));
         assert!(
-            unusable(&["file", "x", "-o", "kafka://t", "--output-format", "csv"])
+            bad(&["file", "x", "-o", "kafka://t", "--output-format", "csv"])
                 .starts_with("--output-format csv does not apply to a kafka:// output")
         );
         assert!(unusable(&["kafka", "-t", "a/b"]).contains("not a valid topic name"));
@@ -1084,7 +1077,30 @@ mod tests {
             "partition.assignment.strategy=cooperative-sticky",
         ])
         .starts_with("--until-end does not work with a cooperative"));
-        // A usage error is said first.
-        assert!(bad(&["file", "x", "-a", "--key", "id"]).starts_with("--append (-a)"));
+        // The combinations come first.
+        assert!(bad(&["file", "x", "-a", "--key", "id"]).starts_with("--key"));
+    }
+
+    #[test]
+    fn tools_run_no_pipeline() {
+        assert_eq!(
+            bad(&["completions", "bash"]),
+            "`streamer completions` prints, and runs no pipeline"
+        );
+        assert_eq!(bad(&["man"]), "`streamer man` prints, and runs no pipeline");
+    }
+
+    #[test]
+    fn security_from_the_environment_is_unread_without_a_kafka_client() {
+        // As STREAMER_TLS_CA would set it: a value that is not typed.
+        let mut cli = parse(&["file", "x"]).unwrap();
+        cli.global.security.tls_ca = Some(PathBuf::from("/no/such/ca.pem"));
+        assert!(RunConfig::from_cli(cli).is_ok());
+        let mut cli = parse(&["file", "x", "-o", "kafka://t"]).unwrap();
+        cli.global.security.tls_ca = Some(PathBuf::from("/no/such/ca.pem"));
+        assert!(matches!(
+            RunConfig::from_cli(cli),
+            Err(ConfigError::Unusable(message)) if message.starts_with("--tls-ca /no/such/ca.pem")
+        ));
     }
 }

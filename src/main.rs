@@ -8,8 +8,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use clap::Parser;
-use streamer::cli::Cli;
+use streamer::cli::{Command, LogFormat};
 use streamer::config::RunConfig;
 use streamer::say;
 
@@ -17,11 +16,25 @@ fn main() -> ExitCode {
     keep_freed_buffers();
     // Refused before anything starts: a bad command line exits with
     // status 2, as clap's own errors do.
-    let config = match RunConfig::from_cli(Cli::parse()) {
+    let cli = streamer::cli::parse();
+    if let Command::Tool(tool) = &cli.command {
+        return match tool.print(&mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                say!("streamer: error: cannot write the {}: {error}", tool.name());
+                ExitCode::from(streamer::run::EXIT_FAILED)
+            }
+        };
+    }
+    // Known before the flags are checked, so that a refusal is JSON too.
+    if cli.global.log_format == LogFormat::Json {
+        streamer::stderr::use_json();
+    }
+    let config = match RunConfig::from_cli(cli) {
         Ok(config) => config,
         Err(error) => return streamer::run::refuse(error),
     };
-    init_logging(config.quiet, config.verbose);
+    init_logging(config.quiet, config.verbose, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,8 +76,9 @@ fn keep_freed_buffers() {
 fn keep_freed_buffers() {}
 
 /// Logs go to stderr: warnings by default, errors only with `-q`, more with
-/// each `-v`; `RUST_LOG` overrides all of it.
-fn init_logging(quiet: bool, verbose: u8) {
+/// each `-v`; `RUST_LOG` overrides all of it. As text, or one JSON object
+/// a line (`{"level":"WARN","message":...}`, fields beside the message).
+fn init_logging(quiet: bool, verbose: u8, format: LogFormat) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -73,7 +87,7 @@ fn init_logging(quiet: bool, verbose: u8) {
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Around the progress line, if one is drawn.
         .with_writer(|| streamer::stderr::Writer)
@@ -84,8 +98,16 @@ fn init_logging(quiet: bool, verbose: u8) {
         .with_target(false)
         // A failed write of a log line is ignored, not reported with
         // `eprintln!` (which panics when stderr is what failed).
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// The first Ctrl-C or SIGTERM stops the sources (records already read are

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Cli;
+use crate::cli::help;
 use crate::config::{Checkpointing, ConfigError, Output, RunConfig, SourceConfig};
 use crate::error::Error;
 use crate::metrics::{MetricsListener, Probes};
@@ -64,25 +63,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> ExitCode {
     let report = &outcome.report;
     crate::warn_limit::report_held_back();
     if !quiet {
-        // Said only when there are some: records the run read but dropped
-        // unwritten as it stopped early (a rerun from saved positions reads
-        // them again: they were never acknowledged).
-        let unprocessed = match report.unprocessed {
-            0 => String::new(),
-            n => format!(" ({n} more read but not written: the run stopped early)"),
-        };
-        let filtered = match filtering {
-            true => format!(", {} filtered out", report.filtered),
-            false => String::new(),
-        };
-        say!(
-            "streamer: {} records read, {} written, {} rejected{filtered}{unprocessed} in {:.2} s ({:.0} records/s)",
-            report.read,
-            report.written,
-            report.rejected,
-            report.elapsed.as_secs_f64(),
-            report.records_per_second()
-        );
+        summary(report, filtering);
     }
     match outcome.error {
         None | Some(Error::BrokenPipe) if report.rejected > 0 => ExitCode::from(EXIT_REJECTED),
@@ -92,6 +73,46 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// The end-of-run summary line; under `--log-format json` an object whose
+/// "summary" holds the same figures.
+fn summary(report: &Report, filtering: bool) {
+    let seconds = report.elapsed.as_secs_f64();
+    if crate::stderr::is_json() {
+        crate::stderr::object(&serde_json::json!({
+            "level": "INFO",
+            "message": "summary",
+            "summary": {
+                "read": report.read,
+                "written": report.written,
+                "rejected": report.rejected,
+                "unprocessed": report.unprocessed,
+                "filtered": report.filtered,
+                "seconds": (seconds * 1000.0).round() / 1000.0,
+                "records_per_second": report.records_per_second().round(),
+            }
+        }));
+        return;
+    }
+    // Said only when there are some: records the run read but dropped
+    // unwritten as it stopped early (a rerun from saved positions reads
+    // them again: they were never acknowledged).
+    let unprocessed = match report.unprocessed {
+        0 => String::new(),
+        n => format!(" ({n} more read but not written: the run stopped early)"),
+    };
+    let filtered = match filtering {
+        true => format!(", {} filtered out", report.filtered),
+        false => String::new(),
+    };
+    say!(
+        "streamer: {} records read, {} written, {} rejected{filtered}{unprocessed} in {seconds:.2} s ({:.0} records/s)",
+        report.read,
+        report.written,
+        report.rejected,
+        report.records_per_second()
+    );
 }
 
 /// Builds the pipeline from the configuration and runs it. Outputs are
@@ -108,6 +129,7 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         verbose: _,
         metrics,
         progress,
+        log_format: _,
     } = config;
     let started = Instant::now();
     let metrics = match metrics {
@@ -335,10 +357,15 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// Prints `message` as clap prints a usage error; returns its exit status.
+/// Prints `message` as clap prints a usage error (under `--log-format
+/// json`, as one JSON line); returns its exit status.
 fn usage_error(message: String) -> ExitCode {
-    let error = Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message);
-    let _ = error.print();
+    if crate::stderr::is_json() {
+        say!("streamer: error: {message}");
+    } else {
+        let error = help::command().error(clap::error::ErrorKind::ArgumentConflict, message);
+        let _ = error.print();
+    }
     ExitCode::from(EXIT_USAGE)
 }
 

@@ -330,7 +330,8 @@ fn a_tsv_file_is_csv_with_tabs() {
 #[test]
 fn standard_input_cannot_be_followed() {
     let out = run(&["file", "--follow", "-"]);
-    assert_eq!(out.code, 1);
+    // Refused with the command line, before anything is opened.
+    assert_eq!(out.code, 2);
     assert!(
         out.stderr
             .contains("--follow reads files: `-` (standard input) cannot be followed"),

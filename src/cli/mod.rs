@@ -1,19 +1,34 @@
 //! Command-line flags (clap derive), each tested next to its definition:
 //! the low-level arguments, as typed. [`crate::config::RunConfig::from_cli`]
 //! checks them and turns them into what the run uses.
+//!
+//! Every flag sits under one heading of [`help`] (`help_heading = OUTPUT`,
+//! ...: Input, Output, Processing, Limits, Logging, Kafka), which
+//! [`help::command`] shows in that order; [`parse`] parses through it and
+//! notes which flags were typed ([`Cli::given`]), for the checks of
+//! combinations that make no sense. `completions` and `man` ([`tools`])
+//! print, and run nothing.
 
+pub mod help;
 mod parse;
 mod security;
+pub mod tools;
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+pub use self::help::{INPUT, KAFKA, LIMITS, LOGGING, OUTPUT, PROCESSING};
 pub use self::parse::{parse_bytes, parse_duration};
 pub use self::security::SecurityArgs;
+pub use self::tools::{CompletionsArgs, ManArgs, Tool};
 
+use self::help::{EXAMPLES, FILE_EXAMPLES, KAFKA_EXAMPLES, TCP_EXAMPLES};
 use self::parse::{
     bytes_text, parse_delimiter, parse_max_record_bytes, parse_name, parse_stats_interval,
 };
@@ -42,17 +57,57 @@ struct FileDefaults {
     poll_interval: String,
 }
 
-/// What each exit status means; shown by `--help` and the README.
-pub const EXIT_CODES: &str = "\
-Exit status:
-  0  every record was processed (also: the output's reader went away, as in `| head`)
-  1  the run failed (unreadable input, unwritable output, --on-error stop)
-  2  bad command line
-  3  the run finished, but some records were rejected (see the warnings or --dead-letter)";
+/// Parses the process's command line as [`parse_args`] does; on a bad one,
+/// prints clap's message and exits with status 2 (0 for `--help`).
+pub fn parse() -> Cli {
+    parse_args(std::env::args_os()).unwrap_or_else(|error| error.exit())
+}
+
+/// Parses `args` (the program name first) with the layout of
+/// [`help::command`], noting in [`Cli::given`] the flags typed.
+pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut command = help::command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
+    cli.given = typed(&matches);
+    Ok(cli)
+}
+
+/// The ids of the arguments typed on the command line (not a default, not
+/// the environment), the subcommand's included.
+fn typed(matches: &ArgMatches) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut level = Some(matches);
+    while let Some(matches) = level {
+        ids.extend(
+            matches
+                .ids()
+                .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.to_string()),
+        );
+        level = matches.subcommand().map(|(_, sub)| sub);
+    }
+    ids
+}
+
+/// How log lines (and streamer's own lines: errors, the summary) are
+/// written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for a person.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
+}
 
 /// Listen to a stream and turn every record in it into a JSON object.
 #[derive(Debug, Parser)]
-#[command(name = "streamer", version, about, after_help = EXIT_CODES)]
+#[command(name = "streamer", version, about, after_help = EXAMPLES, after_long_help = help::top_long_help())]
 pub struct Cli {
     /// Flags of the pipeline and the output; accepted before or after the subcommand.
     #[command(flatten)]
@@ -60,13 +115,25 @@ pub struct Cli {
     /// Where the records come from.
     #[command(subcommand)]
     pub command: Command,
+    /// The ids of the flags typed on the command line (not taken from a
+    /// default or the environment); filled by [`parse_args`], empty when
+    /// parsed otherwise.
+    #[arg(skip)]
+    pub given: BTreeSet<String>,
+}
+
+impl Cli {
+    /// Whether the flag with this id (its field's name) was typed.
+    pub fn typed(&self, id: &str) -> bool {
+        self.given.contains(id)
+    }
 }
 
 /// Flags of the pipeline and output, shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Write records to PATH instead of stdout (`-` is stdout), or to a Kafka topic with `kafka://TOPIC`.
-    #[arg(short, long, global = true, value_name = "PATH", default_value = "-")]
+    #[arg(short, long, global = true, value_name = "PATH", default_value = "-", help_heading = OUTPUT)]
     pub output: String,
     /// Kafka brokers, for `streamer kafka` and `-o kafka://TOPIC`.
     #[arg(
@@ -74,21 +141,22 @@ pub struct GlobalArgs {
         global = true,
         env = "STREAMER_BROKERS",
         default_value = "localhost:9092",
-        value_name = "HOST:PORT,..."
+        value_name = "HOST:PORT,...",
+        help_heading = KAFKA
     )]
     pub brokers: String,
     /// A librdkafka setting for the Kafka clients (security, tuning), repeatable; wins over streamer's defaults.
-    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_setting)]
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_setting, help_heading = KAFKA)]
     pub kafka_settings: Vec<(String, String)>,
     /// TLS and SASL for the Kafka clients (`--tls*`, `--sasl-*`).
     #[command(flatten)]
     pub security: SecurityArgs,
     /// With `-o kafka://TOPIC`: each message's key is this field of the record.
-    #[arg(long, global = true, value_name = "FIELD")]
+    #[arg(long, global = true, value_name = "FIELD", help_heading = KAFKA)]
     pub key: Option<String>,
     /// With `-o kafka://TOPIC`: the codec of the produced batches (librdkafka's
     /// compression.type; -X compression.type=... wins).
-    #[arg(long, global = true, value_enum, value_name = "CODEC")]
+    #[arg(long, global = true, value_enum, value_name = "CODEC", help_heading = KAFKA)]
     pub compression: Option<Compression>,
     /// How records are written.
     #[arg(
@@ -96,12 +164,13 @@ pub struct GlobalArgs {
         global = true,
         value_enum,
         default_value_t,
-        value_name = "FORMAT"
+        value_name = "FORMAT",
+        help_heading = OUTPUT
     )]
     pub output_format: OutputFormat,
     /// Add an "_origin" object to each record saying where it came from
     /// (under "_origin_2", "_origin_3", ... if the record has "_origin" already).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = OUTPUT)]
     pub origin: bool,
     /// What to do with a bad record: skip it (warn, count, go on) or stop the run.
     #[arg(
@@ -109,26 +178,27 @@ pub struct GlobalArgs {
         global = true,
         value_enum,
         default_value_t,
-        value_name = "POLICY"
+        value_name = "POLICY",
+        help_heading = OUTPUT
     )]
     pub on_error: OnError,
     /// Also write each rejected record (raw text, origin, reason) to PATH as a JSON line
     /// (a file: `-` is refused).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = OUTPUT)]
     pub dead_letter: Option<PathBuf>,
     /// Add to the end of the -o and --dead-letter files instead of emptying them first.
     /// A last line cut short by a crash (one that cannot be a whole record) is removed first,
     /// with a warning; CSV output
     /// follows the existing header's columns. `streamer kafka` resumes from its group's committed offsets, so it refuses to
     /// empty a non-empty -o or --dead-letter file: it needs --append (or another path).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = OUTPUT)]
     pub append: bool,
     /// Keep only the records for which EXPR holds, as `age >= 18 and (name == "Bob" or
     /// city contains "York")`: == != < <= > >= (as numbers when both sides are), contains,
     /// =~ "regex", and, or, not, parentheses; an odd field name quoted as ."first name".
     /// A comparison with a field the record lacks is false. Order: --infer-types, then
     /// --filter (on the input's field names), then --rename, then --select.
-    #[arg(long, global = true, value_name = "EXPR", help_heading = "Processing")]
+    #[arg(long, global = true, value_name = "EXPR", help_heading = PROCESSING)]
     pub filter: Option<String>,
     /// Rename field OLD to NEW (repeatable, or comma-separated); after --filter, before
     /// --select. A field already named NEW is replaced by the renamed one.
@@ -137,7 +207,7 @@ pub struct GlobalArgs {
         global = true,
         value_name = "OLD=NEW",
         value_delimiter = ',',
-        help_heading = "Processing"
+        help_heading = PROCESSING
     )]
     pub rename: Vec<String>,
     /// Keep only these fields, in this order (names after --rename); a field a record
@@ -147,84 +217,94 @@ pub struct GlobalArgs {
         global = true,
         value_name = "FIELD,...",
         value_delimiter = ',',
-        help_heading = "Processing"
+        help_heading = PROCESSING
     )]
     pub select: Option<Vec<String>>,
     /// CSV and line values that read as numbers (42, -1.5, 1e3, 0xff; not 007), true/false,
     /// or empty become JSON numbers, booleans, null (as Miller infers them); JSON input
     /// keeps its types. Before --filter.
-    #[arg(long, global = true, help_heading = "Processing")]
+    #[arg(long, global = true, help_heading = PROCESSING)]
     pub infer_types: bool,
     /// Stop after N records.
-    #[arg(long, global = true, value_name = "N", visible_alias = "max-records")]
+    #[arg(short = 'n', long, global = true, value_name = "N", visible_alias = "max-records", help_heading = LIMITS)]
     pub limit: Option<u64>,
     /// Records each channel of the pipeline holds at most (memory bound).
     #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_BUFFER_RECORDS as u64,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..), help_heading = LIMITS)]
     pub buffer_records: u64,
     /// Records moved through the pipeline together at most.
     #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_BATCH_RECORDS as u64,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..), help_heading = LIMITS)]
     pub batch_records: u64,
     /// No summary line, and only errors in the log.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = LOGGING)]
     pub quiet: bool,
     /// More log output (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = LOGGING)]
     pub verbose: u8,
     /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (host:port; port 0 picks a free port, printed at start).
-    #[arg(long, global = true, value_name = "ADDR")]
+    #[arg(long, global = true, value_name = "ADDR", env = "STREAMER_METRICS", help_heading = LOGGING)]
     pub metrics: Option<String>,
     /// No live progress line (shown only when stderr is a terminal, and never with -q).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = LOGGING)]
     pub no_progress: bool,
+    /// How stderr lines are written: text, or one JSON object per line (the log, errors and the summary alike).
+    #[arg(long, global = true, value_enum, default_value_t, env = "STREAMER_LOG_FORMAT",
+          value_name = "FORMAT", help_heading = LOGGING)]
+    pub log_format: LogFormat,
 }
 
-/// The sources.
+/// The subcommands: the sources, and the tools that print and run nothing.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read files (`-` is stdin), in the order given.
+    #[command(after_help = FILE_EXAMPLES)]
     File(FileArgs),
     /// Listen on a TCP address; every frame any client sends is a record.
+    #[command(after_help = TCP_EXAMPLES, after_long_help = help::tcp_long_help())]
     Tcp(TcpArgs),
     /// Consume Kafka topics as a member of a consumer group (at-least-once).
+    #[command(after_help = KAFKA_EXAMPLES)]
     Kafka(KafkaArgs),
+    /// Print a completion script or the man page (runs nothing).
+    #[command(flatten)]
+    Tool(Tool),
 }
 
 /// `streamer kafka`.
 #[derive(Debug, Args)]
 pub struct KafkaArgs {
     /// A topic to consume, repeatable; one starting with `^` is a regular expression.
-    #[arg(short, long = "topic", required = true, value_name = "TOPIC")]
+    #[arg(short, long = "topic", required = true, value_name = "TOPIC", help_heading = INPUT)]
     pub topics: Vec<String>,
     /// The consumer group: processes in one group share the partitions.
-    #[arg(short, long, default_value = "streamer", value_name = "GROUP")]
+    #[arg(short, long, default_value = "streamer", value_name = "GROUP", env = "STREAMER_GROUP", help_heading = INPUT)]
     pub group: String,
     /// Where a group without a committed offset starts reading.
-    #[arg(long, value_enum, default_value_t, value_name = "WHERE")]
+    #[arg(long, value_enum, default_value_t, value_name = "WHERE", help_heading = INPUT)]
     pub offset_reset: OffsetReset,
     /// Stop, after committing, once every assigned partition is read up to its end offset as of its assignment.
-    #[arg(long)]
+    #[arg(long, help_heading = INPUT)]
     pub until_end: bool,
     /// What message values hold (csv: each message is rows, the first a header unless --no-header).
-    #[arg(long, value_enum, default_value = "jsonl", value_name = "FORMAT")]
+    #[arg(long, value_enum, default_value = "jsonl", value_name = "FORMAT", help_heading = INPUT)]
     pub format: Format,
     #[command(flatten)]
     pub csv: CsvArgs,
     /// Static group membership (group.instance.id): a member restarted with the same ID gets its partitions back at once, without waiting out its session.
-    #[arg(long, value_name = "ID", value_parser = parse_name)]
+    #[arg(long, value_name = "ID", value_parser = parse_name, help_heading = INPUT)]
     pub instance_id: Option<String>,
     /// Start each partition at its first message at or after TIME (RFC 3339, or epoch milliseconds), over the group's committed offsets, on this run's first assignment of it; later runs resume from the commits.
-    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
+    #[arg(long, value_name = "TIME", value_parser = parse_timestamp, help_heading = INPUT)]
     pub from_timestamp: Option<i64>,
     /// Start TOPIC's PARTITION at OFFSET on this run's first assignment of it, over the committed offset (and --from-timestamp); repeatable.
-    #[arg(long = "from", value_name = "TOPIC:PARTITION:OFFSET", value_parser = parse_from)]
+    #[arg(long = "from", value_name = "TOPIC:PARTITION:OFFSET", value_parser = parse_from, help_heading = INPUT)]
     pub from: Vec<PartitionOffset>,
     /// Pass a message without a value (a tombstone), or with an empty one, through as {"_key":KEY,"_value":null} (or ""), instead of rejecting it.
-    #[arg(long)]
+    #[arg(long, help_heading = INPUT)]
     pub keep_tombstones: bool,
     /// With -v, or when stderr is a terminal with --no-progress: a stats line (rate, lag and committed offset per partition) this often; 0 turns it off.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_stats_interval)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_stats_interval, help_heading = LOGGING)]
     pub stats_interval: Duration,
 }
 
@@ -235,96 +315,73 @@ pub struct FileArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
     /// What the input holds [default: from the extension: .csv, .jsonl/.ndjson, else lines].
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = INPUT)]
     pub format: Option<Format>,
     #[command(flatten)]
     pub csv: CsvArgs,
     /// A longer line or CSV row is rejected alone, never buffered; reading goes on with the next (bytes as in the file, quotes included, its line end not; K, M, G suffixes; at most 1G).
-    #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_max_record_bytes)]
+    #[arg(long, value_name = "BYTES", default_value = FILE_DEFAULTS.max_record_bytes.as_str(), value_parser = parse_max_record_bytes, help_heading = LIMITS)]
     pub max_record_bytes: usize,
     /// CSV: how many pieces of a file or stdin are parsed at once, each on its own worker, the output in input order; each worker holds about 2 MB [default: the number of cores, at most 16; 1: one reader].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16), help_heading = INPUT)]
     pub csv_workers: Option<u64>,
     /// Files that keep growing: at the end of each, wait for more, as `tail -F` does (through rotation, truncation and deletion); a pattern's new matches are read too. Ends on Ctrl-C/SIGTERM.
-    #[arg(short = 'F', long)]
+    #[arg(short = 'F', long, help_heading = INPUT)]
     pub follow: bool,
     /// With --follow: how often each file (and each pattern's folder) is looked at without a file-system event.
-    #[arg(long, value_name = "DURATION", default_value = FILE_DEFAULTS.poll_interval.as_str(), value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = FILE_DEFAULTS.poll_interval.as_str(), value_parser = parse_duration, help_heading = INPUT)]
     pub poll_interval: Duration,
     /// Most files open at once when several are read together (a pattern, or --follow); the others wait.
     #[arg(long, value_name = "N", default_value_t = FileOptions::default().max_open_files as u64,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = LIMITS)]
     pub max_open_files: u64,
     /// Save, per file, how far the output has delivered its records to PATH, and resume each file from there.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = INPUT)]
     pub checkpoint: Option<PathBuf>,
     /// How often --checkpoint is written (also at the end of the run).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = INPUT)]
     pub checkpoint_interval: Duration,
     /// How each file (and stdin) is decompressed as it is read: auto finds gzip, zstd or bzip2 from its first bytes (the format then comes from the name without .gz/.zst/.bz2); a compressed file is read once, never followed.
-    #[arg(long, value_enum, value_name = "CODEC", default_value_t)]
+    #[arg(long, value_enum, value_name = "CODEC", default_value_t, help_heading = INPUT)]
     pub decompress: Decompress,
 }
 
-/// How `streamer tcp` treats its clients; shown by `streamer tcp --help`.
-const TCP_NOTES: &str = "\
-Clients beyond --max-connections are not refused: they wait, unread, in the
-kernel's listen backlog until a connection closes (once that backlog is full
-too, the kernel refuses them). On Ctrl-C or SIGTERM the server stops
-accepting, reads the open connections until their clients close them or
---drain-timeout passes, writes everything out and exits; a second signal
-exits at once.
-
-A connection may hold 64 KiB of an unfinished frame; a longer one waits,
-unread, for a share of --max-buffered-bytes as large as --max-frame-bytes,
-so unfinished frames hold at most that budget plus 64 KiB per connection.
-A frame holding a share must end within --frame-timeout (else it is
-rejected and its connection closed), so waiting connections get theirs in
-time. A CSV header holds a share (2 bytes a byte + 128 a column) for the
-connection's life; a header that finds no room is rejected, and with it
-every row of that connection.
-
-With --format csv each frame is one CSV row, and the first frame of each
-connection is its header unless --no-header. With --framing newline a quoted
-cell cannot hold a line break (use --framing length-delimited for that).";
-
 /// `streamer tcp`.
 #[derive(Debug, Args)]
-#[command(after_help = TCP_NOTES)]
 pub struct TcpArgs {
     /// Listen on ADDR (host:port); port 0 picks a free port, printed at start.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8888")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8888", help_heading = INPUT)]
     pub bind: String,
     /// How a connection's bytes are cut into frames: lines ending in \n (the last may
     /// lack it), or a 4-byte big-endian length then that many bytes.
-    #[arg(long, value_enum, value_name = "FRAMING", default_value_t)]
+    #[arg(long, value_enum, value_name = "FRAMING", default_value_t, help_heading = INPUT)]
     pub framing: Framing,
     /// What each frame holds (csv: one row per frame; see below).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value = "lines")]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "lines", help_heading = INPUT)]
     pub format: Format,
     #[command(flatten)]
     pub csv: CsvArgs,
     /// A longer frame is rejected and skipped; the connection goes on (bytes; K, M, G suffixes).
-    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_bytes, help_heading = LIMITS)]
     pub max_frame_bytes: usize,
     /// Most bytes all unfinished frames together may hold beyond 64 KiB per
     /// connection; when it is spent, connections with a long unfinished frame
     /// wait, unread (bytes; K, M, G suffixes; at least --max-frame-bytes).
-    #[arg(long, value_name = "BYTES", default_value = "128M", value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", default_value = "128M", value_parser = parse_bytes, help_heading = LIMITS)]
     pub max_buffered_bytes: usize,
     /// Most clients served at once; the next ones wait until one leaves.
     #[arg(long, value_name = "N", default_value_t = 1024,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = LIMITS)]
     pub max_connections: u64,
     /// Close a connection that sends nothing for this long (500ms, 30s, 5m, 1h; 0: never).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, help_heading = LIMITS)]
     pub idle_timeout: Duration,
     /// A frame over 64 KiB, which holds a share of --max-buffered-bytes, must end
     /// within this, else it is rejected and its connection closed (0: no limit).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = LIMITS)]
     pub frame_timeout: Duration,
     /// After Ctrl-C/SIGTERM, how long open connections may still send (0: not at all).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = LIMITS)]
     pub drain_timeout: Duration,
 }
 
@@ -332,10 +389,10 @@ pub struct TcpArgs {
 #[derive(Debug, Args)]
 pub struct CsvArgs {
     /// CSV cell separator: one ASCII character, or `tab`.
-    #[arg(long, value_name = "CHAR", default_value = FILE_DEFAULTS.delimiter.as_str(), value_parser = parse_delimiter)]
+    #[arg(short, long, value_name = "CHAR", default_value = FILE_DEFAULTS.delimiter.as_str(), value_parser = parse_delimiter, help_heading = INPUT)]
     pub delimiter: u8,
     /// The CSV has no header row: keys are c1, c2, ...
-    #[arg(long)]
+    #[arg(long, help_heading = INPUT)]
     pub no_header: bool,
 }
 
@@ -344,7 +401,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("streamer").chain(args.iter().copied()))
+        parse_args(std::iter::once("streamer").chain(args.iter().copied()))
     }
 
     fn file_args(cli: &Cli) -> &FileArgs {
@@ -363,8 +420,7 @@ mod tests {
 
     #[test]
     fn cli_is_well_formed() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        help::command().debug_assert();
     }
 
     #[test]

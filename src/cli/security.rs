@@ -5,52 +5,53 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::KAFKA;
 use crate::kafka::SaslMechanism;
 
 /// TLS and SASL for every Kafka client of the run (the source and the
 /// `kafka://` output alike); `-X` still overrides them.
 #[derive(Debug, Args, Default)]
 pub struct SecurityArgs {
-    /// Kafka: connect with TLS, checking the brokers against the system's CA certificates
+    /// Connect with TLS, checking the brokers against the system's CA certificates
     /// (implied by --tls-ca, --tls-cert).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = KAFKA)]
     pub tls: bool,
-    /// Kafka: the CA certificates (PEM file) that signed the brokers' certificates.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// The CA certificates (PEM file) that signed the brokers' certificates.
+    #[arg(long, global = true, value_name = "FILE", env = "STREAMER_TLS_CA", help_heading = KAFKA)]
     pub tls_ca: Option<PathBuf>,
-    /// Kafka: this client's certificate (PEM file), for brokers that require mutual TLS.
-    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    /// This client's certificate (PEM file), for brokers that require mutual TLS.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key", env = "STREAMER_TLS_CERT", help_heading = KAFKA)]
     pub tls_cert: Option<PathBuf>,
-    /// Kafka: the private key (unencrypted PEM file) of --tls-cert.
-    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    /// The private key (unencrypted PEM file) of --tls-cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert", env = "STREAMER_TLS_KEY", help_heading = KAFKA)]
     pub tls_key: Option<PathBuf>,
-    /// Kafka: log in with SASL this way (with --sasl-user; the password comes from
+    /// Log in with SASL this way (with --sasl-user; the password comes from
     /// $STREAMER_SASL_PASSWORD or --sasl-password-file).
     #[arg(
         long,
         global = true,
         value_enum,
         value_name = "MECHANISM",
-        requires = "sasl_user"
+        requires = "sasl_user",
+        env = "STREAMER_SASL_MECHANISM",
+        help_heading = KAFKA
     )]
     pub sasl_mechanism: Option<SaslMechanism>,
-    /// Kafka: the SASL user name.
-    #[arg(long, global = true, value_name = "NAME", requires = "sasl_mechanism")]
+    /// The SASL user name.
+    #[arg(long, global = true, value_name = "NAME", requires = "sasl_mechanism", env = "STREAMER_SASL_USER", help_heading = KAFKA)]
     pub sasl_user: Option<String>,
-    /// Kafka: read the SASL password from FILE (its first line) instead of $STREAMER_SASL_PASSWORD.
-    #[arg(long, global = true, value_name = "FILE", requires = "sasl_user")]
+    /// Read the SASL password from FILE (its first line) instead of $STREAMER_SASL_PASSWORD.
+    #[arg(long, global = true, value_name = "FILE", requires = "sasl_user", env = "STREAMER_SASL_PASSWORD_FILE", help_heading = KAFKA)]
     pub sasl_password_file: Option<PathBuf>,
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
-    use crate::cli::Cli;
+    use crate::cli::{parse_args, Cli};
     use crate::kafka::SaslMechanism;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("streamer").chain(args.iter().copied()))
+        parse_args(std::iter::once("streamer").chain(args.iter().copied()))
     }
 
     #[test]

@@ -1,0 +1,178 @@
+//! Flags that make no sense together, refused before anything starts,
+//! each with what to do instead: a flag that the run would silently
+//! ignore (`--poll-interval` without `--follow`, `--delimiter` on JSON
+//! lines, `--key` without a Kafka output, `--tls-ca` with no Kafka
+//! client). Only flags typed on the command line count ([`Cli::typed`]):
+//! a deployment's environment (`STREAMER_TLS_CA`, ...) applies where it
+//! can and is ignored elsewhere.
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::codec::Format;
+use crate::sink::OutputFormat;
+
+/// The Kafka client flags, by id: they configure `streamer kafka` and the
+/// `-o kafka://` producer, and nothing else. `--brokers` is left out: like
+/// `STREAMER_BROKERS`, wrappers pass it to every run, which is harmless.
+const KAFKA_CLIENT_FLAGS: [&str; 8] = [
+    "kafka_settings",
+    "tls",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "sasl_mechanism",
+    "sasl_user",
+    "sasl_password_file",
+];
+
+/// The first combination of `cli`'s flags that makes no sense, as the
+/// message that says what to do instead.
+pub(super) fn check(cli: &Cli) -> Result<(), String> {
+    check_kafka_output(&cli.global)?;
+    if !kafka_client(cli) {
+        if let Some(id) = KAFKA_CLIENT_FLAGS.iter().find(|id| cli.typed(id)) {
+            return Err(format!(
+                "{} configures the Kafka clients, and this run has none: it applies to \
+                 `streamer kafka` and -o kafka://TOPIC; drop it",
+                flag(id)
+            ));
+        }
+    }
+    match &cli.command {
+        Command::File(args) => {
+            let csv = args.format == Some(Format::Csv)
+                || (args.format.is_none()
+                    && args
+                        .paths
+                        .iter()
+                        .any(|path| Format::from_path(path) == Format::Csv));
+            if !csv {
+                let what = match args.format {
+                    Some(format) => format!("--format {}", format_name(format)),
+                    None => "not CSV by its name (.csv, .tsv)".to_string(),
+                };
+                check_csv_only(cli, &["delimiter", "no_header", "csv_workers"], &what)?;
+            }
+            let stdin = args.paths.iter().any(|path| path == "-");
+            if stdin && args.follow {
+                return Err(
+                    "--follow reads files: `-` (standard input) cannot be followed \
+                     (it is read to its end anyway): drop -F, or name a file"
+                        .into(),
+                );
+            }
+            if stdin && args.checkpoint.is_some() {
+                return Err(
+                    "--checkpoint resumes files, and standard input (`-`) cannot be \
+                            read again from a position: drop --checkpoint, or name a file"
+                        .into(),
+                );
+            }
+            if cli.typed("poll_interval") && !args.follow {
+                return Err("--poll-interval applies with --follow: add -F, or drop \
+                            --poll-interval"
+                    .into());
+            }
+            if cli.typed("checkpoint_interval") && args.checkpoint.is_none() {
+                return Err("--checkpoint-interval applies with --checkpoint: add \
+                            --checkpoint PATH, or drop --checkpoint-interval"
+                    .into());
+            }
+        }
+        Command::Tcp(args) if args.format != Format::Csv => {
+            let what = format!("--format {}", format_name(args.format));
+            check_csv_only(cli, &["delimiter", "no_header"], &what)?;
+        }
+        Command::Kafka(args) => {
+            if args.format != Format::Csv {
+                let what = format!("--format {}", format_name(args.format));
+                check_csv_only(cli, &["delimiter", "no_header"], &what)?;
+            }
+            if cli.global.quiet && cli.typed("stats_interval") {
+                return Err("-q turns the stats line off: drop --stats-interval, or -q".into());
+            }
+        }
+        Command::Tcp(_) | Command::Tool(_) => {}
+    }
+    Ok(())
+}
+
+/// `--key`, `--compression` and `--output-format csv` against the output:
+/// the first two need a `kafka://` one, the last cannot have it.
+fn check_kafka_output(global: &GlobalArgs) -> Result<(), String> {
+    let kafka = kafka_output(global);
+    if !kafka && global.key.is_some() {
+        return Err(
+            "--key names the field that keys each Kafka message: it needs \
+                    -o kafka://TOPIC; drop --key to write elsewhere"
+                .into(),
+        );
+    }
+    if !kafka && global.compression.is_some() {
+        return Err(
+            "--compression is the codec of the batches produced to Kafka: it \
+                    needs -o kafka://TOPIC; drop --compression to write elsewhere \
+                    (compress a file with a pipe: | zstd > out.jsonl.zst)"
+                .into(),
+        );
+    }
+    if kafka && global.output_format == OutputFormat::Csv {
+        return Err(
+            "--output-format csv does not apply to a kafka:// output (its \
+                    messages are JSON): drop --output-format csv"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The first of the CSV-only flags `ids` typed for an input that is not
+/// CSV (`what` says why).
+fn check_csv_only(cli: &Cli, ids: &[&str], what: &str) -> Result<(), String> {
+    match ids.iter().find(|id| cli.typed(id)) {
+        Some(id) => Err(format!(
+            "{} applies to CSV input, and this input is {what}: add --format csv if it \
+             is CSV, or drop {}",
+            flag(id),
+            flag(id)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether the run has a Kafka client: it reads `streamer kafka`, or
+/// writes `-o kafka://TOPIC`.
+pub(super) fn kafka_client(cli: &Cli) -> bool {
+    kafka_output(&cli.global) || matches!(cli.command, Command::Kafka(_))
+}
+
+/// Whether `-o` is a Kafka topic.
+fn kafka_output(global: &GlobalArgs) -> bool {
+    global.output.starts_with("kafka://")
+}
+
+/// The flag an argument id is typed as (`--poll-interval`, `-X`).
+fn flag(id: &str) -> String {
+    let command = crate::cli::help::command();
+    let arg = command
+        .get_arguments()
+        .chain(
+            command
+                .get_subcommands()
+                .flat_map(|sub| sub.get_arguments()),
+        )
+        .find(|arg| arg.get_id() == id);
+    match arg.map(|arg| (arg.get_long(), arg.get_short())) {
+        Some((Some(long), _)) => format!("--{long}"),
+        Some((None, Some(short))) => format!("-{short}"),
+        _ => id.to_string(),
+    }
+}
+
+/// A format's name as `--format` takes it.
+fn format_name(format: Format) -> String {
+    use clap::ValueEnum;
+    format.to_possible_value().map_or_else(
+        || format!("{format:?}"),
+        |value| value.get_name().to_string(),
+    )
+}
