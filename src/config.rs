@@ -217,6 +217,9 @@ impl RunConfig {
     /// output's topic name, a frame limit that fits the buffer budget,
     /// `--append` with a file to add to.
     fn check_flags(&self) -> Result<(), String> {
+        if let Some(addr) = &self.metrics {
+            check_metrics_addr(addr)?;
+        }
         if let Output::Kafka { topic, .. } = &self.sink.output {
             check_topic_name(topic).map_err(|reason| format!("-o kafka://{topic}: {reason}"))?;
         }
@@ -392,6 +395,24 @@ fn output(global: &GlobalArgs) -> Output {
 
 /// The live progress line: only for a person (stderr a terminal), and
 /// neither `-q` nor `--no-progress`.
+/// `--metrics HOST:PORT`: its shape, before anything starts (whether the
+/// host resolves and the port is free is found when it is bound).
+fn check_metrics_addr(addr: &str) -> Result<(), String> {
+    let shape = "give HOST:PORT, as 127.0.0.1:9898, [::1]:9898 or localhost:0";
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(format!("--metrics {addr:?}: no port: {shape}"));
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("--metrics {addr:?}: no host: {shape}"));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "--metrics {addr:?}: `{port}` is not a port (0 to 65535): {shape}"
+        ));
+    }
+    Ok(())
+}
+
 fn progress_line(global: &GlobalArgs) -> bool {
     use std::io::IsTerminal;
     // JSON lines are for a program, which a redrawn line would only garble.

@@ -20,6 +20,8 @@ fn main() -> ExitCode {
     if let Command::Tool(tool) = &cli.command {
         return match tool.print(&mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
+            // `streamer man | head`: the reader had what it wanted.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(error) => {
                 say!("streamer: error: cannot write the {}: {error}", tool.name());
                 ExitCode::from(streamer::run::EXIT_FAILED)
@@ -91,9 +93,13 @@ fn init_logging(quiet: bool, verbose: u8, format: LogFormat) {
         .with_env_filter(filter)
         // Around the progress line, if one is drawn.
         .with_writer(|| streamer::stderr::Writer)
-        // Colour only for a person: a log file or a test reading stderr
-        // gets plain text.
-        .with_ansi(std::io::stderr().is_terminal())
+        // Colour only for a person who wants it: a log file or a test
+        // reading stderr gets plain text, and so do NO_COLOR and TERM=dumb.
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+                && std::env::var_os("TERM").is_none_or(|term| term != "dumb"),
+        )
         .without_time()
         .with_target(false)
         // A failed write of a log line is ignored, not reported with

@@ -156,11 +156,13 @@ fn plain_size(path: &str) -> Option<u64> {
     if path == "-" {
         return None;
     }
-    let mut file = std::fs::File::open(path).ok()?;
-    let metadata = file.metadata().ok()?;
+    // Looked at before it is opened: opening a named pipe would wait for
+    // its writer, and take the records the run is about to read.
+    let metadata = std::fs::metadata(path).ok()?;
     if !metadata.is_file() {
         return None;
     }
+    let mut file = std::fs::File::open(path).ok()?;
     let mut head = [0u8; 4];
     let n = file.read(&mut head).ok()?;
     let compressed = head[..n].starts_with(&[0x1f, 0x8b])

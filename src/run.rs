@@ -165,7 +165,9 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             } else {
                 "file"
             };
-            watched.shape = progress::file_shape(&paths, options.follow);
+            if progress {
+                watched.shape = progress::file_shape(&paths, options.follow);
+            }
             let mut source = FileSource::open(paths, options)?.never_read(own);
             if let Some(Checkpointing { path, interval }) = checkpoint {
                 source = source.checkpoint_to(&path)?;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{run, run_with_stdin, Dir};
-use streamer::cli::{help, INPUT, KAFKA, LIMITS, LOGGING, OUTPUT};
+use streamer::cli::{help, INPUT, KAFKA, LIMITS, LOGGING, OUTPUT, PROCESSING};
 
 /// What `streamer ARGS` printed on stdout, having exited 0.
 fn stdout_of(args: &[&str]) -> String {
@@ -33,7 +33,7 @@ fn every_subcommand_groups_its_flags_under_the_headings_in_order() {
             .map(str::to_string)
             .collect()
     };
-    let shared = [INPUT, OUTPUT, LIMITS, LOGGING];
+    let shared = [INPUT, OUTPUT, PROCESSING, LIMITS, LOGGING];
     let with_kafka = [&shared[..], &[KAFKA, "Examples"]].concat();
     let without_kafka = [&shared[..], &["Examples"]].concat();
     for sub in ["file", "tcp"] {

@@ -304,3 +304,55 @@ fn a_taken_metrics_port_fails_the_run_before_it_starts() {
         "nothing was opened"
     );
 }
+
+#[test]
+fn a_metrics_address_without_a_host_or_a_port_is_a_usage_error() {
+    for (addr, why) in [
+        ("bogus", "no port"),
+        ("127.0.0.1:", "`` is not a port (0 to 65535)"),
+        ("0.0.0.0:99999", "`99999` is not a port (0 to 65535)"),
+        (":0", "no host"),
+        ("http://127.0.0.1:0", "no host"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_streamer"))
+            .args(["file", "--metrics", addr, "-"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{addr}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with(&format!(
+                "error: --metrics {addr:?}: {why}: give HOST:PORT, as 127.0.0.1:9898, [::1]:9898 or localhost:0\n"
+            )),
+            "{addr}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn clients_that_never_finish_their_request_do_not_lock_out_a_scraper() {
+    let mut server = Server::start(&["--format", "jsonl", "--metrics", "127.0.0.1:0"]);
+    let line = server.stderr.wait_for("streamer: metrics on http://");
+    let addr = metrics_addr(&line).unwrap();
+    // More idle clients than there are slots: each sends half a request
+    // head and then nothing (slowloris).
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    let scraped = scrape(&addr);
+    assert!(scraped.contains("streamer_records_read_total"), "{scraped}");
+    // The idle ones are closed after their second: a scrape waits for at
+    // most that, not for them to give up.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+}

@@ -458,3 +458,43 @@ fn renames_and_selections_that_cannot_work_are_refused() {
     assert!(refused(&["--select", "a,,b"])
         .starts_with("error: --select: an empty field name (two commas in a row?)\n"));
 }
+
+#[test]
+fn select_that_drops_the_key_or_meets_origin_in_csv_is_refused() {
+    assert!(
+        refused(&["--key", "name", "--select", "age", "-o", "kafka://t"]).starts_with(
+            "error: --key name: --select leaves `name` out of every record, so no message \
+             would have a key: add `name` to --select\n"
+        )
+    );
+    assert!(
+        refused(&["--origin", "--select", "name", "--output-format", "csv"]).starts_with(
+            "error: --origin adds an `_origin` object, and the CSV columns are --select's \
+             fields: drop --origin, or write JSON lines\n"
+        )
+    );
+}
+
+#[test]
+fn a_long_filter_runs_and_a_deep_one_is_refused_before_the_output_is_emptied() {
+    let dir = Dir::new();
+    let path = people(&dir);
+    // 9,000 comparisons overflowed a worker's stack when they were a tree.
+    let chain = vec!["age > 1"; 9_000].join(" and ");
+    let out = ok(&["file", &path, "--filter", &chain, "--select", "name"]);
+    assert_eq!(
+        out.stdout,
+        "{\"name\":\"Bob\"}\n{\"name\":\"Al\"}\n{\"name\":\"Zoé\"}\n"
+    );
+    let output = dir.file("kept.jsonl", "{\"kept\":1}\n");
+    let deep = format!("{}age > 1{}", "(".repeat(7_000), ")".repeat(7_000));
+    let out = run(&["file", &path, "-o", &output, "--filter", &deep]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: --filter: more than 64 `(` and `not` one inside another\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "{\"kept\":1}\n");
+}

@@ -60,7 +60,28 @@ struct FileDefaults {
 /// Parses the process's command line as [`parse_args`] does; on a bad one,
 /// prints clap's message and exits with status 2 (0 for `--help`).
 pub fn parse() -> Cli {
+    forget_empty_variables();
     parse_args(std::env::args_os()).unwrap_or_else(|error| error.exit())
+}
+
+/// An empty `STREAMER_*` variable counts as unset, as an empty flag value
+/// would be refused: a deployment template that leaves one blank
+/// (`STREAMER_GROUP=`) then gets the default, not an empty group name, a
+/// broker list of nothing, or a refusal of a flag nobody typed.
+fn forget_empty_variables() {
+    let empty: Vec<OsString> = std::env::vars_os()
+        .filter(|(name, value)| {
+            value.is_empty()
+                && name
+                    .to_str()
+                    .is_some_and(|name| name.starts_with("STREAMER_"))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    for name in empty {
+        // Called first thing in `main`, before any other thread exists.
+        std::env::remove_var(name);
+    }
 }
 
 /// Parses `args` (the program name first) with the layout of

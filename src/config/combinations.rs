@@ -115,6 +115,21 @@ fn check_kafka_output(global: &GlobalArgs) -> Result<(), String> {
                 .into(),
         );
     }
+    if let (Some(key), Some(select)) = (&global.key, &global.select) {
+        if !select.contains(key) {
+            return Err(format!(
+                "--key {key}: --select leaves `{key}` out of every record, so no message \
+                 would have a key: add `{key}` to --select"
+            ));
+        }
+    }
+    if global.origin && global.select.is_some() && global.output_format == OutputFormat::Csv {
+        return Err(
+            "--origin adds an `_origin` object, and the CSV columns are --select's \
+             fields: drop --origin, or write JSON lines"
+                .into(),
+        );
+    }
     if kafka && global.output_format == OutputFormat::Csv {
         return Err(
             "--output-format csv does not apply to a kafka:// output (its \

@@ -19,10 +19,16 @@ use crate::error::{Error, Result};
 
 /// Longest request head read; a longer one is answered 431 and closed.
 const MAX_HEAD: usize = 8 * 1024;
+/// How long a client may take to send its request head: a scraper sends
+/// it at once, and a client that trickles it (slowloris) must not keep a
+/// slot from the real scraper for long.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a client may take to send its request and read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Scrapes answered at once; more wait in the listen backlog.
-const MAX_CLIENTS: usize = 16;
+/// Clients served at once; more wait in the listen backlog. Many, so that
+/// idle connections cannot hold every slot: each costs a descriptor and a
+/// small task, for at most [`HEAD_TIMEOUT`] unless it is answered.
+const MAX_CLIENTS: usize = 256;
 
 /// The metrics listener, serving until dropped.
 pub struct MetricsServer {
@@ -97,23 +103,20 @@ async fn accept(listener: TcpListener, registry: Arc<Registry>) {
 
 /// Reads one request head and answers it.
 async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > MAX_HEAD {
-            return reply(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "",
-                false,
-            )
-            .await;
-        }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
+    let Ok(head) = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await else {
+        return Ok(());
+    };
+    let Some(head) = head? else {
+        return reply(
+            &mut stream,
+            "431 Request Header Fields Too Large",
+            "",
+            false,
+        )
+        .await;
+    };
+    if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Ok(()); // closed before its request was whole
     }
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
@@ -144,6 +147,24 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
             .await
         }
     }
+}
+
+/// The request head, up to its blank line; `None` when it is longer than
+/// [`MAX_HEAD`], empty when the client closed first.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > MAX_HEAD {
+            return Ok(None);
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(Some(head))
 }
 
 async fn reply(

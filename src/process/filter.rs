@@ -43,8 +43,10 @@ impl Filter {
 enum Expr {
     Compare(Compare),
     Not(Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// A chain of `and`s, flat: a long chain costs no stack depth.
+    All(Vec<Expr>),
+    /// A chain of `or`s, flat.
+    Any(Vec<Expr>),
 }
 
 impl Expr {
@@ -54,8 +56,8 @@ impl Expr {
                 field(&compare.field).is_some_and(|value| compare.holds(&value))
             }
             Expr::Not(inner) => !inner.eval(field),
-            Expr::And(left, right) => left.eval(field) && right.eval(field),
-            Expr::Or(left, right) => left.eval(field) || right.eval(field),
+            Expr::All(all) => all.iter().all(|expr| expr.eval(field)),
+            Expr::Any(any) => any.iter().any(|expr| expr.eval(field)),
         }
     }
 }

@@ -72,6 +72,10 @@ fn describe(token: &Token) -> String {
 
 const OPERATORS: &str = "==, !=, <, <=, >, >=, contains or =~";
 
+/// Most `(` and `not` one inside another: the parser and the evaluation
+/// recurse once per level, on a worker's stack.
+const MAX_NESTING: usize = 64;
+
 /// Reads `expr` into its tree.
 pub(super) fn parse(expr: &str) -> Result<Expr, ExprError> {
     let tokens = tokens(expr)?;
@@ -79,6 +83,7 @@ pub(super) fn parse(expr: &str) -> Result<Expr, ExprError> {
         expr,
         tokens,
         next: 0,
+        nesting: 0,
     };
     let tree = parser.or()?;
     match parser.peek() {
@@ -95,6 +100,8 @@ struct Parser<'a> {
     expr: &'a str,
     tokens: Vec<(Token, usize)>,
     next: usize,
+    /// `(` and `not` open around the token being read.
+    nesting: usize,
 }
 
 impl Parser<'_> {
@@ -123,42 +130,61 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Expr, ExprError> {
-        let mut left = self.and()?;
+        let mut any = vec![self.and()?];
         while self.is_word("or") {
             self.advance();
-            left = Expr::Or(Box::new(left), Box::new(self.and()?));
+            any.push(self.and()?);
         }
-        Ok(left)
+        Ok(match any.len() {
+            1 => any.pop().expect("one"),
+            _ => Expr::Any(any),
+        })
     }
 
     fn and(&mut self) -> Result<Expr, ExprError> {
-        let mut left = self.unary()?;
+        let mut all = vec![self.unary()?];
         while self.is_word("and") {
             self.advance();
-            left = Expr::And(Box::new(left), Box::new(self.unary()?));
+            all.push(self.unary()?);
         }
-        Ok(left)
+        Ok(match all.len() {
+            1 => all.pop().expect("one"),
+            _ => Expr::All(all),
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, ExprError> {
+        if self.is_word("not") || *self.peek() == Token::Open {
+            if self.nesting == MAX_NESTING {
+                return Err(self.error_here(format!(
+                    "more than {MAX_NESTING} `(` and `not` one inside another"
+                )));
+            }
+            self.nesting += 1;
+            let inner = self.nested();
+            self.nesting -= 1;
+            return inner;
+        }
+        self.comparison()
+    }
+
+    /// A `not` or a parenthesised expression.
+    fn nested(&mut self) -> Result<Expr, ExprError> {
         if self.is_word("not") {
             self.advance();
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
-        if *self.peek() == Token::Open {
-            let (_, open_at) = self.advance();
-            let inner = self.or()?;
-            if *self.peek() != Token::Close {
-                let column = self.expr[..open_at].chars().count() + 1;
-                let found = describe(self.peek());
-                return Err(self.error_here(format!(
-                    "expected `)` to close the `(` at column {column}, found {found}"
-                )));
-            }
-            self.advance();
-            return Ok(inner);
+        let (_, open_at) = self.advance();
+        let inner = self.or()?;
+        if *self.peek() != Token::Close {
+            let column = self.expr[..open_at].chars().count() + 1;
+            let found = describe(self.peek());
+            return Err(self.error_here(format!(
+                "expected `)` to close the `(` at column {column}, found {found}"
+            )));
         }
-        self.comparison()
+        self.advance();
+        Ok(inner)
     }
 
     fn comparison(&mut self) -> Result<Expr, ExprError> {
@@ -406,9 +432,28 @@ mod tests {
     fn precedence_not_and_or() {
         let tree = parse("not a == 1 and b > 2 or c contains \"x\"").unwrap();
         let text = format!("{tree:?}");
-        assert!(text.starts_with("Or(And(Not("), "{text}");
+        assert!(text.starts_with("Any([All([Not("), "{text}");
         let grouped = format!("{:?}", parse("a == 1 and (b == 2 or c == 3)").unwrap());
-        assert!(grouped.starts_with("And("), "{grouped}");
+        assert!(grouped.starts_with("All("), "{grouped}");
+    }
+
+    #[test]
+    fn long_chains_are_flat_and_deep_nesting_is_refused() {
+        // 100,000 comparisons in one chain: one level, whatever its length.
+        let chain = vec!["age > 1"; 100_000].join(" and ");
+        match parse(&chain).unwrap() {
+            Expr::All(all) => assert_eq!(all.len(), 100_000),
+            other => panic!("{other:?}"),
+        }
+        let nested = |depth: usize| format!("{}a == 1{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(parse(&nested(MAX_NESTING)).is_ok());
+        let message = refused(&nested(MAX_NESTING + 1));
+        assert!(
+            message.starts_with("--filter: more than 64 `(` and `not` one inside another\n"),
+            "{message}"
+        );
+        let nots = format!("{}a == 1", "not ".repeat(10_000));
+        assert!(refused(&nots).starts_with("--filter: more than 64 `(` and `not`"));
     }
 
     #[test]
