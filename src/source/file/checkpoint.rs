@@ -372,6 +372,22 @@ impl CheckpointStore {
         Ok(start)
     }
 
+    /// The file of `id`, read to its end, is closed and now at `path`:
+    /// its copy is closed too, and it is saved under that name (its
+    /// reader's `FileCheckpoint`, kept by the caller, keeps it live).
+    pub(super) fn park(&self, id: (u64, u64), path: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(live) = inner.live.get_mut(&id) {
+            if live.file.is_some() {
+                live.entry();
+                live.file = None;
+            }
+            if live.path != path {
+                live.path = path.to_string();
+            }
+        }
+    }
+
     /// The path and delivered byte offset of every file whose read is
     /// under way (its reader holds its checkpoint), by path: at most
     /// `--max-open-files` of them, for `--metrics`.

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -101,6 +102,10 @@ struct Done {
 /// another matching name resumes.
 type ReadTo = (Arc<FileCheckpoint>, Position);
 
+/// What wakes a followed file's follower, and how many files wait for a
+/// slot.
+type Wake = (Arc<tokio::sync::Notify>, Arc<AtomicUsize>);
+
 /// A file's device and inode, if it is there.
 fn file_id(path: &str) -> Option<(u64, u64)> {
     let metadata = std::fs::metadata(path).ok()?;
@@ -139,9 +144,13 @@ pub(super) async fn read_many(
     // and inode they had then.
     let mut read_once: HashMap<String, (u64, u64)> = HashMap::new();
     let mut waiting: VecDeque<String> = VecDeque::new();
+    // `waiting`'s length, for the followers: an idle file gives up its
+    // slot while files wait for one.
+    let waiting_count = Arc::new(AtomicUsize::new(0));
     // The file of each path being read: a rotated file matched under its
     // new name is read there only once its reader under the old name
-    // ended, from where that one stopped (`rotated`), not read twice.
+    // ended, from where that one stopped (`rotated`), not read twice; an
+    // idle file closed to free its slot waits there too, until it changes.
     let mut ids: HashMap<String, (u64, u64)> = HashMap::new();
     let mut rotated: HashMap<(u64, u64), ReadTo> = HashMap::new();
     let mut reads = FuturesUnordered::new();
@@ -184,6 +193,22 @@ pub(super) async fn read_many(
                     if ids.values().any(|&read| read == id) {
                         continue;
                     }
+                    if let Some((_, read)) = rotated.get(&id) {
+                        // Read to its end and closed: opened again only once
+                        // it changed, so it holds no slot while idle.
+                        let len = std::fs::metadata(&path).map_or(read.offset, |m| m.len());
+                        match len.cmp(&read.offset) {
+                            std::cmp::Ordering::Equal => {
+                                store.park(id, &path);
+                                continue;
+                            }
+                            std::cmp::Ordering::Less => {
+                                rotated.remove(&id);
+                                fresh.insert(path.clone());
+                            }
+                            std::cmp::Ordering::Greater => {}
+                        }
+                    }
                     ids.insert(path.clone(), id);
                     if !options.follow {
                         seen.insert(path.clone());
@@ -212,9 +237,10 @@ pub(super) async fn read_many(
                 store,
                 ctx,
                 (restart, read_to),
-                wake,
+                wake.map(|wake| (wake, waiting_count.clone())),
             ));
         }
+        waiting_count.store(waiting.len(), Ordering::Relaxed);
         if waiting.len() > said_waiting {
             crate::warn_limited!(
                 "{} files wait for one of the {} open ones to close (--max-open-files): {}",
@@ -245,7 +271,10 @@ pub(super) async fn read_many(
                     }
                 }
                 let id = ids.remove(&path);
-                if let (Some(id), Some(read_to), Ended::Rotated | Ended::Deleted) = (id, read_to, ended) {
+                if let (Some(id), Some(read_to), Ended::Rotated | Ended::Deleted | Ended::Idle) = (id, read_to, ended) {
+                    if ended == Ended::Idle {
+                        store.park(id, &path);
+                    }
                     rotated.insert(id, read_to);
                 }
                 if let Some(watch) = &watch {
@@ -264,7 +293,7 @@ pub(super) async fn read_many(
                             read_once.insert(path, id);
                         }
                     }
-                    Ended::Rotated | Ended::Deleted | Ended::Stopped => {}
+                    Ended::Rotated | Ended::Deleted | Ended::Idle | Ended::Stopped => {}
                 }
             }
             _ = async { folders_changed.as_ref().unwrap().notified().await },
@@ -284,7 +313,7 @@ async fn read_path(
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
     (fresh, read_to): (bool, Option<ReadTo>),
-    wake: Option<Arc<tokio::sync::Notify>>,
+    wake: Option<Wake>,
 ) -> Done {
     let follow = wake.is_some();
     let (read, ended, read_to, refused) =
@@ -315,7 +344,7 @@ async fn read_file(
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
     (fresh, read_to): (bool, Option<ReadTo>),
-    wake: Option<Arc<tokio::sync::Notify>>,
+    wake: Option<Wake>,
 ) -> Result<(Flow, Ended, Option<ReadTo>)> {
     let file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
@@ -337,10 +366,11 @@ async fn read_file(
         Some((checkpoint, position)) => (checkpoint, Some(position)),
         None => (Arc::new(FileCheckpoint::default()), None),
     };
-    let follow_with = wake.map(|wake| {
+    let follow_with = wake.map(|(wake, waiting)| {
         let with = FollowWith {
             wake,
             poll: options.poll_interval,
+            waiting,
             read_to,
         };
         (with, ctx.shutdown.clone())
