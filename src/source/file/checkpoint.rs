@@ -276,6 +276,7 @@ impl CheckpointStore {
     /// Locks the checkpoint at `path` for this run (another run holding
     /// it is an error) and reads it (none yet is an empty one).
     pub fn load(path: &Path) -> std::io::Result<Self> {
+        let path = &resolve(path);
         let lock = lock(path)?;
         let (saved, written) = match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -457,6 +458,24 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::File::open(folder)?.sync_all()
+}
+
+/// The file the checkpoint path `path` stands for: a symlink at its end
+/// followed, to the end of a chain of them (otherwise the rename of each
+/// save would replace the link with a file, and a run through the link
+/// would lock another file than a run through its target). Any other path
+/// is left as spelled: its folder, however spelled, holds the same lock.
+pub fn resolve(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    // Bounded as the kernel bounds a chain of links.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        // A relative target is relative to the link's folder.
+        path = super::watch::folder_of(&path).join(target);
+    }
+    path
 }
 
 /// The temporary file a checkpoint is written to before its rename.
