@@ -765,3 +765,34 @@ fn more_followed_files_than_slots_are_all_read_as_they_grow() {
         "{stderr}"
     );
 }
+
+#[test]
+fn files_that_stay_at_a_followed_path_less_than_a_poll_interval_are_read() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "");
+    let follower = Follower::start(&dir, &[&log]);
+    let mut expected = Vec::new();
+    for rotation in 1..=30 {
+        // Faster than the poll interval (250 ms): only the folder's events
+        // show most of these files at app.log.
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::rename(&log, dir.path(&format!("app.log.{rotation}"))).unwrap();
+        let lines: String = (1..=20)
+            .map(|line| format!("r{rotation:02} {line:02}\n"))
+            .collect();
+        expected.extend(lines.lines().map(String::from));
+        dir.file("app.log", &lines);
+    }
+    follower.wait_for(expected.len());
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let mut messages: Vec<String> = std::fs::read_to_string(dir.path("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["message"].to_string())
+        .map(|m| m.trim_matches('"').to_string())
+        .collect();
+    messages.sort();
+    expected.sort();
+    assert_eq!(messages, expected, "{stderr}");
+}

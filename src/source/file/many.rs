@@ -17,6 +17,7 @@ use super::checkpoint::{CheckpointStore, Position};
 use super::follow::Ended;
 use super::open::{self, FollowWith};
 use super::pattern::matches;
+use super::successors::Successors;
 use super::watch::Watch;
 use super::{read_one, FileCheckpoint, FileOptions, Flow};
 use crate::error::{Error, Result};
@@ -153,6 +154,7 @@ pub(super) async fn read_many(
     // idle file closed to free its slot waits there too, until it changes.
     let mut ids: HashMap<String, (u64, u64)> = HashMap::new();
     let mut rotated: HashMap<(u64, u64), ReadTo> = HashMap::new();
+    let mut successors = Successors::default();
     let mut reads = FuturesUnordered::new();
     // How many waited when that was last said.
     let mut said_waiting = 0;
@@ -174,6 +176,10 @@ pub(super) async fn read_many(
                 }
                 for (path, id) in found.files {
                     matched.insert(id);
+                    if active.contains(&path) && options.follow {
+                        successors.note(&path, id, &ids, options.max_open_files);
+                        continue;
+                    }
                     if active.contains(&path)
                         || seen.contains(&path)
                         || hold.contains(&path)
@@ -190,7 +196,7 @@ pub(super) async fn read_many(
                         }
                         continue;
                     }
-                    if ids.values().any(|&read| read == id) {
+                    if ids.values().any(|&read| read == id) || successors.holds(id) {
                         continue;
                     }
                     if let Some((_, read)) = rotated.get(&id) {
@@ -230,13 +236,17 @@ pub(super) async fn read_many(
             };
             let restart = fresh.remove(&path);
             let wake = watch.as_mut().map(|w| w.file(std::path::Path::new(&path)));
+            let successor = successors.take(&path);
+            if let Some((id, _)) = &successor {
+                ids.insert(path.clone(), *id);
+            }
             let read_to = ids.get(&path).and_then(|id| rotated.remove(id));
             reads.push(read_path(
                 path,
                 options,
                 store,
                 ctx,
-                (restart, read_to),
+                (restart, read_to, successor.map(|(_, file)| file)),
                 wake.map(|wake| (wake, waiting_count.clone())),
             ));
         }
@@ -284,6 +294,10 @@ pub(super) async fn read_many(
                     say_never_read(&waiting, options.max_open_files);
                     return Ok(());
                 }
+                if successors.waiting(&path) && !ctx.shutdown.is_cancelled() {
+                    active.insert(path.clone());
+                    waiting.push_back(path.clone());
+                }
                 match ended {
                     Ended::Truncated => {
                         fresh.insert(path);
@@ -312,23 +326,31 @@ async fn read_path(
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    (fresh, read_to): (bool, Option<ReadTo>),
+    (fresh, read_to, successor): (bool, Option<ReadTo>, Option<std::fs::File>),
     wake: Option<Wake>,
 ) -> Done {
     let follow = wake.is_some();
-    let (read, ended, read_to, refused) =
-        match read_file(&path, options, store, ctx, (fresh, read_to), wake).await {
-            Ok((flow, ended, read_to)) => (Ok(flow), ended, read_to, None),
-            // A file made unreadable for a moment (chmod) does not end a
-            // run that follows it: it is tried again.
-            Err(Error::Open { source, .. }) if follow => (
-                Ok(Flow::InputEnded),
-                Ended::Stopped,
-                None,
-                Some(source.to_string()),
-            ),
-            Err(error) => (Err(error), Ended::Stopped, None, None),
-        };
+    let (read, ended, read_to, refused) = match read_file(
+        &path,
+        options,
+        store,
+        ctx,
+        (fresh, read_to, successor),
+        wake,
+    )
+    .await
+    {
+        Ok((flow, ended, read_to)) => (Ok(flow), ended, read_to, None),
+        // A file made unreadable for a moment (chmod) does not end a
+        // run that follows it: it is tried again.
+        Err(Error::Open { source, .. }) if follow => (
+            Ok(Flow::InputEnded),
+            Ended::Stopped,
+            None,
+            Some(source.to_string()),
+        ),
+        Err(error) => (Err(error), Ended::Stopped, None, None),
+    };
     Done {
         path,
         read,
@@ -343,10 +365,14 @@ async fn read_file(
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    (fresh, read_to): (bool, Option<ReadTo>),
+    (fresh, read_to, successor): (bool, Option<ReadTo>, Option<std::fs::File>),
     wake: Option<Wake>,
 ) -> Result<(Flow, Ended, Option<ReadTo>)> {
-    let file = match tokio::fs::File::open(path).await {
+    let opened = match successor {
+        Some(file) => Ok(tokio::fs::File::from_std(file)),
+        None => tokio::fs::File::open(path).await,
+    };
+    let file = match opened {
         Ok(file) => file,
         // Gone between the search and the open: found again if it returns.
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
