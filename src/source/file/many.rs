@@ -107,6 +107,46 @@ type ReadTo = (Arc<FileCheckpoint>, Position);
 /// slot.
 type Wake = (Arc<tokio::sync::Notify>, Arc<AtomicUsize>);
 
+/// With `--follow`: compressed matches are read once their size and
+/// modification time have not changed for two poll intervals, as a
+/// compressed file is not followed: logrotate's `compress` writes it
+/// progressively, and a read of it half written would end at a cut stream.
+#[derive(Default)]
+struct Settled {
+    /// Each compressed match not read yet: its size and modification time,
+    /// and since when they have been so.
+    seen: HashMap<String, ((u64, i64, i64), std::time::Instant)>,
+}
+
+impl Settled {
+    /// Whether `path` may be read now: not compressed, or settled.
+    fn settled(&mut self, path: &str, options: &FileOptions) -> bool {
+        let Ok(file) = std::fs::File::open(path) else {
+            return true;
+        };
+        let compressed = open::head_of(&file, super::decompress::MAGIC_BYTES)
+            .is_ok_and(|head| options.decompress.codec(&head).is_some());
+        let (true, Ok(metadata)) = (compressed, file.metadata()) else {
+            return true;
+        };
+        let now = (metadata.len(), metadata.mtime(), metadata.mtime_nsec());
+        match self.seen.get(path) {
+            Some((was, since)) if *was == now => {
+                let settled = since.elapsed() >= options.poll_interval * 2;
+                if settled {
+                    self.seen.remove(path);
+                }
+                settled
+            }
+            _ => {
+                let first_seen = (now, std::time::Instant::now());
+                self.seen.insert(path.to_string(), first_seen);
+                false
+            }
+        }
+    }
+}
+
 /// A file's device and inode, if it is there.
 fn file_id(path: &str) -> Option<(u64, u64)> {
     let metadata = std::fs::metadata(path).ok()?;
@@ -155,6 +195,7 @@ pub(super) async fn read_many(
     let mut ids: HashMap<String, (u64, u64)> = HashMap::new();
     let mut rotated: HashMap<(u64, u64), ReadTo> = HashMap::new();
     let mut successors = Successors::default();
+    let mut settled = Settled::default();
     let mut reads = FuturesUnordered::new();
     // How many waited when that was last said.
     let mut said_waiting = 0;
@@ -214,6 +255,9 @@ pub(super) async fn read_many(
                             }
                             std::cmp::Ordering::Greater => {}
                         }
+                    }
+                    if options.follow && !settled.settled(&path, options) {
+                        continue;
                     }
                     ids.insert(path.clone(), id);
                     if !options.follow {
@@ -349,6 +393,12 @@ async fn read_path(
             None,
             Some(source.to_string()),
         ),
+        // A compressed file cut short (truncated, or still written when
+        // it settled) does not end a run that follows others.
+        Err(Error::Corrupt(message)) if follow => {
+            tracing::warn!("{message}: read up to there (--follow goes on)");
+            (Ok(Flow::InputEnded), Ended::ReadOnce, None, None)
+        }
         Err(error) => (Err(error), Ended::Stopped, None, None),
     };
     Done {
