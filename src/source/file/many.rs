@@ -121,7 +121,7 @@ struct Settled {
 impl Settled {
     /// Whether `path` may be read now: not compressed, or settled.
     fn settled(&mut self, path: &str, options: &FileOptions) -> bool {
-        let Ok(file) = std::fs::File::open(path) else {
+        let Ok(file) = super::successors::open_now(path) else {
             return true;
         };
         let compressed = open::head_of(&file, super::decompress::MAGIC_BYTES)

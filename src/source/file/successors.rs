@@ -46,13 +46,16 @@ impl Successors {
             }
             return;
         }
-        let Ok(file) = std::fs::File::open(path) else {
+        let Ok(file) = open_now(path) else {
             return;
         };
         // The path may have changed again since it was searched.
         let Ok(metadata) = file.metadata() else {
             return;
         };
+        if !metadata.is_file() {
+            return;
+        }
         let opened = (metadata.dev(), metadata.ino());
         if opened != id && (ids.values().any(|&read| read == opened) || self.holds(opened)) {
             return;
@@ -88,4 +91,15 @@ impl Successors {
         self.open -= usize::from(next.is_some());
         next
     }
+}
+
+/// Opens `path` for reading without waiting: a FIFO put there since the
+/// search would otherwise block the task until a writer came (on a
+/// regular file, `O_NONBLOCK` changes nothing).
+pub(super) fn open_now(path: &str) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
