@@ -314,8 +314,9 @@ fn check_following(
                 .as_deref()
                 .map(|dead| (dead, "the --dead-letter file")),
         );
-    let temporary = checkpoint::temporary_path(path);
-    let lock = checkpoint::lock_path(path);
+    let resolved = checkpoint::resolve(path);
+    let temporary = checkpoint::temporary_path(&resolved);
+    let lock = checkpoint::lock_path(&resolved);
     for (other, what) in others {
         let shown = other.display();
         if same_file(path, other) {

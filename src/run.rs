@@ -17,7 +17,7 @@ use crate::progress::{self, Progress, Shape};
 use crate::say;
 use crate::sink::opening::{self, OpenError, OutputRequest};
 use crate::sink::{DurableOutputs, KafkaSink, OutputFormat, Sink, WriterSink};
-use crate::source::file::checkpoint::{lock_path, temporary_path, CheckpointStore};
+use crate::source::file::checkpoint::{lock_path, resolve, temporary_path, CheckpointStore};
 use crate::source::file::OwnFiles;
 use crate::source::kafka::PartitionTable;
 use crate::source::tcp::TcpCounters;
@@ -157,8 +157,12 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             }
             if let Some(Checkpointing { path, .. }) = &checkpoint {
                 own.add(path, "the --checkpoint file");
-                own.add(&temporary_path(path), "the --checkpoint's temporary file");
-                own.add(&lock_path(path), "the --checkpoint's lock file");
+                let resolved = resolve(path);
+                own.add(
+                    &temporary_path(&resolved),
+                    "the --checkpoint's temporary file",
+                );
+                own.add(&lock_path(&resolved), "the --checkpoint's lock file");
             }
             watched.kind = if paths.iter().all(|path| path == "-") {
                 "stdin"

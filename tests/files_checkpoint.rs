@@ -642,3 +642,66 @@ fn entries_of_rotated_files_that_are_gone_are_dropped() {
     let lines = std::fs::read_to_string(&out).unwrap();
     assert_eq!(lines.lines().count(), 51);
 }
+
+#[test]
+fn a_checkpoint_through_a_symlink_is_its_target_locked_and_kept_a_link() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "a\n");
+    let checkpoint = dir.path("tw.ck");
+    let link = dir.path("tw2.ck");
+    std::os::unix::fs::symlink("tw.ck", &link).unwrap();
+    let first_out = dir.path("first.jsonl");
+    let mut first = streamer()
+        .args([
+            "file",
+            "-F",
+            &log,
+            "-o",
+            &first_out,
+            "--checkpoint",
+            &checkpoint,
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&first_out).unwrap_or_default() != "{\"message\":\"a\"}\n" {
+        assert!(Instant::now() < deadline, "the first run wrote nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The same checkpoint through the link: refused, not run beside it.
+    let second_out = dir.path("second.jsonl");
+    let second = run(&["file", &log, "-o", &second_out, "--checkpoint", &link]);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(
+        exit_within(&mut first, Duration::from_secs(20), "the first run"),
+        0
+    );
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!(
+            "cannot read {link}: another streamer holds this checkpoint (its lock \
+             {checkpoint}.lock is taken)"
+        )),
+        "{}",
+        second.stderr
+    );
+    assert!(!std::path::Path::new(&second_out).exists());
+    // Through the link, a run resumes from the target, and saves there.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"b\n")
+        .unwrap();
+    let third = run(&["file", &log, "--checkpoint", &link]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(third.stdout, "{\"message\":\"b\"}\n");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let saved = std::fs::read_to_string(&checkpoint).unwrap();
+    assert!(saved.contains("\"offset\": 4"), "{saved}");
+}

@@ -374,3 +374,48 @@ fn with_follow_a_compressed_match_is_read_once_and_the_log_is_followed() {
     assert_eq!(text.lines().count(), 5, "{text}");
     assert!(!text.contains("old 3"), "{text}");
 }
+
+#[test]
+fn with_follow_a_compressed_file_still_being_written_is_read_once_whole() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "live 1\n");
+    let lines: String = (0..20_000u64)
+        .map(|n| format!("old {n} {:x}\n", n.wrapping_mul(2_654_435_761) % (1 << 32)))
+        .collect();
+    let gz = compress(Codec::Gzip, lines.as_bytes());
+    assert!(gz.len() > 16_384);
+    let out = dir.path("out.jsonl");
+    let err = dir.path("err.txt");
+    let pattern = format!("{}/app.log*", dir.root().display());
+    let mut child = streamer()
+        .args(["file", "--follow", "--poll-interval", "1s", "-o", &out])
+        .arg(&pattern)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&out, 1);
+    // As logrotate's `compress` writes it: part, a pause, the rest.
+    let mut file = std::fs::File::create(dir.path("app.log.1.gz")).unwrap();
+    file.write_all(&gz[..8192]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    file.write_all(&gz[8192..]).unwrap();
+    drop(file);
+    let written = wait_for_lines(&out, 20_001);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(b"live 2\n").unwrap();
+    drop(file);
+    wait_for_lines(&out, 20_002);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let code = exit_within(&mut child, Duration::from_secs(20), "after SIGTERM");
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        summary(&stderr).contains("20002 records read, 20002 written"),
+        "{stderr}"
+    );
+    assert_eq!(written.len(), 20_001, "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 20_002, "{stderr}");
+}

@@ -308,11 +308,17 @@ fn followed_files_past_max_open_files_wait_for_a_slot() {
     let pattern = format!("{}/*.log", dir.root().display());
     let follower = Follower::start(&dir, &[&pattern, "--max-open-files", "1"]);
     follower.wait_for_stderr("1 files wait for one of the 1 open ones to close (--max-open-files)");
-    assert_eq!(follower.wait_for(1), ["a"]);
-    // Deleting the followed file frees its slot for the one waiting.
-    std::fs::remove_file(dir.path("a.log")).unwrap();
+    // a.log, read to its end, gives its slot to b.log, and takes one
+    // again when it grows, read from where it was.
     assert_eq!(follower.wait_for(2), ["a", "b"]);
-    assert_eq!(follower.stop().0, 0);
+    append(&dir.path("a.log"), "a2\n");
+    assert_eq!(follower.wait_for(3), ["a", "b", "a2"]);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        summary(&stderr).contains("3 records read, 3 written"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -483,8 +489,10 @@ fn follower_messages(dir: &Dir) -> Vec<String> {
 #[test]
 fn more_matches_than_the_open_file_limit_wait_and_are_named_at_the_end() {
     let dir = Dir::new();
+    // A file read to a line's end gives up its slot to one waiting; one
+    // whose last line is still partial keeps it.
     for n in 0..200 {
-        dir.file(&format!("f{n:03}.log"), format!("f{n:03} 1\n"));
+        dir.file(&format!("f{n:03}.log"), format!("f{n:03} 1\nf{n:03} 2"));
     }
     let out = dir.path("out.jsonl");
     let pattern = format!("{}/*.log", dir.root().display());
@@ -696,4 +704,96 @@ fn a_followed_file_unreadable_for_a_moment_is_a_warning_and_read_once_readable()
     got.sort();
     assert_eq!(got, ["first", "second", "third"]);
     assert_eq!(stderr.matches("cannot be read").count(), 1, "{stderr}");
+}
+
+#[test]
+fn rotated_files_read_to_their_end_give_up_their_slots_so_the_live_log_is_read() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "");
+    let pattern = dir.path("app.log*");
+    let follower = Follower::start(&dir, &[&pattern, "--max-open-files", "4"]);
+    let mut expected = Vec::new();
+    for rotation in 1..=20 {
+        // A logger's pace, not a wait for streamer: every rotated file
+        // stays matched by the pattern, read to its end and idle.
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::rename(&log, dir.path(&format!("app.log.{rotation}"))).unwrap();
+        let lines: String = (1..=10)
+            .map(|line| format!("r{rotation:02} {line:02}\n"))
+            .collect();
+        expected.extend(lines.lines().map(String::from));
+        dir.file("app.log", &lines);
+    }
+    append(&log, "LIVE\n");
+    expected.push("LIVE".into());
+    follower.wait_until("LIVE", |m| m.contains(&"LIVE".to_string()));
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let mut messages: Vec<String> = std::fs::read_to_string(dir.path("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["message"].to_string())
+        .map(|m| m.trim_matches('"').to_string())
+        .collect();
+    messages.sort();
+    expected.sort();
+    assert_eq!(messages, expected, "{stderr}");
+}
+
+#[test]
+fn more_followed_files_than_slots_are_all_read_as_they_grow() {
+    let dir = Dir::new();
+    for n in 0..20 {
+        dir.file(&format!("f{n:02}.log"), format!("f{n:02} 1\n"));
+    }
+    let pattern = format!("{}/*.log", dir.root().display());
+    let follower = Follower::start(&dir, &[&pattern, "--max-open-files", "4"]);
+    follower.wait_for(20);
+    for n in 0..20 {
+        append(&dir.path(&format!("f{n:02}.log")), &format!("f{n:02} 2\n"));
+    }
+    let mut messages = follower.wait_for(40);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    messages.sort();
+    let mut expected: Vec<String> = (0..20)
+        .flat_map(|n| [format!("f{n:02} 1"), format!("f{n:02} 2")])
+        .collect();
+    expected.sort();
+    assert_eq!(messages, expected, "{stderr}");
+    assert!(
+        summary(&stderr).contains("40 records read, 40 written"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn files_that_stay_at_a_followed_path_less_than_a_poll_interval_are_read() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "");
+    let follower = Follower::start(&dir, &[&log]);
+    let mut expected = Vec::new();
+    for rotation in 1..=30 {
+        // Faster than the poll interval (250 ms): only the folder's events
+        // show most of these files at app.log.
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::rename(&log, dir.path(&format!("app.log.{rotation}"))).unwrap();
+        let lines: String = (1..=20)
+            .map(|line| format!("r{rotation:02} {line:02}\n"))
+            .collect();
+        expected.extend(lines.lines().map(String::from));
+        dir.file("app.log", &lines);
+    }
+    follower.wait_for(expected.len());
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let mut messages: Vec<String> = std::fs::read_to_string(dir.path("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["message"].to_string())
+        .map(|m| m.trim_matches('"').to_string())
+        .collect();
+    messages.sort();
+    expected.sort();
+    assert_eq!(messages, expected, "{stderr}");
 }

@@ -21,6 +21,7 @@ mod many;
 mod open;
 mod options;
 mod pattern;
+mod successors;
 mod watch;
 
 pub use self::checkpoint::FileCheckpoint;

@@ -276,6 +276,7 @@ impl CheckpointStore {
     /// Locks the checkpoint at `path` for this run (another run holding
     /// it is an error) and reads it (none yet is an empty one).
     pub fn load(path: &Path) -> std::io::Result<Self> {
+        let path = &resolve(path);
         let lock = lock(path)?;
         let (saved, written) = match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -372,6 +373,22 @@ impl CheckpointStore {
         Ok(start)
     }
 
+    /// The file of `id`, read to its end, is closed and now at `path`:
+    /// its copy is closed too, and it is saved under that name (its
+    /// reader's `FileCheckpoint`, kept by the caller, keeps it live).
+    pub(super) fn park(&self, id: (u64, u64), path: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(live) = inner.live.get_mut(&id) {
+            if live.file.is_some() {
+                live.entry();
+                live.file = None;
+            }
+            if live.path != path {
+                live.path = path.to_string();
+            }
+        }
+    }
+
     /// The path and delivered byte offset of every file whose read is
     /// under way (its reader holds its checkpoint), by path: at most
     /// `--max-open-files` of them, for `--metrics`.
@@ -441,6 +458,24 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::File::open(folder)?.sync_all()
+}
+
+/// The file the checkpoint path `path` stands for: a symlink at its end
+/// followed, to the end of a chain of them (otherwise the rename of each
+/// save would replace the link with a file, and a run through the link
+/// would lock another file than a run through its target). Any other path
+/// is left as spelled: its folder, however spelled, holds the same lock.
+pub fn resolve(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    // Bounded as the kernel bounds a chain of links.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        // A relative target is relative to the link's folder.
+        path = super::watch::folder_of(&path).join(target);
+    }
+    path
 }
 
 /// The temporary file a checkpoint is written to before its rename.

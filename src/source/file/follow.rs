@@ -7,6 +7,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,10 @@ pub(super) enum Ended {
     /// A compressed file, read to its end once: it is not followed (it
     /// does not grow in place).
     ReadOnce,
+    /// Read to a line's end while other files wait for a slot
+    /// (`--max-open-files`): closed, to be opened again where it was read
+    /// to once it changes.
+    Idle,
 }
 
 /// The byte stream of a followed file, as the readers take it.
@@ -41,7 +46,9 @@ pub(super) type FollowStream = StreamReader<tokio_stream_shim::Receiver, Bytes>;
 
 /// Starts following `file` (opened at `path`, positioned at byte `start`): `prefix` comes first (a CSV header for a resumed file), then
 /// the file. `wake` is notified when the watcher sees the file change;
-/// `poll` is how often it is looked at regardless.
+/// `poll` is how often it is looked at regardless; `waiting` counts the
+/// files waiting for a slot, for which an idle file gives up its own.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn follow(
     mut file: tokio::fs::File,
     start: u64,
@@ -49,6 +56,7 @@ pub(super) fn follow(
     prefix: Vec<u8>,
     wake: Arc<Notify>,
     poll: Duration,
+    waiting: Arc<AtomicUsize>,
     shutdown: CancellationToken,
 ) -> (FollowStream, JoinHandle<Ended>) {
     // A few reads ahead at most: the pipeline's backpressure reaches the file.
@@ -115,6 +123,12 @@ pub(super) fn follow(
                         path.display()
                     );
                     return ended;
+                }
+                // At its end while files wait for a slot: it gives up its
+                // own. Only at a line's end: the reader takes the stream's
+                // end as the file's, and would send a partial line whole.
+                None if waiting.load(Ordering::Relaxed) > 0 && head.at_line_end(position) => {
+                    return Ended::Idle;
                 }
                 None => {
                     tokio::select! {
@@ -224,6 +238,11 @@ impl Head {
         self.last.drain(..self.last.len() - keep);
         self.last
             .extend_from_slice(&buf[buf.len().saturating_sub(HEAD_BYTES)..]);
+    }
+
+    /// Whether `position` is the file's start or just after a line end.
+    fn at_line_end(&self, position: u64) -> bool {
+        position == 0 || self.last.last() == Some(&b'\n')
     }
 
     /// Which bytes seen so far are not there any more: the first ones

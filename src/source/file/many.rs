@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -16,6 +17,7 @@ use super::checkpoint::{CheckpointStore, Position};
 use super::follow::Ended;
 use super::open::{self, FollowWith};
 use super::pattern::matches;
+use super::successors::Successors;
 use super::watch::Watch;
 use super::{read_one, FileCheckpoint, FileOptions, Flow};
 use crate::error::{Error, Result};
@@ -101,6 +103,50 @@ struct Done {
 /// another matching name resumes.
 type ReadTo = (Arc<FileCheckpoint>, Position);
 
+/// What wakes a followed file's follower, and how many files wait for a
+/// slot.
+type Wake = (Arc<tokio::sync::Notify>, Arc<AtomicUsize>);
+
+/// With `--follow`: compressed matches are read once their size and
+/// modification time have not changed for two poll intervals, as a
+/// compressed file is not followed: logrotate's `compress` writes it
+/// progressively, and a read of it half written would end at a cut stream.
+#[derive(Default)]
+struct Settled {
+    /// Each compressed match not read yet: its size and modification time,
+    /// and since when they have been so.
+    seen: HashMap<String, ((u64, i64, i64), std::time::Instant)>,
+}
+
+impl Settled {
+    /// Whether `path` may be read now: not compressed, or settled.
+    fn settled(&mut self, path: &str, options: &FileOptions) -> bool {
+        let Ok(file) = super::successors::open_now(path) else {
+            return true;
+        };
+        let compressed = open::head_of(&file, super::decompress::MAGIC_BYTES)
+            .is_ok_and(|head| options.decompress.codec(&head).is_some());
+        let (true, Ok(metadata)) = (compressed, file.metadata()) else {
+            return true;
+        };
+        let now = (metadata.len(), metadata.mtime(), metadata.mtime_nsec());
+        match self.seen.get(path) {
+            Some((was, since)) if *was == now => {
+                let settled = since.elapsed() >= options.poll_interval * 2;
+                if settled {
+                    self.seen.remove(path);
+                }
+                settled
+            }
+            _ => {
+                let first_seen = (now, std::time::Instant::now());
+                self.seen.insert(path.to_string(), first_seen);
+                false
+            }
+        }
+    }
+}
+
 /// A file's device and inode, if it is there.
 fn file_id(path: &str) -> Option<(u64, u64)> {
     let metadata = std::fs::metadata(path).ok()?;
@@ -139,11 +185,17 @@ pub(super) async fn read_many(
     // and inode they had then.
     let mut read_once: HashMap<String, (u64, u64)> = HashMap::new();
     let mut waiting: VecDeque<String> = VecDeque::new();
+    // `waiting`'s length, for the followers: an idle file gives up its
+    // slot while files wait for one.
+    let waiting_count = Arc::new(AtomicUsize::new(0));
     // The file of each path being read: a rotated file matched under its
     // new name is read there only once its reader under the old name
-    // ended, from where that one stopped (`rotated`), not read twice.
+    // ended, from where that one stopped (`rotated`), not read twice; an
+    // idle file closed to free its slot waits there too, until it changes.
     let mut ids: HashMap<String, (u64, u64)> = HashMap::new();
     let mut rotated: HashMap<(u64, u64), ReadTo> = HashMap::new();
+    let mut successors = Successors::default();
+    let mut settled = Settled::default();
     let mut reads = FuturesUnordered::new();
     // How many waited when that was last said.
     let mut said_waiting = 0;
@@ -165,6 +217,10 @@ pub(super) async fn read_many(
                 }
                 for (path, id) in found.files {
                     matched.insert(id);
+                    if active.contains(&path) && options.follow {
+                        successors.note(&path, id, &ids, options.max_open_files);
+                        continue;
+                    }
                     if active.contains(&path)
                         || seen.contains(&path)
                         || hold.contains(&path)
@@ -181,7 +237,26 @@ pub(super) async fn read_many(
                         }
                         continue;
                     }
-                    if ids.values().any(|&read| read == id) {
+                    if ids.values().any(|&read| read == id) || successors.holds(id) {
+                        continue;
+                    }
+                    if let Some((_, read)) = rotated.get(&id) {
+                        // Read to its end and closed: opened again only once
+                        // it changed, so it holds no slot while idle.
+                        let len = std::fs::metadata(&path).map_or(read.offset, |m| m.len());
+                        match len.cmp(&read.offset) {
+                            std::cmp::Ordering::Equal => {
+                                store.park(id, &path);
+                                continue;
+                            }
+                            std::cmp::Ordering::Less => {
+                                rotated.remove(&id);
+                                fresh.insert(path.clone());
+                            }
+                            std::cmp::Ordering::Greater => {}
+                        }
+                    }
+                    if options.follow && !settled.settled(&path, options) {
                         continue;
                     }
                     ids.insert(path.clone(), id);
@@ -205,16 +280,21 @@ pub(super) async fn read_many(
             };
             let restart = fresh.remove(&path);
             let wake = watch.as_mut().map(|w| w.file(std::path::Path::new(&path)));
+            let successor = successors.take(&path);
+            if let Some((id, _)) = &successor {
+                ids.insert(path.clone(), *id);
+            }
             let read_to = ids.get(&path).and_then(|id| rotated.remove(id));
             reads.push(read_path(
                 path,
                 options,
                 store,
                 ctx,
-                (restart, read_to),
-                wake,
+                (restart, read_to, successor.map(|(_, file)| file)),
+                wake.map(|wake| (wake, waiting_count.clone())),
             ));
         }
+        waiting_count.store(waiting.len(), Ordering::Relaxed);
         if waiting.len() > said_waiting {
             crate::warn_limited!(
                 "{} files wait for one of the {} open ones to close (--max-open-files): {}",
@@ -245,7 +325,10 @@ pub(super) async fn read_many(
                     }
                 }
                 let id = ids.remove(&path);
-                if let (Some(id), Some(read_to), Ended::Rotated | Ended::Deleted) = (id, read_to, ended) {
+                if let (Some(id), Some(read_to), Ended::Rotated | Ended::Deleted | Ended::Idle) = (id, read_to, ended) {
+                    if ended == Ended::Idle {
+                        store.park(id, &path);
+                    }
                     rotated.insert(id, read_to);
                 }
                 if let Some(watch) = &watch {
@@ -254,6 +337,10 @@ pub(super) async fn read_many(
                 if read? == Flow::PipelineClosed {
                     say_never_read(&waiting, options.max_open_files);
                     return Ok(());
+                }
+                if successors.waiting(&path) && !ctx.shutdown.is_cancelled() {
+                    active.insert(path.clone());
+                    waiting.push_back(path.clone());
                 }
                 match ended {
                     Ended::Truncated => {
@@ -264,7 +351,7 @@ pub(super) async fn read_many(
                             read_once.insert(path, id);
                         }
                     }
-                    Ended::Rotated | Ended::Deleted | Ended::Stopped => {}
+                    Ended::Rotated | Ended::Deleted | Ended::Idle | Ended::Stopped => {}
                 }
             }
             _ = async { folders_changed.as_ref().unwrap().notified().await },
@@ -283,23 +370,37 @@ async fn read_path(
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    (fresh, read_to): (bool, Option<ReadTo>),
-    wake: Option<Arc<tokio::sync::Notify>>,
+    (fresh, read_to, successor): (bool, Option<ReadTo>, Option<std::fs::File>),
+    wake: Option<Wake>,
 ) -> Done {
     let follow = wake.is_some();
-    let (read, ended, read_to, refused) =
-        match read_file(&path, options, store, ctx, (fresh, read_to), wake).await {
-            Ok((flow, ended, read_to)) => (Ok(flow), ended, read_to, None),
-            // A file made unreadable for a moment (chmod) does not end a
-            // run that follows it: it is tried again.
-            Err(Error::Open { source, .. }) if follow => (
-                Ok(Flow::InputEnded),
-                Ended::Stopped,
-                None,
-                Some(source.to_string()),
-            ),
-            Err(error) => (Err(error), Ended::Stopped, None, None),
-        };
+    let (read, ended, read_to, refused) = match read_file(
+        &path,
+        options,
+        store,
+        ctx,
+        (fresh, read_to, successor),
+        wake,
+    )
+    .await
+    {
+        Ok((flow, ended, read_to)) => (Ok(flow), ended, read_to, None),
+        // A file made unreadable for a moment (chmod) does not end a
+        // run that follows it: it is tried again.
+        Err(Error::Open { source, .. }) if follow => (
+            Ok(Flow::InputEnded),
+            Ended::Stopped,
+            None,
+            Some(source.to_string()),
+        ),
+        // A compressed file cut short (truncated, or still written when
+        // it settled) does not end a run that follows others.
+        Err(Error::Corrupt(message)) if follow => {
+            tracing::warn!("{message}: read up to there (--follow goes on)");
+            (Ok(Flow::InputEnded), Ended::ReadOnce, None, None)
+        }
+        Err(error) => (Err(error), Ended::Stopped, None, None),
+    };
     Done {
         path,
         read,
@@ -314,10 +415,14 @@ async fn read_file(
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    (fresh, read_to): (bool, Option<ReadTo>),
-    wake: Option<Arc<tokio::sync::Notify>>,
+    (fresh, read_to, successor): (bool, Option<ReadTo>, Option<std::fs::File>),
+    wake: Option<Wake>,
 ) -> Result<(Flow, Ended, Option<ReadTo>)> {
-    let file = match tokio::fs::File::open(path).await {
+    let opened = match successor {
+        Some(file) => Ok(tokio::fs::File::from_std(file)),
+        None => tokio::fs::File::open(path).await,
+    };
+    let file = match opened {
         Ok(file) => file,
         // Gone between the search and the open: found again if it returns.
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -337,10 +442,11 @@ async fn read_file(
         Some((checkpoint, position)) => (checkpoint, Some(position)),
         None => (Arc::new(FileCheckpoint::default()), None),
     };
-    let follow_with = wake.map(|wake| {
+    let follow_with = wake.map(|(wake, waiting)| {
         let with = FollowWith {
             wake,
             poll: options.poll_interval,
+            waiting,
             read_to,
         };
         (with, ctx.shutdown.clone())

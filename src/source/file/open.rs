@@ -61,6 +61,8 @@ pub(super) struct FollowWith {
     pub wake: Arc<Notify>,
     /// How often it is looked at regardless (`--poll-interval`).
     pub poll: std::time::Duration,
+    /// How many files wait for a slot: an idle file then gives up its own.
+    pub waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// Where the file was already read under another name (it was
     /// rotated): reading resumes there, while the checkpoint still waits
     /// for those records' acks.
@@ -142,6 +144,7 @@ pub(super) async fn prepare(
                 prefix,
                 with.wake,
                 with.poll,
+                with.waiting,
                 shutdown,
             );
             (Box::new(stream), Some(task))
