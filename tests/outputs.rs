@@ -14,8 +14,8 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 
 use common::{run, summary, Dir};
 use kafka_support::{
-    bootstrap, create_topic, duplicates_without_loss, produce, produce_with, run_with_deadline,
-    unique, wait_until, Background, TestMessage,
+    bootstrap, committed, create_topic, duplicates_without_loss, produce, produce_with,
+    run_with_deadline, unique, wait_until, Background, TestMessage,
 };
 
 /// Fails on a JSON object (at any depth) that has a key twice, which
@@ -412,34 +412,6 @@ fn a_json_line_with_many_distinct_keys_is_checked_in_linear_time() {
 }
 
 // ---------------------------------------------------------------- Kafka
-
-/// The offsets group `group` has committed for `topic`'s partitions
-/// (`-1` where none).
-fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    for partition in 0..partitions {
-        list.add_partition(topic, partition);
-    }
-    let Ok(offsets) = consumer.committed_offsets(list, Duration::from_secs(10)) else {
-        return vec![-1; partitions as usize];
-    };
-    offsets
-        .elements()
-        .iter()
-        .map(|element| match element.offset() {
-            Offset::Offset(offset) => offset,
-            _ => -1,
-        })
-        .collect()
-}
 
 /// `n` messages `{"id":i}` on partition `i % partitions`.
 fn ids(n: usize, partitions: i32) -> Vec<TestMessage> {

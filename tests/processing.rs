@@ -13,7 +13,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{run, run_with_stdin, saved, summary, Dir};
-use kafka_support::{bootstrap, create_topic, produce, run_with_deadline, unique, TestMessage};
+use kafka_support::{
+    bootstrap, committed, create_topic, produce, run_with_deadline, unique, TestMessage,
+};
 
 const PEOPLE: &str = "\
 name,age,city,zip,member
@@ -294,34 +296,6 @@ fn tcp_records_are_processed_too() {
         stdout,
         "{\"sym\":\"MSFT\",\"qty\":12}\n{\"sym\":\"NVDA\",\"qty\":40}\n"
     );
-}
-
-/// The offsets group `group` has committed for `topic`'s partitions
-/// (`-1` where none).
-fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    for partition in 0..partitions {
-        list.add_partition(topic, partition);
-    }
-    let offsets = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .expect("committed offsets");
-    offsets
-        .elements()
-        .iter()
-        .map(|element| match element.offset() {
-            Offset::Offset(offset) => offset,
-            _ => -1,
-        })
-        .collect()
 }
 
 #[test]

@@ -557,3 +557,30 @@ pub fn delete_topic(brokers: &str, topic: &str) {
         result.unwrap_or_else(|(name, code)| panic!("cannot delete topic {name}: {code}"));
     }
 }
+
+/// The offsets group `group` has committed for `topic`'s partitions
+/// (`-1` where none).
+pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let Ok(offsets) = consumer.committed_offsets(list, Duration::from_secs(10)) else {
+        return vec![-1; partitions as usize];
+    };
+    offsets
+        .elements()
+        .iter()
+        .map(|element| match element.offset() {
+            Offset::Offset(offset) => offset,
+            _ => -1,
+        })
+        .collect()
+}
