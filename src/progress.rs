@@ -15,7 +15,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    BinaryBytes, HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle,
+};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Probes;
@@ -50,16 +52,9 @@ impl Progress {
             Shape::Bytes(total) => ProgressBar::with_draw_target(Some(total), target),
             Shape::UnknownBytes | Shape::Stream => ProgressBar::with_draw_target(None, target),
         };
-        let template = match shape {
-            Shape::Bytes(_) => {
-                "{bytes} of {total_bytes} [{bar:20}] {binary_bytes_per_sec}, ETA {eta} · {msg}"
-            }
-            Shape::UnknownBytes => "{bytes} read, {binary_bytes_per_sec} · {msg}",
-            Shape::Stream => "{msg}",
-        };
-        let style = ProgressStyle::with_template(template)
-            .expect("a valid template")
-            .progress_chars("=> ");
+        // One message, cut to the terminal's width: a line that wrapped
+        // would leave its first rows behind at each redraw.
+        let style = ProgressStyle::with_template("{wide_msg}").expect("a valid template");
         bar.set_style(style);
         // Drawn at once: a run shorter than a tick still shows it.
         bar.tick();
@@ -89,11 +84,23 @@ async fn redraw(bar: ProgressBar, shape: Shape, probes: Probes) {
                 // file's bytes (a quoted CSV row is counted a bit over).
                 let done = probes.stats.bytes_read.load(Ordering::Relaxed) + probes.records_read();
                 bar.set_position(done.min(total));
-                bar.set_message(format!("{records} records"));
+                bar.set_message(format!(
+                    "{} of {} [{}] {}/s, ETA {:#} · {records} records",
+                    HumanBytes(done.min(total)),
+                    HumanBytes(total),
+                    bar_text(done.min(total), total),
+                    BinaryBytes(bar.per_sec() as u64),
+                    HumanDuration(bar.eta()),
+                ));
             }
             Shape::UnknownBytes => {
-                bar.set_position(probes.stats.bytes_read.load(Ordering::Relaxed));
-                bar.set_message(format!("{records} records"));
+                let done = probes.stats.bytes_read.load(Ordering::Relaxed);
+                bar.set_position(done);
+                bar.set_message(format!(
+                    "{} read, {}/s · {records} records",
+                    HumanBytes(done),
+                    BinaryBytes(bar.per_sec() as u64),
+                ));
             }
             Shape::Stream => {
                 let now = Instant::now();
@@ -105,6 +112,21 @@ async fn redraw(bar: ProgressBar, shape: Shape, probes: Probes) {
             }
         }
     }
+}
+
+/// A bar of 20 cells, `=` for the part done and `>` at its head.
+fn bar_text(done: u64, total: u64) -> String {
+    const CELLS: u64 = 20;
+    let full = (done * CELLS)
+        .checked_div(total)
+        .unwrap_or(CELLS)
+        .min(CELLS);
+    let mut text = "=".repeat(full as usize);
+    if full < CELLS {
+        text.push('>');
+        text.push_str(&" ".repeat((CELLS - full - 1) as usize));
+    }
+    text
 }
 
 /// Records a second over the samples kept.

@@ -244,6 +244,17 @@ fn log_format_json_errors_and_refusals_are_objects_too() {
         lines[0]["message"],
         "--poll-interval applies with --follow: add -F, or drop --poll-interval"
     );
+    // Flags clap itself cannot parse, the format flag among them.
+    let out = run(&["file", &missing, "--log-format", "json", "--bogus"]);
+    assert_eq!(out.code, 2);
+    let lines = json_lines(&out.stderr);
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert_eq!(lines[0]["level"], "ERROR");
+    let message = lines[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("unexpected argument '--bogus' found"),
+        "{message}"
+    );
 }
 
 #[test]

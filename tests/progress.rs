@@ -21,8 +21,13 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// `TERM` names one that can redraw a line (a `dumb` one gets no line).
 fn on_terminal(args: &[&str]) -> Command {
     // A pty starts without a size; 160 columns fit every line unwrapped.
+    on_terminal_of(160, args)
+}
+
+/// [`on_terminal`], `columns` wide.
+fn on_terminal_of(columns: u16, args: &[&str]) -> Command {
     let mut line = format!(
-        "stty cols 160 rows 40; exec {}",
+        "stty cols {columns} rows 40; exec {}",
         env!("CARGO_BIN_EXE_streamer")
     );
     for arg in args {
@@ -198,4 +203,53 @@ fn a_stream_shows_records_rate_buffer_and_clients_and_log_lines_stay_whole() {
     let text = wait_for(&seen, "streamer: 21 records read, 20 written, 1 rejected");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "{text:?}");
+}
+
+/// The text of each drawing of the line in `transcript`: what follows
+/// each carriage return, escape codes removed.
+fn drawings(transcript: &str) -> Vec<String> {
+    transcript
+        .split('\r')
+        .map(|piece| {
+            let mut text = String::new();
+            let mut chars = piece.chars();
+            while let Some(c) = chars.next() {
+                if c == '\x1b' {
+                    // CSI: ESC [ parameters, then one final letter.
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                } else if c != '\n' {
+                    text.push(c);
+                }
+            }
+            text
+        })
+        .filter(|text| !text.is_empty())
+        .collect()
+}
+
+#[test]
+fn on_a_narrow_terminal_the_line_is_cut_to_its_width_not_wrapped() {
+    let dir = Dir::new();
+    let input = big_csv(&dir);
+    let out = dir.path("out.jsonl");
+    let text = transcript(&mut on_terminal_of(
+        30,
+        &["file", &input, "-o", &out, "--csv-workers", "1"],
+    ));
+    let drawn: Vec<String> = drawings(&text)
+        .into_iter()
+        .filter(|line| !line.starts_with("streamer: "))
+        .collect();
+    assert!(
+        drawn.iter().any(|line| line.contains(" of ")),
+        "no progress line: {text:?}"
+    );
+    for line in &drawn {
+        assert!(line.chars().count() <= 30, "{line:?} in {text:?}");
+    }
+    assert!(text.contains("streamer: 300000 records read"), "{text:?}");
 }

@@ -61,7 +61,29 @@ struct FileDefaults {
 /// prints clap's message and exits with status 2 (0 for `--help`).
 pub fn parse() -> Cli {
     forget_empty_variables();
-    parse_args(std::env::args_os()).unwrap_or_else(|error| error.exit())
+    parse_args(std::env::args_os()).unwrap_or_else(|error| {
+        // Help and version go to stdout as they are; an error is one JSON
+        // object when JSON lines were asked for, as every other line is.
+        if error.use_stderr() && json_asked(std::env::args_os()) {
+            let message = error.render().to_string();
+            let message = message.trim_end().trim_start_matches("error: ");
+            crate::stderr::use_json();
+            crate::say!("streamer: error: {message}");
+            std::process::exit(error.exit_code());
+        }
+        error.exit()
+    })
+}
+
+/// Whether `--log-format json` was typed (it may be the flag that failed
+/// to parse with the others) or `STREAMER_LOG_FORMAT=json` set.
+fn json_asked(args: impl Iterator<Item = OsString>) -> bool {
+    let args: Vec<OsString> = args.collect();
+    let typed = args
+        .windows(2)
+        .any(|pair| pair[0] == "--log-format" && pair[1] == "json")
+        || args.iter().any(|arg| arg == "--log-format=json");
+    typed || std::env::var_os("STREAMER_LOG_FORMAT").is_some_and(|format| format == "json")
 }
 
 /// An empty `STREAMER_*` variable counts as unset, as an empty flag value
