@@ -319,7 +319,8 @@ fn check_following(
     let lock = checkpoint::lock_path(&resolved);
     for (other, what) in others {
         let shown = other.display();
-        if same_file(path, other) {
+        // Through a link, even one whose target does not exist yet.
+        if same_file(path, other) || same_file(&resolved, other) {
             return Err(format!(
                 "--checkpoint {} is {what} ({shown}): it would be overwritten: give \
                  --checkpoint another path",

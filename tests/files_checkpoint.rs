@@ -123,6 +123,25 @@ fn a_checkpoint_spelled_otherwise_or_its_temporary_file_is_refused_before_anythi
         );
         assert!(!std::path::Path::new(&file).exists(), "{file} was written");
     }
+    // A link to the output file, which does not exist yet (a dangling link).
+    for (flag, file, what) in [
+        ("-o", &out, "the -o file"),
+        ("--dead-letter", &dead, "the --dead-letter file"),
+    ] {
+        let link = dir.path("link.ck");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(file, &link).unwrap();
+        let refused = run(&["file", &log, flag, file, "--checkpoint", &link]);
+        assert_eq!(refused.code, 2, "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains(&format!(
+                "--checkpoint {link} is {what} ({file}): it would be overwritten"
+            )),
+            "{}",
+            refused.stderr
+        );
+        assert!(!std::path::Path::new(file).exists(), "{file} was written");
+    }
 
     // The temporary file, PATH.tmp, is an input or the output.
     let input = dir.file("z.tmp", "keep\n");
