@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{exit_within, file_name, run, saved, streamer, summary, Dir};
+use common::{exit_within, file_name, run, saved, streamer, summary, Dir, Run};
 
 fn inode(path: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -204,22 +204,14 @@ fn a_missing_checkpoint_folder_is_refused_at_start() {
     assert!(!std::path::Path::new(&out).exists());
 }
 
-#[test]
-fn a_second_run_with_the_same_checkpoint_is_refused() {
-    let dir = Dir::new();
-    let log = dir.file("x.log", "a\n");
-    let checkpoint = dir.path("ck");
+/// Runs `file LOG -o second.jsonl --checkpoint SECOND` while a following
+/// run with `--checkpoint HELD` has written LOG's one record `a`, then stops
+/// that first run (which must exit 0); returns the second run and its
+/// output path.
+fn beside_a_run_holding(dir: &Dir, log: &str, held: &str, second: &str) -> (Run, String) {
     let first_out = dir.path("first.jsonl");
     let mut first = streamer()
-        .args([
-            "file",
-            "-F",
-            &log,
-            "-o",
-            &first_out,
-            "--checkpoint",
-            &checkpoint,
-        ])
+        .args(["file", "-F", log, "-o", &first_out, "--checkpoint", held])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -229,13 +221,22 @@ fn a_second_run_with_the_same_checkpoint_is_refused() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let second_out = dir.path("second.jsonl");
-    let second = run(&["file", &log, "-o", &second_out, "--checkpoint", &checkpoint]);
+    let second_run = run(&["file", log, "-o", &second_out, "--checkpoint", second]);
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(
         exit_within(&mut first, Duration::from_secs(20), "the first run"),
         0
     );
+    (second_run, second_out)
+}
+
+#[test]
+fn a_second_run_with_the_same_checkpoint_is_refused() {
+    let dir = Dir::new();
+    let log = dir.file("x.log", "a\n");
+    let checkpoint = dir.path("ck");
+    let (second, second_out) = beside_a_run_holding(&dir, &log, &checkpoint, &checkpoint);
     assert_eq!(second.code, 1, "{}", second.stderr);
     assert!(
         second.stderr.contains(&format!(
@@ -669,34 +670,8 @@ fn a_checkpoint_through_a_symlink_is_its_target_locked_and_kept_a_link() {
     let checkpoint = dir.path("tw.ck");
     let link = dir.path("tw2.ck");
     std::os::unix::fs::symlink("tw.ck", &link).unwrap();
-    let first_out = dir.path("first.jsonl");
-    let mut first = streamer()
-        .args([
-            "file",
-            "-F",
-            &log,
-            "-o",
-            &first_out,
-            "--checkpoint",
-            &checkpoint,
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&first_out).unwrap_or_default() != "{\"message\":\"a\"}\n" {
-        assert!(Instant::now() < deadline, "the first run wrote nothing");
-        std::thread::sleep(Duration::from_millis(5));
-    }
     // The same checkpoint through the link: refused, not run beside it.
-    let second_out = dir.path("second.jsonl");
-    let second = run(&["file", &log, "-o", &second_out, "--checkpoint", &link]);
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(
-        exit_within(&mut first, Duration::from_secs(20), "the first run"),
-        0
-    );
+    let (second, second_out) = beside_a_run_holding(&dir, &log, &checkpoint, &link);
     assert_eq!(second.code, 1, "{}", second.stderr);
     assert!(
         second.stderr.contains(&format!(
