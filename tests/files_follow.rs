@@ -706,24 +706,32 @@ fn a_followed_file_unreadable_for_a_moment_is_a_warning_and_read_once_readable()
     assert_eq!(stderr.matches("cannot be read").count(), 1, "{stderr}");
 }
 
+/// Rotates `log` (in `dir`, named app.log) `rotations` times, one every
+/// `pace`: renamed to app.log.N, and a new app.log written whole with
+/// `lines` lines `rNN LL`. Returns every line written, in order.
+fn rotate(dir: &Dir, log: &str, rotations: u32, lines: u32, pace: Duration) -> Vec<String> {
+    let mut written = Vec::new();
+    for rotation in 1..=rotations {
+        std::thread::sleep(pace);
+        std::fs::rename(log, dir.path(&format!("app.log.{rotation}"))).unwrap();
+        let text: String = (1..=lines)
+            .map(|line| format!("r{rotation:02} {line:02}\n"))
+            .collect();
+        written.extend(text.lines().map(String::from));
+        dir.file("app.log", &text);
+    }
+    written
+}
+
 #[test]
 fn rotated_files_read_to_their_end_give_up_their_slots_so_the_live_log_is_read() {
     let dir = Dir::new();
     let log = dir.file("app.log", "");
     let pattern = dir.path("app.log*");
     let follower = Follower::start(&dir, &[&pattern, "--max-open-files", "4"]);
-    let mut expected = Vec::new();
-    for rotation in 1..=20 {
-        // A logger's pace, not a wait for streamer: every rotated file
-        // stays matched by the pattern, read to its end and idle.
-        std::thread::sleep(Duration::from_millis(300));
-        std::fs::rename(&log, dir.path(&format!("app.log.{rotation}"))).unwrap();
-        let lines: String = (1..=10)
-            .map(|line| format!("r{rotation:02} {line:02}\n"))
-            .collect();
-        expected.extend(lines.lines().map(String::from));
-        dir.file("app.log", &lines);
-    }
+    // A logger's pace, not a wait for streamer: every rotated file stays
+    // matched by the pattern, read to its end and idle.
+    let mut expected = rotate(&dir, &log, 20, 10, Duration::from_millis(300));
     append(&log, "LIVE\n");
     expected.push("LIVE".into());
     follower.wait_until("LIVE", |m| m.contains(&"LIVE".to_string()));
@@ -772,18 +780,9 @@ fn files_that_stay_at_a_followed_path_less_than_a_poll_interval_are_read() {
     let dir = Dir::new();
     let log = dir.file("app.log", "");
     let follower = Follower::start(&dir, &[&log]);
-    let mut expected = Vec::new();
-    for rotation in 1..=30 {
-        // Faster than the poll interval (250 ms): only the folder's events
-        // show most of these files at app.log.
-        std::thread::sleep(Duration::from_millis(100));
-        std::fs::rename(&log, dir.path(&format!("app.log.{rotation}"))).unwrap();
-        let lines: String = (1..=20)
-            .map(|line| format!("r{rotation:02} {line:02}\n"))
-            .collect();
-        expected.extend(lines.lines().map(String::from));
-        dir.file("app.log", &lines);
-    }
+    // Faster than the poll interval (250 ms): only the folder's events
+    // show most of these files at app.log.
+    let mut expected = rotate(&dir, &log, 30, 20, Duration::from_millis(100));
     follower.wait_for(expected.len());
     let (code, stderr) = follower.stop();
     assert_eq!(code, 0, "{stderr}");
