@@ -2,7 +2,8 @@
 //! `.bz2` decompressed as they are read, from a path or stdin, found by
 //! their magic bytes; a corrupt or cut stream is one error naming the file
 //! and the byte; `--checkpoint` resumes in the decompressed bytes;
-//! `--follow` reads a compressed match once.
+//! `--follow` reads a compressed match once it settled, and again when
+//! it changes.
 
 mod common;
 
@@ -326,7 +327,7 @@ fn wait_for_lines(path: &str, count: usize) -> Vec<String> {
 }
 
 #[test]
-fn with_follow_a_compressed_match_is_read_once_and_the_log_is_followed() {
+fn with_follow_a_compressed_match_is_read_again_when_it_grows_and_the_log_is_followed() {
     let dir = Dir::new();
     let log = dir.file("app.log", "live 1\n");
     let rotated = dir.file("app.log.1.gz", compress(Codec::Gzip, b"old 1\nold 2\n"));
@@ -349,7 +350,8 @@ fn with_follow_a_compressed_match_is_read_once_and_the_log_is_followed() {
             "{\"message\":\"old 2\"}"
         ]
     );
-    // More added to the compressed file is not read: it is not followed.
+    // A member added to the compressed file is read once it settled, the
+    // records already written skipped.
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&rotated)
@@ -361,7 +363,7 @@ fn with_follow_a_compressed_match_is_read_once_and_the_log_is_followed() {
     drop(file);
     // A new match is found only by a search after the append above.
     dir.file("app.log.new", "new 1\n");
-    let lines = wait_for_lines(&out, 5);
+    let lines = wait_for_lines(&out, 6);
     assert!(lines.contains(&"{\"message\":\"live 2\"}".to_string()));
     assert!(lines.contains(&"{\"message\":\"new 1\"}".to_string()));
     // SAFETY: kill(2) on our own child's pid.
@@ -370,9 +372,17 @@ fn with_follow_a_compressed_match_is_read_once_and_the_log_is_followed() {
         exit_within(&mut child, Duration::from_secs(20), "after SIGTERM"),
         0
     );
-    let text = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(text.lines().count(), 5, "{text}");
-    assert!(!text.contains("old 3"), "{text}");
+    let mut text: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    text.sort();
+    let expected: Vec<String> = ["live 1", "live 2", "new 1", "old 1", "old 2", "old 3"]
+        .iter()
+        .map(|m| format!("{{\"message\":\"{m}\"}}"))
+        .collect();
+    assert_eq!(text, expected);
 }
 
 #[test]
@@ -418,4 +428,122 @@ fn with_follow_a_compressed_file_still_being_written_is_read_once_whole() {
     assert_eq!(written.len(), 20_001, "{stderr}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 20_002, "{stderr}");
+}
+
+/// A `streamer file --follow --poll-interval 50ms` run of `pattern`,
+/// writing to `out.jsonl` in `dir`, its stderr in `err.txt`.
+fn follow_pattern(dir: &Dir, pattern: &str) -> std::process::Child {
+    streamer()
+        .args(["file", "--follow", "--poll-interval", "50ms", "-o"])
+        .arg(dir.path("out.jsonl"))
+        .arg(pattern)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path("err.txt")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM to `child`: its exit status, and the messages it wrote, sorted.
+fn stop_and_read(dir: &Dir, mut child: std::process::Child) -> (i32, Vec<String>, String) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let code = exit_within(&mut child, Duration::from_secs(20), "after SIGTERM");
+    let mut messages: Vec<String> = dir
+        .read("out.jsonl")
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .map(|record| record["message"].as_str().unwrap().to_string())
+        .collect();
+    messages.sort();
+    (code, messages, dir.read("err.txt"))
+}
+
+/// Waits until `dir`'s err.txt holds `text`.
+fn wait_for_stderr(dir: &Dir, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stderr = std::fs::read_to_string(dir.path("err.txt")).unwrap_or_default();
+        if stderr.contains(text) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {text:?} in {stderr}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn with_follow_an_empty_gz_being_created_waits_for_its_bytes() {
+    let dir = Dir::new();
+    dir.file("app.log", "live 1\n");
+    let out = dir.path("out.jsonl");
+    let child = follow_pattern(&dir, &dir.path("app.log*"));
+    wait_for_lines(&out, 1);
+    // Created empty, as a compressor does before its first write; a file
+    // created after it shows the search that met it empty is over.
+    let gz = dir.file("app.log.1.gz", "");
+    dir.file("app.log.marker", "marker\n");
+    wait_for_lines(&out, 2);
+    std::fs::write(&gz, compress(Codec::Gzip, b"old 1\nold 2\n")).unwrap();
+    wait_for_lines(&out, 4);
+    let (code, messages, stderr) = stop_and_read(&dir, child);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(messages, ["live 1", "marker", "old 1", "old 2"], "{stderr}");
+    assert!(
+        summary(&stderr).contains("4 records read, 4 written, 0 rejected"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_follow_a_gz_cut_short_by_a_pause_is_read_on_when_it_grows() {
+    let dir = Dir::new();
+    dir.file("app.log", "live 1\n");
+    let lines: Vec<String> = (0..20_000u64)
+        .map(|n| format!("old {n} {:x}", n.wrapping_mul(2_654_435_761) % (1 << 32)))
+        .collect();
+    let gz = compress(Codec::Gzip, (lines.join("\n") + "\n").as_bytes());
+    let out = dir.path("out.jsonl");
+    let child = follow_pattern(&dir, &dir.path("app.log*"));
+    wait_for_lines(&out, 1);
+    let mut file = std::fs::File::create(dir.path("app.log.1.gz")).unwrap();
+    file.write_all(&gz[..gz.len() / 3]).unwrap();
+    // The writer pauses past two poll intervals: read up to the cut.
+    wait_for_stderr(&dir, "read up to there");
+    file.write_all(&gz[gz.len() / 3..]).unwrap();
+    drop(file);
+    wait_for_lines(&out, 20_001);
+    let (code, messages, stderr) = stop_and_read(&dir, child);
+    assert_eq!(code, 0, "{stderr}");
+    let mut expected = lines;
+    expected.push("live 1".into());
+    expected.sort();
+    assert_eq!(messages.len(), expected.len(), "{stderr}");
+    assert_eq!(messages, expected);
+    assert!(
+        summary(&stderr).contains("20001 records read, 20001 written, 0 rejected"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_follow_a_gz_truncated_and_rewritten_is_read_again_from_its_start() {
+    let dir = Dir::new();
+    dir.file("app.log", "live 1\n");
+    let gz = dir.file("app.log.1.gz", compress(Codec::Gzip, b"old 1\nold 2\n"));
+    let out = dir.path("out.jsonl");
+    let child = follow_pattern(&dir, &dir.path("app.log*"));
+    wait_for_lines(&out, 3);
+    std::fs::write(&gz, compress(Codec::Gzip, b"new 1\nnew 2\nnew 3\n")).unwrap();
+    wait_for_lines(&out, 6);
+    let (code, messages, stderr) = stop_and_read(&dir, child);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        messages,
+        ["live 1", "new 1", "new 2", "new 3", "old 1", "old 2"],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("app.log.1.gz: truncated or rewritten since it was read"),
+        "{stderr}"
+    );
 }

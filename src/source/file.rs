@@ -21,6 +21,7 @@ mod many;
 mod open;
 mod options;
 mod pattern;
+mod settled;
 mod successors;
 mod watch;
 
@@ -180,8 +181,8 @@ impl Source for FileSource {
                     open::prepare(file, path, &options, store, checkpoint, false, None).await?
                 };
                 if read_one(&ctx, path, &self.options, checkpoint.clone(), opened)
-                    .await?
-                    .0
+                    .await
+                    .0?
                     == Flow::PipelineClosed
                 {
                     break;
@@ -193,22 +194,31 @@ impl Source for FileSource {
 }
 
 /// Reads one opened input to its end (or until the run stops); also
-/// returns where the last record it sent on ends.
+/// returns where the last record it sent on ends (a failed read too: the
+/// records before the failure were sent).
 async fn read_one(
     ctx: &SourceContext,
     path: &str,
     options: &FileOptions,
     checkpoint: Arc<FileCheckpoint>,
     opened: Opened,
-) -> Result<(Flow, Position)> {
+) -> (Result<Flow>, Position) {
     let display = if path == "-" {
         SourceInfo::STDIN.to_string()
     } else {
         path.to_string()
     };
     let options = options.for_path(path);
+    // A followed file's stream is ended by its follower, which on
+    // shutdown reads the file up to the size it had then first.
+    let stop = match &opened.held {
+        Some(_) => tokio_util::sync::CancellationToken::new(),
+        None => ctx.shutdown.clone(),
+    };
     let reader = FileReader {
         ctx,
+        stop,
+        held: opened.held,
         source: Arc::new(SourceInfo::File { path: display }),
         options: &options,
         checkpoint,
@@ -219,7 +229,7 @@ async fn read_one(
         ends: Mutex::new(Ends::new(opened.start)),
     };
     let format = options.format.unwrap_or_else(|| Format::from_path(path));
-    let flow = match format {
+    let flow: Result<Flow> = match format {
         // A followed file is read as it grows, a few lines at a time: the
         // parallel reader's pieces would only add latency.
         Format::Csv if options.csv_workers > 1 && !options.follow => {
@@ -230,9 +240,9 @@ async fn read_one(
         Format::Csv => reader.read_csv(opened.input).await,
         Format::Jsonl => reader.read_lines(opened.input, Content::Jsonl).await,
         Format::Lines => reader.read_lines(opened.input, Content::Lines).await,
-    }?;
+    };
     let end = reader.ends.lock().unwrap_or_else(|e| e.into_inner()).last;
-    Ok((flow, end))
+    (flow, end)
 }
 
 /// The length of a line as `--max-record-bytes` measures it: without its
@@ -287,6 +297,13 @@ impl Flow {
 /// Reads one input.
 struct FileReader<'a> {
     ctx: &'a SourceContext,
+    /// Ends the input's reads: the run's shutdown, or, for a followed
+    /// file, never (its follower ends the stream).
+    stop: tokio_util::sync::CancellationToken,
+    /// A followed file's: set when its stream ends before the file does
+    /// (the run stops, or it gives up its slot), a partial last record
+    /// then held back.
+    held: Option<Arc<std::sync::atomic::AtomicBool>>,
     source: Arc<SourceInfo>,
     options: &'a FileOptions,
     checkpoint: Arc<FileCheckpoint>,
@@ -309,6 +326,16 @@ impl FileReader<'_> {
             source: &self.source,
             pos: line,
         }
+    }
+
+    /// Whether the input was stopped rather than ended: a partial last
+    /// record is then kept back, not sent.
+    fn stopped(&self) -> bool {
+        self.ctx.shutdown.is_cancelled()
+            || self
+                .held
+                .as_ref()
+                .is_some_and(|held| held.load(Ordering::Acquire))
     }
 
     fn read_error(&self, line: u64, source: std::io::Error) -> Error {
@@ -351,7 +378,7 @@ impl FileReader<'_> {
     /// lack one. A line longer than the cap is rejected and skipped without
     /// ever being held whole.
     async fn read_lines(&self, input: impl AsyncRead + Unpin, decode: Content) -> Result<Flow> {
-        let mut reader = InputReader::new(input, self.ctx.shutdown.clone());
+        let mut reader = InputReader::new(input, self.stop.clone());
         let max_line = self.options.max_record_bytes;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
         let mut batch = RawBatch::new(self.source.clone(), decode.clone());
@@ -455,7 +482,7 @@ impl FileReader<'_> {
                 self.bytes_read.fetch_add(read as u64, Ordering::Relaxed);
                 Ok(Some((read, read < asked)))
             }
-            Err(_) if self.ctx.shutdown.is_cancelled() => Ok(None),
+            Err(_) if self.stopped() => Ok(None),
             Err(error) => Err(self.read_error(line, error)),
         }
     }

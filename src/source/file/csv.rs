@@ -46,7 +46,7 @@ impl FileReader<'_> {
     /// delimiters, doubled quotes and newlines; the first row is the header
     /// unless `--no-header`.
     pub(super) async fn read_csv(&self, input: impl AsyncRead + Unpin + Send) -> Result<Flow> {
-        let reader = InputReader::new(input, self.ctx.shutdown.clone());
+        let reader = InputReader::new(input, self.stop.clone());
         let records = CsvStream::new(
             reader,
             self.options.delimiter,
@@ -84,7 +84,7 @@ impl FileReader<'_> {
             };
             let next = match next {
                 Ok(next) => next,
-                Err(_) if self.ctx.shutdown.is_cancelled() => {
+                Err(_) if self.stopped() => {
                     let unfinished = records.unfinished();
                     if let Some((line, raw)) = unfinished.filter(|_| self.loses_unfinished()) {
                         if let Err(error) = self.reject(line, &raw, UNFINISHED) {

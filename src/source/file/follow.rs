@@ -4,15 +4,19 @@
 //! (rotation by rename) or none (deletion) ends the stream once the old
 //! file's last bytes are read; a file shorter than what was read
 //! (copytruncate) ends it at once, to be read again from the start.
+//!
+//! At its end the task costs nothing but a timer: the file is read (on
+//! the blocking pool) only once `fstat` shows more bytes than were read,
+//! and its bytes are compared only once its size or modification time
+//! changed.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::io::StreamReader;
@@ -32,122 +36,225 @@ pub(super) enum Ended {
     Truncated,
     /// The run is stopping, or the reader went away.
     Stopped,
-    /// A compressed file, read to its end once: it is not followed (it
-    /// does not grow in place).
+    /// A compressed file, read to its end (or to where its stream is cut
+    /// short): not followed, but read again, from its start, its
+    /// delivered records skipped, once it changes.
     ReadOnce,
-    /// Read to a line's end while other files wait for a slot
-    /// (`--max-open-files`): closed, to be opened again where it was read
-    /// to once it changes.
+    /// At its end while other files wait for a slot (`--max-open-files`):
+    /// closed, to be opened again where its last whole line ends once it
+    /// grows (a partial last line is read again then).
     Idle,
+}
+
+/// What was read of a file whose read ended: its size as read, its first
+/// bytes and the bytes just before that size (up to [`HEAD_BYTES`] each).
+/// A file opened again later is resumed only if they are still there: a
+/// file truncated or rewritten while closed is read from its start.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Seen {
+    pub size: u64,
+    first: Vec<u8>,
+    last: Vec<u8>,
+}
+
+impl Seen {
+    /// `file` as it is now: `size` bytes of it read.
+    pub(super) fn of(file: &std::fs::File, size: u64) -> Seen {
+        let from = size.saturating_sub(HEAD_BYTES as u64);
+        Seen {
+            size,
+            first: read_at(file, 0, HEAD_BYTES),
+            last: read_at(file, from, (size - from) as usize),
+        }
+    }
+
+    /// Why `file` is not the file read (shorter, or other bytes where
+    /// they were read), if it is not.
+    pub(super) fn differs(&self, file: &std::fs::File) -> Option<String> {
+        let len = file.metadata().map_or(self.size, |m| m.len());
+        if len < self.size {
+            return Some(format!(
+                "it is shorter ({len} bytes) than what was read ({} bytes)",
+                self.size
+            ));
+        }
+        if read_at(file, 0, self.first.len()) != self.first {
+            return Some("its first bytes are not the ones read".into());
+        }
+        let from = self.size - self.last.len() as u64;
+        (read_at(file, from, self.last.len()) != self.last)
+            .then(|| format!("its bytes {from}..{} are not the ones read", self.size))
+    }
 }
 
 /// The byte stream of a followed file, as the readers take it.
 pub(super) type FollowStream = StreamReader<tokio_stream_shim::Receiver, Bytes>;
 
-/// Starts following `file` (opened at `path`, positioned at byte `start`): `prefix` comes first (a CSV header for a resumed file), then
-/// the file. `wake` is notified when the watcher sees the file change;
-/// `poll` is how often it is looked at regardless; `waiting` counts the
-/// files waiting for a slot, for which an idle file gives up its own.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn follow(
-    mut file: tokio::fs::File,
-    start: u64,
-    path: PathBuf,
-    prefix: Vec<u8>,
-    wake: Arc<Notify>,
-    poll: Duration,
-    waiting: Arc<AtomicUsize>,
-    shutdown: CancellationToken,
-) -> (FollowStream, JoinHandle<Ended>) {
+/// The error a followed file's stream ends with when the file does not
+/// end there (the run stops, or the file gives up its slot): the reader,
+/// told by [`Follow::held`], keeps a partial last record back, for a read
+/// that starts again at its first byte.
+const HELD: &str = "the followed file's read stops here";
+
+/// What following a file needs.
+pub(super) struct Follow {
+    /// The file, opened at `path`.
+    pub file: Arc<std::fs::File>,
+    /// Where reading starts.
+    pub start: u64,
+    pub path: PathBuf,
+    /// What comes before the file's bytes (a resumed CSV's header).
+    pub prefix: Vec<u8>,
+    /// Notified when the watcher sees the path change.
+    pub wake: Arc<Notify>,
+    /// How often the file is looked at regardless (`--poll-interval`).
+    pub poll: Duration,
+    /// How many files wait for a slot: an idle file then gives up its own.
+    pub waiting: Arc<AtomicUsize>,
+    /// Set before the stream ends with [`HELD`]: the reader reads it.
+    pub held: Arc<AtomicBool>,
+    /// On shutdown the file is read up to the size it has then, and its
+    /// stream ended (held if the file is still at its path).
+    pub shutdown: CancellationToken,
+}
+
+/// Starts following (see the module documentation); the task returns why
+/// the stream ended and what was read.
+pub(super) fn follow(with: Follow) -> (FollowStream, JoinHandle<(Ended, Seen)>) {
     // A few reads ahead at most: the pipeline's backpressure reaches the file.
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2);
     let task = tokio::spawn(async move {
-        if !prefix.is_empty() && tx.send(Ok(Bytes::from(prefix))).await.is_err() {
-            return Ended::Stopped;
+        let mut follower = Follower {
+            tx,
+            position: with.start,
+            head: Head::default(),
+            with,
+        };
+        let ended = follower.run().await;
+        let seen = Seen {
+            size: follower.position,
+            first: follower.head.bytes,
+            last: follower.head.last,
+        };
+        (ended, seen)
+    });
+    (StreamReader::new(tokio_stream_shim::Receiver(rx)), task)
+}
+
+/// One followed file's task.
+struct Follower {
+    /// The stream's sending end; its receiver is the file's reader (which
+    /// dropping it means the reader stopped). Dropped when the task ends,
+    /// which ends the stream: the file's end, unless [`HELD`] came last.
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    with: Follow,
+    /// Bytes of the file read.
+    position: u64,
+    head: Head,
+}
+
+impl Follower {
+    async fn run(&mut self) -> Ended {
+        if !self.with.prefix.is_empty() {
+            let prefix = Bytes::from(std::mem::take(&mut self.with.prefix));
+            if self.tx.send(Ok(prefix)).await.is_err() {
+                return Ended::Stopped;
+            }
         }
-        let identity = match file.metadata().await {
+        let identity = match self.with.file.metadata() {
             Ok(metadata) => (metadata.dev(), metadata.ino()),
             Err(error) => {
-                let _ = tx.send(Err(error)).await;
+                let _ = self.tx.send(Err(error)).await;
                 return Ended::Stopped;
             }
         };
-        let mut head = match file.try_clone().await {
-            Ok(clone) => Head::new(clone.into_std().await),
-            Err(error) => {
-                let _ = tx.send(Err(error)).await;
-                return Ended::Stopped;
-            }
-        };
-        head.refresh(start).await;
-        let mut position = start;
+        self.head.refresh(&self.with.file, self.position);
+        // The size and modification time last looked at: the file's bytes
+        // are compared again only once they change.
+        let mut looked = stat(&self.with.file);
         // Set once the path holds another file or none: the next end of
         // this file is its last.
         let mut last_end: Option<Ended> = None;
+        // On shutdown: the size the file had then, read up to it.
+        let mut stop_at: Option<u64> = None;
         loop {
-            let mut buf = BytesMut::with_capacity(READ_SIZE);
-            match file.read_buf(&mut buf).await {
-                Ok(0) => {}
-                Ok(read) => {
-                    position += read as u64;
-                    head.read_to(&buf);
-                    if tx.send(Ok(buf.freeze())).await.is_err() {
-                        return Ended::Stopped;
-                    }
-                    continue;
-                }
-                Err(error) => {
-                    let _ = tx.send(Err(error)).await;
-                    return Ended::Stopped;
-                }
+            if stop_at.is_none() && self.with.shutdown.is_cancelled() {
+                stop_at = Some(stat(&self.with.file).0);
+            }
+            match self.read_more(stop_at).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(()) => return Ended::Stopped,
             }
             if let Some(ended) = last_end {
                 return ended;
             }
-            match look(&file, &path, identity, position).await {
+            let path = &self.with.path;
+            let ended = look(&self.with.file, path, identity, self.position);
+            if stop_at.is_some() {
+                // A file rotated away or deleted is finished: its stream
+                // ends as its end. One still at its path holds back a
+                // partial last record for the next run.
+                return match ended {
+                    Some(ended) => ended,
+                    None => self.hold(Ended::Stopped).await,
+                };
+            }
+            match ended {
                 // The writer may still add to the old file for a moment
                 // (it has not reopened the path yet): read it once more
-                // after one interval.
+                // after one interval, or as soon as the new file has
+                // bytes (the writer has moved to it).
                 Some(ended @ (Ended::Rotated | Ended::Deleted)) => {
                     last_end = Some(ended);
-                    tokio::select! {
-                        _ = tokio::time::sleep(poll) => {}
-                        _ = tx.closed() => return Ended::Stopped,
-                        _ = shutdown.cancelled() => {}
+                    if has_bytes(path) {
+                        continue;
+                    }
+                    let grace = tokio::time::sleep(self.with.poll);
+                    tokio::pin!(grace);
+                    loop {
+                        tokio::select! {
+                            _ = &mut grace => break,
+                            _ = self.tx.closed() => return Ended::Stopped,
+                            _ = self.with.shutdown.cancelled() => break,
+                            _ = self.with.wake.notified() => {
+                                if has_bytes(path) {
+                                    break;
+                                }
+                            }
+                        }
                     }
                 }
                 Some(ended) => {
                     tracing::warn!(
-                        "{}: truncated (now shorter than the {position} bytes read): read again \
+                        "{}: truncated (now shorter than the {} bytes read): read again \
                          from its start",
-                        path.display()
+                        path.display(),
+                        self.position
                     );
                     return ended;
                 }
                 // At its end while files wait for a slot: it gives up its
-                // own. Only at a line's end: the reader takes the stream's
-                // end as the file's, and would send a partial line whole.
-                None if waiting.load(Ordering::Relaxed) > 0 && head.at_line_end(position) => {
-                    return Ended::Idle;
+                // own, a partial last line held back.
+                None if self.with.waiting.load(Ordering::Relaxed) > 0 => {
+                    return self.hold(Ended::Idle).await;
                 }
                 None => {
                     tokio::select! {
-                        _ = wake.notified() => {}
-                        _ = tokio::time::sleep(poll) => {}
-                        _ = tx.closed() => return Ended::Stopped,
-                        // Not closing the stream: its end would read as
-                        // the file's, and a partial last record as whole.
-                        // The reader stops on shutdown by itself, holding
-                        // that record back for the next run.
-                        _ = shutdown.cancelled() => {
-                            tx.closed().await;
-                            return Ended::Stopped;
-                        }
+                        _ = self.with.wake.notified() => {}
+                        _ = tokio::time::sleep(self.with.poll) => {}
+                        _ = self.tx.closed() => return Ended::Stopped,
+                        _ = self.with.shutdown.cancelled() => continue,
                     }
+                    let now = stat(&self.with.file);
+                    if now == looked {
+                        continue;
+                    }
+                    looked = now;
                     // Truncated and written again before we looked: its
                     // size may be past `position` already, but its first
                     // bytes, or the last ones read, changed.
-                    if let Some(which) = head.changed(position).await {
+                    if let Some(which) = self.head.changed(&self.with.file, self.position) {
                         tracing::warn!(
                             "{}: truncated and written again (its {which} are not the ones \
                              read): read again from its start",
@@ -158,24 +265,72 @@ pub(super) fn follow(
                 }
             }
         }
-    });
-    (StreamReader::new(tokio_stream_shim::Receiver(rx)), task)
+    }
+
+    /// Reads what the file has past `position` (up to `stop_at`, on
+    /// shutdown) into the stream: whether something came; `Err` if the
+    /// reader is gone or the read failed (sent to the reader).
+    async fn read_more(&mut self, stop_at: Option<u64>) -> Result<bool, ()> {
+        let len = stat(&self.with.file).0;
+        let until = stop_at.map_or(len, |stop| stop.min(len));
+        if until <= self.position {
+            return Ok(false);
+        }
+        let want = (until - self.position).min(READ_SIZE as u64) as usize;
+        let (file, at) = (self.with.file.clone(), self.position);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; want];
+            let read = file.read_at(&mut buf, at)?;
+            buf.truncate(read);
+            Ok(buf)
+        })
+        .await
+        .unwrap_or_else(|error| Err(std::io::Error::other(error)));
+        match read {
+            Ok(buf) if buf.is_empty() => Ok(false),
+            Ok(buf) => {
+                self.position += buf.len() as u64;
+                self.head.read_to(&buf);
+                match self.tx.send(Ok(Bytes::from(buf))).await {
+                    Ok(()) => Ok(true),
+                    Err(_) => Err(()),
+                }
+            }
+            Err(error) => {
+                let _ = self.tx.send(Err(error)).await;
+                Err(())
+            }
+        }
+    }
+
+    /// Ends the stream here without ending the file ([`HELD`]).
+    async fn hold(&mut self, ended: Ended) -> Ended {
+        self.with.held.store(true, Ordering::Release);
+        let _ = self.tx.send(Err(std::io::Error::other(HELD))).await;
+        ended
+    }
+}
+
+/// The file's size and modification time (zero if it cannot be looked
+/// at): an `fstat`, cheap enough for the async worker.
+fn stat(file: &std::fs::File) -> (u64, i64, i64) {
+    file.metadata()
+        .map_or((0, 0, 0), |m| (m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Whether the file at `path` has bytes: after a rotation, the writer
+/// has moved to it.
+fn has_bytes(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|metadata| metadata.len() > 0)
 }
 
 /// At the end of the file: what became of it, or `None` if it is still
 /// the file at `path`, at least `position` bytes long.
-async fn look(
-    file: &tokio::fs::File,
-    path: &PathBuf,
-    identity: (u64, u64),
-    position: u64,
-) -> Option<Ended> {
-    if let Ok(metadata) = file.metadata().await {
-        if metadata.len() < position {
-            return Some(Ended::Truncated);
-        }
+fn look(file: &std::fs::File, path: &Path, identity: (u64, u64), position: u64) -> Option<Ended> {
+    if file.metadata().is_ok_and(|m| m.len() < position) {
+        return Some(Ended::Truncated);
     }
-    match tokio::fs::metadata(path).await {
+    match std::fs::metadata(path) {
         Ok(now) if (now.dev(), now.ino()) == identity => None,
         Ok(_) => Some(Ended::Rotated),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(Ended::Deleted),
@@ -183,53 +338,39 @@ async fn look(
     }
 }
 
+/// `len` bytes of `file` at `at` (fewer at its end; none if the read fails).
+fn read_at(file: &std::fs::File, at: u64, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut bytes[filled..], at + filled as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => filled += read,
+        }
+    }
+    bytes.truncate(filled);
+    bytes
+}
+
 /// A followed file's first bytes (up to [`HEAD_BYTES`]) and the last
 /// ones read (as many), to notice it truncated and written again between
 /// two looks: with the same header, its first bytes alone do not show it.
+#[derive(Default)]
 struct Head {
-    file: Arc<std::fs::File>,
     bytes: Vec<u8>,
     /// The bytes just before the read position.
     last: Vec<u8>,
 }
 
-/// How many first (and last read) bytes [`Head`] compares.
+/// How many first (and last read) bytes [`Head`] and [`Seen`] compare.
 const HEAD_BYTES: usize = 256;
 
 impl Head {
-    fn new(file: std::fs::File) -> Head {
-        Head {
-            file: Arc::new(file),
-            bytes: Vec::new(),
-            last: Vec::new(),
-        }
-    }
-
-    /// The file's `len` bytes at `at` now (a failed read reads as none).
-    async fn read(&self, at: u64, len: usize) -> Vec<u8> {
-        let file = self.file.clone();
-        tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            let mut bytes = vec![0; len];
-            let mut filled = 0;
-            while filled < len {
-                match file.read_at(&mut bytes[filled..], at + filled as u64) {
-                    Ok(0) | Err(_) => break,
-                    Ok(read) => filled += read,
-                }
-            }
-            bytes.truncate(filled);
-            bytes
-        })
-        .await
-        .unwrap_or_default()
-    }
-
     /// Takes the first bytes, and those before `position`, as they are now.
-    async fn refresh(&mut self, position: u64) {
-        self.bytes = self.read(0, HEAD_BYTES).await;
+    fn refresh(&mut self, file: &std::fs::File, position: u64) {
+        self.bytes = read_at(file, 0, HEAD_BYTES);
         let from = position.saturating_sub(HEAD_BYTES as u64);
-        self.last = self.read(from, (position - from) as usize).await;
+        self.last = read_at(file, from, (position - from) as usize);
     }
 
     /// `buf` was just read: the last bytes read end with it.
@@ -240,16 +381,11 @@ impl Head {
             .extend_from_slice(&buf[buf.len().saturating_sub(HEAD_BYTES)..]);
     }
 
-    /// Whether `position` is the file's start or just after a line end.
-    fn at_line_end(&self, position: u64) -> bool {
-        position == 0 || self.last.last() == Some(&b'\n')
-    }
-
     /// Which bytes seen so far are not there any more: the first ones
     /// (more may have come: they are kept too), or the last ones read,
     /// which end at `position`.
-    async fn changed(&mut self, position: u64) -> Option<&'static str> {
-        let now = self.read(0, HEAD_BYTES).await;
+    fn changed(&mut self, file: &std::fs::File, position: u64) -> Option<&'static str> {
+        let now = read_at(file, 0, HEAD_BYTES);
         if self.bytes.len() == HEAD_BYTES {
             if now != self.bytes {
                 return Some("first bytes");
@@ -260,7 +396,7 @@ impl Head {
             return Some("first bytes");
         }
         let from = position - self.last.len() as u64;
-        (self.read(from, self.last.len()).await != self.last).then_some("last bytes read")
+        (read_at(file, from, self.last.len()) != self.last).then_some("last bytes read")
     }
 }
 

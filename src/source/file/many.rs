@@ -3,20 +3,22 @@
 //! most `--max-open-files` at once, the order kept within each file. With
 //! `--follow` the patterns are searched again whenever a watched folder
 //! changes (and every `--poll-interval`), so files created later, and a
-//! rotated file's successor, are picked up. A compressed match is read
-//! once, not followed, and read again only if another file takes its name.
+//! rotated file's successor, are picked up. A compressed match is not
+//! followed: it is read to its end, and again, from its start with its
+//! delivered records skipped, whenever it changes (a file still written
+//! when it was read ends cut short).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::checkpoint::{CheckpointStore, Position};
-use super::follow::Ended;
+use super::follow::{Ended, Seen};
 use super::open::{self, FollowWith};
 use super::pattern::matches;
+use super::settled::Settled;
 use super::successors::Successors;
 use super::watch::Watch;
 use super::{read_one, FileCheckpoint, FileOptions, Flow};
@@ -93,65 +95,28 @@ struct Done {
     path: String,
     read: Result<Flow>,
     ended: Ended,
-    /// Its checkpoint and where its last record sent on ends.
-    read_to: Option<ReadTo>,
+    /// With `--follow`: where it is resumed if it is read again.
+    parked: Option<Parked>,
     /// With `--follow`: why it could not be opened, though it is there.
     refused: Option<String>,
 }
 
-/// A file's checkpoint and how far it was read: where a file rotated to
-/// another matching name resumes.
-type ReadTo = (Arc<FileCheckpoint>, Position);
+/// A file whose read ended, kept while it stays matched (rotated to a
+/// matching name, closed while idle, compressed): opened again once its
+/// size changes, and resumed where its last record sent ends unless it
+/// was truncated or rewritten meanwhile (`seen` shows it).
+struct Parked {
+    /// Its checkpoint: the acks of its first read still advance it.
+    checkpoint: Arc<FileCheckpoint>,
+    /// Where its last record sent ends.
+    end: Position,
+    /// What was read of it.
+    seen: Seen,
+}
 
 /// What wakes a followed file's follower, and how many files wait for a
 /// slot.
 type Wake = (Arc<tokio::sync::Notify>, Arc<AtomicUsize>);
-
-/// With `--follow`: compressed matches are read once their size and
-/// modification time have not changed for two poll intervals, as a
-/// compressed file is not followed: logrotate's `compress` writes it
-/// progressively, and a read of it half written would end at a cut stream.
-#[derive(Default)]
-struct Settled {
-    /// Each compressed match not read yet: its size and modification time,
-    /// and since when they have been so.
-    seen: HashMap<String, ((u64, i64, i64), std::time::Instant)>,
-}
-
-impl Settled {
-    /// Whether `path` may be read now: not compressed, or settled.
-    fn settled(&mut self, path: &str, options: &FileOptions) -> bool {
-        let Ok(file) = super::successors::open_now(path) else {
-            return true;
-        };
-        let compressed = open::head_of(&file, super::decompress::MAGIC_BYTES)
-            .is_ok_and(|head| options.decompress.codec(&head).is_some());
-        let (true, Ok(metadata)) = (compressed, file.metadata()) else {
-            return true;
-        };
-        let now = (metadata.len(), metadata.mtime(), metadata.mtime_nsec());
-        match self.seen.get(path) {
-            Some((was, since)) if *was == now => {
-                let settled = since.elapsed() >= options.poll_interval * 2;
-                if settled {
-                    self.seen.remove(path);
-                }
-                settled
-            }
-            _ => {
-                let first_seen = (now, std::time::Instant::now());
-                self.seen.insert(path.to_string(), first_seen);
-                false
-            }
-        }
-    }
-}
-
-/// A file's device and inode, if it is there.
-fn file_id(path: &str) -> Option<(u64, u64)> {
-    let metadata = std::fs::metadata(path).ok()?;
-    Some((metadata.dev(), metadata.ino()))
-}
 
 /// Reads every match of `patterns` (see the module documentation).
 pub(super) async fn read_many(
@@ -181,19 +146,17 @@ pub(super) async fn read_many(
     let mut hold: HashSet<String> = HashSet::new();
     // Truncated files: read again from their start.
     let mut fresh: HashSet<String> = HashSet::new();
-    // Compressed files read to their end (with --follow), by the device
-    // and inode they had then.
-    let mut read_once: HashMap<String, (u64, u64)> = HashMap::new();
     let mut waiting: VecDeque<String> = VecDeque::new();
     // `waiting`'s length, for the followers: an idle file gives up its
     // slot while files wait for one.
     let waiting_count = Arc::new(AtomicUsize::new(0));
     // The file of each path being read: a rotated file matched under its
     // new name is read there only once its reader under the old name
-    // ended, from where that one stopped (`rotated`), not read twice; an
-    // idle file closed to free its slot waits there too, until it changes.
+    // ended, from where that one stopped (`parked`), not read twice; an
+    // idle file closed to free its slot, and a compressed file read to
+    // its end, wait there too, until they change.
     let mut ids: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut rotated: HashMap<(u64, u64), ReadTo> = HashMap::new();
+    let mut parked: HashMap<(u64, u64), Parked> = HashMap::new();
     let mut successors = Successors::default();
     let mut settled = Settled::default();
     let mut reads = FuturesUnordered::new();
@@ -221,11 +184,7 @@ pub(super) async fn read_many(
                         successors.note(&path, id, &ids, options.max_open_files);
                         continue;
                     }
-                    if active.contains(&path)
-                        || seen.contains(&path)
-                        || hold.contains(&path)
-                        || read_once.get(&path) == Some(&id)
-                    {
+                    if active.contains(&path) || seen.contains(&path) || hold.contains(&path) {
                         continue;
                     }
                     if let Some(what) = own.which(&path, id) {
@@ -240,20 +199,14 @@ pub(super) async fn read_many(
                     if ids.values().any(|&read| read == id) || successors.holds(id) {
                         continue;
                     }
-                    if let Some((_, read)) = rotated.get(&id) {
+                    if let Some(read) = parked.get(&id) {
                         // Read to its end and closed: opened again only once
-                        // it changed, so it holds no slot while idle.
-                        let len = std::fs::metadata(&path).map_or(read.offset, |m| m.len());
-                        match len.cmp(&read.offset) {
-                            std::cmp::Ordering::Equal => {
-                                store.park(id, &path);
-                                continue;
-                            }
-                            std::cmp::Ordering::Less => {
-                                rotated.remove(&id);
-                                fresh.insert(path.clone());
-                            }
-                            std::cmp::Ordering::Greater => {}
+                        // its size changed, so it holds no slot while idle
+                        // (whether it was truncated is looked at then).
+                        let len = std::fs::metadata(&path).map_or(read.seen.size, |m| m.len());
+                        if len == read.seen.size {
+                            store.park(id, &path);
+                            continue;
                         }
                     }
                     if options.follow && !settled.settled(&path, options) {
@@ -270,12 +223,20 @@ pub(super) async fn read_many(
             // A rotated file read to its end under its old name and matched
             // under none now (deleted, or renamed out of the patterns) is
             // not waited for; nor is a compressed one no longer there.
-            rotated.retain(|id, _| matched.contains(id));
-            read_once.retain(|_, id| matched.contains(id));
+            parked.retain(|id, _| matched.contains(id));
             search = options.follow;
         }
-        while reads.len() < options.max_open_files && !ctx.shutdown.is_cancelled() {
-            let Some(path) = waiting.pop_front() else {
+        while reads.len() < options.max_open_files {
+            // Once the run stops, only the files queued at a followed path
+            // are still read (to their end): a restart would not find them.
+            let next = match ctx.shutdown.is_cancelled() {
+                false => waiting.pop_front(),
+                true => waiting
+                    .iter()
+                    .position(|path| successors.waiting(path))
+                    .and_then(|at| waiting.remove(at)),
+            };
+            let Some(path) = next else {
                 break;
             };
             let restart = fresh.remove(&path);
@@ -284,13 +245,13 @@ pub(super) async fn read_many(
             if let Some((id, _)) = &successor {
                 ids.insert(path.clone(), *id);
             }
-            let read_to = ids.get(&path).and_then(|id| rotated.remove(id));
+            let resume = ids.get(&path).and_then(|id| parked.remove(id));
             reads.push(read_path(
                 path,
                 options,
                 store,
                 ctx,
-                (restart, read_to, successor.map(|(_, file)| file)),
+                (restart, resume, successor.map(|(_, file)| file)),
                 wake.map(|wake| (wake, waiting_count.clone())),
             ));
         }
@@ -306,12 +267,13 @@ pub(super) async fn read_many(
         said_waiting = waiting.len();
         if reads.is_empty() && (!options.follow || ctx.shutdown.is_cancelled()) {
             say_never_read(&waiting, options.max_open_files);
+            successors.say_unread();
             return Ok(());
         }
         let poll = tokio::time::sleep(options.poll_interval);
         tokio::select! {
             Some(done) = reads.next() => {
-                let Done { path, read, ended, read_to, refused: why } = done;
+                let Done { path, read, ended, parked: resume, refused: why } = done;
                 active.remove(&path);
                 match why {
                     Some(why) => {
@@ -325,33 +287,26 @@ pub(super) async fn read_many(
                     }
                 }
                 let id = ids.remove(&path);
-                if let (Some(id), Some(read_to), Ended::Rotated | Ended::Deleted | Ended::Idle) = (id, read_to, ended) {
-                    if ended == Ended::Idle {
+                if let (Some(id), Some(resume), Ended::Rotated | Ended::Deleted | Ended::Idle | Ended::ReadOnce) = (id, resume, ended) {
+                    if matches!(ended, Ended::Idle | Ended::ReadOnce) {
                         store.park(id, &path);
                     }
-                    rotated.insert(id, read_to);
+                    parked.insert(id, resume);
                 }
                 if let Some(watch) = &watch {
                     watch.forget(std::path::Path::new(&path));
                 }
                 if read? == Flow::PipelineClosed {
                     say_never_read(&waiting, options.max_open_files);
+                    successors.say_unread();
                     return Ok(());
                 }
-                if successors.waiting(&path) && !ctx.shutdown.is_cancelled() {
+                if successors.waiting(&path) {
                     active.insert(path.clone());
                     waiting.push_back(path.clone());
                 }
-                match ended {
-                    Ended::Truncated => {
-                        fresh.insert(path);
-                    }
-                    Ended::ReadOnce => {
-                        if let Some(id) = file_id(&path) {
-                            read_once.insert(path, id);
-                        }
-                    }
-                    Ended::Rotated | Ended::Deleted | Ended::Idle | Ended::Stopped => {}
+                if ended == Ended::Truncated {
+                    fresh.insert(path);
                 }
             }
             _ = async { folders_changed.as_ref().unwrap().notified().await },
@@ -363,51 +318,56 @@ pub(super) async fn read_many(
 }
 
 /// Opens and reads the file at `path` (followed when `wake` is given):
-/// from its start if `fresh`, else from where it was read under another
-/// name (`read_to`) or where the checkpoint has it.
+/// from its start if `fresh`, else from where its earlier read stopped
+/// (`resume`: under another name, or before it was closed) or where the
+/// checkpoint has it.
 async fn read_path(
     path: String,
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    (fresh, read_to, successor): (bool, Option<ReadTo>, Option<std::fs::File>),
+    how: (bool, Option<Parked>, Option<std::fs::File>),
     wake: Option<Wake>,
 ) -> Done {
     let follow = wake.is_some();
-    let (read, ended, read_to, refused) = match read_file(
-        &path,
-        options,
-        store,
-        ctx,
-        (fresh, read_to, successor),
-        wake,
-    )
-    .await
-    {
-        Ok((flow, ended, read_to)) => (Ok(flow), ended, read_to, None),
-        // A file made unreadable for a moment (chmod) does not end a
-        // run that follows it: it is tried again.
-        Err(Error::Open { source, .. }) if follow => (
-            Ok(Flow::InputEnded),
-            Ended::Stopped,
-            None,
-            Some(source.to_string()),
-        ),
-        // A compressed file cut short (truncated, or still written when
-        // it settled) does not end a run that follows others.
-        Err(Error::Corrupt(message)) if follow => {
-            tracing::warn!("{message}: read up to there (--follow goes on)");
-            (Ok(Flow::InputEnded), Ended::ReadOnce, None, None)
-        }
-        Err(error) => (Err(error), Ended::Stopped, None, None),
-    };
+    let (read, ended, parked, refused) =
+        match read_file(&path, options, store, ctx, how, wake).await {
+            Ok((flow, ended, parked)) => (Ok(flow), ended, parked, None),
+            // A file made unreadable for a moment (chmod) does not end a
+            // run that follows it: it is tried again.
+            Err(Error::Open { source, .. }) if follow => (
+                Ok(Flow::InputEnded),
+                Ended::Stopped,
+                None,
+                Some(source.to_string()),
+            ),
+            Err(error) => (Err(error), Ended::Stopped, None, None),
+        };
     Done {
         path,
         read,
         ended,
-        read_to,
+        parked,
         refused,
     }
+}
+
+/// Under `--follow`, a compressed file cut short (still written when it
+/// settled, or truncated) or corrupt does not end the run: it is read
+/// again once it changes, from where its records sent end.
+fn cut_short(
+    message: &str,
+    checkpoint: Arc<FileCheckpoint>,
+    end: Position,
+    seen: Option<Seen>,
+) -> (Flow, Ended, Option<Parked>) {
+    tracing::warn!("{message}: read up to there, and again once it changes (--follow)");
+    let parked = seen.map(|seen| Parked {
+        checkpoint,
+        end,
+        seen,
+    });
+    (Flow::InputEnded, Ended::ReadOnce, parked)
 }
 
 async fn read_file(
@@ -415,12 +375,12 @@ async fn read_file(
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    (fresh, read_to, successor): (bool, Option<ReadTo>, Option<std::fs::File>),
+    (fresh, resume, successor): (bool, Option<Parked>, Option<std::fs::File>),
     wake: Option<Wake>,
-) -> Result<(Flow, Ended, Option<ReadTo>)> {
+) -> Result<(Flow, Ended, Option<Parked>)> {
     let opened = match successor {
-        Some(file) => Ok(tokio::fs::File::from_std(file)),
-        None => tokio::fs::File::open(path).await,
+        Some(file) => Ok(file),
+        None => super::successors::open_now(path),
     };
     let file = match opened {
         Ok(file) => file,
@@ -435,11 +395,34 @@ async fn read_file(
             })
         }
     };
+    // The path may hold another kind of file since it was searched.
+    if !file.metadata().is_ok_and(|metadata| metadata.is_file()) {
+        return Err(Error::Open {
+            path: path.into(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
+    // A file closed after its read is resumed only if it is still what
+    // was read: truncated or rewritten meanwhile, it is read again.
+    let (mut fresh, mut resume) = (fresh, resume);
+    if let Some(why) = resume.as_ref().and_then(|read| read.seen.differs(&file)) {
+        tracing::warn!(
+            "{path}: truncated or rewritten since it was read ({why}): read again from its start"
+        );
+        (fresh, resume) = (true, None);
+    }
+    // What a file read once (compressed) is, as it is opened: read again
+    // only once that changes.
+    let seen = options.follow.then(|| {
+        let len = file.metadata().map_or(0, |metadata| metadata.len());
+        Seen::of(&file, len)
+    });
+    let file = tokio::fs::File::from_std(file);
     let file_options = options.for_path(path);
-    // The same checkpoint as under the old name: that reader's acks still
+    // The same checkpoint as before: the acks of the earlier read still
     // to come advance it too.
-    let (checkpoint, read_to) = match read_to {
-        Some((checkpoint, position)) => (checkpoint, Some(position)),
+    let (checkpoint, read_to) = match resume {
+        Some(read) => (read.checkpoint, Some(read.end)),
         None => (Arc::new(FileCheckpoint::default()), None),
     };
     let follow_with = wake.map(|(wake, waiting)| {
@@ -451,7 +434,7 @@ async fn read_file(
         };
         (with, ctx.shutdown.clone())
     });
-    let mut opened = open::prepare(
+    let prepared = open::prepare(
         file,
         path,
         &file_options,
@@ -460,14 +443,36 @@ async fn read_file(
         fresh,
         follow_with,
     )
-    .await?;
+    .await;
+    let mut opened = match prepared {
+        Ok(opened) => opened,
+        Err(Error::Corrupt(message)) if options.follow => {
+            let at = read_to.unwrap_or_default();
+            return Ok(cut_short(&message, checkpoint, at, seen));
+        }
+        Err(error) => return Err(error),
+    };
     let follower = opened.follower.take();
     let compressed = opened.compressed;
-    let (flow, end) = read_one(ctx, path, options, checkpoint.clone(), opened).await?;
-    let ended = match follower {
-        Some(task) => task.await.unwrap_or(Ended::Stopped),
-        None if compressed && options.follow && !ctx.shutdown.is_cancelled() => Ended::ReadOnce,
-        None => Ended::Stopped,
+    let (flow, end) = read_one(ctx, path, options, checkpoint.clone(), opened).await;
+    let (ended, seen) = match follower {
+        Some(task) => match task.await {
+            Ok((ended, read)) => (ended, Some(read)),
+            Err(_) => (Ended::Stopped, None),
+        },
+        None if compressed && options.follow => (Ended::ReadOnce, seen),
+        None => (Ended::Stopped, None),
     };
-    Ok((flow, ended, Some((checkpoint, end))))
+    let flow = match flow {
+        Err(Error::Corrupt(message)) if options.follow => {
+            return Ok(cut_short(&message, checkpoint, end, seen));
+        }
+        flow => flow?,
+    };
+    let parked = seen.map(|seen| Parked {
+        checkpoint,
+        end,
+        seen,
+    });
+    Ok((flow, ended, parked))
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::checkpoint::{CheckpointStore, Position};
 use super::decompress::{self, Codec, Decompress, Input, Skip, MAGIC_BYTES};
-use super::follow::{follow, Ended};
+use super::follow::{follow, Ended, Follow, Seen};
 use super::{FileCheckpoint, FileOptions};
 use crate::codec::Format;
 use crate::error::{Error, Result};
@@ -33,9 +33,13 @@ pub(super) struct Opened {
     pub start: Position,
     /// A byte at position `p` of `input` is at `p + skew` in the file.
     pub skew: i64,
-    /// The follower task, with `--follow`: why the stream ended.
-    pub follower: Option<JoinHandle<Ended>>,
-    /// A compressed regular file: read once to its end, never followed.
+    /// The follower task, with `--follow`: why the stream ended, and
+    /// what was read.
+    pub follower: Option<JoinHandle<(Ended, Seen)>>,
+    /// With `--follow`: set by the follower when the stream ends before
+    /// the file does (see [`FileReader`](super::FileReader)).
+    pub held: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// A compressed regular file: read to its end, never followed.
     pub compressed: bool,
 }
 
@@ -50,6 +54,7 @@ impl Opened {
             start: Position::default(),
             skew: 0,
             follower: None,
+            held: None,
             compressed: false,
         }
     }
@@ -96,6 +101,7 @@ pub(super) async fn prepare(
             start: Position::default(),
             skew: 0,
             follower: None,
+            held: None,
             compressed: false,
         });
     }
@@ -135,22 +141,28 @@ pub(super) async fn prepare(
         .await
         .map_err(open_error)?;
     let skew = start.offset as i64 - prefix.len() as i64 + if bom { BOM.len() as i64 } else { 0 };
-    let (input, follower): (Input, _) = match follow_with {
+    let (input, follower, held): (Input, _, _) = match follow_with {
         Some((with, shutdown)) => {
-            let (stream, task) = follow(
-                file,
-                start.offset,
-                PathBuf::from(path),
+            let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (stream, task) = follow(Follow {
+                file: Arc::new(file.into_std().await),
+                start: start.offset,
+                path: PathBuf::from(path),
                 prefix,
-                with.wake,
-                with.poll,
-                with.waiting,
+                wake: with.wake,
+                poll: with.poll,
+                waiting: with.waiting,
+                held: held.clone(),
                 shutdown,
-            );
-            (Box::new(stream), Some(task))
+            });
+            (Box::new(stream), Some(task), Some(held))
         }
-        None if prefix.is_empty() => (Box::new(file), None),
-        None => (Box::new(std::io::Cursor::new(prefix).chain(file)), None),
+        None if prefix.is_empty() => (Box::new(file), None, None),
+        None => (
+            Box::new(std::io::Cursor::new(prefix).chain(file)),
+            None,
+            None,
+        ),
     };
     Ok(Opened {
         input,
@@ -158,6 +170,7 @@ pub(super) async fn prepare(
         start,
         skew,
         follower,
+        held,
         compressed: false,
     })
 }
@@ -209,6 +222,7 @@ async fn open_compressed(
         start,
         skew,
         follower: None,
+        held: None,
         compressed: true,
     })
 }

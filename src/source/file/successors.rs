@@ -81,6 +81,22 @@ impl Successors {
             .is_some_and(|queue| !queue.is_empty())
     }
 
+    /// At the end of the run: names the files queued and never read (the
+    /// run stopped downstream first): a restart finds them only if a
+    /// pattern matches the names they have now.
+    pub(super) fn say_unread(&self) {
+        for (path, queue) in &self.by_path {
+            for ((_, inode), file) in queue {
+                let size = file.metadata().map_or(0, |metadata| metadata.len());
+                tracing::warn!(
+                    "{path}: a file that came to it (inode {inode}, {size} bytes) was not read: \
+                     the run ended first, and a restart finds it only if a pattern matches \
+                     the name it has now"
+                );
+            }
+        }
+    }
+
     /// The next file to read at `path`, if one came while it was read.
     pub(super) fn take(&mut self, path: &str) -> Option<(FileId, std::fs::File)> {
         let queue = self.by_path.get_mut(path)?;
