@@ -798,7 +798,7 @@ fn a_kafka_output_that_cannot_deliver_fails_the_run() {
     assert!(stderr.contains("0 written"), "{stderr}");
     assert!(
         stderr.contains(
-            "streamer: error: kafka: cannot deliver to topic `ticks`: Local: Message timed out"
+            "streamer: error: kafka: cannot deliver to topic `ticks` (brokers 127.0.0.1:1): Local: Message timed out"
         ),
         "{stderr}"
     );

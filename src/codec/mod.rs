@@ -14,6 +14,7 @@ pub mod csv_stream;
 mod csv_tap;
 pub mod framing;
 mod json_check;
+mod json_escapes;
 mod json_keys;
 mod jsonl;
 mod length_frames;

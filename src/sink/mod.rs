@@ -6,6 +6,7 @@
 mod csv_out;
 mod durable;
 pub mod files;
+mod gone;
 mod kafka;
 pub mod opening;
 mod torn;

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::csv_out::CsvOutput;
 use super::files::{self, WriteMode};
+use super::gone::OutputWatch;
 use crate::ack::Acks;
 use crate::error::{Error, Result};
 use crate::parts::{Rejects, Sink, SinkInput, TryRecv, WrittenCounter};
@@ -51,6 +52,9 @@ pub struct WriterSink {
     /// The columns of CSV output `--select` names, when no file's header
     /// sets them: the header row written before the first record.
     header: Option<Vec<String>>,
+    /// A regular file written (`-o`, or stdout redirected to one), checked
+    /// after each write for having been deleted or renamed.
+    watch: Option<Arc<OutputWatch>>,
 }
 
 impl WriterSink {
@@ -65,7 +69,9 @@ impl WriterSink {
                 path: name.clone(),
                 source,
             })?;
-        Ok(Self::new(std::fs::File::from(fd), name, format))
+        let file = std::fs::File::from(fd);
+        let watch = OutputWatch::of(&name, None, &file).ok().flatten();
+        Ok(Self::new(file, name, format).watched(watch))
     }
 
     /// A sink writing to `path`, created (or truncated) now so that a bad
@@ -92,14 +98,26 @@ impl WriterSink {
                 path: path.clone(),
                 source,
             })?;
-        Ok(Self::new(opened.file, path, format))
+        let watch = OutputWatch::of(&path, Some(&path), &opened.file)
+            .ok()
+            .flatten();
+        Ok(Self::new(opened.file, path, format).watched(watch))
     }
 
     /// A sink writing to an output file [`super::opening`] opened.
     pub fn from_opened(opened: super::opening::OpenedOutput, format: OutputFormat) -> Self {
-        let mut sink = Self::new(opened.file, opened.path, format);
+        let path = opened.path;
+        let watch = OutputWatch::of(&path, Some(&path), &opened.file)
+            .ok()
+            .flatten();
+        let mut sink = Self::new(opened.file, path, format).watched(watch);
         sink.columns = opened.columns;
         sink
+    }
+
+    fn watched(mut self, watch: Option<OutputWatch>) -> Self {
+        self.watch = watch.map(Arc::new);
+        self
     }
 
     /// CSV output's columns are `names` (`--select`), whatever the first
@@ -121,6 +139,7 @@ impl WriterSink {
             format,
             columns: None,
             header: None,
+            watch: None,
         }
     }
 }
@@ -134,6 +153,7 @@ impl Sink for WriterSink {
                 input.written_counter(),
                 input.rejects(),
             );
+            out.watch = self.watch;
             let (columns, header) = (self.columns, self.header);
             let mut csv = (self.format == OutputFormat::Csv).then(|| match (columns, header) {
                 (Some(columns), _) => CsvOutput::with_columns(columns),
@@ -207,6 +227,8 @@ struct Output {
     /// Takes the records that cannot be written (CSV); their dead-letter
     /// lines are written out with each chunk, before its acks fire.
     rejects: Arc<Rejects>,
+    /// Checked after each write, before its acks fire.
+    watch: Option<Arc<OutputWatch>>,
 }
 
 impl Output {
@@ -218,6 +240,7 @@ impl Output {
             writing: None,
             written,
             rejects,
+            watch: None,
         }
     }
 
@@ -268,12 +291,14 @@ impl Output {
         let parts = std::mem::take(&mut chunk.parts);
         let mut writer = self.writer.take().expect("no write in flight");
         let rejects = self.rejects.clone();
+        let watch = self.watch.clone();
         let name = self.name.clone();
         let handle = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let result = write_parts(&mut *writer, &parts)
                 .and_then(|()| writer.flush())
                 .map_err(|source| output_error(&name, source))
+                .and_then(|()| watch.map_or(Ok(()), |watch| watch.check()))
                 .and_then(|()| rejects.finish());
             (writer, result, started.elapsed())
         });

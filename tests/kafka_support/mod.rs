@@ -527,6 +527,34 @@ impl OwnBroker {
         )
     }
 
+    /// Kills the broker with SIGKILL, as a crash would (no clean shutdown,
+    /// its log and group state left as they were), and waits until the
+    /// process is gone. `run("start")` starts it again on the same ports
+    /// and data directory.
+    pub fn kill(&self) {
+        let data = &self
+            .env
+            .iter()
+            .find(|(key, _)| key == "STREAMER_KAFKA_DATA")
+            .expect("a data directory")
+            .1;
+        let pid_file = Path::new(data).join("broker.pid");
+        let pid = std::fs::read_to_string(&pid_file).expect("the broker's pid file");
+        let pid = pid.trim().to_string();
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success(), "kill -KILL {pid} failed");
+        // Gone, or a zombie waiting to be reaped: either way its ports are
+        // free. The pid file goes too, or `start` would wait for it.
+        wait_until("the killed broker's end", Duration::from_secs(30), || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.contains(") Z "))
+        });
+        let _ = std::fs::remove_file(pid_file);
+    }
+
     /// Runs `scripts/kafka-broker COMMAND` for this broker.
     pub fn run(&self, command: &str) {
         let output = self.script(&[command]);

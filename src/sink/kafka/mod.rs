@@ -198,6 +198,15 @@ impl KafkaSink {
         }
     }
 
+    /// The error that ends the run once librdkafka gave up on a message:
+    /// it names the brokers too, whose outage a timeout usually is.
+    fn delivery_error(&self, failure: impl std::fmt::Display) -> Error {
+        Error::Kafka(format!(
+            "cannot deliver to topic `{}` (brokers {}): {failure}",
+            self.topic, self.config.brokers
+        ))
+    }
+
     /// Acknowledges, in order, the batches at the front whose messages are
     /// all delivered; fails on the first delivery failure.
     /// Returns how many records it counted written.
@@ -206,10 +215,7 @@ impl KafkaSink {
             return Err(Error::Kafka(reason));
         }
         if let Some(failure) = self.producer.context().failure() {
-            return Err(Error::Kafka(format!(
-                "cannot deliver to topic `{}`: {failure}",
-                self.topic
-            )));
+            return Err(self.delivery_error(failure));
         }
         let mut counted = 0;
         while pending
@@ -234,10 +240,7 @@ impl KafkaSink {
         let mut next = 0;
         while let Some(full_at) = self.enqueue(&batch, next, &delivery)? {
             if let Some(failure) = context.failure() {
-                return Err(Error::Kafka(format!(
-                    "cannot deliver to topic `{}`: {failure}",
-                    self.topic
-                )));
+                return Err(self.delivery_error(failure));
             }
             // The queue drains as the broker confirms messages.
             tokio::select! {
