@@ -163,9 +163,7 @@ fn tls_connect(
     builder.set_ca_file(ca).unwrap();
     if let Some((cert, key)) = identity {
         builder.set_certificate_chain_file(cert).unwrap();
-        builder
-            .set_private_key_file(key, SslFiletype::PEM)
-            .unwrap();
+        builder.set_private_key_file(key, SslFiletype::PEM).unwrap();
     }
     builder
         .build()
@@ -226,7 +224,9 @@ fn a_tls_client_is_served_with_its_certificate_subject_in_the_origin() {
         .wait_for("conn=1}: closed by the client after 2 frames");
     assert!(server.stop().success());
     let origin = |record: u64| {
-        format!(r#""_origin":{{"peer":"{peer}","conn":1,"subject":"O=Acme,CN=sensor-7","record":{record}}}"#)
+        format!(
+            r#""_origin":{{"peer":"{peer}","conn":1,"subject":"O=Acme,CN=sensor-7","record":{record}}}"#
+        )
     };
     assert_eq!(
         server.stdout.drain(),
@@ -280,7 +280,10 @@ fn clients_without_a_valid_certificate_are_refused_and_logged_with_their_address
             builder.set_certificate_chain_file(cert).unwrap();
             builder.set_private_key_file(key, SslFiletype::PEM).unwrap();
         }
-        if let Ok(mut tls) = builder.build().connect("localhost", stream.try_clone().unwrap()) {
+        if let Ok(mut tls) = builder
+            .build()
+            .connect("localhost", stream.try_clone().unwrap())
+        {
             let _ = tls.write_all(b"must not be read\n");
             closed_within(&mut tls, Duration::from_secs(10));
         }
@@ -291,7 +294,10 @@ fn clients_without_a_valid_certificate_are_refused_and_logged_with_their_address
             1.0,
         );
         assert_eq!(
-            metric(&scraped, "streamer_tcp_connections_closed_total{reason=\"tls_handshake\"}"),
+            metric(
+                &scraped,
+                "streamer_tcp_connections_closed_total{reason=\"tls_handshake\"}"
+            ),
             Some(1.0)
         );
         server.stderr.wait_for(&format!("refused {peer}: {logged}"));
@@ -337,7 +343,9 @@ fn plaintext_clients_are_refused_unread_and_warned_about_once_per_peer() {
     );
     assert!(
         warnings[0].contains("refused 127.0.0.1:")
-            && warnings[0].contains("later plaintext connections from 127.0.0.1 are refused without a warning"),
+            && warnings[0].contains(
+                "later plaintext connections from 127.0.0.1 are refused without a warning"
+            ),
         "{}",
         warnings[0]
     );
@@ -379,7 +387,10 @@ fn a_silent_client_is_closed_at_the_handshake_timeout_and_frees_its_slot() {
     server.stdout.wait_for("served");
     let scraped = scrape(&metrics);
     assert_eq!(
-        metric(&scraped, "streamer_tls_handshake_failures_total{reason=\"timeout\"}"),
+        metric(
+            &scraped,
+            "streamer_tls_handshake_failures_total{reason=\"timeout\"}"
+        ),
         Some(1.0)
     );
     server
@@ -414,7 +425,11 @@ fn unusable_tls_files_fail_the_run_naming_the_flag_and_file() {
     for (args, expected) in cases {
         let run = common::run(&[&["tcp", "--bind", "127.0.0.1:0"], args].concat());
         assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
-        assert_eq!(run.stderr.lines().next(), Some(expected.as_str()), "{args:?}");
+        assert_eq!(
+            run.stderr.lines().next(),
+            Some(expected.as_str()),
+            "{args:?}"
+        );
     }
     let run = common::run(&["tcp", "--server-cert", &pki.server_cert]);
     assert_eq!(run.code, 2, "{}", run.stderr);

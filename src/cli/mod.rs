@@ -445,10 +445,10 @@ pub struct TcpSecurityArgs {
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = SECURITY)]
     pub max_connections_per_ip: u64,
     /// Close a connection that sends fewer bytes a second than this, on average over
-    /// each --min-rate-window (bytes; K, M suffixes; 0: never). Against clients that hold
-    /// slots by trickling bytes.
-    #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_bytes, help_heading = SECURITY)]
-    pub min_rate: usize,
+    /// each --min-rate-window (bytes; K, M suffixes; default: never). Against clients that
+    /// hold slots by trickling bytes.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help_heading = SECURITY)]
+    pub min_rate: Option<usize>,
     /// The window --min-rate is measured over.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, requires = "min_rate", hide_short_help = true, help_heading = SECURITY)]
     pub min_rate_window: Duration,

@@ -17,7 +17,7 @@ pub(super) fn options(args: TcpArgs) -> Result<TcpOptions, ConfigError> {
                 .into(),
         ));
     }
-    if security.min_rate > 0 && security.min_rate_window.is_zero() {
+    if security.min_rate.is_some() && security.min_rate_window.is_zero() {
         return Err(ConfigError::Usage(
             "--min-rate-window 0: the rate needs a window to be measured over".into(),
         ));
@@ -51,8 +51,8 @@ pub(super) fn options(args: TcpArgs) -> Result<TcpOptions, ConfigError> {
         allow: security.allow,
         max_connections_per_ip: (security.max_connections_per_ip > 0)
             .then_some(security.max_connections_per_ip as usize),
-        min_rate: (security.min_rate > 0).then_some(MinRate {
-            bytes_per_second: security.min_rate as u64,
+        min_rate: security.min_rate.map(|rate| MinRate {
+            bytes_per_second: rate as u64,
             window: security.min_rate_window,
         }),
         tls,

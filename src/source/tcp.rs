@@ -74,7 +74,9 @@ use crate::parts::{Source, SourceContext};
 /// its frames.
 async fn open(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Result<()> {
     let Some(tls) = shared.options.tls.clone() else {
-        return Connection::new(Socket::Plain(stream), peer, conn, None, shared).run().await;
+        return Connection::new(Socket::Plain(stream), peer, conn, None, shared)
+            .run()
+            .await;
     };
     let handshake = tokio::select! {
         biased;
@@ -87,7 +89,9 @@ async fn open(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared
     match handshake {
         Ok((stream, subject)) => {
             let socket = Socket::Tls(Box::new(stream));
-            Connection::new(socket, peer, conn, subject, shared).run().await
+            Connection::new(socket, peer, conn, subject, shared)
+                .run()
+                .await
         }
         Err(refused) => {
             tls::refused(&shared, peer, refused);

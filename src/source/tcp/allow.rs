@@ -133,7 +133,10 @@ mod tests {
             "fd00::/129".parse::<Cidr>().unwrap_err(),
             "`fd00::/129`: the prefix length must be 0 to 128"
         );
-        assert!("localhost".parse::<Cidr>().unwrap_err().contains("not an IPv4 or IPv6"));
+        assert!("localhost"
+            .parse::<Cidr>()
+            .unwrap_err()
+            .contains("not an IPv4 or IPv6"));
         assert_eq!(cidr("::1").to_string(), "::1/128");
         assert_eq!(cidr("10.0.0.0/8").to_string(), "10.0.0.0/8");
     }

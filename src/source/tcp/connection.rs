@@ -411,7 +411,10 @@ fn ended(
             shared.counters.closed(CloseReason::MinRate);
             let reason = slow.reason();
             if let Some(unfinished) = unfinished {
-                reject(unfinished, &format!("connection closed inside a frame: it {reason}"))?;
+                reject(
+                    unfinished,
+                    &format!("connection closed inside a frame: it {reason}"),
+                )?;
             }
             crate::warn_limited!("closing the connection: it {reason}");
         }

@@ -39,7 +39,10 @@ impl PerIp {
             return Some(Held { place: None });
         };
         let ip = ip.to_canonical();
-        let mut open = self.open.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let count = open.entry(ip).or_default();
         if *count >= limit {
             return None;

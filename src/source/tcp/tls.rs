@@ -75,7 +75,10 @@ impl TlsOptions {
                 let mut roots = RootCertStore::empty();
                 for ca in certificates("--client-ca", path)? {
                     roots.add(ca).map_err(|error| {
-                        format!("--client-ca {}: not a usable CA certificate: {error}", path.display())
+                        format!(
+                            "--client-ca {}: not a usable CA certificate: {error}",
+                            path.display()
+                        )
                     })?;
                 }
                 let verifier =
@@ -105,7 +108,10 @@ impl TlsOptions {
 /// Every certificate of a PEM file, at least one.
 fn certificates(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let unreadable = |error: &dyn std::fmt::Display| {
-        format!("{flag} {}: not a PEM certificate file: {error}", path.display())
+        format!(
+            "{flag} {}: not a PEM certificate file: {error}",
+            path.display()
+        )
     };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|error| unreadable(&error))?
@@ -153,7 +159,8 @@ pub(super) async fn handshake(tls: &TlsOptions, stream: TcpStream) -> Result<Acc
         let mut first = [0u8; 1];
         match stream.peek(&mut first).await {
             Ok(0) => {
-                let left = io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a handshake");
+                let left =
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a handshake");
                 return Err(Refused::Failed(left));
             }
             Ok(_) if first[0] != HANDSHAKE_RECORD => return Err(Refused::Plaintext),
@@ -195,7 +202,12 @@ pub(super) fn refused(shared: &Shared, peer: SocketAddr, refused: Refused) {
         }
         Refused::Timeout => crate::warn_limited!(
             "refused {peer}: no TLS handshake within {:?} (--handshake-timeout)",
-            shared.options.tls.as_ref().map(|tls| tls.handshake_timeout).unwrap_or_default()
+            shared
+                .options
+                .tls
+                .as_ref()
+                .map(|tls| tls.handshake_timeout)
+                .unwrap_or_default()
         ),
         Refused::Failed(error) => {
             crate::warn_limited!("refused {peer}: the TLS handshake failed: {error}")
@@ -213,7 +225,10 @@ pub(super) struct Warned {
 impl Warned {
     /// Whether `ip` is new here (and to be warned about), noting it.
     pub(super) fn first_time(&self, ip: IpAddr) -> bool {
-        let mut peers = self.peers.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if peers.len() >= WARNED_PEERS {
             peers.clear();
         }
