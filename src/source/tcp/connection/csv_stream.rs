@@ -222,7 +222,7 @@ impl Connection {
         let mut records = CsvStream::with_buffer(input, options.delimiter, max, READ_SIZE);
         let mut assembler = CsvAssembler::new(options.header, naming(true));
         // The header's share of the budget, held as long as the connection.
-        let mut _header_share = None;
+        let mut header_share = None;
         let mut batch = RawBatch::new(source.clone(), assembler.content().clone());
         let mut rows = 0u64;
         let reject =
@@ -286,7 +286,7 @@ impl Connection {
                     batch = RawBatch::new(source.clone(), assembler.content().clone());
                     match taken {
                         Taken::Header(share) => {
-                            _header_share = share;
+                            header_share = share;
                             Ok(())
                         }
                         Taken::Rejected(reason) => reject(line, records.last_raw(), &reason),
@@ -313,6 +313,10 @@ impl Connection {
             return Ok(());
         }
         let unfinished = records.unfinished();
+        // The budget's shares go back before the close is said: a client
+        // that waits for that line may count on them.
+        drop(records);
+        drop(header_share);
         let unfinished = unfinished.as_ref().map(|(line, raw)| (*line, &raw[..]));
         super::ended(&shared, &source, ended, unfinished, (rows, "rows"))
     }
