@@ -9,6 +9,7 @@
 
 mod combinations;
 mod security;
+mod tcp;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -493,20 +494,7 @@ fn source_config(command: Command, global: &GlobalArgs) -> Result<SourceConfig, 
             }),
             paths: args.paths,
         },
-        Command::Tcp(args) => SourceConfig::Tcp(TcpOptions {
-            bind: args.bind,
-            framing: args.framing,
-            format: args.format,
-            delimiter: args.csv.delimiter,
-            header: !args.csv.no_header,
-            max_frame_bytes: args.max_frame_bytes,
-            max_buffered_bytes: args.max_buffered_bytes,
-            max_connections: args.max_connections as usize,
-            // 0 is "never" on the command line.
-            idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
-            frame_timeout: (!args.frame_timeout.is_zero()).then_some(args.frame_timeout),
-            drain_timeout: args.drain_timeout,
-        }),
+        Command::Tcp(args) => SourceConfig::Tcp(tcp::options(args)?),
         Command::Kafka(args) => SourceConfig::Kafka(KafkaOptions {
             config: kafka_config(global),
             topics: args.topics,

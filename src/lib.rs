@@ -32,6 +32,7 @@
 //!   and delimiters, JSON-plain text).
 //! - [`cpu`]: long CPU work on input a client controls runs beside the
 //!   runtime's workers.
+//! - [`open_files`]: the open-file limit raised to the hard one at start.
 //! - [`warn_limit`]: warnings the outside world can trigger at will,
 //!   printed at most once a second per call site.
 //! - [`error`]: the library's error type.
@@ -54,6 +55,7 @@ pub mod kafka;
 pub mod metrics;
 #[cfg(test)]
 mod module_graph;
+pub mod open_files;
 pub mod parts;
 pub mod pipeline;
 pub mod process;

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -49,7 +49,14 @@ fn main() -> ExitCode {
     };
     let status = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
+        // The handlers are installed here, before the run can say it is
+        // listening: a task spawned to install them may run later, and a
+        // SIGTERM meanwhile would kill the process (status 143).
+        let signals = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
+        tokio::spawn(watch_signals(signals, shutdown.clone()));
         streamer::run::run(config, shutdown).await
     });
     // A read of stdin may still be parked on a blocking thread: do not wait for it.
@@ -118,11 +125,11 @@ fn init_logging(quiet: bool, verbose: u8, format: LogFormat) {
 
 /// The first Ctrl-C or SIGTERM stops the sources (records already read are
 /// still written); the second exits at once.
-async fn watch_signals(shutdown: CancellationToken) {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+async fn watch_signals(
+    signals: (std::io::Result<Signal>, std::io::Result<Signal>),
+    shutdown: CancellationToken,
+) {
+    let (Ok(mut interrupt), Ok(mut terminate)) = signals else {
         tracing::warn!("cannot watch for signals; Ctrl-C will exit at once");
         return;
     };

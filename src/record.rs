@@ -33,6 +33,8 @@ pub enum SourceInfo {
         peer: SocketAddr,
         /// A per-run connection number, 1 for the first accepted.
         conn: u64,
+        /// The subject of the client's TLS certificate, when it sent one.
+        subject: Option<Box<str>>,
     },
     /// One partition of a Kafka topic.
     Kafka {
@@ -69,11 +71,19 @@ impl Location<'_> {
                 out.extend_from_slice(b",\"line\":");
                 json::write_int(out, self.pos);
             }
-            SourceInfo::Tcp { peer, conn } => {
+            SourceInfo::Tcp {
+                peer,
+                conn,
+                subject,
+            } => {
                 out.extend_from_slice(b"{\"peer\":");
                 json::write_str(out, peer.to_string().as_bytes());
                 out.extend_from_slice(b",\"conn\":");
                 json::write_int(out, *conn);
+                if let Some(subject) = subject {
+                    out.extend_from_slice(b",\"subject\":");
+                    json::write_str(out, subject.as_bytes());
+                }
                 out.extend_from_slice(b",\"record\":");
                 json::write_int(out, self.pos);
             }
@@ -94,7 +104,7 @@ impl fmt::Display for Location<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.source {
             SourceInfo::File { path } => write!(f, "{path}:{}", self.pos),
-            SourceInfo::Tcp { peer, conn } => {
+            SourceInfo::Tcp { peer, conn, .. } => {
                 write!(f, "{peer} (conn {conn}, record {})", self.pos)
             }
             SourceInfo::Kafka { topic, partition } => {
@@ -608,10 +618,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tls_client_subject_goes_into_the_origin() {
+        let tcp = SourceInfo::Tcp {
+            peer: "127.0.0.1:4000".parse().unwrap(),
+            conn: 3,
+            subject: Some("O=Acme \"East\",CN=sensor-7".into()),
+        };
+        let at = Location {
+            source: &tcp,
+            pos: 7,
+        };
+        let mut out = Vec::new();
+        at.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"peer":"127.0.0.1:4000","conn":3,"subject":"O=Acme \"East\",CN=sensor-7","record":7}"#
+        );
+        assert_eq!(at.to_string(), "127.0.0.1:4000 (conn 3, record 7)");
+    }
+
+    #[test]
     fn locations_render_for_every_source() {
         let tcp = SourceInfo::Tcp {
             peer: "127.0.0.1:4000".parse().unwrap(),
             conn: 3,
+            subject: None,
         };
         let kafka = SourceInfo::Kafka {
             topic: "ticks".into(),

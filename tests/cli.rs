@@ -6,7 +6,7 @@
 mod common;
 
 use common::{run, run_with_stdin, Dir};
-use streamer::cli::{help, INPUT, KAFKA, LIMITS, LOGGING, OUTPUT, PROCESSING};
+use streamer::cli::{help, INPUT, KAFKA, LIMITS, LOGGING, OUTPUT, PROCESSING, SECURITY};
 
 /// What `streamer ARGS` printed on stdout, having exited 0.
 fn stdout_of(args: &[&str]) -> String {
@@ -35,8 +35,11 @@ fn every_subcommand_groups_its_flags_under_the_headings_in_order() {
     };
     let shared = [INPUT, OUTPUT, PROCESSING, LIMITS, LOGGING];
     let with_kafka = [&shared[..], &[KAFKA, "Examples"]].concat();
-    let without_kafka = [&shared[..], &["Examples"]].concat();
-    for sub in ["file", "tcp"] {
+    // Only the server has Security flags, after the limits.
+    let tcp = [&shared[..4], &[SECURITY], &shared[4..]].concat();
+    for (sub, shared) in [("file", &shared[..]), ("tcp", &tcp[..])] {
+        let with_kafka = [shared, &[KAFKA, "Examples"]].concat();
+        let without_kafka = [shared, &["Examples"]].concat();
         assert_eq!(named(sub, "--help"), with_kafka, "{sub} --help");
         // `-h` leaves the Kafka flags out; the examples stay.
         assert_eq!(named(sub, "-h"), without_kafka, "{sub} -h");

@@ -25,9 +25,12 @@ pub const KAFKA: &str = "Kafka (for -o kafka://TOPIC and streamer kafka)";
 pub const LIMITS: &str = "Limits";
 /// What streamer says on stderr.
 pub const LOGGING: &str = "Logging";
+/// Who may connect to `streamer tcp`, over TLS or not, and how much of it
+/// one client may hold.
+pub const SECURITY: &str = "Security";
 
 /// The headings, in the order `--help` shows them.
-pub const HEADINGS: [&str; 6] = [INPUT, OUTPUT, PROCESSING, LIMITS, LOGGING, KAFKA];
+pub const HEADINGS: [&str; 7] = [INPUT, OUTPUT, PROCESSING, LIMITS, SECURITY, LOGGING, KAFKA];
 
 /// The subcommands that read no Kafka topic: their `-h` leaves the Kafka
 /// client flags out (`--help` lists them last).

@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-pub use self::help::{INPUT, KAFKA, LIMITS, LOGGING, OUTPUT, PROCESSING};
+pub use self::help::{INPUT, KAFKA, LIMITS, LOGGING, OUTPUT, PROCESSING, SECURITY};
 pub use self::parse::{parse_bytes, parse_duration};
 pub use self::security::SecurityArgs;
 pub use self::tools::{CompletionsArgs, ManArgs, Tool};
@@ -37,6 +37,7 @@ use crate::kafka::parse_setting;
 use crate::pipeline::{OnError, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_RECORDS};
 use crate::sink::{Compression, OutputFormat};
 use crate::source::kafka::PartitionOffset;
+use crate::source::tcp::Cidr;
 use crate::source::{parse_from, parse_timestamp, Decompress, FileOptions, OffsetReset};
 
 /// The file source's defaults, as `--help` shows them: stated once, by
@@ -426,6 +427,44 @@ pub struct TcpArgs {
     /// After Ctrl-C/SIGTERM, how long open connections may still send (0: not at all).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = LIMITS)]
     pub drain_timeout: Duration,
+    #[command(flatten)]
+    pub security: TcpSecurityArgs,
+}
+
+/// `streamer tcp`'s access control, TLS and fair-service flags. Not
+/// `--tls-cert`/`--tls-key`: those are the Kafka clients' own certificate,
+/// and `streamer tcp -o kafka://T` may need both.
+#[derive(Debug, Args)]
+pub struct TcpSecurityArgs {
+    /// Serve only clients in this network (CIDR: 10.0.0.0/8, fd00::/8; a bare address is
+    /// that one host); repeatable. Others are closed at accept, before any byte is read.
+    #[arg(long, value_name = "CIDR", help_heading = SECURITY)]
+    pub allow: Vec<Cidr>,
+    /// Most connections open at once from one client address; the next ones are closed at
+    /// accept (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = SECURITY)]
+    pub max_connections_per_ip: u64,
+    /// Close a connection that sends fewer bytes a second than this, on average over
+    /// each --min-rate-window (bytes; K, M suffixes; default: never). Against clients that
+    /// hold slots by trickling bytes.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help_heading = SECURITY)]
+    pub min_rate: Option<usize>,
+    /// The window --min-rate is measured over.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, requires = "min_rate", hide_short_help = true, help_heading = SECURITY)]
+    pub min_rate_window: Duration,
+    /// Serve TLS with this certificate chain (PEM file, the server's certificate first; with
+    /// --server-key; --client-ca and --handshake-timeout in --help).
+    #[arg(long, value_name = "FILE", requires = "server_key", help_heading = SECURITY)]
+    pub server_cert: Option<PathBuf>,
+    /// The private key of --server-cert (unencrypted PEM file).
+    #[arg(long, value_name = "FILE", requires = "server_cert", hide_short_help = true, help_heading = SECURITY)]
+    pub server_key: Option<PathBuf>,
+    /// Require a client certificate signed by these CA certificates (PEM file): mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "server_cert", hide_short_help = true, help_heading = SECURITY)]
+    pub client_ca: Option<PathBuf>,
+    /// A TLS client must finish its handshake within this, else it is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, requires = "server_cert", hide_short_help = true, help_heading = SECURITY)]
+    pub handshake_timeout: Duration,
 }
 
 /// CSV flags, shared by every source that can read CSV.

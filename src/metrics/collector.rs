@@ -175,9 +175,9 @@ impl Collector for RunCollector {
             family(
                 e,
                 "tcp_connections_refused",
-                "TCP connections the server failed to accept, by reason.",
+                "TCP connections closed at accept, before any byte was read, by reason.",
                 None,
-                tcp.refused()
+                tcp.refused_by_reason()
                     .into_iter()
                     .map(|(reason, n)| ([("reason", reason.to_string())], counter(n))),
             )?;
@@ -187,6 +187,15 @@ impl Collector for RunCollector {
                 "TCP connections ended, by reason.",
                 None,
                 tcp.closed_by_reason()
+                    .into_iter()
+                    .map(|(reason, n)| ([("reason", reason.to_string())], counter(n))),
+            )?;
+            family(
+                e,
+                "tls_handshake_failures",
+                "TLS handshakes of the TCP source that failed, by reason.",
+                None,
+                tcp.tls_failures()
                     .into_iter()
                     .map(|(reason, n)| ([("reason", reason.to_string())], counter(n))),
             )?;

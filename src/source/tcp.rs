@@ -15,6 +15,13 @@
 //! (warnings a client can trigger at will are rate-limited) and closed;
 //! the others go on.
 //!
+//! The accept path, in order: a peer in no [`TcpOptions::allow`] network,
+//! or whose address holds [`TcpOptions::max_connections_per_ip`] already,
+//! is closed at once, before any byte is read (`allow`, `per_ip`); then,
+//! with [`TcpOptions::tls`], the connection's task runs the TLS handshake
+//! within its timeout (`tls`); then frames are read, and a connection that
+//! sends less than [`TcpOptions::min_rate`] is closed (`rate`).
+//!
 //! Backpressure: a connection whose batch cannot be sent waits and does
 //! not read its socket meanwhile, so the kernel's receive window fills and
 //! TCP flow control slows that client down. Memory per connection is one
@@ -24,13 +31,22 @@
 //! closes; the open connections are read until their clients finish, the
 //! pipeline stops taking records, or [`TcpOptions::drain_timeout`] passes.
 
+mod allow;
 mod budget;
 mod connection;
 mod counters;
 mod csv_rows;
+mod fd_limit;
+mod per_ip;
+mod rate;
+mod socket;
+mod tls;
 
+pub use self::allow::Cidr;
 pub use self::budget::check as check_tcp_budget;
 pub use self::counters::TcpCounters;
+pub use self::rate::MinRate;
+pub use self::tls::TlsOptions;
 
 use std::io;
 use std::net::SocketAddr;
@@ -46,9 +62,43 @@ use tracing::Instrument;
 
 use self::budget::Budget;
 use self::connection::Connection;
+use self::counters::{CloseReason, Refusal};
+use self::per_ip::{Held, PerIp};
+use self::socket::Socket;
 use crate::codec::{Format, Framing};
 use crate::error::{Error, Result};
 use crate::parts::{Source, SourceContext};
+
+/// Serves one accepted client: the TLS handshake first, when the source
+/// has TLS (a failed one ends the connection, counted and logged), then
+/// its frames.
+async fn open(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Result<()> {
+    let Some(tls) = shared.options.tls.clone() else {
+        return Connection::new(Socket::Plain(stream), peer, conn, None, shared)
+            .run()
+            .await;
+    };
+    let handshake = tokio::select! {
+        biased;
+        _ = shared.stop_reading.cancelled() => {
+            shared.counters.closed(CloseReason::Stopped);
+            return Ok(());
+        }
+        handshake = tls::handshake(&tls, stream) => handshake,
+    };
+    match handshake {
+        Ok((stream, subject)) => {
+            let socket = Socket::Tls(Box::new(stream));
+            Connection::new(socket, peer, conn, subject, shared)
+                .run()
+                .await
+        }
+        Err(refused) => {
+            tls::refused(&shared, peer, refused);
+            Ok(())
+        }
+    }
+}
 
 /// Connections the kernel completes and queues for us before refusing
 /// more (capped by the system's `net.core.somaxconn`). Larger than the
@@ -84,6 +134,14 @@ pub struct TcpOptions {
     pub frame_timeout: Option<Duration>,
     /// After shutdown, how long open connections may still send.
     pub drain_timeout: Duration,
+    /// Only peers in these networks are served (empty: everyone).
+    pub allow: Vec<Cidr>,
+    /// Most connections open at once from one address (`None`: no limit).
+    pub max_connections_per_ip: Option<usize>,
+    /// A connection sending less than this is closed (`None`: never).
+    pub min_rate: Option<MinRate>,
+    /// TLS on every connection (`None`: plaintext).
+    pub tls: Option<TlsOptions>,
 }
 
 /// A bound listener, ready to serve.
@@ -101,6 +159,7 @@ impl TcpSource {
     /// limit over the buffer budget).
     pub async fn bind(options: TcpOptions) -> Result<Self> {
         let budget = Budget::new(options.max_buffered_bytes, options.max_frame_bytes)?;
+        fd_limit::fit(options.max_connections);
         let bind_error = |source| Error::Bind {
             addr: options.bind.clone(),
             source,
@@ -177,6 +236,10 @@ struct Shared {
     stop_reason: OnceLock<StopReason>,
     /// Connections open, accepted, refused, closed.
     counters: Arc<TcpCounters>,
+    /// Connections per address, for `--max-connections-per-ip`.
+    per_ip: PerIp,
+    /// Peers warned about speaking plaintext to the TLS port.
+    warned_plaintext: tls::Warned,
 }
 
 impl Shared {
@@ -215,6 +278,7 @@ impl TcpSource {
         // A slot per connection: accepting waits for a free one, so extra
         // clients queue, unread, in the kernel's listen backlog.
         let slots = Arc::new(Semaphore::new(options.max_connections));
+        let per_ip = PerIp::new(options.max_connections_per_ip);
         let shared = Arc::new(Shared {
             ctx,
             options,
@@ -222,6 +286,8 @@ impl TcpSource {
             stop_reading: CancellationToken::new(),
             stop_reason: OnceLock::new(),
             counters,
+            per_ip,
+            warned_plaintext: tls::Warned::default(),
         });
         let mut server = Server {
             shared: shared.clone(),
@@ -258,13 +324,18 @@ impl TcpSource {
                 }
                 accepted = listener.accept(), if slot.is_some() => match accepted {
                     Ok((stream, peer)) => {
-                        server.spawn(stream, peer, slot.take().expect("checked by the guard"));
+                        // A refused peer is closed here, unread, and
+                        // leaves the slot to the next client.
+                        if let Some(held) = shared.admit(peer) {
+                            let slot = slot.take().expect("checked by the guard");
+                            server.spawn(stream, peer, slot, held);
+                        }
                     }
                     Err(error) => {
                         // Out of file descriptors, or a client that left
                         // before we took it: the listener itself is fine.
                         // Pause so a lasting error does not spin.
-                        shared.counters.accept_failed();
+                        shared.counters.refused(Refusal::AcceptFailed);
                         crate::warn_limited!("accepting a connection failed: {error}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
@@ -278,12 +349,43 @@ impl TcpSource {
     }
 }
 
+impl Shared {
+    /// Whether `peer` is served: in an `--allow` network, and under
+    /// `--max-connections-per-ip` (its place in the table is `Held`). A
+    /// refusal is counted and logged.
+    fn admit(&self, peer: SocketAddr) -> Option<Held> {
+        if !allow::allowed(&self.options.allow, peer.ip()) {
+            self.counters.refused(Refusal::NotAllowed);
+            crate::warn_limited!("refused a connection from {peer}: not in any --allow network");
+            return None;
+        }
+        let held = self.per_ip.enter(peer.ip());
+        if held.is_none() {
+            self.counters.refused(Refusal::PerIpLimit);
+            crate::warn_limited!(
+                "refused a connection from {peer}: its address has {} connections open \
+                 already (--max-connections-per-ip)",
+                self.options.max_connections_per_ip.unwrap_or_default()
+            );
+            return None;
+        }
+        held
+    }
+}
+
 impl Server {
-    /// Starts serving one accepted client; its slot is freed when it ends.
-    fn spawn(&mut self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+    /// Starts serving one accepted client; its slot (and its place in the
+    /// per-address table) is freed when it ends.
+    fn spawn(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+        held: Held,
+    ) {
         self.accepted += 1;
         let conn = self.accepted;
-        let connection = Connection::new(stream, peer, conn, self.shared.clone());
+        let shared = self.shared.clone();
         let counters = self.shared.counters.clone();
         counters.opened();
         // Every log line about the connection says which it is. At error
@@ -291,9 +393,9 @@ impl Server {
         let span = tracing::error_span!("tcp_conn", peer = %peer, conn);
         self.tasks.spawn(
             async move {
-                let result = connection.run().await;
+                let result = open(stream, peer, conn, shared).await;
                 counters.left();
-                drop(slot);
+                drop((slot, held));
                 result
             }
             .instrument(span),

@@ -101,15 +101,22 @@ pub struct Server {
 impl Server {
     /// Starts the server and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streamer"))
-            .args(["tcp", "--bind", "127.0.0.1:0"])
+        Server::start_with("127.0.0.1:0", args, |_| {})
+    }
+
+    /// Starts the server on `bind`, its command first changed by `setup`,
+    /// and waits for its `listening on` line.
+    pub fn start_with(bind: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_streamer"));
+        command
+            .args(["tcp", "--bind", bind])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env_remove("RUST_LOG")
-            .spawn()
-            .unwrap();
+            .env_remove("RUST_LOG");
+        setup(&mut command);
+        let mut child = command.spawn().unwrap();
         let stdout = Lines::spawn(child.stdout.take().unwrap());
         let mut stderr = Lines::spawn(child.stderr.take().unwrap());
         let line = stderr.wait_for("streamer: listening on ");
@@ -125,6 +132,18 @@ impl Server {
     /// A new client.
     pub fn connect(&self) -> TcpStream {
         TcpStream::connect(self.addr).unwrap()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The `--metrics` address it printed (`streamer: metrics on http://A/metrics`).
+    pub fn metrics_addr(&mut self) -> String {
+        let line = self.stderr.wait_for("streamer: metrics on http://");
+        let addr = &line[line.find("http://").unwrap() + "http://".len()..];
+        addr.strip_suffix("/metrics").unwrap().to_string()
     }
 
     /// SIGTERM, then waits (with the deadline) for the exit.
@@ -197,5 +216,42 @@ impl Server {
             assert!(Instant::now() < deadline, "the server did not exit");
             thread::sleep(Duration::from_millis(5));
         }
+        }
+    }
+}
+
+/// A scrape of `http://addr/metrics`: the body.
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    body.to_string()
+}
+
+/// The value of one series (`name` or `name{labels}`, as written).
+pub fn metric(scraped: &str, series: &str) -> Option<f64> {
+    scraped.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.parse().ok()
+    })
+}
+
+/// Scrapes `addr` until `series` has `value`; returns that scrape.
+pub fn wait_for_metric(addr: &str, series: &str, value: f64) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let scraped = scrape(addr);
+        if metric(&scraped, series) == Some(value) {
+            return scraped;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never reached {value} within {DEADLINE:?}; the last scrape:\n{scraped}"
+        );
+        thread::sleep(Duration::from_millis(20));
     }
 }

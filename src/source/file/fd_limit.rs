@@ -17,7 +17,7 @@ const PER_FILE: u64 = 4;
 /// `options.max_open_files` to what that limit allows, with a warning
 /// when it does.
 pub(super) fn fit(options: &mut FileOptions) {
-    let Some(limit) = raise_limit() else {
+    let Some(limit) = crate::open_files::raise_to_hard().map(|(soft, _)| soft) else {
         return;
     };
     let allowed = (limit.saturating_sub(MARGIN) / PER_FILE).max(1);
@@ -29,27 +29,4 @@ pub(super) fn fit(options: &mut FileOptions) {
         );
         options.max_open_files = allowed as usize;
     }
-}
-
-/// The soft limit of open files, first raised to the hard one.
-fn raise_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit(2) fills the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return None;
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: setrlimit(2) reads the struct it is given.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit.rlim_cur = limit.rlim_max;
-        }
-    }
-    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }

@@ -28,12 +28,13 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use futures::FutureExt;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::budget::{Reservation, FREE_BYTES};
 use super::counters::CloseReason;
 use super::csv_rows::{reject, CsvRows};
+use super::rate::{RateWatch, TooSlow};
+use super::socket::Socket;
 use super::{Shared, StopReason};
 use crate::codec::{Format, FrameDecoder, Framing};
 use crate::error::Result;
@@ -78,6 +79,10 @@ enum Read {
     Stopped,
     /// The unfinished frame held a share of the budget for `--frame-timeout`.
     FrameTimeout,
+    /// The `--min-rate` window ended, the socket empty: to be judged.
+    WindowEnd,
+    /// The client sent less than `--min-rate` in a window.
+    TooSlow(TooSlow),
 }
 
 /// Whether to go on reading after a batch of frames.
@@ -91,7 +96,7 @@ enum Flow {
 
 /// One accepted client.
 pub(super) struct Connection {
-    stream: TcpStream,
+    stream: Socket,
     source: Arc<SourceInfo>,
     shared: Arc<Shared>,
     content: Content,
@@ -99,24 +104,39 @@ pub(super) struct Connection {
     frames: u64,
     /// Where the lines of the last line run end (reused from read to read).
     newlines: Vec<u32>,
+    /// The `--min-rate` window under way.
+    rate: Option<RateWatch>,
 }
 
 impl Connection {
-    /// Connection number `conn` (1 for the first accepted), from `peer`.
-    pub(super) fn new(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Self {
+    /// Connection number `conn` (1 for the first accepted), from `peer`,
+    /// whose TLS client certificate names `subject`.
+    pub(super) fn new(
+        stream: Socket,
+        peer: SocketAddr,
+        conn: u64,
+        subject: Option<Box<str>>,
+        shared: Arc<Shared>,
+    ) -> Self {
         let options = &shared.options;
         let content = match options.format {
             Format::Lines => Content::Whole(record::Content::Lines),
             Format::Jsonl => Content::Whole(record::Content::Jsonl),
             Format::Csv => Content::Csv(Box::new(CsvRows::new(options.delimiter, options.header))),
         };
+        let rate = options.min_rate.map(RateWatch::new);
         Connection {
             stream,
-            source: Arc::new(SourceInfo::Tcp { peer, conn }),
+            source: Arc::new(SourceInfo::Tcp {
+                peer,
+                conn,
+                subject,
+            }),
             shared,
             content,
             frames: 0,
             newlines: Vec::new(),
+            rate,
         }
     }
 
@@ -124,7 +144,13 @@ impl Connection {
     /// that cannot be cut, or the server stops it. Only fails the run on a
     /// rejection under `--on-error stop`.
     pub(super) async fn run(mut self) -> Result<()> {
-        tracing::info!("connected");
+        match self.source.as_ref() {
+            SourceInfo::Tcp {
+                subject: Some(subject),
+                ..
+            } => tracing::info!("connected over TLS as {subject}"),
+            _ => tracing::info!("connected"),
+        }
         let options = &self.shared.options;
         if options.format == Format::Csv && options.framing == Framing::Newline {
             return self.run_csv_stream().await;
@@ -171,14 +197,26 @@ impl Connection {
                 buf.reserve(room);
             }
             let frames_before = self.frames;
+            let len_before = buf.len();
             match self.read(&mut buf, room, frame_deadline).await {
-                Read::Data => match self.take_frames(&mut decoder, &mut buf).await? {
-                    Flow::Go => {}
-                    Flow::Close => return Ok(()),
-                    Flow::Failed(error) => {
-                        return self.end(Read::Failed(error), &mut decoder, &mut buf).await
+                Read::WindowEnd => match self.rate.as_mut().map(RateWatch::next_window) {
+                    Some(Err(slow)) => {
+                        return self.end(Read::TooSlow(slow), &mut decoder, &mut buf).await
                     }
+                    _ => continue,
                 },
+                Read::Data => {
+                    if let Some(rate) = &mut self.rate {
+                        rate.add(buf.len() - len_before);
+                    }
+                    match self.take_frames(&mut decoder, &mut buf).await? {
+                        Flow::Go => {}
+                        Flow::Close => return Ok(()),
+                        Flow::Failed(error) => {
+                            return self.end(Read::Failed(error), &mut decoder, &mut buf).await
+                        }
+                    }
+                }
                 ended => return self.end(ended, &mut decoder, &mut buf).await,
             }
             // A frame ended: the next one gets its own time.
@@ -259,6 +297,15 @@ impl Connection {
                 None => std::future::pending().await,
             }
         };
+        let window_end = self.rate.as_ref().map(RateWatch::ends);
+        let window_end = async {
+            match window_end {
+                Some(ends) => tokio::time::sleep_until(ends).await,
+                None => std::future::pending().await,
+            }
+        };
+        // After the read: a window is judged only once the socket has
+        // nothing more for us.
         tokio::select! {
             biased;
             _ = self.shared.stop_reading.cancelled() => Read::Stopped,
@@ -269,6 +316,7 @@ impl Connection {
                 Some(Ok(_)) => Read::Data,
                 Some(Err(error)) => Read::Failed(error),
             },
+            () = window_end => Read::WindowEnd,
         }
     }
 
@@ -320,7 +368,7 @@ fn ended(
 ) -> Result<()> {
     let reject = |(pos, raw): (u64, &[u8]), reason: &str| reject(shared, source, pos, raw, reason);
     match ended {
-        Read::Data => unreachable!("data is framed, not an end"),
+        Read::Data | Read::WindowEnd => unreachable!("data is framed, a window judged: not ends"),
         Read::Eof => {
             shared.counters.closed(CloseReason::Client);
             let (count, what) = taken;
@@ -358,6 +406,17 @@ fn ended(
             let (pos, raw) = unfinished.unwrap_or((taken.0 + 1, &[]));
             reject((pos, raw), &reason)?;
             crate::warn_limited!("closing the connection: {reason}");
+        }
+        Read::TooSlow(slow) => {
+            shared.counters.closed(CloseReason::MinRate);
+            let reason = slow.reason();
+            if let Some(unfinished) = unfinished {
+                reject(
+                    unfinished,
+                    &format!("connection closed inside a frame: it {reason}"),
+                )?;
+            }
+            crate::warn_limited!("closing the connection: it {reason}");
         }
         Read::Stopped => {
             shared.counters.closed(CloseReason::Stopped);

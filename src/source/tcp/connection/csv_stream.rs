@@ -5,8 +5,8 @@
 //! `--max-frame-bytes` (a longer one is rejected and skipped), one that
 //! grows past 64 KiB first takes a share of `--max-buffered-bytes` (the
 //! socket waits unread meanwhile) and must end within `--frame-timeout`;
-//! `--idle-timeout` and the server's stop end the stream as they end a
-//! read of frames ([`SocketInput`]).
+//! `--idle-timeout`, `--min-rate` and the server's stop end the stream as
+//! they end a read of frames ([`SocketInput`]).
 
 use std::future::Future;
 use std::io;
@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::super::budget::{Reservation, FREE_BYTES};
 use super::super::csv_rows::{admit_header, naming, reject};
+use super::super::rate::RateWatch;
+use super::super::socket::Socket;
 use super::super::Shared;
 use super::{Connection, Read, READ_SIZE};
 use crate::codec::csv_stream::{Bad, Next, TapInput};
@@ -36,7 +37,7 @@ type Waiting = Pin<Box<dyn Future<Output = Reservation> + Send>>;
 /// The socket as the CSV stream's input: see the module documentation. A
 /// read it ends early fails, and [`SocketInput::ended`] says why.
 pub(super) struct SocketInput {
-    stream: TcpStream,
+    stream: Socket,
     shared: Arc<Shared>,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Fires after `--idle-timeout` without a byte from the client.
@@ -52,11 +53,18 @@ pub(super) struct SocketInput {
     bom: LeadingBom,
     /// Why reads stopped, when the server or a timeout stopped them.
     ended: Option<Read>,
+    /// The `--min-rate` window under way, and its end.
+    rate: Option<(RateWatch, Pin<Box<Sleep>>)>,
 }
 
 impl SocketInput {
-    fn new(stream: TcpStream, shared: Arc<Shared>) -> Self {
+    fn new(stream: Socket, shared: Arc<Shared>) -> Self {
         let stop = Box::pin(shared.stop_reading.clone().cancelled_owned());
+        let rate = shared.options.min_rate.map(|rate| {
+            let watch = RateWatch::new(rate);
+            let ends = Box::pin(tokio::time::sleep_until(watch.ends()));
+            (watch, ends)
+        });
         let idle = shared
             .options
             .idle_timeout
@@ -72,7 +80,21 @@ impl SocketInput {
             deadline: None,
             bom: LeadingBom::default(),
             ended: None,
+            rate,
         }
+    }
+
+    /// With nothing to read: whether a `--min-rate` window ended too
+    /// slow (registering the wake-up if it has not ended).
+    fn too_slow(&mut self, cx: &mut Context<'_>) -> Option<Read> {
+        let (watch, ends) = self.rate.as_mut()?;
+        while ends.as_mut().poll(cx).is_ready() {
+            if let Err(slow) = watch.next_window() {
+                return Some(Read::TooSlow(slow));
+            }
+            ends.as_mut().reset(watch.ends());
+        }
+        None
     }
 
     fn end(&mut self, why: Read) -> Poll<io::Result<()>> {
@@ -162,17 +184,24 @@ impl AsyncRead for SocketInput {
             }
         }
         let stream = &mut this.stream;
+        let filled = buf.filled().len();
         let read = this
             .bom
             .poll_read(cx, buf, |cx, buf| Pin::new(&mut *stream).poll_read(cx, buf));
         match read {
             Poll::Ready(Ok(())) => {
+                if let Some((watch, _)) = &mut this.rate {
+                    watch.add(buf.filled().len() - filled);
+                }
                 this.rearm_idle();
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(error)) => this.end(Read::Failed(error)),
             Poll::Pending if this.idled(cx) => this.end(Read::Idle),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => match this.too_slow(cx) {
+                Some(slow) => this.end(slow),
+                None => Poll::Pending,
+            },
         }
     }
 }
@@ -193,7 +222,7 @@ impl Connection {
         let mut records = CsvStream::with_buffer(input, options.delimiter, max, READ_SIZE);
         let mut assembler = CsvAssembler::new(options.header, naming(true));
         // The header's share of the budget, held as long as the connection.
-        let mut _header_share = None;
+        let mut header_share = None;
         let mut batch = RawBatch::new(source.clone(), assembler.content().clone());
         let mut rows = 0u64;
         let reject =
@@ -257,7 +286,7 @@ impl Connection {
                     batch = RawBatch::new(source.clone(), assembler.content().clone());
                     match taken {
                         Taken::Header(share) => {
-                            _header_share = share;
+                            header_share = share;
                             Ok(())
                         }
                         Taken::Rejected(reason) => reject(line, records.last_raw(), &reason),
@@ -284,6 +313,10 @@ impl Connection {
             return Ok(());
         }
         let unfinished = records.unfinished();
+        // The budget's shares go back before the close is said: a client
+        // that waits for that line may count on them.
+        drop(records);
+        drop(header_share);
         let unfinished = unfinished.as_ref().map(|(line, raw)| (*line, &raw[..]));
         super::ended(&shared, &source, ended, unfinished, (rows, "rows"))
     }

@@ -1,0 +1,437 @@
+//! `streamer tcp` over TLS (issue 14): `--server-cert`/`--server-key`,
+//! mutual TLS with `--client-ca` and the certificate's subject in
+//! `--origin`, plaintext clients refused and warned about once per peer,
+//! and `--handshake-timeout`. The certificates are made at run time with
+//! OpenSSL; the clients are OpenSSL's, the server rustls: the real binary,
+//! real sockets, waits on log lines and scrapes with a deadline.
+
+mod common;
+mod tcp_server;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Dir;
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream};
+use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, SubjectAlternativeName};
+use openssl::x509::{X509Name, X509NameBuilder, X509};
+use tcp_server::{metric, scrape, wait_for_metric, Server};
+
+/// The PEM files of one test: a CA, the server's chain and key, a client
+/// certificate from that CA and one from another.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client: (PathBuf, PathBuf),
+    stranger: (PathBuf, PathBuf),
+}
+
+fn key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+}
+
+fn name(entries: &[(&str, &str)]) -> X509Name {
+    let mut name = X509NameBuilder::new().unwrap();
+    for (field, value) in entries {
+        name.append_entry_by_text(field, value).unwrap();
+    }
+    name.build()
+}
+
+/// A certificate for `subject`, signed by `issuer` (itself when `None`).
+fn certificate(
+    subject: &[(&str, &str)],
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    server: bool,
+) -> X509 {
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+    cert.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    cert.set_subject_name(&name(subject)).unwrap();
+    cert.set_pubkey(key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    match issuer {
+        None => {
+            cert.set_issuer_name(&name(subject)).unwrap();
+            cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                .unwrap();
+            cert.sign(key, MessageDigest::sha256()).unwrap();
+        }
+        Some((ca, ca_key)) => {
+            cert.set_issuer_name(ca.subject_name()).unwrap();
+            cert.append_extension(BasicConstraints::new().build().unwrap())
+                .unwrap();
+            let mut usage = ExtendedKeyUsage::new();
+            if server {
+                usage.server_auth();
+                let names = SubjectAlternativeName::new()
+                    .ip("127.0.0.1")
+                    .dns("localhost")
+                    .build(&cert.x509v3_context(Some(ca), None))
+                    .unwrap();
+                cert.append_extension(names).unwrap();
+            } else {
+                usage.client_auth();
+            }
+            cert.append_extension(usage.build().unwrap()).unwrap();
+            cert.sign(ca_key, MessageDigest::sha256()).unwrap();
+        }
+    }
+    cert.build()
+}
+
+impl Pki {
+    fn new(dir: &Dir) -> Pki {
+        let write = |name: &str, pem: Vec<u8>| {
+            let path = dir.path(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        let (ca_key, other_key) = (key(), key());
+        let ca = certificate(&[("CN", "streamer test CA")], &ca_key, None, false);
+        let other = certificate(&[("CN", "some other CA")], &other_key, None, false);
+        let leaf = |subject: &[(&str, &str)], issuer: (&X509, &PKey<Private>), server, name| {
+            let key = key();
+            let cert = certificate(subject, &key, Some(issuer), server);
+            let cert_path = write(&format!("{name}.pem"), cert.to_pem().unwrap());
+            let key_path = write(
+                &format!("{name}.key"),
+                key.private_key_to_pem_pkcs8().unwrap(),
+            );
+            (cert_path, key_path, cert)
+        };
+        let (_, server_key, server) = leaf(&[("CN", "localhost")], (&ca, &ca_key), true, "server");
+        // The chain, the server's own certificate first.
+        let chain = [server.to_pem().unwrap(), ca.to_pem().unwrap()].concat();
+        let (client_cert, client_key, _) = leaf(
+            &[("O", "Acme"), ("CN", "sensor-7")],
+            (&ca, &ca_key),
+            false,
+            "client",
+        );
+        let (stranger_cert, stranger_key, _) = leaf(
+            &[("CN", "stranger")],
+            (&other, &other_key),
+            false,
+            "stranger",
+        );
+        Pki {
+            ca: write("ca.pem", ca.to_pem().unwrap()),
+            server_cert: write("chain.pem", chain),
+            server_key,
+            client: (client_cert.into(), client_key.into()),
+            stranger: (stranger_cert.into(), stranger_key.into()),
+        }
+    }
+
+    /// The flags of a TLS server.
+    fn server_flags(&self) -> Vec<&str> {
+        vec![
+            "--server-cert",
+            &self.server_cert,
+            "--server-key",
+            &self.server_key,
+        ]
+    }
+}
+
+/// A TLS connection to `server`, trusting `ca`, with `identity` (a
+/// certificate and its key) when given.
+fn tls_connect(
+    server: &Server,
+    ca: &str,
+    identity: Option<&(PathBuf, PathBuf)>,
+) -> Result<SslStream<TcpStream>, String> {
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    builder.set_ca_file(ca).unwrap();
+    if let Some((cert, key)) = identity {
+        builder.set_certificate_chain_file(cert).unwrap();
+        builder.set_private_key_file(key, SslFiletype::PEM).unwrap();
+    }
+    builder
+        .build()
+        .connect("localhost", client(server))
+        .map_err(|error| error.to_string())
+}
+
+/// Sends `text` and closes the TLS session properly (close_notify).
+fn send_and_close(mut stream: SslStream<TcpStream>, text: &str) {
+    stream.write_all(text.as_bytes()).unwrap();
+    stream.shutdown().unwrap();
+    let _ = stream.get_mut().shutdown(std::net::Shutdown::Write);
+}
+
+/// Reads until the server closes the connection (or resets it); fails
+/// the test when it stays open past `within` (the socket's read timeout,
+/// set by `client`).
+fn closed_within(stream: &mut impl Read, within: Duration) {
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("still open after {within:?}")
+            }
+            Err(_) => return,
+        }
+        assert!(start.elapsed() < within, "still open after {within:?}");
+    }
+}
+
+/// A plain TCP connection to `server`, whose reads give up after 10 s.
+fn client(server: &Server) -> TcpStream {
+    let stream = server.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+#[test]
+fn a_tls_client_is_served_with_its_certificate_subject_in_the_origin() {
+    let dir = Dir::new();
+    let pki = Pki::new(&dir);
+    let mut args = pki.server_flags();
+    args.extend(["--client-ca", &pki.ca, "--origin", "-v"]);
+    let mut server = Server::start(&args);
+    let stream = tls_connect(&server, &pki.ca, Some(&pki.client)).unwrap();
+    let peer = stream.get_ref().local_addr().unwrap();
+    send_and_close(stream, "one\ntwo");
+    server
+        .stderr
+        .wait_for("conn=1}: connected over TLS as O=Acme,CN=sensor-7");
+    server
+        .stderr
+        .wait_for("conn=1}: closed by the client after 2 frames");
+    assert!(server.stop().success());
+    let origin = |record: u64| {
+        format!(
+            r#""_origin":{{"peer":"{peer}","conn":1,"subject":"O=Acme,CN=sensor-7","record":{record}}}"#
+        )
+    };
+    assert_eq!(
+        server.stdout.drain(),
+        [
+            format!(r#"{{"message":"one",{}}}"#, origin(1)),
+            format!(r#"{{"message":"two",{}}}"#, origin(2)),
+        ]
+    );
+}
+
+#[test]
+fn without_client_ca_any_tls_client_is_served_and_has_no_subject() {
+    let dir = Dir::new();
+    let pki = Pki::new(&dir);
+    let mut args = pki.server_flags();
+    args.push("--origin");
+    let mut server = Server::start(&args);
+    let stream = tls_connect(&server, &pki.ca, None).unwrap();
+    let peer = stream.get_ref().local_addr().unwrap();
+    send_and_close(stream, "hello\n");
+    assert_eq!(
+        server.stdout.wait_for("hello"),
+        format!(r#"{{"message":"hello","_origin":{{"peer":"{peer}","conn":1,"record":1}}}}"#)
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn clients_without_a_valid_certificate_are_refused_and_logged_with_their_address() {
+    let dir = Dir::new();
+    let pki = Pki::new(&dir);
+    let cases = [
+        (None, "the TLS handshake failed: peer sent no certificates"),
+        (
+            Some(&pki.stranger),
+            "the TLS handshake failed: invalid peer certificate: UnknownIssuer",
+        ),
+    ];
+    for (identity, logged) in cases {
+        let mut args = pki.server_flags();
+        args.extend(["--client-ca", &pki.ca, "--metrics", "127.0.0.1:0"]);
+        let mut server = Server::start(&args);
+        let metrics = server.metrics_addr();
+        // With TLS 1.3 the client's side may finish before the server has
+        // checked its certificate: what it sends then must not be read.
+        let mut stream = client(&server);
+        let peer = stream.local_addr().unwrap();
+        let mut builder = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        builder.set_ca_file(&pki.ca).unwrap();
+        if let Some((cert, key)) = identity {
+            builder.set_certificate_chain_file(cert).unwrap();
+            builder.set_private_key_file(key, SslFiletype::PEM).unwrap();
+        }
+        if let Ok(mut tls) = builder
+            .build()
+            .connect("localhost", stream.try_clone().unwrap())
+        {
+            let _ = tls.write_all(b"must not be read\n");
+            closed_within(&mut tls, Duration::from_secs(10));
+        }
+        closed_within(&mut stream, Duration::from_secs(10));
+        let scraped = wait_for_metric(
+            &metrics,
+            "streamer_tls_handshake_failures_total{reason=\"failed\"}",
+            1.0,
+        );
+        assert_eq!(
+            metric(
+                &scraped,
+                "streamer_tcp_connections_closed_total{reason=\"tls_handshake\"}"
+            ),
+            Some(1.0)
+        );
+        server.stderr.wait_for(&format!("refused {peer}: {logged}"));
+        assert!(server.stop().success());
+        assert!(server.stdout.drain().is_empty());
+    }
+}
+
+#[test]
+fn plaintext_clients_are_refused_unread_and_warned_about_once_per_peer() {
+    let dir = Dir::new();
+    let pki = Pki::new(&dir);
+    let mut args = pki.server_flags();
+    args.extend(["--metrics", "127.0.0.1:0"]);
+    let mut server = Server::start(&args);
+    let metrics = server.metrics_addr();
+    for _ in 0..3 {
+        let mut plain = client(&server);
+        plain.write_all(b"{\"plain\":\"text\"}\n").unwrap();
+        closed_within(&mut plain, Duration::from_secs(10));
+    }
+    wait_for_metric(
+        &metrics,
+        "streamer_tls_handshake_failures_total{reason=\"plaintext\"}",
+        3.0,
+    );
+    // A TLS client still gets in after them.
+    let stream = tls_connect(&server, &pki.ca, None).unwrap();
+    send_and_close(stream, "after\n");
+    server.stdout.wait_for("after");
+    assert!(server.stop().success());
+    assert_eq!(server.stdout.drain(), [r#"{"message":"after"}"#]);
+    let log = server.stderr.drain();
+    let warnings: Vec<_> = log
+        .iter()
+        .filter(|line| line.contains("speaks plaintext to this TLS port"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    // Not one a second: once for the peer, none held back for later.
+    assert!(
+        !log.iter().any(|line| line.contains("were held back")),
+        "{log:?}"
+    );
+    assert!(
+        warnings[0].contains("refused 127.0.0.1:")
+            && warnings[0].contains(
+                "later plaintext connections from 127.0.0.1 are refused without a warning"
+            ),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
+fn a_silent_client_is_closed_at_the_handshake_timeout_and_frees_its_slot() {
+    let dir = Dir::new();
+    let pki = Pki::new(&dir);
+    let mut args = pki.server_flags();
+    args.extend([
+        "--handshake-timeout",
+        "500ms",
+        "--max-connections",
+        "1",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let mut server = Server::start(&args);
+    let metrics = server.metrics_addr();
+    let mut silent = client(&server);
+    wait_for_metric(&metrics, "streamer_tcp_connections_open", 1.0);
+    // The only slot is the silent client's until its timeout: this one
+    // waits in the backlog, then is served.
+    let waiting = std::thread::spawn({
+        let (addr, ca) = (server.addr, pki.ca.clone());
+        move || {
+            let mut builder = SslConnector::builder(SslMethod::tls_client()).unwrap();
+            builder.set_ca_file(Path::new(&ca)).unwrap();
+            let stream = builder
+                .build()
+                .connect("localhost", TcpStream::connect(addr).unwrap())
+                .unwrap();
+            send_and_close(stream, "served\n");
+        }
+    });
+    closed_within(&mut silent, Duration::from_secs(10));
+    waiting.join().unwrap();
+    server.stdout.wait_for("served");
+    let scraped = scrape(&metrics);
+    assert_eq!(
+        metric(
+            &scraped,
+            "streamer_tls_handshake_failures_total{reason=\"timeout\"}"
+        ),
+        Some(1.0)
+    );
+    server
+        .stderr
+        .wait_for("no TLS handshake within 500ms (--handshake-timeout)");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn unusable_tls_files_fail_the_run_naming_the_flag_and_file() {
+    let dir = Dir::new();
+    let pki = Pki::new(&dir);
+    let not_pem = dir.file("not.pem", "hello\n");
+    let cases: [(&[&str], String); 3] = [
+        (
+            &["--server-cert", &not_pem, "--server-key", &pki.server_key],
+            format!("streamer: error: --server-cert {not_pem}: no certificate in it (PEM, `-----BEGIN CERTIFICATE-----`)"),
+        ),
+        (
+            &["--server-cert", &pki.server_cert, "--server-key", &not_pem],
+            format!("streamer: error: --server-key {not_pem}: no private key read (PEM: PKCS#8, PKCS#1 or SEC1): no items found"),
+        ),
+        (
+            // The CA's certificate does not go with the server's key.
+            &["--server-cert", &pki.ca, "--server-key", &pki.server_key],
+            format!(
+                "streamer: error: --server-key {}: not the key of --server-cert {} (its first certificate)",
+                pki.server_key, pki.ca
+            ),
+        ),
+    ];
+    for (args, expected) in cases {
+        let run = common::run(&[&["tcp", "--bind", "127.0.0.1:0"], args].concat());
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert_eq!(
+            run.stderr.lines().next(),
+            Some(expected.as_str()),
+            "{args:?}"
+        );
+    }
+    let run = common::run(&["tcp", "--server-cert", &pki.server_cert]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--server-key <FILE>"), "{}", run.stderr);
+}
