@@ -216,7 +216,6 @@ impl Server {
             assert!(Instant::now() < deadline, "the server did not exit");
             thread::sleep(Duration::from_millis(5));
         }
-        }
     }
 }
 
