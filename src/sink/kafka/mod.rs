@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext};
 use rdkafka::Statistics;
 use tokio::sync::Notify;
 
@@ -31,16 +31,20 @@ use crate::record::Batch;
 mod key;
 mod native;
 mod partitions;
+mod poller;
 mod producer_id;
 mod settings;
 use self::key::key_of;
 use self::native::{Message, TopicHandle, ANY_PARTITION};
 use self::partitions::Partitions;
+use self::poller::{Client, Poller};
 pub use self::settings::Compression;
 
 /// Writes records to a Kafka topic.
 pub struct KafkaSink {
-    producer: Arc<ThreadedProducer<DeliveryContext>>,
+    /// Serves the producer's events; dropped first (fields drop in order).
+    poller: Poller,
+    producer: Arc<Client>,
     /// Where messages are enqueued (holds a reference on `producer`).
     topic_handle: TopicHandle,
     topic: String,
@@ -61,12 +65,15 @@ impl KafkaSink {
     ) -> Result<Self> {
         kafka::check_topic_name(topic).map_err(Error::Config)?;
         let context = DeliveryContext::new(ClientLog::new("sink", &config.brokers));
-        let producer: ThreadedProducer<DeliveryContext> =
-            settings::producer_config(config, compression)
-                .create_with_context(context)
-                .map_err(kafka::creation_error)?;
+        let producer: Client = settings::producer_config(config, compression)
+            .create_with_context(context)
+            .map_err(kafka::creation_error)?;
         let producer = Arc::new(producer);
+        let poller = Poller::start(producer.clone()).map_err(|error| {
+            Error::Kafka(format!("cannot start the Kafka producer's thread: {error}"))
+        })?;
         Ok(KafkaSink {
+            poller,
             topic_handle: TopicHandle::new(producer.clone(), topic).map_err(Error::Kafka)?,
             producer,
             topic: topic.to_string(),
@@ -134,9 +141,11 @@ impl Sink for KafkaSink {
             // Every delivery is reported by now, or the run failed: then
             // messages still in flight are waited for (briefly), so that
             // the ones that reached the topic are counted written. Dropping
-            // the producer (its last reference: the sink and the topic
-            // handle) joins its polling thread, so do it off the runtime.
+            // the poller joins its thread, and the producer (its last
+            // reference: the sink and the topic handle) waits for
+            // librdkafka's threads: off the runtime.
             let KafkaSink {
+                poller,
                 producer,
                 topic_handle,
                 ..
@@ -146,6 +155,7 @@ impl Sink for KafkaSink {
                 if failed {
                     let _ = producer.flush(FLUSH_AFTER_FAILURE);
                 }
+                drop(poller);
                 drop(topic_handle);
                 drop(producer)
             })

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::metadata::Metadata;
-use rdkafka::producer::{Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 
 use super::native::ANY_PARTITION;
-use super::DeliveryContext;
+use super::poller::Client;
 use crate::kafka::QUERY_TIMEOUT;
 
 /// How often the partition count is read again while records flow, so
@@ -48,11 +48,7 @@ impl Partitions {
     /// The partition of the next call, or [`ANY_PARTITION`] while the count
     /// is not known. Asks for the count again, in the background, every
     /// [`REFRESH`].
-    pub(super) fn next(
-        &self,
-        producer: &Arc<ThreadedProducer<DeliveryContext>>,
-        topic: &str,
-    ) -> i32 {
+    pub(super) fn next(&self, producer: &Arc<Client>, topic: &str) -> i32 {
         self.refresh_if_due(producer, topic);
         let count = self.count.load(Ordering::Relaxed);
         if count == 0 {
@@ -62,7 +58,7 @@ impl Partitions {
         i32::try_from(turn % count).unwrap_or(ANY_PARTITION)
     }
 
-    fn refresh_if_due(&self, producer: &Arc<ThreadedProducer<DeliveryContext>>, topic: &str) {
+    fn refresh_if_due(&self, producer: &Arc<Client>, topic: &str) {
         let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
         if asked.elapsed() < REFRESH {
             return;

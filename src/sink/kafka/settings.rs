@@ -10,6 +10,12 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     // Bound what waits in the client for the broker (librdkafka's default is 1 GiB).
     ("queue.buffering.max.kbytes", "16384"),
     ("linger.ms", "5"),
+    // librdkafka connects to one broker at a time, at most every
+    // reconnect.backoff.ms / 2 (100 / 2 by default): the leaders, learnt
+    // from the bootstrap connection, were reached only 50 ms into a run.
+    // Retries after a lost connection still back off, from 20 ms up to
+    // reconnect.backoff.max.ms (10 s).
+    ("reconnect.backoff.ms", "20"),
 ];
 
 /// The codec of the produced batches (`--compression`, librdkafka's
