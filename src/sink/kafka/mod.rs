@@ -65,7 +65,8 @@ impl KafkaSink {
     ) -> Result<Self> {
         kafka::check_topic_name(topic).map_err(Error::Config)?;
         let context = DeliveryContext::new(ClientLog::new("sink", &config.brokers));
-        let producer: Client = settings::producer_config(config, compression)
+        let client_config = settings::producer_config(config, compression);
+        let producer: Client = client_config
             .create_with_context(context)
             .map_err(kafka::creation_error)?;
         let producer = Arc::new(producer);
@@ -79,7 +80,7 @@ impl KafkaSink {
             topic: topic.to_string(),
             key_field,
             config: config.clone(),
-            partitions: Partitions::new(),
+            partitions: Partitions::new(settings::request_size(&client_config)),
         })
     }
 
@@ -175,6 +176,8 @@ const FLUSH_AFTER_FAILURE: Duration = Duration::from_secs(2);
 /// A batch handed to the producer, waiting for its deliveries.
 struct Pending {
     delivery: Arc<BatchDelivery>,
+    /// The partition all its records went to, or [`ANY_PARTITION`].
+    partition: i32,
     records: usize,
     /// The message values' bytes, for the bytes-written figure.
     bytes: usize,
@@ -195,9 +198,19 @@ impl KafkaSink {
             if !open && pending.is_empty() {
                 return Ok(());
             }
+            // None while every partition has a request's worth undelivered:
+            // the next batch waits for deliveries (see `partitions`).
+            let partition = if open {
+                self.partition_for_batch(&pending)
+            } else {
+                None
+            };
             tokio::select! {
-                batch = input.recv(), if open => match batch {
-                    Some(batch) => pending.push_back(self.produce(batch, &context).await?),
+                batch = input.recv(), if partition.is_some() => match batch {
+                    Some(batch) => {
+                        let partition = partition.expect("checked by the branch");
+                        pending.push_back(self.produce(batch, partition, &context).await?);
+                    }
                     None => open = false,
                 },
                 _ = context.completed.notified() => {}
@@ -234,15 +247,23 @@ impl KafkaSink {
         Ok(counted)
     }
 
-    /// Hands every record of `batch` to the producer, waiting while its
-    /// queue is full.
-    async fn produce(&self, batch: Batch, context: &DeliveryContext) -> Result<Pending> {
+    /// Hands every record of `batch` to the producer, to `partition` (or
+    /// [`ANY_PARTITION`]), waiting while its queue is full.
+    async fn produce(
+        &self,
+        batch: Batch,
+        partition: i32,
+        context: &DeliveryContext,
+    ) -> Result<Pending> {
         let delivery = Arc::new(BatchDelivery {
             remaining: AtomicUsize::new(batch.len()),
         });
         let started = std::time::Instant::now();
         let mut next = 0;
-        while let Some(full_at) = self.enqueue(&batch, next, &delivery)? {
+        if partition != ANY_PARTITION {
+            self.partitions.taken(partition);
+        }
+        while let Some(full_at) = self.enqueue(&batch, next, partition, &delivery)? {
             if let Some(failure) = context.failure() {
                 return Err(Error::Kafka(format!(
                     "cannot deliver to topic `{}`: {failure}",
@@ -258,6 +279,7 @@ impl KafkaSink {
         }
         Ok(Pending {
             delivery,
+            partition,
             records: batch.len(),
             // Each message is a record's JSON line without its newline.
             bytes: batch.as_ndjson().len() - batch.len(),
@@ -274,6 +296,7 @@ impl KafkaSink {
         &self,
         batch: &Batch,
         first: usize,
+        partition: i32,
         delivery: &Arc<BatchDelivery>,
     ) -> Result<Option<usize>> {
         let keys: Vec<Option<Cow<'_, [u8]>>> = match &self.key_field {
@@ -293,10 +316,7 @@ impl KafkaSink {
                 key: keys.get(index).and_then(Option::as_deref),
             })
             .collect();
-        match self
-            .topic_handle
-            .produce(&messages, delivery, self.partition_for_batch())
-        {
+        match self.topic_handle.produce(&messages, delivery, partition) {
             (_, None) => Ok(None),
             (sent, Some(RDKafkaErrorCode::QueueFull)) => Ok(Some(first + sent)),
             (sent, Some(code)) => {
@@ -313,12 +333,12 @@ impl KafkaSink {
 }
 
 impl KafkaSink {
-    /// Where the next call's messages go: keyed, librdkafka's partitioner
-    /// decides; unkeyed, see [`Partitions`].
-    fn partition_for_batch(&self) -> i32 {
+    /// Where the next batch goes: keyed, librdkafka's partitioner decides;
+    /// unkeyed, see [`Partitions`] (`None`: wait for deliveries first).
+    fn partition_for_batch(&self, pending: &VecDeque<Pending>) -> Option<i32> {
         match self.key_field {
-            Some(_) => ANY_PARTITION,
-            None => self.partitions.next(&self.producer, &self.topic),
+            Some(_) => Some(ANY_PARTITION),
+            None => self.partitions.next(&self.producer, &self.topic, pending),
         }
     }
 }

@@ -47,6 +47,28 @@ impl Compression {
     }
 }
 
+/// The most one produce request carries for one partition: librdkafka's
+/// `batch.num.messages` and `batch.size`, as set (or their defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RequestSize {
+    pub records: usize,
+    pub bytes: usize,
+}
+
+/// The request size of a producer made from `config`.
+pub(super) fn request_size(config: &rdkafka::ClientConfig) -> RequestSize {
+    let read = |key: &str, default: usize| {
+        config
+            .get(key)
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    RequestSize {
+        records: read("batch.num.messages", 10_000),
+        bytes: read("batch.size", 1_000_000),
+    }
+}
+
 /// The producer's client configuration.
 pub(super) fn producer_config(
     config: &KafkaConfig,
@@ -78,5 +100,26 @@ mod tests {
         };
         let client = producer_config(&config, Some(Compression::Gzip));
         assert_eq!(client.get("compression.type"), Some("lz4"));
+    }
+
+    #[test]
+    fn the_request_size_is_librdkafkas_unless_x_sets_it() {
+        let config = KafkaConfig {
+            brokers: "b:1".into(),
+            settings: vec![],
+        };
+        let size = request_size(&producer_config(&config, None));
+        assert_eq!(
+            size,
+            RequestSize {
+                records: 10_000,
+                bytes: 1_000_000
+            }
+        );
+        let config = KafkaConfig {
+            brokers: "b:1".into(),
+            settings: vec![("batch.size".into(), "65536".into())],
+        };
+        assert_eq!(request_size(&producer_config(&config, None)).bytes, 65536);
     }
 }
