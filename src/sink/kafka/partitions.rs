@@ -96,15 +96,7 @@ impl Partitions {
             }
         }
         let turn = self.next.load(Ordering::Relaxed);
-        (0..count)
-            .map(|step| (turn + step) % count)
-            .find(|&partition| {
-                // Below half a request, so that with the next batch (less
-                // than half, as a rule) it still fits in one.
-                let (records, bytes) = loads[partition];
-                records < self.request.records / 2 && bytes < self.request.bytes / 2
-            })
-            .and_then(|partition| i32::try_from(partition).ok())
+        free_partition(&loads, turn, self.request).and_then(|found| i32::try_from(found).ok())
     }
 
     /// Notes that a batch went to `partition`: the next one's turn comes.
@@ -136,6 +128,20 @@ impl Partitions {
     }
 }
 
+/// From `turn` on (modulo their count), the first partition whose
+/// undelivered (records, bytes) in `loads` are below half a request, so
+/// that with the next batch (less than half a request, as a rule) they
+/// still fit in one.
+fn free_partition(loads: &[(usize, usize)], turn: usize, request: RequestSize) -> Option<usize> {
+    let count = loads.len();
+    (0..count)
+        .map(|step| (turn + step) % count)
+        .find(|&partition| {
+            let (records, bytes) = loads[partition];
+            records < request.records / 2 && bytes < request.bytes / 2
+        })
+}
+
 /// How many partitions `metadata` lists for `topic`, if it lists it
 /// without an error.
 pub(super) fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize> {
@@ -145,4 +151,26 @@ pub(super) fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize>
         .find(|listed| listed.name() == topic && listed.error().is_none())
         .map(|listed| listed.partitions().len())
         .filter(|&count| count > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_with_half_a_request_undelivered_is_skipped() {
+        let request = RequestSize {
+            records: 100,
+            bytes: 10_000,
+        };
+        let loads = [(0, 0), (50, 100), (10, 5_000), (49, 4_999)];
+        // In turn from 3: 3 is below both halves.
+        assert_eq!(free_partition(&loads, 3, request), Some(3));
+        // From 1: 1 has half the records, 2 half the bytes.
+        assert_eq!(free_partition(&loads, 1, request), Some(3));
+        // Past the last, round to the first.
+        assert_eq!(free_partition(&loads, 4, request), Some(0));
+        let busy = [(50, 0), (0, 5_000)];
+        assert_eq!(free_partition(&busy, 0, request), None);
+    }
 }
