@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext};
 use rdkafka::Statistics;
 use tokio::sync::Notify;
 
@@ -31,16 +31,20 @@ use crate::record::Batch;
 mod key;
 mod native;
 mod partitions;
+mod poller;
 mod producer_id;
 mod settings;
 use self::key::key_of;
 use self::native::{Message, TopicHandle, ANY_PARTITION};
 use self::partitions::Partitions;
+use self::poller::{Client, Poller};
 pub use self::settings::Compression;
 
 /// Writes records to a Kafka topic.
 pub struct KafkaSink {
-    producer: Arc<ThreadedProducer<DeliveryContext>>,
+    /// Serves the producer's events; dropped first (fields drop in order).
+    poller: Poller,
+    producer: Arc<Client>,
     /// Where messages are enqueued (holds a reference on `producer`).
     topic_handle: TopicHandle,
     topic: String,
@@ -61,18 +65,22 @@ impl KafkaSink {
     ) -> Result<Self> {
         kafka::check_topic_name(topic).map_err(Error::Config)?;
         let context = DeliveryContext::new(ClientLog::new("sink", &config.brokers));
-        let producer: ThreadedProducer<DeliveryContext> =
-            settings::producer_config(config, compression)
-                .create_with_context(context)
-                .map_err(kafka::creation_error)?;
+        let client_config = settings::producer_config(config, compression);
+        let producer: Client = client_config
+            .create_with_context(context)
+            .map_err(kafka::creation_error)?;
         let producer = Arc::new(producer);
+        let poller = Poller::start(producer.clone()).map_err(|error| {
+            Error::Kafka(format!("cannot start the Kafka producer's thread: {error}"))
+        })?;
         Ok(KafkaSink {
+            poller,
             topic_handle: TopicHandle::new(producer.clone(), topic).map_err(Error::Kafka)?,
             producer,
             topic: topic.to_string(),
             key_field,
             config: config.clone(),
-            partitions: Partitions::new(),
+            partitions: Partitions::new(settings::request_size(&client_config)),
         })
     }
 
@@ -134,9 +142,11 @@ impl Sink for KafkaSink {
             // Every delivery is reported by now, or the run failed: then
             // messages still in flight are waited for (briefly), so that
             // the ones that reached the topic are counted written. Dropping
-            // the producer (its last reference: the sink and the topic
-            // handle) joins its polling thread, so do it off the runtime.
+            // the poller joins its thread, and the producer (its last
+            // reference: the sink and the topic handle) waits for
+            // librdkafka's threads: off the runtime.
             let KafkaSink {
+                poller,
                 producer,
                 topic_handle,
                 ..
@@ -146,6 +156,7 @@ impl Sink for KafkaSink {
                 if failed {
                     let _ = producer.flush(FLUSH_AFTER_FAILURE);
                 }
+                drop(poller);
                 drop(topic_handle);
                 drop(producer)
             })
@@ -165,6 +176,8 @@ const FLUSH_AFTER_FAILURE: Duration = Duration::from_secs(2);
 /// A batch handed to the producer, waiting for its deliveries.
 struct Pending {
     delivery: Arc<BatchDelivery>,
+    /// The partition all its records went to, or [`ANY_PARTITION`].
+    partition: i32,
     records: usize,
     /// The message values' bytes, for the bytes-written figure.
     bytes: usize,
@@ -185,9 +198,19 @@ impl KafkaSink {
             if !open && pending.is_empty() {
                 return Ok(());
             }
+            // None while every partition has a request's worth undelivered:
+            // the next batch waits for deliveries (see `partitions`).
+            let partition = if open {
+                self.partition_for_batch(&pending)
+            } else {
+                None
+            };
             tokio::select! {
-                batch = input.recv(), if open => match batch {
-                    Some(batch) => pending.push_back(self.produce(batch, &context).await?),
+                batch = input.recv(), if partition.is_some() => match batch {
+                    Some(batch) => {
+                        let partition = partition.expect("checked by the branch");
+                        pending.push_back(self.produce(batch, partition, &context).await?);
+                    }
                     None => open = false,
                 },
                 _ = context.completed.notified() => {}
@@ -230,15 +253,23 @@ impl KafkaSink {
         Ok(counted)
     }
 
-    /// Hands every record of `batch` to the producer, waiting while its
-    /// queue is full.
-    async fn produce(&self, batch: Batch, context: &DeliveryContext) -> Result<Pending> {
+    /// Hands every record of `batch` to the producer, to `partition` (or
+    /// [`ANY_PARTITION`]), waiting while its queue is full.
+    async fn produce(
+        &self,
+        batch: Batch,
+        partition: i32,
+        context: &DeliveryContext,
+    ) -> Result<Pending> {
         let delivery = Arc::new(BatchDelivery {
             remaining: AtomicUsize::new(batch.len()),
         });
         let started = std::time::Instant::now();
         let mut next = 0;
-        while let Some(full_at) = self.enqueue(&batch, next, &delivery)? {
+        if partition != ANY_PARTITION {
+            self.partitions.taken(partition);
+        }
+        while let Some(full_at) = self.enqueue(&batch, next, partition, &delivery)? {
             if let Some(failure) = context.failure() {
                 return Err(self.delivery_error(failure));
             }
@@ -251,6 +282,7 @@ impl KafkaSink {
         }
         Ok(Pending {
             delivery,
+            partition,
             records: batch.len(),
             // Each message is a record's JSON line without its newline.
             bytes: batch.as_ndjson().len() - batch.len(),
@@ -267,6 +299,7 @@ impl KafkaSink {
         &self,
         batch: &Batch,
         first: usize,
+        partition: i32,
         delivery: &Arc<BatchDelivery>,
     ) -> Result<Option<usize>> {
         let keys: Vec<Option<Cow<'_, [u8]>>> = match &self.key_field {
@@ -286,10 +319,7 @@ impl KafkaSink {
                 key: keys.get(index).and_then(Option::as_deref),
             })
             .collect();
-        match self
-            .topic_handle
-            .produce(&messages, delivery, self.partition_for_batch())
-        {
+        match self.topic_handle.produce(&messages, delivery, partition) {
             (_, None) => Ok(None),
             (sent, Some(RDKafkaErrorCode::QueueFull)) => Ok(Some(first + sent)),
             (sent, Some(code)) => {
@@ -306,12 +336,12 @@ impl KafkaSink {
 }
 
 impl KafkaSink {
-    /// Where the next call's messages go: keyed, librdkafka's partitioner
-    /// decides; unkeyed, see [`Partitions`].
-    fn partition_for_batch(&self) -> i32 {
+    /// Where the next batch goes: keyed, librdkafka's partitioner decides;
+    /// unkeyed, see [`Partitions`] (`None`: wait for deliveries first).
+    fn partition_for_batch(&self, pending: &VecDeque<Pending>) -> Option<i32> {
         match self.key_field {
-            Some(_) => ANY_PARTITION,
-            None => self.partitions.next(&self.producer, &self.topic),
+            Some(_) => Some(ANY_PARTITION),
+            None => self.partitions.next(&self.producer, &self.topic, pending),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! once per batch (measured: see the commit that brought it in).
 //!
 //! The delivery opaques are rdkafka's own (`Arc::into_raw`, as its
-//! `IntoOpaque` for `Arc`), so rdkafka's polling thread hands every
+//! `IntoOpaque` for `Arc`), so rdkafka's poll, on the sink's polling thread
+//! (`poller`), hands every
 //! delivery report to [`super::DeliveryContext`] as for a `send`.
 
 use std::ffi::CString;
@@ -13,10 +14,11 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use rdkafka::bindings as rd;
-use rdkafka::producer::{Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{BatchDelivery, DeliveryContext};
+use super::poller::Client;
+use super::BatchDelivery;
 
 /// `RD_KAFKA_PARTITION_UA` (a macro, so not in the bindings): let the
 /// configured partitioner pick each message's partition.
@@ -37,7 +39,7 @@ pub(super) struct TopicHandle {
     raw: NonNull<rd::rd_kafka_topic_t>,
     /// Keeps the client alive while the handle is (a topic handle must be
     /// destroyed before its client; fields drop in order).
-    _producer: Arc<ThreadedProducer<DeliveryContext>>,
+    _producer: Arc<Client>,
 }
 
 // SAFETY: librdkafka's topic handles are thread-safe (its own locks).
@@ -46,10 +48,7 @@ unsafe impl Sync for TopicHandle {}
 
 impl TopicHandle {
     /// A handle on `topic`, with the producer's default topic settings.
-    pub(super) fn new(
-        producer: Arc<ThreadedProducer<DeliveryContext>>,
-        topic: &str,
-    ) -> Result<Self, String> {
+    pub(super) fn new(producer: Arc<Client>, topic: &str) -> Result<Self, String> {
         let name = CString::new(topic).map_err(|_| format!("topic `{topic}` contains a NUL"))?;
         // SAFETY: a live client and a NUL-terminated name; a null
         // configuration means the client's defaults.
@@ -156,6 +155,7 @@ impl Drop for TopicHandle {
 
 #[cfg(test)]
 mod tests {
+    use super::super::DeliveryContext;
     use super::*;
     use crate::kafka::{ClientLog, KafkaConfig};
     use std::sync::atomic::AtomicUsize;
@@ -167,7 +167,7 @@ mod tests {
             brokers: "127.0.0.1:1".into(),
             settings: vec![("queue.buffering.max.messages".into(), "8194".into())],
         };
-        let producer: ThreadedProducer<DeliveryContext> = config
+        let producer: Client = config
             .client_config(&[])
             .create_with_context(DeliveryContext::new(ClientLog::new("sink", "127.0.0.1:1")))
             .unwrap();
