@@ -49,6 +49,7 @@ pub mod codec;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod exactly_once;
 pub mod json;
 pub mod kafka;
 pub mod metrics;
