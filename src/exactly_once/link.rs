@@ -122,7 +122,10 @@ impl Link {
             0..0,
             [
                 ("transactional.id".into(), self.0.transactional_id.clone()),
-                ("transaction.timeout.ms".into(), TRANSACTION_TIMEOUT_MS.into()),
+                (
+                    "transaction.timeout.ms".into(),
+                    TRANSACTION_TIMEOUT_MS.into(),
+                ),
             ],
         );
         config
@@ -181,7 +184,10 @@ impl Link {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        self.0.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -225,7 +231,10 @@ mod tests {
         assert_eq!(offsets, [("t", 0, 9), ("t", 1, 3)]);
         taken.acks.deliver();
         assert_eq!(fired.load(Ordering::SeqCst), 3);
-        assert!(link.take().offsets.is_empty(), "the next transaction starts empty");
+        assert!(
+            link.take().offsets.is_empty(),
+            "the next transaction starts empty"
+        );
     }
 
     #[test]

@@ -192,7 +192,10 @@ impl Cycle {
             .map_err(|e| Error::panicked("the Kafka transaction commit", e))?;
         match committed {
             Ok(offsets) => {
-                tracing::debug!("transaction committed: input offsets {}", describe(&offsets));
+                tracing::debug!(
+                    "transaction committed: input offsets {}",
+                    describe(&offsets)
+                );
                 self.open_until = None;
                 Ok(())
             }
