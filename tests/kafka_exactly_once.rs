@@ -33,13 +33,13 @@ fn topics(brokers: &str, prefix: &str) -> (String, String) {
     (input, output)
 }
 
-/// Produces the `RECORDS` numbered records to `input` in 100 steps (each
-/// waits for its deliveries), so that the copiers are mid-copy for a few
-/// seconds.
-fn feed(brokers: &str, input: &str) -> std::thread::JoinHandle<()> {
+/// Produces the `RECORDS` numbered records to `input` in `steps` steps
+/// (each waits for its deliveries), so that the copiers are mid-copy for a
+/// few seconds.
+fn feed(brokers: &str, input: &str, steps: usize) -> std::thread::JoinHandle<()> {
     let (brokers, input) = (brokers.to_string(), input.to_string());
     std::thread::spawn(move || {
-        for step in numbered(RECORDS, PARTITIONS).chunks(RECORDS / 100) {
+        for step in numbered(RECORDS, PARTITIONS).chunks(RECORDS / steps) {
             produce(&brokers, &input, step);
         }
     })
@@ -56,10 +56,13 @@ fn copier(brokers: &str, input: &str, group: &str, output: &str, args: &[&str]) 
 }
 
 /// Messages in `topic` as its high watermarks count them (transaction
-/// markers and aborted messages included).
+/// markers, and messages of open or aborted transactions, included).
 fn high_watermarks(brokers: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
+        // read_committed (librdkafka's default) would give the last stable
+        // offset: nothing of an open transaction.
+        .set("isolation.level", "read_uncommitted")
         .create()
         .expect("consumer");
     (0..PARTITIONS)
@@ -174,8 +177,10 @@ fn killed_twice_then_run_to_the_end_every_record_is_output_exactly_once() {
     // transactional.id, which fences the killed one at once.
     let args = ["--instance-id", "copier-1"];
     for run in 1..=2 {
+        // A copier copies the whole topic within a transaction or two: with
+        // 2 s ones, the kill below falls inside one.
         let mut running = Background::start(
-            &mut copier(brokers, &input, &group, &output, &args),
+            copier(brokers, &input, &group, &output, &args).args(["--transaction-interval", "2s"]),
             &dir.path().join(format!("run{run}.log")),
         );
         let already = high_watermarks(brokers, &output);
@@ -197,11 +202,14 @@ fn killed_twice_then_run_to_the_end_every_record_is_output_exactly_once() {
         "{log}"
     );
     // The killed runs' aborted messages are there for a reader that does
-    // not skip them (not asserted: a kill may fall between transactions).
+    // not skip them: the kills fell inside 2 s transactions.
     let uncommitted: usize = ids(brokers, &output, PARTITIONS, "read_uncommitted")
         .values()
         .sum();
-    eprintln!("read_uncommitted sees {uncommitted} records for {RECORDS} inputs");
+    assert!(
+        uncommitted > RECORDS,
+        "read_uncommitted sees {uncommitted} records for {RECORDS} inputs"
+    );
 }
 
 #[test]
@@ -223,7 +231,7 @@ fn one_of_two_copiers_killed_the_other_takes_over_exactly_once() {
         Duration::from_secs(30),
         || first.log().contains("assigned") && second.log().contains("assigned"),
     );
-    let feeder = feed(brokers, &input);
+    let feeder = feed(brokers, &input, 20);
     wait_for_output(brokers, &output, (RECORDS / 4) as i64, &mut second);
     first.signal("KILL");
     first.wait(Duration::from_secs(10));
@@ -268,7 +276,7 @@ fn the_broker_restarted_mid_run_every_record_is_output_exactly_once() {
         &mut copier(brokers, &input, &group, &output, &args),
         &dir.path().join("run.log"),
     );
-    let feeder = feed(brokers, &input);
+    let feeder = feed(brokers, &input, 20);
     wait_for_output(brokers, &output, (RECORDS / 4) as i64, &mut running);
     broker.run("stop");
     broker.run("start");
