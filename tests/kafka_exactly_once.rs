@@ -58,11 +58,17 @@ fn copier(brokers: &str, input: &str, group: &str, output: &str, args: &[&str]) 
 /// Messages in `topic` as its high watermarks count them (transaction
 /// markers, and messages of open or aborted transactions, included).
 fn high_watermarks(brokers: &str, topic: &str) -> i64 {
+    // read_committed (librdkafka's default) would give the last stable
+    // offset: nothing of an open transaction.
+    watermarks(brokers, topic, "read_uncommitted")
+}
+
+/// The end offsets of `topic`'s partitions, all together, as a reader
+/// with `isolation` sees them (read_committed: the last stable offsets).
+fn watermarks(brokers: &str, topic: &str, isolation: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        // read_committed (librdkafka's default) would give the last stable
-        // offset: nothing of an open transaction.
-        .set("isolation.level", "read_uncommitted")
+        .set("isolation.level", isolation)
         .create()
         .expect("consumer");
     (0..PARTITIONS)
@@ -142,6 +148,13 @@ fn ids(brokers: &str, topic: &str, partitions: i32, isolation: &str) -> BTreeMap
 /// A `read_committed` reader of `output` sees each of the `RECORDS` ids
 /// exactly once.
 fn assert_exactly_once(brokers: &str, output: &str) {
+    // A killed copier's open transaction holds read_committed readers at
+    // its start until the broker aborts it (transaction.timeout.ms).
+    wait_until(
+        "no open transaction in the output",
+        Duration::from_secs(60),
+        || watermarks(brokers, output, "read_committed") == high_watermarks(brokers, output),
+    );
     let counts = ids(brokers, output, PARTITIONS, "read_committed");
     let missing: Vec<u64> = (0..RECORDS as u64)
         .filter(|id| !counts.contains_key(id))
