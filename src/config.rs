@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 use crate::codec::DecodeOptions;
+use crate::exactly_once::Link;
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
 use crate::process::Processing;
@@ -162,6 +163,10 @@ impl RunConfig {
     /// checked in.
     pub fn from_cli(mut cli: Cli) -> Result<RunConfig, ConfigError> {
         combinations::check(&cli).map_err(ConfigError::Usage)?;
+        // --exactly-once: a bad record stops the run (`skip` is refused).
+        if cli.global.exactly_once {
+            cli.global.on_error = OnError::Stop;
+        }
         // The TLS and SASL flags become librdkafka settings ahead of `-X`,
         // which still overrides them. Without a Kafka client they can only
         // come from the environment (typed, they are refused above), which
@@ -496,6 +501,14 @@ fn source_config(command: Command, global: &GlobalArgs) -> Result<SourceConfig, 
         },
         Command::Tcp(args) => SourceConfig::Tcp(tcp::options(args)?),
         Command::Kafka(args) => SourceConfig::Kafka(KafkaOptions {
+            // --exactly-once: before `group` and `instance_id` move.
+            exactly_once: global.exactly_once.then(|| {
+                Link::new(
+                    &args.group,
+                    args.instance_id.as_deref(),
+                    global.transaction_interval,
+                )
+            }),
             config: kafka_config(global),
             topics: args.topics,
             group: args.group,

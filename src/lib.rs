@@ -27,6 +27,8 @@
 //! - [`kafka`]: what the Kafka source and sink share: `--brokers`/`-X`
 //!   client settings and defaults, librdkafka logs and errors, and the
 //!   start-up check of brokers and topics.
+//! - [`exactly_once`]: `--exactly-once`, Kafka to Kafka with the output
+//!   and the input offsets committed in one Kafka transaction.
 //! - [`json`]: the hand-written JSON encoding used on the hot path.
 //! - [`scan`]: 16-bytes-a-step byte scans of the hot path (CSV line ends
 //!   and delimiters, JSON-plain text).
@@ -50,6 +52,7 @@ pub mod codec;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod exactly_once;
 pub mod json;
 pub mod kafka;
 pub mod metrics;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::help;
 use crate::config::{Checkpointing, ConfigError, Output, RunConfig, SourceConfig};
 use crate::error::Error;
+use crate::exactly_once::TransactionalSink;
 use crate::metrics::{MetricsListener, Probes};
 use crate::pipeline::{Outcome, Pipeline, Rejects, Report, Stats};
 use crate::progress::{self, Progress, Shape};
@@ -141,6 +142,8 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     let mut listening = None;
     let mut inputs = Vec::new();
     let mut checkpointing = None;
+    // --exactly-once: the source's link to the transactional sink.
+    let mut transactions = None;
     let source: Box<dyn Source> = match source {
         SourceConfig::File {
             paths,
@@ -188,6 +191,7 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             Box::new(source)
         }
         SourceConfig::Kafka(options) => {
+            transactions.clone_from(&options.exactly_once);
             let mut source = KafkaSource::new(options)?;
             watched.kind = "kafka";
             watched.kafka = Some(source.lag());
@@ -205,8 +209,16 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             key,
             compression,
         } => {
-            let kafka_sink = KafkaSink::new(config, topic, key.clone(), *compression)?;
+            let config = match &transactions {
+                Some(link) => link.producer_config(config),
+                None => config.clone(),
+            };
+            let kafka_sink = KafkaSink::new(&config, topic, key.clone(), *compression)?;
             kafka_sink.check_topic().await?;
+            let kafka_sink: Box<dyn Sink> = match transactions {
+                Some(link) => Box::new(TransactionalSink::start(kafka_sink, link).await?),
+                None => Box::new(kafka_sink),
+            };
             Some(kafka_sink)
         }
         Output::Stdout | Output::File(_) => None,
@@ -242,7 +254,7 @@ async fn execute(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         files.dead_letter.map(|opened| (opened.path, opened.file)),
     ));
     let sink: Box<dyn Sink> = match (kafka_sink, files.output) {
-        (Some(kafka_sink), _) => Box::new(kafka_sink),
+        (Some(kafka_sink), _) => kafka_sink,
         (None, output) => {
             let writer = match output {
                 Some(output) => WriterSink::from_opened(output, sink.format),

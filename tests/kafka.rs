@@ -586,6 +586,7 @@ async fn a_full_pipeline_stops_the_consumer() {
         start: streamer::source::StartAt::default(),
         keep_tombstones: false,
         stats: None,
+        exactly_once: None,
     })
     .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);

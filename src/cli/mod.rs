@@ -296,6 +296,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t, env = "STREAMER_LOG_FORMAT",
           value_name = "FORMAT", help_heading = LOGGING)]
     pub log_format: LogFormat,
+    // --exactly-once (issue 16): one block.
+    /// With `streamer kafka` and -o kafka://TOPIC: write the records and commit the input's offsets in one Kafka transaction, so that a read_committed reader of the output sees each input record once, whatever crashes.
+    #[arg(long, global = true, help_heading = KAFKA)]
+    pub exactly_once: bool,
+    /// With --exactly-once: how long a transaction stays open before it commits (a read_committed reader sees its records only then).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration, help_heading = KAFKA)]
+    pub transaction_interval: Duration,
 }
 
 /// The subcommands: the sources, and the tools that print and run nothing.

@@ -8,6 +8,7 @@
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::codec::Format;
+use crate::pipeline::OnError;
 use crate::sink::OutputFormat;
 
 /// The Kafka client flags, by id: they configure `streamer kafka` and the
@@ -28,6 +29,7 @@ const KAFKA_CLIENT_FLAGS: [&str; 8] = [
 /// message that says what to do instead.
 pub(super) fn check(cli: &Cli) -> Result<(), String> {
     check_kafka_output(&cli.global)?;
+    check_exactly_once(cli)?;
     if !kafka_client(cli) {
         if let Some(id) = KAFKA_CLIENT_FLAGS.iter().find(|id| cli.typed(id)) {
             return Err(format!(
@@ -92,6 +94,57 @@ pub(super) fn check(cli: &Cli) -> Result<(), String> {
             }
         }
         Command::Tcp(_) | Command::Tool(_) => {}
+    }
+    Ok(())
+}
+
+/// `--exactly-once` (issue 16) where it cannot hold: the input's offsets
+/// and the output must be in one Kafka transaction, and every record must
+/// either be in it or stop the run.
+fn check_exactly_once(cli: &Cli) -> Result<(), String> {
+    let global = &cli.global;
+    if !global.exactly_once {
+        if cli.typed("transaction_interval") {
+            return Err("--transaction-interval applies with --exactly-once: add \
+                        --exactly-once, or drop --transaction-interval"
+                .into());
+        }
+        return Ok(());
+    }
+    if !matches!(cli.command, Command::Kafka(_)) {
+        return Err(
+            "--exactly-once commits the input's Kafka offsets in the output's transaction: \
+             it needs `streamer kafka` as the source; drop --exactly-once (a file is read \
+             at-least-once: --checkpoint)"
+                .into(),
+        );
+    }
+    if !kafka_output(global) {
+        return Err(
+            "--exactly-once writes the output in Kafka transactions: it needs \
+             -o kafka://TOPIC; drop --exactly-once to write elsewhere (at-least-once: a \
+             restart may write records again)"
+                .into(),
+        );
+    }
+    if cli.typed("on_error") && global.on_error == OnError::Skip {
+        return Err(
+            "--exactly-once with --on-error skip would let rejected records go outside the \
+             transaction (a dead-letter Kafka topic is not supported): drop --on-error skip; \
+             under --exactly-once a bad record aborts the transaction and stops the run, \
+             naming its topic/partition@offset"
+                .into(),
+        );
+    }
+    if global.dead_letter.is_some() {
+        return Err(
+            "--dead-letter writes a file, which cannot be part of a Kafka transaction (a \
+             crash would repeat its lines): drop --dead-letter with --exactly-once"
+                .into(),
+        );
+    }
+    if global.transaction_interval.is_zero() {
+        return Err("--transaction-interval must be more than 0".into());
     }
     Ok(())
 }

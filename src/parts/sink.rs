@@ -51,6 +51,17 @@ impl SinkInput {
         )
     }
 
+    /// A second input, fed by the returned sender, that counts into this
+    /// one's figures and rejects into its handler: for a sink that wraps
+    /// another and hands it the batches (`--exactly-once`).
+    pub fn relay(&self, capacity: usize) -> (mpsc::Sender<Batch>, SinkInput) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            tx,
+            SinkInput::new(rx, self.stats.clone(), self.rejects.clone()),
+        )
+    }
+
     /// The next batch, waiting for it; `None` once the input is closed and drained.
     pub async fn recv(&mut self) -> Option<Batch> {
         self.rx.recv().await

@@ -14,7 +14,7 @@ mod writer;
 
 pub use self::durable::DurableOutputs;
 pub use self::files::{OutputPlan, WriteMode};
-pub use self::kafka::{Compression, KafkaSink};
+pub use self::kafka::{Compression, KafkaSink, Transactions};
 pub use self::writer::{OutputFormat, WriterSink};
 
 /// What a sink is and is given; defined in [`crate::parts`], named here

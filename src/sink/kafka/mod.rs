@@ -34,11 +34,13 @@ mod partitions;
 mod poller;
 mod producer_id;
 mod settings;
+mod transaction;
 use self::key::key_of;
 use self::native::{Message, TopicHandle, ANY_PARTITION};
 use self::partitions::Partitions;
 use self::poller::{Client, Poller};
 pub use self::settings::Compression;
+pub use self::transaction::Transactions;
 
 /// Writes records to a Kafka topic.
 pub struct KafkaSink {
@@ -129,6 +131,20 @@ impl KafkaSink {
             | TopicCheck::Unlisted
             | TopicCheck::Unsettled(_) => Ok(()),
         }
+    }
+}
+
+// Hook for `--exactly-once` (`crate::exactly_once`): the producer's
+// transactional calls.
+impl KafkaSink {
+    /// The producer's transaction calls (its `transactional.id` set).
+    pub fn transactions(&self) -> Arc<dyn Transactions> {
+        self.producer.clone()
+    }
+
+    /// The topic written to.
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 }
 

@@ -27,6 +27,7 @@ use super::rebalance::GroupContext;
 use super::unreadable::{is_unreadable, Unreadable};
 use crate::ack::Ack;
 use crate::error::{Error, Result};
+use crate::exactly_once::Link;
 use crate::kafka;
 use crate::parts::{Closed, RawSender, Rejects};
 use crate::record::{RawBatch, SourceInfo};
@@ -52,6 +53,9 @@ pub(super) struct ConsumeLoop<'a> {
     pub(super) unreadable: Unreadable,
     /// Said once if no assignment comes within [`ASSIGNMENT_PATIENCE`].
     pub(super) waiting_note: String,
+    /// `--exactly-once`: each batch's ack notes its offset in the open
+    /// transaction, and fires ours once that committed.
+    pub(super) transactions: Option<Link>,
 }
 
 /// The ack of a batch: once the sink has written it, notes it delivered in
@@ -305,6 +309,12 @@ impl ConsumeLoop<'_> {
                 epoch,
                 next_offset,
             );
+            let ack = match (&self.transactions, &*batch.source) {
+                (Some(link), SourceInfo::Kafka { topic, partition }) => {
+                    link.ack(topic, *partition, epoch, next_offset, ack)
+                }
+                _ => ack,
+            };
             batch.acks.push(ack);
             self.send(batch).await?;
         }

@@ -78,6 +78,7 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
         until_end: options.until_end,
         unreadable: Default::default(),
         waiting_note: options.waiting_note(),
+        transactions: options.exactly_once.clone(),
     };
     let watcher = tokio::spawn(topic_watch::watch(consumer.clone(), named).in_current_span());
     let result = reader.read(&shutdown, &changed).await;
@@ -103,12 +104,16 @@ pub(super) async fn consume(source: KafkaSource, ctx: SourceContext) -> Result<(
     // leaving the group must not wait for it.
     table.drained();
     let committer = consumer.clone();
+    let transactional = options.exactly_once.is_some();
     let partitions = table.clone();
     let committed = {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
-                commit_delivered(&*committer, &partitions, "final");
+                // Under --exactly-once the transactions committed them.
+                if !transactional {
+                    commit_delivered(&*committer, &partitions, "final");
+                }
                 // The lag said below needs them.
                 progress::fill_watermarks(&committer, &partitions);
             })

@@ -44,6 +44,7 @@ mod rebalance;
 mod start;
 mod startup;
 mod topic_watch;
+mod transactional;
 mod unreadable;
 
 use std::sync::Arc;
@@ -89,13 +90,18 @@ impl KafkaSource {
             until_end: options.until_end.then_some(options.offset_reset),
             changed: changed.clone(),
             start: start::Placer::new(options.start.clone()),
+            transactional: options.exactly_once.is_some(),
         };
         let consumer: StreamConsumer<GroupContext> = config
             .create_with_context(context)
             .map_err(kafka::creation_error)?;
+        let consumer = Arc::new(consumer);
+        if let Some(link) = &options.exactly_once {
+            transactional::attach(link, &consumer, &table);
+        }
         Ok(KafkaSource {
             options,
-            consumer: Arc::new(consumer),
+            consumer,
             table,
             changed,
             connected: false,
@@ -163,6 +169,7 @@ mod tests {
             start: StartAt::default(),
             keep_tombstones: false,
             stats: None,
+            exactly_once: None,
         };
         let error = KafkaSource::new(options(
             vec![("no.such.setting".into(), "1".into())],

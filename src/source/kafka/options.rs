@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::start::StartAt;
 use crate::codec::Format;
 use crate::error::{Error, Result};
+use crate::exactly_once::Link;
 use crate::kafka::{self, KafkaConfig};
 
 /// How long a consumer waits for its first assignment before saying why
@@ -79,6 +80,9 @@ pub struct KafkaOptions {
     pub keep_tombstones: bool,
     /// The stats line while it runs, if wanted.
     pub stats: Option<StatsLine>,
+    /// `--exactly-once`: the link to the transactional sink, which commits
+    /// the offsets; the consumer commits none itself.
+    pub exactly_once: Option<Link>,
 }
 
 impl KafkaOptions {
@@ -187,6 +191,13 @@ impl KafkaOptions {
         if let Some(id) = &self.instance_id {
             defaults.push(("group.instance.id", id));
         }
+        // --exactly-once: the offsets are committed in the output's
+        // transactions only; input written by transactions is read once
+        // committed (a chain of copiers stays exactly-once).
+        if self.exactly_once.is_some() {
+            defaults.push(("enable.auto.commit", "false"));
+            defaults.push(("isolation.level", "read_committed"));
+        }
         // A pattern sees a new matching topic at the next metadata refresh
         // (every 5 minutes by default).
         if self.topics.iter().any(|topic| topic.starts_with('^')) {
@@ -219,6 +230,7 @@ mod tests {
             start: StartAt::default(),
             keep_tombstones: false,
             stats: None,
+            exactly_once: None,
         }
     }
 

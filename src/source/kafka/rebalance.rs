@@ -48,6 +48,9 @@ pub(super) struct GroupContext {
     pub(super) changed: Arc<Notify>,
     /// `--from`, `--from-timestamp`: where newly assigned partitions start.
     pub(super) start: Placer,
+    /// `--exactly-once`: the offsets are committed in the output's
+    /// transactions, never by the consumer (`transactional`).
+    pub(super) transactional: bool,
 }
 
 /// How long the revoke callback waits for the revoked partitions' batches
@@ -162,7 +165,9 @@ impl GroupContext {
             // Lost: the group has moved on to a new generation, so a commit
             // is refused; made while the coordinator is away, it would also
             // hold this callback (and so the rejoin) until it came back.
-            if !lost {
+            // Under --exactly-once, waiting above was for their
+            // transaction's commit, which committed the offsets.
+            if !lost && !self.transactional {
                 commit_offsets(consumer, &self.partitions, &finished, "revoked partitions")
             }
         });

@@ -1,0 +1,254 @@
+//! [`Link`]: what the Kafka source and the transactional sink share.
+//!
+//! The source gives every batch an ack made by [`Link::ack`]: when the
+//! sink has the batch delivered (in the open transaction), that ack notes
+//! the partition's next offset here and keeps the source's own ack; the
+//! sink takes both when it commits ([`Link::take`]), sends the offsets in
+//! the transaction, and fires the source's acks only once it committed
+//! (so the source's table calls a record written only once it is
+//! committed). An aborted transaction drops them unfired.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+
+use crate::ack::{Ack, Acks};
+use crate::kafka::KafkaConfig;
+
+/// What the sink asks of the consumer group when it commits.
+pub trait Group: Send + Sync {
+    /// The group's metadata now (its generation, this member), which lets
+    /// the broker refuse offsets from a member the group has moved past;
+    /// `None` once the consumer is gone.
+    fn metadata(&self) -> Option<ConsumerGroupMetadata>;
+    /// Whether `topic`/`partition` is still assigned under `epoch`.
+    fn owns(&self, topic: &str, partition: i32, epoch: u64) -> bool;
+    /// Notes offsets that a transaction committed.
+    fn committed(&self, offsets: &[NextOffset]);
+}
+
+/// A partition's next offset to read (its last record in the transaction
+/// plus one), under the assignment epoch it was read in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextOffset {
+    /// The input topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// The offset the next run starts that partition at.
+    pub offset: i64,
+    /// The source's assignment epoch of the records.
+    pub epoch: u64,
+}
+
+/// The link between the Kafka source and the transactional sink of one
+/// run (cheap to clone: one shared state).
+#[derive(Clone)]
+pub struct Link(Arc<Inner>);
+
+struct Inner {
+    transactional_id: String,
+    interval: Duration,
+    group: OnceLock<Box<dyn Group>>,
+    open: Mutex<Open>,
+}
+
+/// What the open transaction holds of the input.
+#[derive(Default)]
+struct Open {
+    offsets: BTreeMap<(String, i32), (i64, u64)>,
+    /// The source's acks of the batches delivered, fired once committed.
+    acks: Acks,
+}
+
+/// What [`Link::take`] took from the open transaction.
+pub(super) struct Taken {
+    pub(super) offsets: Vec<NextOffset>,
+    pub(super) acks: Acks,
+}
+
+/// librdkafka's `transaction.timeout.ms` for `--exactly-once` unless `-X`
+/// sets it: how long the open transaction of a killed process keeps
+/// `read_committed` readers (and the input offsets) waiting when nothing
+/// restarts with its `transactional.id` (librdkafka's default: 60 s).
+pub const TRANSACTION_TIMEOUT_MS: &str = "10000";
+
+impl Link {
+    /// The link of a run consuming in `group`, committing every
+    /// `interval`. Its `transactional.id` is `streamer-GROUP-ID` with
+    /// `--instance-id ID`: stable, so a member restarted with its instance
+    /// id fences its dead predecessor and aborts its open transaction at
+    /// once. Without one, `streamer-GROUP-PID-MILLIS`, unique to the
+    /// process: two copiers of one group on one host must not fence each
+    /// other, and the group's generation (KIP-447) already fences a member
+    /// the group has moved past; a killed process's open transaction is
+    /// then aborted by the broker after [`TRANSACTION_TIMEOUT_MS`].
+    pub fn new(group: &str, instance_id: Option<&str>, interval: Duration) -> Self {
+        let transactional_id = match instance_id {
+            Some(id) => format!("streamer-{group}-{id}"),
+            None => {
+                let millis = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                format!("streamer-{group}-{}-{millis}", std::process::id())
+            }
+        };
+        Link(Arc::new(Inner {
+            transactional_id,
+            interval,
+            group: OnceLock::new(),
+            open: Mutex::new(Open::default()),
+        }))
+    }
+
+    /// The producer's `transactional.id`.
+    pub fn transactional_id(&self) -> &str {
+        &self.0.transactional_id
+    }
+
+    /// `--transaction-interval`: how long a transaction stays open.
+    pub fn interval(&self) -> Duration {
+        self.0.interval
+    }
+
+    /// The producer's settings: `transactional.id` and the transaction
+    /// timeout ahead of `config`'s own, so `-X` still wins.
+    pub fn producer_config(&self, config: &KafkaConfig) -> KafkaConfig {
+        let mut config = config.clone();
+        config.settings.splice(
+            0..0,
+            [
+                ("transactional.id".into(), self.0.transactional_id.clone()),
+                (
+                    "transaction.timeout.ms".into(),
+                    TRANSACTION_TIMEOUT_MS.into(),
+                ),
+            ],
+        );
+        config
+    }
+
+    /// The source attaches its consumer group, once.
+    pub fn attach(&self, group: Box<dyn Group>) {
+        if self.0.group.set(group).is_err() {
+            tracing::warn!("a second consumer attached to one --exactly-once link: ignored");
+        }
+    }
+
+    /// The group attached by the source, if any.
+    pub(super) fn group(&self) -> Option<&dyn Group> {
+        self.0.group.get().map(|group| &**group)
+    }
+
+    /// The ack of a batch of `topic`/`partition` read under `epoch` up to
+    /// `next_offset` (exclusive): fired by the sink once the batch is
+    /// delivered, it notes the offset in the open transaction and keeps
+    /// `then`, the source's own ack, for the commit.
+    pub fn ack(&self, topic: &str, partition: i32, epoch: u64, next_offset: i64, then: Ack) -> Ack {
+        let link = self.clone();
+        let topic = topic.to_string();
+        Ack::new(move || {
+            let mut open = link.lock();
+            let entry = open
+                .offsets
+                .entry((topic, partition))
+                .or_insert((next_offset, epoch));
+            // A partition's batches are delivered in order; an older epoch
+            // is kept, so that the commit refuses the lot.
+            if entry.1 == epoch {
+                entry.0 = entry.0.max(next_offset);
+            }
+            open.acks.push(then);
+        })
+    }
+
+    /// Takes what the open transaction holds of the input.
+    pub(super) fn take(&self) -> Taken {
+        let open = std::mem::take(&mut *self.lock());
+        Taken {
+            offsets: open
+                .offsets
+                .into_iter()
+                .map(|((topic, partition), (offset, epoch))| NextOffset {
+                    topic,
+                    partition,
+                    offset,
+                    epoch,
+                })
+                .collect(),
+            acks: open.acks,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.0
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("transactional_id", &self.0.transactional_id)
+            .field("interval", &self.0.interval)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn delivered_batches_note_their_partition_s_last_offset_and_keep_the_source_ack() {
+        let link = Link::new("g", Some("host-1"), Duration::from_millis(100));
+        assert_eq!(link.transactional_id(), "streamer-g-host-1");
+        let fired = Arc::new(AtomicUsize::new(0));
+        let counting = || {
+            let fired = fired.clone();
+            Ack::new(move || {
+                fired.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let mut acks = Acks::none();
+        acks.push(link.ack("t", 0, 1, 5, counting()));
+        acks.push(link.ack("t", 0, 1, 9, counting()));
+        acks.push(link.ack("t", 1, 1, 3, counting()));
+        acks.deliver();
+        assert_eq!(fired.load(Ordering::SeqCst), 0, "fired only once committed");
+        let taken = link.take();
+        let offsets: Vec<_> = taken
+            .offsets
+            .iter()
+            .map(|o| (o.topic.as_str(), o.partition, o.offset))
+            .collect();
+        assert_eq!(offsets, [("t", 0, 9), ("t", 1, 3)]);
+        taken.acks.deliver();
+        assert_eq!(fired.load(Ordering::SeqCst), 3);
+        assert!(
+            link.take().offsets.is_empty(),
+            "the next transaction starts empty"
+        );
+    }
+
+    #[test]
+    fn without_an_instance_id_each_process_has_its_own_id_and_x_wins() {
+        let link = Link::new("g", None, Duration::from_millis(100));
+        let prefix = format!("streamer-g-{}-", std::process::id());
+        assert!(link.transactional_id().starts_with(&prefix));
+        let config = KafkaConfig {
+            brokers: "b:1".into(),
+            settings: vec![("transaction.timeout.ms".into(), "30000".into())],
+        };
+        let settings = link.producer_config(&config).settings;
+        assert_eq!(settings[0].0, "transactional.id");
+        // Later settings win: -X's timeout comes after ours.
+        assert_eq!(settings.last().unwrap().1, "30000");
+    }
+}
