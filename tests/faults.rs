@@ -9,11 +9,10 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{exit_within, saved, streamer, Dir};
+use common::{exit_within, file_size_limit, saved, streamer, Dir};
 
 /// How long any run or awaited condition may take.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -24,26 +23,6 @@ fn json_lines(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|id| format!("{{\"id\":{id},\"pad\":\"{}\"}}\n", "x".repeat(80)))
         .collect()
-}
-
-/// `command` limited to files of at most `bytes` bytes, with SIGXFSZ
-/// ignored so that a write past the limit fails with EFBIG instead of
-/// killing the process.
-fn file_size_limit(command: &mut Command, bytes: u64) -> &mut Command {
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: bytes,
-                rlim_max: bytes,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        })
-    }
 }
 
 /// Runs `command` to its end (stdout and stderr captured), failing the

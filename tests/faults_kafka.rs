@@ -4,35 +4,16 @@
 //! under the source and under the `kafka://` output (it resumes, nothing
 //! is lost, and the exit status says what happened).
 
+mod common;
 mod kafka_support;
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::Duration;
 
+use common::file_size_limit;
 use kafka_support::*;
 
 const SESSION_TIMEOUT: &str = "session.timeout.ms=6000";
-
-/// `command` limited to files of at most `bytes` bytes, SIGXFSZ ignored so
-/// a write past it fails with EFBIG, as a full disk fails with ENOSPC.
-fn file_size_limit(command: &mut Command, bytes: u64) -> &mut Command {
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: bytes,
-                rlim_max: bytes,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        })
-    }
-}
 
 fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -110,50 +91,7 @@ fn a_disk_that_fills_under_a_group_commits_no_offset_past_the_output() {
 
 #[test]
 fn a_broker_killed_and_restarted_under_the_source_loses_nothing() {
-    if external_broker() {
-        eprintln!("skipped: KAFKA_BOOTSTRAP_SERVERS is set, and this test kills its own broker");
-        return;
-    }
-    let broker = OwnBroker::start();
-    let brokers = broker.bootstrap.as_str();
-    let topic = unique("fault-kill-src");
-    create_topic(brokers, &topic, 4);
-    let messages = numbered(4000, 4);
-    produce(brokers, &topic, &messages[..2000]);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.jsonl");
-    let group = unique("fault-kill-src-g");
-    let mut running = Background::start(
-        streamer(brokers)
-            .args(["kafka", "-t", &topic, "-g", &group])
-            .args(["-X", SESSION_TIMEOUT, "-v"])
-            .arg("-o")
-            .arg(&out),
-        &dir.path().join("log"),
-    );
-    running.wait_for_lines(&out, 2000, Duration::from_secs(60));
-    // Killed once the records written are committed (every second).
-    wait_until("the first commits", Duration::from_secs(30), || {
-        committed(brokers, &group, &topic, 4).iter().sum::<i64>() == 2000
-    });
-
-    broker.kill();
-    wait_until("the outage is reported", Duration::from_secs(60), || {
-        running
-            .log()
-            .contains(&format!("no broker at {brokers} answers"))
-    });
-    broker.run("start");
-    produce(brokers, &topic, &messages[2000..]);
-    running.wait_for_lines_explained(&out, 4000, Duration::from_secs(120), || broker.log_tail());
-    wait_until("the recovery is reported", Duration::from_secs(30), || {
-        running.log().contains("answer again")
-    });
-    running.signal("TERM");
-    let status = running.wait(Duration::from_secs(30));
-    assert!(status.success(), "{}", running.log());
-    let duplicates = duplicates_without_loss(&read_json_lines(&out), 4000);
-    eprintln!("broker killed under the source: {duplicates} duplicates");
+    source_rides_out_a_broker_outage("killed", |broker| broker.kill());
 }
 
 /// Appends `ids` as JSON lines to `path`.

@@ -632,50 +632,7 @@ async fn a_full_pipeline_stops_the_consumer() {
 
 #[test]
 fn broker_stopped_and_restarted_mid_run_loses_nothing() {
-    if external_broker() {
-        eprintln!("skipped: KAFKA_BOOTSTRAP_SERVERS is set, and this test restarts its own broker");
-        return;
-    }
-    let broker = OwnBroker::start();
-    let brokers = broker.bootstrap.as_str();
-    let topic = unique("restart");
-    create_topic(brokers, &topic, 4);
-    let messages = numbered(4000, 4);
-    produce(brokers, &topic, &messages[..2000]);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.jsonl");
-    let mut running = Background::start(
-        streamer(brokers)
-            .args(["kafka", "-t", &topic, "-g", &unique("restart-g")])
-            // -v: the group's events, should this ever fail again.
-            .args(["-X", SESSION_TIMEOUT, "-v"])
-            .arg("-o")
-            .arg(&out),
-        &dir.path().join("log"),
-    );
-    running.wait_for_lines(&out, 2000, Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(1500)); // an automatic commit
-
-    broker.run("stop");
-    wait_until("the outage is reported", Duration::from_secs(60), || {
-        running
-            .log()
-            .contains(&format!("no broker at {brokers} answers"))
-    });
-    broker.run("start");
-    produce(brokers, &topic, &messages[2000..]);
-    running.wait_for_lines_explained(&out, 4000, Duration::from_secs(90), || broker.log_tail());
-    wait_until("the recovery is reported", Duration::from_secs(30), || {
-        running.log().contains("answer again")
-    });
-    running.signal("TERM");
-    let status = running.wait(Duration::from_secs(30));
-    assert!(status.success(), "{}", running.log());
-
-    let counts = id_counts(&read_json_lines(&out));
-    assert_eq!(counts.len(), 4000, "nothing lost across the restart");
-    let duplicates: usize = counts.values().map(|n| n - 1).sum();
-    eprintln!("broker restart: {duplicates} duplicates");
+    source_rides_out_a_broker_outage("stopped", |broker| broker.run("stop"));
 }
 
 /// Memory stays flat while the output is stalled: 100 MB wait in the

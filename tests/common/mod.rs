@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -134,4 +135,24 @@ pub fn saved(checkpoint: &str, name: &str) -> Option<(u64, u64)> {
             )
         })
     })
+}
+
+/// `command` limited to files of at most `bytes` bytes, with SIGXFSZ
+/// ignored so that a write past the limit fails with EFBIG instead of
+/// killing the process.
+pub fn file_size_limit(command: &mut Command, bytes: u64) -> &mut Command {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        })
+    }
 }

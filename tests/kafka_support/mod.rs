@@ -612,3 +612,55 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Ve
         })
         .collect()
 }
+
+/// A `streamer kafka` run on a broker of its own that goes away mid-run
+/// (`outage`: stopped, or killed) and is started again: the run reports
+/// the outage and the recovery, writes all 4,000 records (duplicates only
+/// from after its last commit) and exits 0 at SIGTERM.
+pub fn source_rides_out_a_broker_outage(how: &str, outage: impl Fn(&OwnBroker)) {
+    if external_broker() {
+        eprintln!("skipped: KAFKA_BOOTSTRAP_SERVERS is set, and this test restarts its own broker");
+        return;
+    }
+    let broker = OwnBroker::start();
+    let brokers = broker.bootstrap.as_str();
+    let topic = unique("outage");
+    create_topic(brokers, &topic, 4);
+    let messages = numbered(4000, 4);
+    produce(brokers, &topic, &messages[..2000]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let group = unique("outage-g");
+    let mut running = Background::start(
+        streamer(brokers)
+            .args(["kafka", "-t", &topic, "-g", &group])
+            // -v: the group's events, should this ever fail.
+            .args(["-X", "session.timeout.ms=6000", "-v"])
+            .arg("-o")
+            .arg(&out),
+        &dir.path().join("log"),
+    );
+    running.wait_for_lines(&out, 2000, Duration::from_secs(60));
+    // The outage once the records written are committed (every second).
+    wait_until("the first commits", Duration::from_secs(30), || {
+        committed(brokers, &group, &topic, 4).iter().sum::<i64>() == 2000
+    });
+
+    outage(&broker);
+    wait_until("the outage is reported", Duration::from_secs(60), || {
+        running
+            .log()
+            .contains(&format!("no broker at {brokers} answers"))
+    });
+    broker.run("start");
+    produce(brokers, &topic, &messages[2000..]);
+    running.wait_for_lines_explained(&out, 4000, Duration::from_secs(120), || broker.log_tail());
+    wait_until("the recovery is reported", Duration::from_secs(30), || {
+        running.log().contains("answer again")
+    });
+    running.signal("TERM");
+    let status = running.wait(Duration::from_secs(30));
+    assert!(status.success(), "{}", running.log());
+    let duplicates = duplicates_without_loss(&read_json_lines(&out), 4000);
+    eprintln!("broker {how} under the source: {duplicates} duplicates");
+}
