@@ -148,11 +148,22 @@ impl Server {
 
     /// SIGTERM, then waits (with the deadline) for the exit.
     pub fn stop(&mut self) -> ExitStatus {
+        self.terminate();
+        self.wait()
+    }
+
+    /// Sends SIGTERM (the stop in two steps, for tests that act between
+    /// the signal and the exit: clients finishing their sends).
+    pub fn terminate(&self) {
         // SAFETY: sends a signal to our own child process.
         assert_eq!(
             unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) },
             0
         );
+    }
+
+    /// Waits (with the deadline) for the exit.
+    pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -192,31 +203,6 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(body);
     frame
-}
-
-/// The stop in two steps, for tests that act between the signal and the
-/// exit (clients finishing their sends).
-impl Server {
-    /// Sends SIGTERM.
-    pub fn terminate(&self) {
-        // SAFETY: sends a signal to our own child process.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) },
-            0
-        );
-    }
-
-    /// Waits (with the deadline) for the exit.
-    pub fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
 }
 
 /// A scrape of `http://addr/metrics`: the body.
