@@ -64,11 +64,12 @@ impl FromStr for Cidr {
             IpAddr::V4(v4) => u32::from(v4).into(),
             IpAddr::V6(v6) => u128::from(v6),
         };
-        let host_bits = if prefix == width {
-            0
-        } else {
-            bits & ((1u128 << (width - prefix)) - 1)
-        };
+        // The bits past the prefix; a /0 has them all (a shift of 128
+        // would overflow).
+        let host_mask = 1u128
+            .checked_shl(u32::from(width - prefix))
+            .map_or(u128::MAX, |bit| bit - 1);
+        let host_bits = bits & host_mask;
         if host_bits != 0 {
             return Err(format!(
                 "`{text}` has bits set past its /{prefix} prefix: write the network's first address, or /{width} for this one address"
