@@ -7,6 +7,7 @@ mod tcp_server;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ use tcp_server::{Server, DEADLINE};
 const CLIENTS: usize = 64;
 /// Lines per write.
 const CHUNK: usize = 50;
+/// The server's --drain-timeout: what the clients sent before the signal
+/// may take this long to read (a debug build reads slowly).
+const DRAIN: Duration = Duration::from_secs(300);
 
 /// The scraped value of `metric` (no labels) from `--metrics` at `addr`.
 fn scrape(addr: &str, metric: &str) -> u64 {
@@ -44,6 +48,20 @@ fn client(
     sent: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 ) -> Result<usize, String> {
+    // A small send buffer keeps what is in flight at the signal (and so
+    // the drain) small, as in a debug build the server reads far slower.
+    let bytes: libc::c_int = 64 * 1024;
+    // SAFETY: setsockopt(2) on this stream's own descriptor, reading an int.
+    let set = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "SO_SNDBUF");
     let mut next = 0;
     while !stop.load(Ordering::Relaxed) {
         let chunk: String = (next..next + CHUNK)
@@ -56,7 +74,7 @@ fn client(
         sent.store(next, Ordering::Relaxed);
     }
     stream.shutdown(Shutdown::Write).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_read_timeout(Some(DRAIN)).unwrap();
     let mut rest = Vec::new();
     match stream.read_to_end(&mut rest) {
         Ok(0) => Ok(next),
@@ -67,7 +85,15 @@ fn client(
 
 #[test]
 fn sigterm_under_load_from_64_clients_writes_every_line_sent() {
-    let mut server = Server::start(&["-v", "--format", "jsonl", "--metrics", "127.0.0.1:0"]);
+    let mut server = Server::start(&[
+        "-v",
+        "--format",
+        "jsonl",
+        "--metrics",
+        "127.0.0.1:0",
+        "--drain-timeout",
+        "5m",
+    ]);
     let metrics = server.stderr.wait_for("streamer: metrics on http://");
     let metrics = metrics["streamer: metrics on http://".len()..]
         .trim_end_matches("/metrics")
