@@ -547,3 +547,32 @@ fn with_follow_a_gz_truncated_and_rewritten_is_read_again_from_its_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn with_follow_a_gz_rewritten_in_place_at_the_same_size_is_read_again() {
+    let dir = Dir::new();
+    dir.file("app.log", "live 1\n");
+    let old = compress(Codec::Gzip, b"old 1\nold 2\n");
+    let new = compress(Codec::Gzip, b"new 1\nnew 2\n");
+    assert_eq!(old.len(), new.len());
+    let gz = dir.file("app.log.1.gz", &old);
+    let out = dir.path("out.jsonl");
+    let child = follow_pattern(&dir, &dir.path("app.log*"));
+    wait_for_lines(&out, 3);
+    // Over its bytes, never truncated: its size never changes.
+    let mut file = std::fs::OpenOptions::new().write(true).open(&gz).unwrap();
+    file.write_all(&new).unwrap();
+    drop(file);
+    wait_for_lines(&out, 5);
+    let (code, messages, stderr) = stop_and_read(&dir, child);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        messages,
+        ["live 1", "new 1", "new 2", "old 1", "old 2"],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("app.log.1.gz: truncated or rewritten since it was read"),
+        "{stderr}"
+    );
+}

@@ -17,6 +17,7 @@ mod decompress;
 mod ends;
 mod fd_limit;
 mod follow;
+mod gone;
 mod many;
 mod open;
 mod options;

@@ -55,6 +55,9 @@ pub(super) struct Seen {
     pub size: u64,
     first: Vec<u8>,
     last: Vec<u8>,
+    /// Its modification time when it was opened (a file read once whole,
+    /// compressed): rewritten in place at the same size, only that tells.
+    modified: Option<(i64, i64)>,
 }
 
 impl Seen {
@@ -65,7 +68,20 @@ impl Seen {
             size,
             first: read_at(file, 0, HEAD_BYTES),
             last: read_at(file, from, (size - from) as usize),
+            modified: file.metadata().ok().map(|m| (m.mtime(), m.mtime_nsec())),
         }
+    }
+
+    /// Whether the file at `path` may have changed since: another size,
+    /// or another modification time when it was taken. Worth opening it
+    /// again for [`Seen::differs`] then.
+    pub(super) fn changed(&self, path: &str) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| {
+            m.len() != self.size
+                || self
+                    .modified
+                    .is_some_and(|modified| modified != (m.mtime(), m.mtime_nsec()))
+        })
     }
 
     /// Why `file` is not the file read (shorter, or other bytes where
@@ -135,6 +151,7 @@ pub(super) fn follow(with: Follow) -> (FollowStream, JoinHandle<(Ended, Seen)>) 
             size: follower.position,
             first: follower.head.bytes,
             last: follower.head.last,
+            modified: None,
         };
         (ended, seen)
     });

@@ -16,6 +16,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::checkpoint::{CheckpointStore, Position};
 use super::follow::{Ended, Seen};
+use super::gone::Gone;
 use super::open::{self, FollowWith};
 use super::pattern::matches;
 use super::settled::Settled;
@@ -157,6 +158,7 @@ pub(super) async fn read_many(
     // its end, wait there too, until they change.
     let mut ids: HashMap<String, (u64, u64)> = HashMap::new();
     let mut parked: HashMap<(u64, u64), Parked> = HashMap::new();
+    let mut gone = Gone::new(options.poll_interval);
     let mut successors = Successors::default();
     let mut settled = Settled::default();
     let mut reads = FuturesUnordered::new();
@@ -201,11 +203,12 @@ pub(super) async fn read_many(
                     }
                     if let Some(read) = parked.get(&id) {
                         // Read to its end and closed: opened again only once
-                        // its size changed, so it holds no slot while idle
-                        // (whether it was truncated is looked at then).
-                        let len = std::fs::metadata(&path).map_or(read.seen.size, |m| m.len());
-                        if len == read.seen.size {
-                            store.park(id, &path);
+                        // its size (or a compressed one's mtime) changed, so
+                        // it holds no slot while idle (whether it was
+                        // truncated or rewritten is looked at then). Its
+                        // checkpoint entry takes the name it has now.
+                        store.park(id, &path);
+                        if !read.seen.changed(&path) {
                             continue;
                         }
                     }
@@ -222,8 +225,10 @@ pub(super) async fn read_many(
             }
             // A rotated file read to its end under its old name and matched
             // under none now (deleted, or renamed out of the patterns) is
-            // not waited for; nor is a compressed one no longer there.
-            parked.retain(|id, _| matched.contains(id));
+            // not waited for; nor is a compressed one no longer there: once
+            // more than this search missed it (`Gone`).
+            parked.retain(|id, _| gone.keep(*id, matched.contains(id)));
+            gone.retain(|id| parked.contains_key(id));
             search = options.follow;
         }
         while reads.len() < options.max_open_files {
