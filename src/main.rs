@@ -95,7 +95,16 @@ fn init_logging(quiet: bool, verbose: u8, format: LogFormat) {
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // rustls warns once a connection about what its client sent (an IP
+    // address as SNI, which socat sends by default): a client could fill
+    // the log at will, so below -vv only its errors show. The refusals
+    // that matter are logged by the TCP source, at most once a second.
+    let directives = if verbose >= 2 {
+        level.to_string()
+    } else {
+        format!("{level},rustls=error")
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Around the progress line, if one is drawn.

@@ -404,7 +404,11 @@ fn unusable_tls_files_fail_the_run_naming_the_flag_and_file() {
     let dir = Dir::new();
     let pki = Pki::new(&dir);
     let not_pem = dir.file("not.pem", "hello\n");
-    let cases: [(&[&str], String); 3] = [
+    let encrypted = key()
+        .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret")
+        .unwrap();
+    let encrypted = dir.file("encrypted.key", std::str::from_utf8(&encrypted).unwrap());
+    let cases: [(&[&str], String); 4] = [
         (
             &["--server-cert", &not_pem, "--server-key", &pki.server_key],
             format!("streamer: error: --server-cert {not_pem}: no certificate in it (PEM, `-----BEGIN CERTIFICATE-----`)"),
@@ -412,6 +416,14 @@ fn unusable_tls_files_fail_the_run_naming_the_flag_and_file() {
         (
             &["--server-cert", &pki.server_cert, "--server-key", &not_pem],
             format!("streamer: error: --server-key {not_pem}: no private key read (PEM: PKCS#8, PKCS#1 or SEC1): no items found"),
+        ),
+        (
+            &["--server-cert", &pki.server_cert, "--server-key", &encrypted],
+            format!(
+                "streamer: error: --server-key {encrypted}: the key is encrypted (it needs a \
+                 passphrase), and streamer reads unencrypted keys only: decrypt it with `openssl \
+                 pkey -in KEY -out PLAIN.key` and keep that file readable by this user only"
+            ),
         ),
         (
             // The CA's certificate does not go with the server's key.

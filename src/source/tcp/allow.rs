@@ -47,17 +47,27 @@ impl FromStr for Cidr {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let addr: IpAddr = addr
+        // `::ffff:a.b.c.d` is how an IPv4 client of a `[::]` listener
+        // shows: matched as the IPv4 address it is (see `contains`).
+        let written: IpAddr = addr
             .parse()
             .map_err(|_| format!("`{text}` is not an IPv4 or IPv6 address or network (CIDR, as 10.0.0.0/8 or fd00::/8)"))?;
+        let addr = written.to_canonical();
+        let written_width = if written.is_ipv4() { 32 } else { 128 };
         let width = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => width,
             Some(prefix) => prefix
                 .parse::<u8>()
                 .ok()
-                .filter(|&prefix| prefix <= width)
-                .ok_or_else(|| format!("`{text}`: the prefix length must be 0 to {width}"))?,
+                .filter(|&prefix| prefix <= written_width)
+                .and_then(|prefix| prefix.checked_sub(written_width - width))
+                .ok_or_else(|| {
+                    format!(
+                        "`{text}`: the prefix length must be {} to {written_width}",
+                        written_width - width
+                    )
+                })?,
         };
         let cidr = Cidr { addr, prefix };
         let bits = match addr {
@@ -118,6 +128,11 @@ mod tests {
         // An IPv4 client of a dual-stack listener.
         assert!(cidr("127.0.0.0/8").contains(ip("::ffff:127.0.0.1")));
         assert!(!cidr("::1").contains(ip("127.0.0.1")));
+        // A mapped address names the IPv4 one, with or without a prefix.
+        assert!(cidr("::ffff:127.0.0.1").contains(ip("::ffff:127.0.0.1")));
+        assert!(cidr("::ffff:127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(cidr("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
+        assert!("::ffff:10.0.0.0/8".parse::<Cidr>().is_err());
     }
 
     #[test]

@@ -60,10 +60,22 @@ impl TlsOptions {
         let chain = certificates("--server-cert", cert)?;
         let key_path = key;
         let key = PrivateKeyDer::from_pem_file(key_path).map_err(|error| {
-            format!(
-                "--server-key {}: no private key read (PEM: PKCS#8, PKCS#1 or SEC1): {error}",
-                key_path.display()
-            )
+            // rustls-pki-types skips an encrypted key as an unknown item.
+            let encrypted = std::fs::read(key_path)
+                .is_ok_and(|pem| pem.windows(9).any(|word| word == b"ENCRYPTED"));
+            if encrypted {
+                format!(
+                    "--server-key {}: the key is encrypted (it needs a passphrase), and streamer \
+                     reads unencrypted keys only: decrypt it with `openssl pkey -in KEY -out \
+                     PLAIN.key` and keep that file readable by this user only",
+                    key_path.display()
+                )
+            } else {
+                format!(
+                    "--server-key {}: no private key read (PEM: PKCS#8, PKCS#1 or SEC1): {error}",
+                    key_path.display()
+                )
+            }
         })?;
         let provider = Arc::new(ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())

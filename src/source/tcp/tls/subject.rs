@@ -1,6 +1,9 @@
 //! A client certificate's subject as text for `--origin`: its attributes
 //! in the certificate's order, `TYPE=value` joined by commas
-//! (`O=Acme,CN=sensor-7`); a type without a short name as its dotted OID.
+//! (`O=Acme,CN=sensor-7`), those of one multi-valued RDN by `+`; a type
+//! without a short name as its dotted OID. Values are escaped as RFC 4514
+//! says, so that a value holding `,CN=...` cannot pass for another
+//! attribute.
 //! The certificate was verified before it is read here; still, a subject
 //! that cannot be read gives no text rather than a panic.
 
@@ -47,6 +50,7 @@ fn name(mut der: &[u8]) -> Option<String> {
         if tag != SET {
             return None;
         }
+        let mut first_of_rdn = true;
         while !rdn.is_empty() {
             let (tag, attribute, rest) = element(rdn)?;
             rdn = rest;
@@ -59,14 +63,15 @@ fn name(mut der: &[u8]) -> Option<String> {
             }
             let (tag, value, _) = element(value)?;
             if !text.is_empty() {
-                text.push(',');
+                text.push(if first_of_rdn { ',' } else { '+' });
             }
+            first_of_rdn = false;
             match SHORT_NAMES.iter().find(|(known, _)| *known == oid) {
                 Some((_, short)) => text.push_str(short),
                 None => text.push_str(&dotted(oid)?),
             }
             text.push('=');
-            text.push_str(&string(tag, value));
+            escape_into(&string(tag, value), &mut text);
         }
     }
     Some(text)
@@ -121,6 +126,21 @@ fn dotted(der: &[u8]) -> Option<String> {
     Some(text)
 }
 
+/// `value` escaped as RFC 4514 (section 2.4) asks: `"`, `+`, `,`, `;`,
+/// `<`, `>` and `\` anywhere, a leading `#` or space, a trailing space.
+fn escape_into(value: &str, text: &mut String) {
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
+            || (i == 0 && matches!(c, '#' | ' '))
+            || (i == last && c == ' ');
+        if special {
+            text.push('\\');
+        }
+        text.push(c);
+    }
+}
+
 /// An attribute's value: UTF-16 for a BMPString, else its bytes as UTF-8
 /// (PrintableString, IA5String and UTF8String are; anything else is
 /// replaced where it is not).
@@ -162,6 +182,14 @@ mod tests {
             name(&der).as_deref(),
             Some("O=Acme,CN=sensor-7,1.2.3.128=x")
         );
+    }
+
+    #[test]
+    fn a_value_cannot_pass_for_another_attribute() {
+        let forged = rdn(&[0x55, 0x04, 0x0a], "Acme,CN=sensor-7");
+        assert_eq!(name(&forged).as_deref(), Some("O=Acme\\,CN=sensor-7"));
+        let odd = rdn(&[0x55, 0x04, 0x03], "#a+b;\"<c> ");
+        assert_eq!(name(&odd).as_deref(), Some("CN=\\#a\\+b\\;\\\"\\<c\\>\\ "));
     }
 
     #[test]
