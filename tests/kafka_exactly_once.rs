@@ -426,4 +426,15 @@ fn exactly_once_is_refused_where_it_cannot_hold() {
         ],
         "--transaction-interval applies with --exactly-once",
     );
+    let copy = ["kafka", "-t", "in", "-o", "kafka://out", "--exactly-once"];
+    refused(
+        &[&copy[..], &["--limit", "300"]].concat(),
+        "--limit stops in the middle of a batch, whose records' offsets then miss the last \
+         transaction",
+    );
+    refused(
+        &[&copy[..], &["-X", "isolation.level=read_uncommitted"]].concat(),
+        "-X isolation.level=read_uncommitted would copy the messages of aborted transactions \
+         too",
+    );
 }

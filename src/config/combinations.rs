@@ -143,6 +143,25 @@ fn check_exactly_once(cli: &Cli) -> Result<(), String> {
                 .into(),
         );
     }
+    if global.limit.is_some() {
+        return Err(
+            "--limit stops in the middle of a batch, whose records' offsets then miss the \
+             last transaction (a rerun would write them again): drop --limit with \
+             --exactly-once (--until-end stops at the end of the input)"
+                .into(),
+        );
+    }
+    let read_uncommitted = global.kafka_settings.iter().any(|(key, value)| {
+        key == "isolation.level" && value.eq_ignore_ascii_case("read_uncommitted")
+    });
+    if read_uncommitted {
+        return Err(
+            "-X isolation.level=read_uncommitted would copy the messages of aborted \
+             transactions too (duplicates in the output): drop it with --exactly-once, which \
+             reads its input read_committed"
+                .into(),
+        );
+    }
     if global.transaction_interval.is_zero() {
         return Err("--transaction-interval must be more than 0".into());
     }
