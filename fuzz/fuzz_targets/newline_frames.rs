@@ -8,6 +8,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use streamer_fuzz::codec::{Frame, FrameDecoder, Framing};
+use streamer_fuzz::take_frames as take;
 use tokio_util::codec::Decoder;
 
 fuzz_target!(|data: &[u8]| {
@@ -50,15 +51,3 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(joined, stream, "frames lost or changed bytes");
     }
 });
-
-/// Takes frames while `next` gives some; each must consume the buffer or
-/// the loop would spin forever.
-fn take(frames: &mut Vec<Frame>, mut next: impl FnMut() -> Option<Frame>) {
-    for _ in 0..100_000 {
-        match next() {
-            Some(frame) => frames.push(frame),
-            None => return,
-        }
-    }
-    panic!("the decoder keeps giving frames");
-}

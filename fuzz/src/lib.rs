@@ -97,3 +97,15 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .expect("a runtime")
         .block_on(future)
 }
+
+/// Takes frames while `next` gives some; each must consume the buffer or
+/// the loop would spin forever.
+pub fn take_frames(frames: &mut Vec<codec::Frame>, mut next: impl FnMut() -> Option<codec::Frame>) {
+    for _ in 0..100_000 {
+        match next() {
+            Some(frame) => frames.push(frame),
+            None => return,
+        }
+    }
+    panic!("the decoder keeps giving frames");
+}
