@@ -403,6 +403,78 @@ fn a_bad_record_commits_up_to_it_and_a_rerun_past_it_copies_every_record_once() 
 }
 
 #[test]
+fn a_fenced_copier_names_its_transactional_id_and_counts_only_what_committed() {
+    let brokers = bootstrap();
+    let (input, output) = topics(brokers, "eos-fenced");
+    let idle = unique("eos-fenced-idle");
+    create_topic(brokers, &idle, PARTITIONS);
+    let given = format!("transactional.id={}", unique("eos-fenced-id"));
+    let id = &given["transactional.id=".len()..];
+    // Long transactions, so that the fencing falls inside one.
+    let long = [
+        "-X",
+        "transaction.timeout.ms=60000",
+        "--transaction-interval",
+        "8s",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Background::start(
+        copier(brokers, &input, &unique("eos-fenced-g"), &output, &long).args(["-X", &given]),
+        &dir.path().join("first.log"),
+    );
+    let records = numbered(2000, PARTITIONS);
+    produce(brokers, &input, &records[..1000]);
+    wait_until(
+        "the first 1000 records committed",
+        Duration::from_secs(60),
+        || watermarks(brokers, &output, "read_committed") >= 1000,
+    );
+    produce(brokers, &input, &records[1000..]);
+    wait_until(
+        "the next 1000 in an open transaction",
+        Duration::from_secs(60),
+        || {
+            high_watermarks(brokers, &output) - watermarks(brokers, &output, "read_committed")
+                >= 1000
+        },
+    );
+    // Another copier with the same transactional.id fences the first and
+    // aborts its open transaction.
+    finish(&mut copier(
+        brokers,
+        &idle,
+        &unique("eos-fenced-g2"),
+        &output,
+        &["-X", &given],
+    ));
+    let status = first.wait(Duration::from_secs(60));
+    let log = first.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "streamer: error: kafka: topic `{output}` (transactional.id {id}): "
+        )) && log.contains(
+            "the transaction holding 1000 records was aborted by the newer producer with \
+             this transactional.id"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            // "read" counts the records handled (written or rejected).
+            "streamer: 1000 records read, 1000 written, 0 rejected (1000 more read but not \
+             written: the run stopped early)"
+        ),
+        "{log}"
+    );
+    let seen = ids(brokers, &output, PARTITIONS, "read_committed");
+    assert!(
+        seen.len() == 1000 && (0..1000u64).all(|id| seen.get(&id) == Some(&1)),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn exactly_once_is_refused_where_it_cannot_hold() {
     let refused = |args: &[&str], message: &str| {
         let output = run_with_deadline(streamer("127.0.0.1:1").args(args), Duration::from_secs(10));
