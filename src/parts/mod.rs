@@ -15,6 +15,6 @@ mod source;
 mod stats;
 
 pub use self::reject::{OnError, Rejects};
-pub use self::sink::{Sink, SinkInput, TryRecv, WrittenCounter};
+pub use self::sink::{HeldWritten, Sink, SinkInput, TryRecv, WrittenCounter};
 pub use self::source::{or_meanwhile, Closed, RawSender, Source, SourceContext};
 pub use self::stats::{ChannelFill, Channels, Latency, Stats};
