@@ -842,3 +842,31 @@ fn stopped_by_two_signals(round: u32) {
         written.len()
     );
 }
+
+#[test]
+fn a_file_rotated_between_two_runs_is_resumed_under_its_new_name_even_after_a_save() {
+    let dir = Dir::new();
+    let log = dir.file("f.log", "old 1\nold 2\n");
+    let checkpoint = dir.path("cp.json");
+    let first = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.stdout.lines().count(), 2);
+
+    // Rotated while no run reads it; the new f.log is long, so that the
+    // checkpoint is saved while it is read, before f.log.1 is opened.
+    std::fs::rename(&log, dir.path("f.log.1")).unwrap();
+    let rows: String = (1..=300_000).map(|n| format!("new {n}\n")).collect();
+    dir.file("f.log", &rows);
+    let pattern = format!("{}/f.log*", dir.root().display());
+    let args = ["file", &pattern, "--checkpoint", &checkpoint];
+    let second = run(&[&args[..], &["--checkpoint-interval", "1ms"]].concat());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let old = second
+        .stdout
+        .lines()
+        .filter(|line| line.contains("old"))
+        .count();
+    assert_eq!(old, 0, "f.log.1 read again: {}", second.stderr);
+    assert_eq!(second.stdout.lines().count(), 300_000);
+    assert_eq!(saved(&checkpoint, "f.log.1"), Some((12, 2)));
+}
