@@ -13,6 +13,7 @@ mod reject;
 mod sink;
 mod source;
 mod stats;
+pub mod whole_writes;
 
 pub use self::reject::{OnError, Rejects};
 pub use self::sink::{HeldWritten, Sink, SinkInput, TryRecv, WrittenCounter};
