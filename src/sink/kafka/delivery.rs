@@ -1,13 +1,14 @@
 //! Delivery reports, counted per batch. Every message of a batch carries
 //! the same opaque, a pointer to the batch's [`BatchDelivery`], kept alive
 //! by one reference that the batch's reports give back (the last one
-//! drops it): no reference count per message. The polling thread
+//! drops it): no reference count per message. It also holds the batch's
+//! bytes, which librdkafka sends from where they are, without a copy. The polling thread
 //! ([`super::poller`]) hands a delivery report event's messages over in
 //! runs of one batch, one count per run; rdkafka's own poll (in `flush`,
 //! and in the producer's drop) hands them over one by one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
@@ -25,6 +26,9 @@ pub(super) struct BatchDelivery {
     /// Messages whose report (a confirmation or a failure) has not come:
     /// at 0, the reference their opaque stood for is dropped.
     unreported: AtomicUsize,
+    /// The batch's NDJSON, which the messages' values point into:
+    /// librdkafka does not copy them, so they live as long as this.
+    values: OnceLock<Vec<u8>>,
 }
 
 impl BatchDelivery {
@@ -33,7 +37,14 @@ impl BatchDelivery {
         Arc::new(BatchDelivery {
             remaining: AtomicUsize::new(records),
             unreported: AtomicUsize::new(records),
+            values: OnceLock::new(),
         })
+    }
+
+    /// Keeps the buffer the batch's messages point into until their last
+    /// report (given once, after the batch is enqueued or failed).
+    pub(super) fn keep(&self, values: Vec<u8>) {
+        let _ = self.values.set(values);
     }
 }
 

@@ -282,10 +282,15 @@ impl KafkaSink {
         if partition != ANY_PARTITION {
             self.partitions.taken(partition);
         }
-        while let Some(full_at) = self.enqueue(&batch, next, partition, in_flight)? {
+        let sent = loop {
+            let full_at = match self.enqueue(&batch, next, partition, in_flight) {
+                Ok(None) => break Ok(()),
+                Ok(Some(full_at)) => full_at,
+                Err(error) => break Err(error),
+            };
             if let Some(failure) = context.failure() {
                 in_flight.never_sent(batch.len() - full_at);
-                return Err(self.delivery_error(failure));
+                break Err(self.delivery_error(failure));
             }
             // The queue drains as the broker confirms messages.
             tokio::select! {
@@ -293,15 +298,23 @@ impl KafkaSink {
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
             next = full_at;
-        }
+        };
+        let records = batch.len();
+        // Each message is a record's JSON line without its newline.
+        let bytes = batch.as_ndjson().len() - records;
+        let mut batch = batch;
+        let acks = std::mem::replace(&mut batch.acks, Acks::none());
+        // librdkafka reads the values where they are until their reports
+        // come, failed or not: they go with the delivery's count.
+        delivery.keep(batch.into_ndjson());
+        sent?;
         Ok(Pending {
             delivery,
             partition,
-            records: batch.len(),
-            // Each message is a record's JSON line without its newline.
-            bytes: batch.as_ndjson().len() - batch.len(),
+            records,
+            bytes,
             started,
-            acks: batch.acks,
+            acks,
         })
     }
 
@@ -333,12 +346,18 @@ impl KafkaSink {
                 key: keys.get(index).and_then(Option::as_deref),
             })
             .collect();
-        match self.topic_handle.produce(&messages, in_flight, partition) {
-            (_, None) => Ok(None),
-            (sent, Some(RDKafkaErrorCode::QueueFull)) => Ok(Some(first + sent)),
-            (sent, Some(code)) => {
-                in_flight.never_sent(batch.len() - (first + sent));
-                let record = batch.iter().nth(first + sent).expect("a refused record");
+        let done = self.topic_handle.produce(&messages, in_flight, partition);
+        match done.refused {
+            None => Ok(None),
+            Some(RDKafkaErrorCode::QueueFull) => Ok(Some(first + done.sent)),
+            Some(code) => {
+                // Messages after the refused one may be enqueued: only
+                // the others are never reported.
+                in_flight.never_sent(messages.len() - done.enqueued);
+                let record = batch
+                    .iter()
+                    .nth(first + done.sent)
+                    .expect("a refused record");
                 Err(Error::Kafka(format!(
                     "{}: cannot produce to topic `{}`: {}",
                     record.location,

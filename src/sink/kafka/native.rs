@@ -26,7 +26,8 @@ pub(super) const ANY_PARTITION: i32 = -1;
 /// `--batch-records` is a `u64`, the call's count an `i32`).
 const MAX_CALL: usize = 8192;
 
-/// One message to enqueue: borrowed bytes, which librdkafka copies.
+/// One message to enqueue: its payload must outlive its delivery report
+/// (librdkafka reads it in place); the key is copied.
 pub(super) struct Message<'a> {
     pub payload: &'a [u8],
     pub key: Option<&'a [u8]>,
@@ -65,24 +66,32 @@ impl TopicHandle {
     }
 
     /// Enqueues `messages` in order to `partition` (or [`ANY_PARTITION`]),
-    /// each with `in_flight` as its opaque. Returns how many were enqueued before the
-    /// first one that was not, and why that one was not. After a full
-    /// queue librdkafka refuses every later message of the call too, so
-    /// the order holds when the rest is sent again.
+    /// each with `in_flight` as its opaque. After a full queue librdkafka
+    /// refuses every later message of the call too, so the order holds
+    /// when the rest is sent again; after another refusal it goes on, and
+    /// the calls stop there.
     pub(super) fn produce(
         &self,
         messages: &[Message<'_>],
         in_flight: InFlight,
         partition: i32,
-    ) -> (usize, Option<RDKafkaErrorCode>) {
-        let mut sent = 0;
+    ) -> Produced {
+        let mut done = Produced {
+            sent: 0,
+            enqueued: 0,
+            refused: None,
+        };
         for chunk in messages.chunks(MAX_CALL) {
-            match self.produce_call(chunk, in_flight, partition) {
-                (_, None) => sent += chunk.len(),
-                (enqueued, refused) => return (sent + enqueued, refused),
+            let call = self.produce_call(chunk, in_flight, partition);
+            done.enqueued += call.enqueued;
+            if call.refused.is_some() {
+                done.sent += call.sent;
+                done.refused = call.refused;
+                return done;
             }
+            done.sent += chunk.len();
         }
-        (sent, None)
+        done
     }
 
     /// One `rd_kafka_produce_batch` call, for at most [`MAX_CALL`] messages.
@@ -91,7 +100,7 @@ impl TopicHandle {
         messages: &[Message<'_>],
         in_flight: InFlight,
         partition: i32,
-    ) -> (usize, Option<RDKafkaErrorCode>) {
+    ) -> Produced {
         let mut native: Vec<rd::rd_kafka_message_t> = messages
             .iter()
             .map(|message| {
@@ -113,26 +122,42 @@ impl TopicHandle {
             })
             .collect();
         let count = i32::try_from(native.len()).expect("at most MAX_CALL messages");
-        // SAFETY: the handle is live; every pointer is valid for the call,
-        // and RD_KAFKA_MSG_F_COPY makes librdkafka copy payloads (it always
-        // copies keys).
+        // SAFETY: the handle is live; every pointer is valid for the call.
+        // Without RD_KAFKA_MSG_F_COPY librdkafka keeps the payload pointers
+        // (not the keys: it always copies those): the caller keeps the
+        // payloads alive until each message's report (`BatchDelivery`).
         unsafe {
-            rd::rd_kafka_produce_batch(
-                self.raw.as_ptr(),
-                partition,
-                rd::RD_KAFKA_MSG_F_COPY,
-                native.as_mut_ptr(),
-                count,
-            );
+            rd::rd_kafka_produce_batch(self.raw.as_ptr(), partition, 0, native.as_mut_ptr(), count);
         }
-        let refused = native.iter().enumerate().find(|(_, message)| {
-            message.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        });
-        match refused {
-            Some((index, message)) => (index, Some(RDKafkaErrorCode::from(message.err))),
-            None => (messages.len(), None),
+        let taken = |message: &rd::rd_kafka_message_t| {
+            message.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        };
+        let enqueued = native.iter().filter(|message| taken(message)).count();
+        match native.iter().position(|message| !taken(message)) {
+            Some(index) => Produced {
+                sent: index,
+                enqueued,
+                refused: Some(RDKafkaErrorCode::from(native[index].err)),
+            },
+            None => Produced {
+                sent: messages.len(),
+                enqueued,
+                refused: None,
+            },
         }
     }
+}
+
+/// What [`TopicHandle::produce`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Produced {
+    /// Messages enqueued before the first refused one (all, if none was).
+    pub sent: usize,
+    /// Messages enqueued in all (some after a refused one, unless the
+    /// queue was full): each will be reported.
+    pub enqueued: usize,
+    /// Why the first refused message was.
+    pub refused: Option<RDKafkaErrorCode>,
 }
 
 impl Drop for TopicHandle {
@@ -177,10 +202,11 @@ mod tests {
             })
             .collect();
         // Across two calls: the first call's 8192, then 2 of the second's 5.
-        let (sent, refused) = handle.produce(&messages, in_flight, ANY_PARTITION);
-        assert_eq!((sent, refused), (8194, Some(RDKafkaErrorCode::QueueFull)));
-        let (sent, refused) = handle.produce(&messages[8194..], in_flight, ANY_PARTITION);
-        assert_eq!((sent, refused), (0, Some(RDKafkaErrorCode::QueueFull)));
+        let full = Some(RDKafkaErrorCode::QueueFull);
+        let done = handle.produce(&messages, in_flight, ANY_PARTITION);
+        assert_eq!((done.sent, done.enqueued, done.refused), (8194, 8194, full));
+        let done = handle.produce(&messages[8194..], in_flight, ANY_PARTITION);
+        assert_eq!((done.sent, done.enqueued, done.refused), (0, 0, full));
         // One reference for all the messages in flight.
         assert_eq!(Arc::strong_count(&delivery), 2);
         in_flight.never_sent(5);
