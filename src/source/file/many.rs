@@ -269,7 +269,12 @@ pub(super) async fn read_many(
                 options,
                 store,
                 ctx,
-                (restart, resume, successor.map(|(_, file)| file), searched),
+                Start {
+                    fresh: restart,
+                    resume,
+                    successor: successor.map(|(_, file)| file),
+                    searched,
+                },
                 wake.map(|wake| (wake, waiting_count.clone())),
             ));
         }
@@ -344,22 +349,30 @@ pub(super) async fn read_many(
     }
 }
 
-/// Opens and reads the file at `path` (followed when `wake` is given):
-/// from its start if `fresh`, else from where its earlier read stopped
-/// (`resume`: under another name, or before it was closed) or where the
-/// checkpoint has it. `searched`: the device and inode the search found
-/// at `path`, which the file opened must still be.
+/// Where and how a read of one path starts.
+struct Start {
+    /// Read from the file's start, whatever its checkpoint says.
+    fresh: bool,
+    /// Where its earlier read stopped: under another name, or before it
+    /// was closed.
+    resume: Option<Parked>,
+    /// The file already opened at its rotation, to read instead of
+    /// opening the path.
+    successor: Option<std::fs::File>,
+    /// The device and inode the search found at the path, which the file
+    /// opened must still be.
+    searched: Option<(u64, u64)>,
+}
+
+/// Opens and reads the file at `path` (followed when `wake` is given),
+/// from where `how` says: its start, where its earlier read stopped, or
+/// where the checkpoint has it.
 async fn read_path(
     path: String,
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    how: (
-        bool,
-        Option<Parked>,
-        Option<std::fs::File>,
-        Option<(u64, u64)>,
-    ),
+    how: Start,
     wake: Option<Wake>,
 ) -> Done {
     let follow = wake.is_some();
@@ -408,12 +421,12 @@ async fn read_file(
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    (fresh, resume, successor, searched): (
-        bool,
-        Option<Parked>,
-        Option<std::fs::File>,
-        Option<(u64, u64)>,
-    ),
+    Start {
+        fresh,
+        resume,
+        successor,
+        searched,
+    }: Start,
     wake: Option<Wake>,
 ) -> Result<(Flow, Ended, Option<Parked>)> {
     let opened = match successor {
