@@ -794,12 +794,11 @@ fn stopped_by_two_signals(round: u32) {
     };
     paused.recv_timeout(Duration::from_secs(30)).unwrap();
     drop(paused);
+    // The pipe fills while its reader here waits, and the pipeline behind
+    // it up to its bounds: the records read and not written are then many
+    // more than the pipe holds, however slow the reading was, and the
+    // drain's write is stuck.
     let pid = child.id() as libc::pid_t;
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    // The second signal once the first was taken (two at once are one).
-    wait_for("stopping: writing out the records already read");
-    // The drain goes on until the pipe is full: its write is then stuck.
     // SAFETY: fcntl(2) and ioctl(2) on the pipe the reader holds open.
     let capacity = unsafe { libc::fcntl(pipe, libc::F_GETPIPE_SZ) };
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -816,6 +815,10 @@ fn stopped_by_two_signals(round: u32) {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    // The second signal once the first was taken (two at once are one).
+    wait_for("stopping: writing out the records already read");
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGINT) };
     wait_for("streamer: second signal: exiting at once");
