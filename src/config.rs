@@ -78,13 +78,20 @@ impl SourceConfig {
     }
 
     /// When the source resumes from positions an earlier run saved (a
-    /// Kafka group's offsets), what they are, for [`OutputPlan::check`]'s
-    /// message.
+    /// Kafka group's offsets, a `--checkpoint` file that holds some), what
+    /// they are, for [`OutputPlan::check`]'s message.
     fn resumes_from(&self) -> Option<String> {
         match self {
             SourceConfig::Kafka(options) => Some(format!(
                 "the offsets its consumer group `{}` committed",
                 options.group
+            )),
+            SourceConfig::File {
+                checkpoint: Some(checkpoint),
+                ..
+            } if std::fs::metadata(&checkpoint.path).is_ok_and(|m| m.len() > 0) => Some(format!(
+                "the positions saved in --checkpoint {}",
+                checkpoint.path.display()
             )),
             SourceConfig::File { .. } | SourceConfig::Tcp(_) => None,
         }
@@ -310,6 +317,12 @@ fn check_following(
         return Err("--checkpoint needs a file (`-` is refused)".into());
     }
     check_writable_folder(path)?;
+    let resolved = checkpoint::resolve(path);
+    // A link's target may be in another folder, which must exist too.
+    if resolved != path {
+        check_writable_folder(&resolved)?;
+    }
+    checkpoint::check_files(path)?;
     let others = paths
         .iter()
         .filter(|input| input.as_str() != "-")
@@ -320,7 +333,6 @@ fn check_following(
                 .as_deref()
                 .map(|dead| (dead, "the --dead-letter file")),
         );
-    let resolved = checkpoint::resolve(path);
     let temporary = checkpoint::temporary_path(&resolved);
     let lock = checkpoint::lock_path(&resolved);
     for (other, what) in others {

@@ -356,7 +356,9 @@ async fn save_every(
         let durable = durable.clone();
         match tokio::task::spawn_blocking(move || saving.save(|| durable.sync())).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!("cannot write the --checkpoint file: {error}"),
+            Ok(Err(error)) => {
+                crate::warn_limited!("cannot write the --checkpoint file: {error}")
+            }
             Err(_) => return,
         }
     }

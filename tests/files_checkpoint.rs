@@ -873,3 +873,93 @@ fn a_file_rotated_between_two_runs_is_resumed_under_its_new_name_even_after_a_sa
     assert_eq!(second.stdout.lines().count(), 300_000);
     assert_eq!(saved(&checkpoint, "f.log.1"), Some((12, 2)));
 }
+
+#[test]
+fn a_resumed_run_refuses_to_empty_its_output_and_appends_with_dash_a() {
+    let dir = Dir::new();
+    let lines: String = (1..=1000).map(|n| format!("r{n}\n")).collect();
+    let log = dir.file("app.log", lines);
+    let checkpoint = dir.path("cp.json");
+    let out = dir.path("out.jsonl");
+    let first = run(&[
+        "file",
+        &log,
+        "--checkpoint",
+        &checkpoint,
+        "-n",
+        "600",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().count(), 600);
+
+    // The first 600 records are in `out` and nowhere else: the checkpoint
+    // is past them, so emptying `out` would lose them for good.
+    let emptied = run(&["file", &log, "--checkpoint", &checkpoint, "-o", &out]);
+    assert_eq!(emptied.code, 2, "{}", emptied.stderr);
+    assert!(
+        emptied.stderr.contains(&format!(
+            "-o {out}: the file is not empty, and this run resumes from the positions saved \
+             in --checkpoint {checkpoint}: starting the file afresh would destroy the records \
+             those positions cover. Add --append (-a) to add to it, or give another path"
+        )),
+        "{}",
+        emptied.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
+
+    let appended = run(&["file", &log, "--checkpoint", &checkpoint, "-a", "-o", &out]);
+    assert_eq!(appended.code, 0, "{}", appended.stderr);
+    let expected: String = (1..=1000)
+        .map(|n| format!("{{\"message\":\"r{n}\"}}\n"))
+        .collect();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+}
+
+#[test]
+fn a_checkpoint_or_companion_that_is_no_regular_file_is_refused_at_start() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "x\n");
+    let checkpoint = dir.path("cp.json");
+    // A FIFO would block the run in its open, waiting for a writer.
+    let name = std::ffi::CString::new(checkpoint.as_str()).unwrap();
+    // SAFETY: mkfifo(3) reads the NUL-terminated name.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let fifo = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(fifo.code, 2, "{}", fifo.stderr);
+    assert!(
+        fifo.stderr.contains(&format!(
+            "--checkpoint {checkpoint} is a FIFO, not a regular file: give --checkpoint the \
+             path of a file"
+        )),
+        "{}",
+        fifo.stderr
+    );
+    std::fs::remove_file(&checkpoint).unwrap();
+
+    // A folder where a save writes its temporary file would fail only at
+    // the first save, after records were written.
+    let temporary = format!("{checkpoint}.tmp");
+    std::fs::create_dir(&temporary).unwrap();
+    let folder = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(folder.code, 2, "{}", folder.stderr);
+    assert_eq!(folder.stdout, "");
+    assert!(
+        folder.stderr.contains(&format!(
+            "--checkpoint {checkpoint}: its temporary file {temporary} is a folder, not a \
+             regular file: remove it, or give --checkpoint another path"
+        )),
+        "{}",
+        folder.stderr
+    );
+    std::fs::remove_dir(&temporary).unwrap();
+
+    // An empty file (made with `touch` beforehand) holds no position yet.
+    std::fs::write(&checkpoint, "").unwrap();
+    let empty = run(&["file", &log, "--checkpoint", &checkpoint]);
+    assert_eq!(empty.code, 0, "{}", empty.stderr);
+    assert_eq!(empty.stdout, "{\"message\":\"x\"}\n");
+    assert_eq!(saved(&checkpoint, "app.log"), Some((2, 1)));
+}

@@ -233,7 +233,8 @@ pub struct GlobalArgs {
     /// Add to the end of the -o and --dead-letter files instead of emptying them first.
     /// A last line cut short by a crash (one that cannot be a whole record) is removed first,
     /// with a warning; CSV output
-    /// follows the existing header's columns. `streamer kafka` resumes from its group's committed offsets, so it refuses to
+    /// follows the existing header's columns. A run that resumes from saved positions
+    /// (`streamer kafka`'s committed offsets, a `--checkpoint` file that exists) refuses to
     /// empty a non-empty -o or --dead-letter file: it needs --append (or another path).
     #[arg(short, long, global = true, help_heading = OUTPUT)]
     pub append: bool,

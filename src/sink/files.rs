@@ -103,7 +103,7 @@ impl OutputPlan<'_> {
                 if is_non_empty_file(path) {
                     return Err(format!(
                         "{flag} {}: the file is not empty, and this run resumes from {resumes}: \
-                         starting the file afresh would destroy the records those offsets \
+                         starting the file afresh would destroy the records those positions \
                          cover. Add --append (-a) to add to it, or give another path",
                         path.display()
                     ));

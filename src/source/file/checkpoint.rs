@@ -304,6 +304,8 @@ impl CheckpointStore {
         let path = &resolve(path);
         let lock = lock(path)?;
         let (saved, written) = match std::fs::read_to_string(path) {
+            // Made empty beforehand (`touch`): no position saved yet.
+            Ok(text) if text.trim().is_empty() => (Vec::new(), None),
             Ok(text) => {
                 let saved: Saved = serde_json::from_str(&text).map_err(|error| {
                     std::io::Error::new(
@@ -461,9 +463,7 @@ impl CheckpointStore {
             return Ok(());
         }
         before()?;
-        write_atomically(path, text.as_bytes()).map_err(|error| {
-            std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
-        })?;
+        write_atomically(path, text.as_bytes())?;
         inner.written = Some(text);
         Ok(())
     }
@@ -472,27 +472,74 @@ impl CheckpointStore {
 /// Replaces `path` with `bytes` so that a crash leaves the old or the new
 /// contents, never a mix: a temporary file beside it, fsync, rename, and
 /// fsync of the folder (the rename itself).
+/// Each error names the file it came from (the temporary file, the
+/// checkpoint, its folder).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = temporary_path(path);
+    let at = |file: &Path| {
+        let file = file.display().to_string();
+        move |error: std::io::Error| std::io::Error::new(error.kind(), format!("{file}: {error}"))
+    };
     // A temporary file left by a crash, or a symlink put there, is
     // removed, never written through: create_new (O_EXCL) follows no link.
     match std::fs::remove_file(&temporary) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(at(&temporary)(error))
+        }
         _ => {}
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+        .open(&temporary)
+        .map_err(at(&temporary))?;
+    file.write_all(bytes).map_err(at(&temporary))?;
+    file.sync_all().map_err(at(&temporary))?;
     drop(file);
-    std::fs::rename(&temporary, path)?;
+    std::fs::rename(&temporary, path).map_err(at(path))?;
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    std::fs::File::open(folder)?.sync_all()
+    std::fs::File::open(folder)
+        .and_then(|folder| folder.sync_all())
+        .map_err(at(folder))
+}
+
+/// Refuses, at start, a checkpoint whose file, temporary file or lock
+/// exists as something else than a regular file: a FIFO would block the
+/// run in its open, a folder would fail only at the first save, after
+/// records were written.
+pub fn check_files(path: &Path) -> Result<(), String> {
+    let resolved = resolve(path);
+    let files = [
+        (resolved.clone(), None),
+        (temporary_path(&resolved), Some("temporary file")),
+        (lock_path(&resolved), Some("lock file")),
+    ];
+    for (file, role) in files {
+        let Ok(metadata) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if metadata.is_file() {
+            continue;
+        }
+        let kind = super::pattern::kind_name(metadata.file_type());
+        return Err(match role {
+            None => format!(
+                "--checkpoint {} is {kind}, not a regular file: give --checkpoint the path \
+                 of a file",
+                path.display()
+            ),
+            Some(role) => format!(
+                "--checkpoint {}: its {role} {} is {kind}, not a regular file: remove it, or \
+                 give --checkpoint another path",
+                path.display(),
+                file.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The file the checkpoint path `path` stands for: a symlink at its end

@@ -61,29 +61,37 @@ pub(super) fn matches(pattern: &str) -> Result<Matches> {
             continue;
         };
         let kind = metadata.file_type();
-        let what = if kind.is_file() {
+        if kind.is_file() {
             found
                 .files
                 .push((name.to_string(), (metadata.dev(), metadata.ino())));
             continue;
-        } else if kind.is_dir() {
-            // `**` matches every folder on the way to its files.
-            if recursive(pattern) {
-                continue;
-            }
-            "a folder"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else {
-            "not a regular file"
-        };
-        found.others.push((name.to_string(), what));
+        }
+        // `**` matches every folder on the way to its files.
+        if kind.is_dir() && recursive(pattern) {
+            continue;
+        }
+        found.others.push((name.to_string(), kind_name(kind)));
     }
     Ok(found)
+}
+
+/// What a file that is not a regular one is, for messages: "a folder",
+/// "a FIFO", ...
+pub(crate) fn kind_name(kind: std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Whether `pattern` has a `**` component (its folder is watched with its
