@@ -117,9 +117,9 @@ fn decompress_none_reads_the_raw_bytes_and_a_named_codec_must_fit() {
     let wrong = run(&["file", "--decompress", "zstd", &plain]);
     assert_eq!(wrong.code, 1);
     assert!(
-        wrong.stderr.contains(&format!(
-            "error: {plain}: corrupt zstd stream at byte 0 of the file: "
-        )),
+        wrong
+            .stderr
+            .contains(&format!("error: {plain}: corrupt zstd stream in bytes 0-")),
         "{}",
         wrong.stderr
     );
@@ -169,15 +169,27 @@ fn assert_prefix(stdout: &str, input: &str) -> usize {
     written.len()
 }
 
-/// The offset and reason of the corrupt-stream error of `path` in `stderr`.
-fn corrupt_at(stderr: &str, path: &str, codec: &str) -> (usize, String) {
-    let prefix = format!("streamer: error: {path}: corrupt {codec} stream at byte ");
+/// The bytes (first, end) where the corrupt-stream error of `path` in
+/// `stderr` says decoding failed, and its reason.
+fn corrupt_at(stderr: &str, path: &str, codec: &str) -> ((usize, usize), String) {
+    let prefix = format!("streamer: error: {path}: corrupt {codec} stream ");
     let line = stderr
         .lines()
         .find(|line| line.starts_with(&prefix))
         .unwrap_or_else(|| panic!("no corrupt-stream error: {stderr}"));
-    let (at, reason) = line[prefix.len()..].split_once(" of the file: ").unwrap();
-    (at.parse().unwrap(), reason.to_string())
+    let (place, reason) = line[prefix.len()..].split_once(" of the file: ").unwrap();
+    let bytes = match (
+        place.strip_prefix("in bytes "),
+        place.strip_prefix("at byte "),
+    ) {
+        (Some(range), _) => {
+            let (first, end) = range.split_once('-').unwrap();
+            (first.parse().unwrap(), end.parse().unwrap())
+        }
+        (None, Some(at)) => (at.parse().unwrap(), at.parse().unwrap()),
+        _ => panic!("{line}"),
+    };
+    (bytes, reason.to_string())
 }
 
 #[test]
@@ -192,10 +204,10 @@ fn damage_in_the_middle_of_a_big_gz_is_one_error_and_the_records_before_it_stay(
     assert_eq!(out.code, 1, "{}", out.stderr);
     // Deflate may decode damaged bytes into garbage (rejected lines here)
     // until the member's CRC: the error comes at the latest there.
-    let (at, reason) = corrupt_at(&out.stderr, &path, "gzip");
+    let ((at, end), reason) = corrupt_at(&out.stderr, &path, "gzip");
     assert!(
-        at + 64 * 1024 >= damage && at <= packed.len(),
-        "byte {at}, damage at {damage}"
+        end + 64 * 1024 >= damage && at <= packed.len() && at <= end,
+        "bytes {at}-{end}, damage at {damage}"
     );
     assert!(!reason.is_empty());
     let head: Vec<&str> = out.stdout.lines().take(50_000).collect();
@@ -218,10 +230,10 @@ fn a_stream_that_turns_to_garbage_is_one_error_at_that_byte() {
         let out = run(&["file", &path]);
         assert_eq!(out.code, 1, "{codec:?}: {}", out.stderr);
         let name = ["gzip", "zstd", "bzip2"][codec as usize];
-        let (at, _) = corrupt_at(&out.stderr, &path, name);
+        let ((at, end), _) = corrupt_at(&out.stderr, &path, name);
         assert!(
-            (good..good + 16).contains(&at),
-            "{codec:?}: byte {at}, garbage from {good}"
+            at <= good + 16 && good <= end && end <= packed.len(),
+            "{codec:?}: bytes {at}-{end}, garbage from {good}"
         );
         assert!(
             out.stdout == lines,
@@ -256,7 +268,7 @@ fn a_file_cut_mid_stream_says_so() {
     assert_eq!(stdin.code, 1);
     assert!(
         stdin.stderr.contains(&format!(
-            "error: <stdin>: the file ends (at byte {}) before its gzip stream does",
+            "error: <stdin>: the input ends (at byte {}) before its gzip stream does",
             cut.len()
         )),
         "{}",

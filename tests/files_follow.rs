@@ -659,12 +659,66 @@ fn matches_that_are_not_regular_files_are_named_once_each() {
     assert_eq!(only.code, 1, "{}", only.stderr);
     assert!(
         only.stderr.contains(&format!(
-            "p*.log matches no regular file, only: {} (a FIFO)",
+            "p*.log matches no regular file, only: {} (is a FIFO, not a regular file)",
             dir.path("pipe.log")
         )),
         "{}",
         only.stderr
     );
+}
+
+#[test]
+fn matches_that_cannot_be_read_are_named_and_a_literal_name_with_brackets_is_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = Dir::new();
+    dir.file(
+        "a.log", "one
+",
+    );
+    let root = dir.root();
+    std::os::unix::fs::symlink(root.join("gone"), root.join("dangling.log")).unwrap();
+    std::os::unix::fs::symlink(root.join("loop.log"), root.join("loop.log")).unwrap();
+    let odd = root.join(std::ffi::OsStr::from_bytes(b"bad\xff.log"));
+    std::fs::write(&odd, "two\n").unwrap();
+    let out = run(&["file", &dir.path("*.log")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"message\":\"one\"}\n");
+    let warnings = common::warning_messages(&out.stderr);
+    assert_eq!(warnings.len(), 3, "{}", out.stderr);
+    let said = |name: &str, why: &str| {
+        let start = format!("{} matches", dir.path(name));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with(&start) && w.ends_with(&format!("but {why}: not read"))),
+            "{name}: {}",
+            out.stderr
+        );
+    };
+    said("dangling.log", "is a symlink whose target does not exist");
+    said("loop.log", "is a symlink loop");
+    said(
+        "bad\u{fffd}.log",
+        "has a name that is not UTF-8, which streamer cannot name in its output",
+    );
+
+    let only = run(&["file", &dir.path("l*.log")]);
+    assert_eq!(only.code, 1, "{}", only.stderr);
+    assert!(
+        only.stderr.contains(&format!(
+            "l*.log matches no regular file, only: {} (is a symlink loop)",
+            dir.path("loop.log")
+        )),
+        "{}",
+        only.stderr
+    );
+
+    // A name spelled with glob characters that exists is that file.
+    let brackets = dir.file("[x].log", "three\n");
+    dir.file("x.log", "not this one\n");
+    let literal = run(&["file", &brackets]);
+    assert_eq!(literal.code, 0, "{}", literal.stderr);
+    assert_eq!(literal.stdout, "{\"message\":\"three\"}\n");
 }
 
 #[test]

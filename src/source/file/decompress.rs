@@ -91,10 +91,9 @@ impl Codec {
 pub(super) fn decoder(raw: Input, codec: Codec, name: &str) -> Input {
     let counted = Counted {
         inner: BufReader::with_capacity(RAW_BUFFER, raw),
-        consumed: Arc::default(),
-        failed: Arc::default(),
+        progress: Arc::default(),
     };
-    let (consumed, failed) = (counted.consumed.clone(), counted.failed.clone());
+    let progress = counted.progress.clone();
     let inner: Input = match codec {
         Codec::Gzip => {
             let mut decoder = GzipDecoder::new(counted);
@@ -116,8 +115,7 @@ pub(super) fn decoder(raw: Input, codec: Codec, name: &str) -> Input {
         inner,
         codec,
         name: name.to_string(),
-        consumed,
-        failed,
+        progress,
     })
 }
 
@@ -176,13 +174,23 @@ impl std::fmt::Display for CorruptStream {
 
 impl std::error::Error for CorruptStream {}
 
-/// The compressed input under a decoder: counts the bytes the decoder
-/// consumed (where decoding stands), and notes a failed read of the input
-/// itself, which is not the stream's fault.
+/// Where decoding stands in the compressed input, for errors.
+#[derive(Default)]
+struct Progress {
+    /// Bytes the decoder consumed.
+    consumed: AtomicU64,
+    /// Bytes offered to the decoder past those and not consumed yet: a
+    /// decoder that fails consumes none of the bytes it failed on, and
+    /// bzip2 finds damage only at the end of its block.
+    offered: AtomicU64,
+    /// A read of the input itself failed, which is not the stream's fault.
+    failed: AtomicBool,
+}
+
+/// The compressed input under a decoder, noting its [`Progress`].
 struct Counted {
     inner: BufReader<Input>,
-    consumed: Arc<AtomicU64>,
-    failed: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 }
 
 impl AsyncRead for Counted {
@@ -194,10 +202,12 @@ impl AsyncRead for Counted {
         let before = buf.filled().len();
         let read = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
         if read.is_err() {
-            self.failed.store(true, Ordering::Relaxed);
+            self.progress.failed.store(true, Ordering::Relaxed);
         }
         let read_now = (buf.filled().len() - before) as u64;
-        self.consumed.fetch_add(read_now, Ordering::Relaxed);
+        self.progress
+            .consumed
+            .fetch_add(read_now, Ordering::Relaxed);
         Poll::Ready(read)
     }
 }
@@ -206,14 +216,23 @@ impl AsyncBufRead for Counted {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
         let filled = ready!(Pin::new(&mut this.inner).poll_fill_buf(cx));
-        if filled.is_err() {
-            this.failed.store(true, Ordering::Relaxed);
+        match &filled {
+            Ok(bytes) => this
+                .progress
+                .offered
+                .store(bytes.len() as u64, Ordering::Relaxed),
+            Err(_) => this.progress.failed.store(true, Ordering::Relaxed),
         }
         Poll::Ready(filled)
     }
 
     fn consume(mut self: Pin<&mut Self>, amt: usize) {
-        self.consumed.fetch_add(amt as u64, Ordering::Relaxed);
+        let progress = &self.progress;
+        progress.consumed.fetch_add(amt as u64, Ordering::Relaxed);
+        let offered = progress.offered.load(Ordering::Relaxed);
+        progress
+            .offered
+            .store(offered.saturating_sub(amt as u64), Ordering::Relaxed);
         Pin::new(&mut self.inner).consume(amt);
     }
 }
@@ -223,8 +242,7 @@ struct Named {
     inner: Input,
     codec: Codec,
     name: String,
-    consumed: Arc<AtomicU64>,
-    failed: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 }
 
 impl AsyncRead for Named {
@@ -236,17 +254,30 @@ impl AsyncRead for Named {
         let error = match ready!(Pin::new(&mut self.inner).poll_read(cx, buf)) {
             Ok(()) => return Poll::Ready(Ok(())),
             // The file's own read failed (or shutdown): not the stream.
-            Err(error) if self.failed.load(Ordering::Relaxed) => return Poll::Ready(Err(error)),
+            Err(error) if self.progress.failed.load(Ordering::Relaxed) => {
+                return Poll::Ready(Err(error))
+            }
             Err(error) => error,
         };
         let (name, codec) = (&self.name, self.codec.name());
-        let at = self.consumed.load(Ordering::Relaxed);
+        let at = self.progress.consumed.load(Ordering::Relaxed);
+        let end = at + self.progress.offered.load(Ordering::Relaxed);
+        let input = match name.as_str() {
+            crate::record::SourceInfo::STDIN => "the input",
+            _ => "the file",
+        };
+        // Where decoding stopped; the damage is in the bytes it was
+        // decoding then (bzip2: in the block that ends there).
+        let place = match end > at {
+            true => format!("in bytes {at}-{end} of {input}"),
+            false => format!("at byte {at} of {input}"),
+        };
         let message = if error.kind() == io::ErrorKind::UnexpectedEof {
             format!(
-                "{name}: the file ends (at byte {at}) before its {codec} stream does: cut short?"
+                "{name}: {input} ends (at byte {end}) before its {codec} stream does: cut short?"
             )
         } else {
-            format!("{name}: corrupt {codec} stream at byte {at} of the file: {error}")
+            format!("{name}: corrupt {codec} stream {place}: {error}")
         };
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -182,11 +182,9 @@ pub(super) async fn read_many(
             let mut matched = HashSet::new();
             for pattern in patterns {
                 let found = matches(pattern)?;
-                for (path, what) in &found.others {
+                for (path, why) in &found.others {
                     if skipped.insert(path.clone()) {
-                        tracing::warn!(
-                            "{path} matches {pattern} but is {what}, not a regular file: not read"
-                        );
+                        tracing::warn!("{path} matches {pattern} but {why}: not read");
                     }
                 }
                 for (path, id) in found.files {

@@ -275,9 +275,10 @@ fn csv_prefix(head: &[u8], header: bool, delimiter: u8, line: u64) -> std::io::R
     Ok(prefix)
 }
 
-/// Whether `path` is a glob pattern rather than a file name.
+/// Whether `path` is a glob pattern rather than a file name: a name with
+/// glob characters that exists as it is spelled (`[x].log`) is a name.
 pub(super) fn is_pattern(path: &str) -> bool {
-    path.contains(['*', '?', '['])
+    path.contains(['*', '?', '[']) && std::fs::symlink_metadata(path).is_err()
 }
 
 /// The folder to watch for a pattern's new matches: the folders before

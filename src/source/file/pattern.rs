@@ -4,6 +4,7 @@
 //! depth, as in Vector's and Fluent Bit's globs.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
@@ -12,8 +13,9 @@ use crate::error::{Error, Result};
 pub(super) struct Matches {
     /// The regular files, with their device and inode.
     pub files: Vec<(String, (u64, u64))>,
-    /// The others, with what each is.
-    pub others: Vec<(String, &'static str)>,
+    /// The others, with why each is not read ("is a FIFO, not a regular
+    /// file").
+    pub others: Vec<(String, String)>,
 }
 
 impl Matches {
@@ -22,7 +24,7 @@ impl Matches {
         let names: Vec<String> = self
             .others
             .iter()
-            .map(|(path, what)| format!("{path} ({what})"))
+            .map(|(path, why)| format!("{path} ({why})"))
             .collect();
         format!(
             "{pattern} matches no regular file, only: {}",
@@ -49,16 +51,62 @@ pub(super) fn check_pattern(pattern: &str, follow: bool) -> Result<()> {
     Ok(())
 }
 
-/// What `pattern` matches now (a plain path matches itself). A trailing
-/// `**` matches the files below too, not only the folders.
+/// What `pattern` matches now (a plain path matches itself, and so does
+/// a name with glob characters that exists as it is spelled). A trailing
+/// `**` matches the files below too, not only the folders. What matches
+/// and cannot be read is said, never skipped unseen: a dangling symlink,
+/// a symlink loop, a folder that cannot be listed, a name not in UTF-8.
 pub(super) fn matches(pattern: &str) -> Result<Matches> {
-    let expanded = expand(pattern);
-    let paths = glob::glob(&expanded)
-        .map_err(|error| Error::Config(format!("bad pattern {pattern}: {error}")))?;
+    let paths: Vec<std::result::Result<PathBuf, glob::GlobError>> =
+        if super::open::is_pattern(pattern) {
+            glob::glob(&expand(pattern))
+                .map_err(|error| Error::Config(format!("bad pattern {pattern}: {error}")))?
+                .collect()
+        } else {
+            vec![Ok(PathBuf::from(pattern))]
+        };
     let mut found = Matches::default();
-    for path in paths.filter_map(|path| path.ok()) {
-        let (Ok(metadata), Some(name)) = (std::fs::metadata(&path), path.to_str()) else {
+    for path in paths
+        .into_iter()
+        .chain(not_utf8(pattern).into_iter().map(Ok))
+    {
+        let path = match path {
+            Ok(path) => path,
+            Err(error) => {
+                let why = format!("cannot be read: {}", error.error());
+                found.others.push((error.path().display().to_string(), why));
+                continue;
+            }
+        };
+        let Some(name) = path.to_str() else {
+            let why = "has a name that is not UTF-8, which streamer cannot name in its output";
+            found
+                .others
+                .push((path.display().to_string(), why.to_string()));
             continue;
+        };
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            // A plain path not there (yet) matches nothing.
+            Err(error) if std::fs::symlink_metadata(&path).is_err() => {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    found
+                        .others
+                        .push((name.to_string(), format!("cannot be read: {error}")));
+                }
+                continue;
+            }
+            Err(error) => {
+                let why = match error.raw_os_error() {
+                    Some(libc::ELOOP) => "is a symlink loop".to_string(),
+                    _ if error.kind() == std::io::ErrorKind::NotFound => {
+                        "is a symlink whose target does not exist".to_string()
+                    }
+                    _ => format!("cannot be read: {error}"),
+                };
+                found.others.push((name.to_string(), why));
+                continue;
+            }
         };
         let kind = metadata.file_type();
         if kind.is_file() {
@@ -71,9 +119,41 @@ pub(super) fn matches(pattern: &str) -> Result<Matches> {
         if kind.is_dir() && recursive(pattern) {
             continue;
         }
-        found.others.push((name.to_string(), kind_name(kind)));
+        let why = format!("is {}, not a regular file", kind_name(kind));
+        found.others.push((name.to_string(), why));
     }
     Ok(found)
+}
+
+/// The names in the pattern's folder that are not UTF-8 and that its last
+/// part matches once made readable: the glob crate skips them unseen.
+/// Only for a pattern whose wildcards are all in its last part.
+fn not_utf8(pattern: &str) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    if !super::open::is_pattern(pattern) {
+        return Vec::new();
+    }
+    let pattern = std::path::Path::new(pattern);
+    let (Some(name), folder) = (pattern.file_name(), super::watch::folder_of(pattern)) else {
+        return Vec::new();
+    };
+    let Ok(last) = glob::Pattern::new(&name.to_string_lossy()) else {
+        return Vec::new();
+    };
+    if super::open::is_pattern(&folder.to_string_lossy()) {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let name = entry.file_name();
+            std::str::from_utf8(name.as_bytes()).is_err() && last.matches(&name.to_string_lossy())
+        })
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// What a file that is not a regular one is, for messages: "a folder",
