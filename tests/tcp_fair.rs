@@ -396,3 +396,66 @@ fn clients_under_the_min_rate_are_evicted_their_whole_records_kept() {
         );
     }
 }
+
+#[test]
+fn evicting_300_slow_clients_logs_a_bounded_number_of_lines_and_counts_the_rest() {
+    const CLIENTS: usize = 300;
+    let mut server = Server::start(&[
+        "--max-connections",
+        "400",
+        "--min-rate",
+        "64",
+        "--min-rate-window",
+        "1s",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let metrics = server.metrics_addr();
+    let clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| {
+            let mut client = server.connect();
+            client.write_all(b"whole\npartial").unwrap();
+            client
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let dripping = drip(clients, Duration::from_millis(250), stop.clone());
+    wait_for_metric(
+        &metrics,
+        "streamer_tcp_connections_closed_total{reason=\"min_rate\"}",
+        CLIENTS as f64,
+    );
+    stop.store(true, Ordering::Relaxed);
+    dripping.join().unwrap();
+    assert_eq!(server.stop().code(), Some(3), "records were rejected");
+    assert_eq!(server.stdout.drain().len(), CLIENTS);
+    let log = server.stderr.drain().to_vec();
+    // A line a second at most, each naming the record it cut, and the
+    // rest counted: not a line per client.
+    assert!(log.len() <= 12, "{} lines: {log:#?}", log.len());
+    let printed: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("}: closing the connection: it sent "))
+        .collect();
+    assert!(!printed.is_empty(), "{log:#?}");
+    for line in &printed {
+        assert!(
+            line.contains("; its unfinished record 2 (") && line.contains(" rejected as cut"),
+            "{line}"
+        );
+    }
+    let held_back: usize = log
+        .iter()
+        .find_map(|line| {
+            let rest = line.trim_start().strip_prefix("WARN ")?;
+            let (count, what) = rest.split_once(" more warnings like this one were held back")?;
+            what.contains("closing the connection: it sent ")
+                .then(|| count.parse().unwrap())
+        })
+        .unwrap_or(0);
+    assert_eq!(printed.len() + held_back, CLIENTS, "{log:#?}");
+    assert!(
+        !log.iter().any(|line| line.contains("rejected 127.0.0.1")),
+        "{log:#?}"
+    );
+}
