@@ -503,9 +503,17 @@ fn source_config(command: Command, global: &GlobalArgs) -> Result<SourceConfig, 
         Command::Kafka(args) => SourceConfig::Kafka(KafkaOptions {
             // --exactly-once: before `group` and `instance_id` move.
             exactly_once: global.exactly_once.then(|| {
+                // The last -X transactional.id is the one librdkafka uses.
+                let explicit = global
+                    .kafka_settings
+                    .iter()
+                    .rev()
+                    .find(|(key, _)| key == "transactional.id")
+                    .map(|(_, id)| id.as_str());
                 Link::new(
                     &args.group,
                     args.instance_id.as_deref(),
+                    explicit,
                     global.transaction_interval,
                 )
             }),

@@ -132,8 +132,11 @@ fn init_logging(quiet: bool, verbose: u8, format: LogFormat) {
     }
 }
 
+/// How long a second signal's exit waits for the output write in progress.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The first Ctrl-C or SIGTERM stops the sources (records already read are
-/// still written); the second exits at once.
+/// still written); the second exits at once, between two writes.
 async fn watch_signals(
     signals: (std::io::Result<Signal>, std::io::Result<Signal>),
     shutdown: CancellationToken,
@@ -153,5 +156,12 @@ async fn watch_signals(
         _ = terminate.recv() => {}
     }
     say!("streamer: second signal: exiting at once");
+    // Not in the middle of a write: the output ends with a whole record.
+    if !streamer::parts::whole_writes::stop_writes(EXIT_WAIT) {
+        say!(
+            "streamer: a write to the output did not end within {} s: exiting in its middle",
+            EXIT_WAIT.as_secs()
+        );
+    }
     std::process::exit(130);
 }

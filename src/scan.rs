@@ -165,29 +165,40 @@ pub fn for_each_byte(text: &[u8], byte: u8, mut found: impl FnMut(u32)) {
 /// Marks every byte of `text` that a JSON string must escape (or that
 /// ends one: `"`, `\`, below 0x20): bit `i % 64` of `bits[i / 64]`
 /// (cleared first; bits past the end are clear). One pass over a JSON
-/// line, so that finding where each string ends is a bit scan.
-pub fn json_escape_bits(text: &[u8], bits: &mut Vec<u64>) {
-    fn word_of(chunk: &[u8; 64]) -> u64 {
+/// line, so that finding where each string ends is a bit scan. Returns
+/// whether every marked byte is a `"` (no escape, no control byte: each
+/// marked byte then ends or starts a string).
+pub fn json_escape_bits(text: &[u8], bits: &mut Vec<u64>) -> bool {
+    // The word of bits, and whether one of them is not a quote.
+    fn word_of(chunk: &[u8; 64]) -> (u64, bool) {
         chunk
             .chunks_exact(16)
             .enumerate()
-            .fold(0, |word, (i, block)| {
-                let mask = block::json_escape_mask(block.try_into().expect("16 bytes"));
-                word | u64::from(mask) << (16 * i)
+            .fold((0, false), |(word, other), (i, block)| {
+                let block = block.try_into().expect("16 bytes");
+                let mask = block::json_escape_mask(block);
+                let other = other | (mask & !block::byte_mask(block, b'"') != 0);
+                (word | u64::from(mask) << (16 * i), other)
             })
     }
     bits.clear();
+    let mut others = false;
     let mut chunks = text.chunks_exact(64);
     for chunk in &mut chunks {
-        bits.push(word_of(chunk.try_into().expect("64 bytes")));
+        let (word, other) = word_of(chunk.try_into().expect("64 bytes"));
+        bits.push(word);
+        others |= other;
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
         // Padded with a byte no string escapes.
         let mut last = [b'a'; 64];
         last[..rest.len()].copy_from_slice(rest);
-        bits.push(word_of(&last));
+        let (word, other) = word_of(&last);
+        bits.push(word);
+        others |= other;
     }
+    !others
 }
 
 #[cfg(test)]
@@ -259,7 +270,11 @@ mod tests {
     fn json_escape_bits_mark_every_byte_to_escape() {
         let mut bits = Vec::new();
         for text in texts().into_iter().chain([vec![b'"'; 64], vec![0; 130]]) {
-            json_escape_bits(&text, &mut bits);
+            let only_quotes = json_escape_bits(&text, &mut bits);
+            let want = !text
+                .iter()
+                .any(|&byte| is_json_escape(byte) && byte != b'"');
+            assert_eq!(only_quotes, want, "{text:?}");
             assert_eq!(bits.len(), text.len().div_ceil(64), "{text:?}");
             for at in 0..bits.len() * 64 {
                 let marked = bits[at / 64] >> (at % 64) & 1 == 1;

@@ -785,6 +785,37 @@ fn more_followed_files_than_slots_are_all_read_as_they_grow() {
 }
 
 #[test]
+fn thousands_of_files_through_few_slots_are_read_without_waiting_for_polls() {
+    let dir = Dir::new();
+    for n in 0..2000 {
+        dir.file(&format!("f{n:04}.log"), format!("f{n:04} 1\n"));
+    }
+    let pattern = format!("{}/*.log", dir.root().display());
+    // Each file, read to its end, gives its slot to the next at once: no
+    // poll interval (10 s here) nor a search per slot stands between.
+    let started = Instant::now();
+    let follower = Follower::start(
+        &dir,
+        &[
+            &pattern,
+            "--max-open-files",
+            "256",
+            "--poll-interval",
+            "10s",
+        ],
+    );
+    let mut messages = follower.wait_for(2000);
+    let took = started.elapsed();
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    eprintln!("2,000 files through 256 slots: all read in {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}: {stderr}");
+    messages.sort();
+    let expected: Vec<String> = (0..2000).map(|n| format!("f{n:04} 1")).collect();
+    assert_eq!(messages, expected, "{stderr}");
+}
+
+#[test]
 fn files_that_stay_at_a_followed_path_less_than_a_poll_interval_are_read() {
     let dir = Dir::new();
     let log = dir.file("app.log", "");

@@ -334,26 +334,34 @@ fn the_broker_restarted_mid_run_every_record_is_output_exactly_once() {
     assert_eq!(committed_total(brokers, &group, &input), RECORDS as i64);
 }
 
+/// The input of the bad-record test: partition 0 holds ids 0..100;
+/// partition 1 ids 100..150, then a message that is not JSON (offset 50),
+/// then ids 150..200.
+fn input_with_a_bad_record(brokers: &str, input: &str) {
+    let message = |partition: i32, text: String| TestMessage {
+        partition,
+        value: Some(text.into_bytes()),
+        ..TestMessage::default()
+    };
+    let records = |ids: std::ops::Range<u64>, partition: i32| {
+        ids.map(move |id| message(partition, format!(r#"{{"id":{id}}}"#)))
+    };
+    let messages: Vec<TestMessage> = records(0..100, 0)
+        .chain(records(100..150, 1))
+        .chain([message(1, "not json".into())])
+        .chain(records(150..200, 1))
+        .collect();
+    produce(brokers, input, &messages);
+}
+
 #[test]
-fn a_bad_record_aborts_and_names_where_it_is() {
+fn a_bad_record_commits_up_to_it_and_a_rerun_past_it_copies_every_record_once() {
     let brokers = bootstrap();
     let input = unique("eos-poison-in");
     let output = unique("eos-poison-out");
-    create_topic(brokers, &input, 1);
+    create_topic(brokers, &input, 2);
     create_topic(brokers, &output, 1);
-    let value = |text: &str| TestMessage {
-        value: Some(text.as_bytes().to_vec()),
-        ..TestMessage::default()
-    };
-    produce(
-        brokers,
-        &input,
-        &[
-            value(r#"{"id":0}"#),
-            value("not json"),
-            value(r#"{"id":2}"#),
-        ],
-    );
+    input_with_a_bad_record(brokers, &input);
     let group = unique("eos-poison-g");
     let out = run_with_deadline(
         &mut copier(brokers, &input, &group, &output, &["--until-end"]),
@@ -361,13 +369,109 @@ fn a_bad_record_aborts_and_names_where_it_is() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("{input}/0@1")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("streamer: error: {input}/1@50: invalid JSON")),
+        "{stderr}"
+    );
+    // The last transaction carries the offsets of what it output: the
+    // bad record's partition resumes at the bad record.
+    assert_eq!(committed(brokers, &group, &input, 2)[1], 50, "{stderr}");
     let seen = ids(brokers, &output, 1, "read_committed");
     assert!(
-        !seen.contains_key(&2),
-        "a record after the bad one committed: {seen:?}"
+        (100..150).all(|id| seen.get(&id) == Some(&1)) && !seen.contains_key(&150),
+        "the records before the bad one once each, none after it: {seen:?}"
     );
-    assert!(committed(brokers, &group, &input, 1)[0] <= 1);
+    // The user skips the bad record; the rerun copies the rest.
+    let skip = format!("{input}:1:51");
+    let log = finish(&mut copier(
+        brokers,
+        &input,
+        &group,
+        &output,
+        &["--from", &skip],
+    ));
+    let seen = ids(brokers, &output, 1, "read_committed");
+    let wrong: Vec<_> = (0..200u64)
+        .filter(|id| seen.get(id) != Some(&1))
+        .map(|id| (id, seen.get(&id).copied().unwrap_or(0)))
+        .collect();
+    assert!(
+        wrong.is_empty() && seen.len() == 200,
+        "(id, times seen) not once: {wrong:?}\n{log}"
+    );
+    assert_eq!(committed(brokers, &group, &input, 2), [100, 101], "{log}");
+}
+
+#[test]
+fn a_fenced_copier_names_its_transactional_id_and_counts_only_what_committed() {
+    let brokers = bootstrap();
+    let (input, output) = topics(brokers, "eos-fenced");
+    let idle = unique("eos-fenced-idle");
+    create_topic(brokers, &idle, PARTITIONS);
+    let given = format!("transactional.id={}", unique("eos-fenced-id"));
+    let id = &given["transactional.id=".len()..];
+    // Long transactions, so that the fencing falls inside one.
+    let long = [
+        "-X",
+        "transaction.timeout.ms=60000",
+        "--transaction-interval",
+        "8s",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Background::start(
+        copier(brokers, &input, &unique("eos-fenced-g"), &output, &long).args(["-X", &given]),
+        &dir.path().join("first.log"),
+    );
+    let records = numbered(2000, PARTITIONS);
+    produce(brokers, &input, &records[..1000]);
+    wait_until(
+        "the first 1000 records committed",
+        Duration::from_secs(60),
+        || watermarks(brokers, &output, "read_committed") >= 1000,
+    );
+    produce(brokers, &input, &records[1000..]);
+    wait_until(
+        "the next 1000 in an open transaction",
+        Duration::from_secs(60),
+        || {
+            high_watermarks(brokers, &output) - watermarks(brokers, &output, "read_committed")
+                >= 1000
+        },
+    );
+    // Another copier with the same transactional.id fences the first and
+    // aborts its open transaction.
+    finish(&mut copier(
+        brokers,
+        &idle,
+        &unique("eos-fenced-g2"),
+        &output,
+        &["-X", &given],
+    ));
+    let status = first.wait(Duration::from_secs(60));
+    let log = first.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "streamer: error: kafka: topic `{output}` (transactional.id {id}): "
+        )) && log.contains(
+            "the transaction holding 1000 records was aborted by the newer producer with \
+             this transactional.id"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            // "read" counts the records handled (written or rejected).
+            "streamer: 1000 records read, 1000 written, 0 rejected (1000 more read but not \
+             written: the run stopped early)"
+        ),
+        "{log}"
+    );
+    let seen = ids(brokers, &output, PARTITIONS, "read_committed");
+    assert!(
+        seen.len() == 1000 && (0..1000u64).all(|id| seen.get(&id) == Some(&1)),
+        "{seen:?}"
+    );
 }
 
 #[test]

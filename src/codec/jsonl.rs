@@ -37,10 +37,10 @@ pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<Line, Rejection> 
     let Ok(text) = std::str::from_utf8(object) else {
         return Err(super::require_utf8(object, || "JSON line".to_string()).unwrap_err());
     };
-    let mut keys = match json_check::object(text, ORIGIN_KEY) {
-        Some(keys) => keys,
+    let (mut keys, unescaped) = match json_check::object(text, ORIGIN_KEY) {
+        Some(checked) => checked,
         // Invalid, or unusual: serde_json decides, and words the error.
-        None => parse(text)?,
+        None => (parse(text)?, false),
     };
     // Valid JSON now, its keys checked if it is a flat object of few plain
     // keys; anything else (a nested object, escapes, many keys) gets a
@@ -56,7 +56,7 @@ pub(super) fn encode(line: &[u8], out: &mut Vec<u8>) -> Result<Line, Rejection> 
             String::from_utf8_lossy(&quoted)
         ));
     }
-    if memchr::memmem::find(object, b"\\u").is_some() {
+    if !unescaped && memchr::memmem::find(object, b"\\u").is_some() {
         if let Some(column) = json_escapes::lone_surrogate(object) {
             return Err(format!(
                 "invalid JSON at column {column}: a \\u escape is half of a surrogate pair \

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::link::{Link, NextOffset};
@@ -64,21 +64,37 @@ pub(super) fn commit(producer: &dyn Transactions, link: &Link) -> Result<Vec<Nex
     Ok(taken.offsets)
 }
 
-/// Aborts the open transaction after `reason`; returns the run's error
-/// message. Blocks: run it off the workers.
-pub(super) fn abort(producer: &dyn Transactions, reason: &str) -> String {
+/// Aborts the open transaction, which holds `records` records, after
+/// `reason`; returns the run's error message. Blocks: run it off the
+/// workers.
+pub(super) fn abort(producer: &dyn Transactions, reason: &str, records: u64) -> String {
     match retrying(|| producer.abort(CALL_TIMEOUT)) {
         Ok(()) => format!(
-            "{reason}; the transaction was aborted: none of its records is visible to a \
-             read_committed reader, and the next run reads them again from the last \
-             committed offsets"
+            "{reason}; the transaction holding {records} records was aborted: none of them \
+             is visible to a read_committed reader (nor counted written), and the next run \
+             reads them again from the last committed offsets"
+        ),
+        Err(error) if fenced(&error) => format!(
+            "{reason}; the transaction holding {records} records was aborted by the newer \
+             producer with this transactional.id: none of them is visible to a \
+             read_committed reader (nor counted written)"
         ),
         Err(error) => format!(
-            "{reason}; aborting the transaction failed too ({}): the broker aborts it after \
-             transaction.timeout.ms, and the next run reads its records again",
+            "{reason}; aborting the transaction holding {records} records failed too ({}): \
+             the broker aborts it after transaction.timeout.ms (they are not counted \
+             written), and the next run reads them again",
             kafka::describe(&error)
         ),
     }
+}
+
+/// Whether a newer producer with our `transactional.id` fenced this one
+/// (its `init_transactions` aborted our open transaction).
+fn fenced(error: &KafkaError) -> bool {
+    matches!(
+        kafka::error_code(error),
+        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced)
+    )
 }
 
 /// Calls `call` again while librdkafka says its error is retriable, up to

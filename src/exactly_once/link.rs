@@ -86,10 +86,17 @@ impl Link {
     /// other, and the group's generation (KIP-447) already fences a member
     /// the group has moved past; a killed process's open transaction is
     /// then aborted by the broker after [`TRANSACTION_TIMEOUT_MS`].
-    pub fn new(group: &str, instance_id: Option<&str>, interval: Duration) -> Self {
-        let transactional_id = match instance_id {
-            Some(id) => format!("streamer-{group}-{id}"),
-            None => {
+    /// `explicit`, from `-X transactional.id=...`, wins over both.
+    pub fn new(
+        group: &str,
+        instance_id: Option<&str>,
+        explicit: Option<&str>,
+        interval: Duration,
+    ) -> Self {
+        let transactional_id = match (explicit, instance_id) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(id)) => format!("streamer-{group}-{id}"),
+            (None, None) => {
                 let millis = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis());
@@ -207,8 +214,15 @@ mod tests {
 
     #[test]
     fn delivered_batches_note_their_partition_s_last_offset_and_keep_the_source_ack() {
-        let link = Link::new("g", Some("host-1"), Duration::from_millis(100));
+        let link = Link::new("g", Some("host-1"), None, Duration::from_millis(100));
         assert_eq!(link.transactional_id(), "streamer-g-host-1");
+        let given = Link::new(
+            "g",
+            Some("host-1"),
+            Some("mine"),
+            Duration::from_millis(100),
+        );
+        assert_eq!(given.transactional_id(), "mine", "-X transactional.id wins");
         let fired = Arc::new(AtomicUsize::new(0));
         let counting = || {
             let fired = fired.clone();
@@ -239,7 +253,7 @@ mod tests {
 
     #[test]
     fn without_an_instance_id_each_process_has_its_own_id_and_x_wins() {
-        let link = Link::new("g", None, Duration::from_millis(100));
+        let link = Link::new("g", None, None, Duration::from_millis(100));
         let prefix = format!("streamer-g-{}-", std::process::id());
         assert!(link.transactional_id().starts_with(&prefix));
         let config = KafkaConfig {

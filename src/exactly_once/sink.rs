@@ -19,7 +19,7 @@ use super::link::Link;
 use crate::ack::Ack;
 use crate::error::{Error, Result};
 use crate::kafka;
-use crate::parts::{Sink, SinkInput};
+use crate::parts::{HeldWritten, Sink, SinkInput};
 use crate::record::Batch;
 use crate::sink::{KafkaSink, Transactions};
 
@@ -78,7 +78,8 @@ impl Sink for TransactionalSink {
             } = *self;
             // The Kafka sink's input: this sink holds the sender; closing
             // it (once the last transaction is committed) ends that sink.
-            let (relay, inner_input) = input.relay(RELAY_BATCHES);
+            // What it writes counts as written once committed (`held`).
+            let (relay, inner_input, held) = input.relay(RELAY_BATCHES);
             let inner = tokio::spawn(Box::new(inner).run(inner_input));
             let mut cycle = Cycle {
                 producer,
@@ -86,6 +87,8 @@ impl Sink for TransactionalSink {
                 name,
                 delivered: Arc::default(),
                 forwarded: 0,
+                open_records: 0,
+                held,
                 open_until: None,
                 inner,
             };
@@ -115,6 +118,10 @@ struct Cycle {
     delivered: Arc<Delivered>,
     /// Batches handed on to the Kafka sink, all transactions together.
     forwarded: u64,
+    /// Records handed on in the open transaction.
+    open_records: u64,
+    /// What the Kafka sink wrote, counted written when it commits.
+    held: HeldWritten,
     /// When the open transaction is due to commit; `None`: none is open.
     open_until: Option<Instant>,
     /// The Kafka sink's task: ended only after the relay closes, unless it
@@ -136,6 +143,7 @@ impl Cycle {
                         }
                         batch.acks.push(self.delivery_ack());
                         self.forwarded += 1;
+                        self.open_records += batch.len() as u64;
                         if relay.send(batch).await.is_err() {
                             let ended = (&mut self.inner).await;
                             return Err(self.fail(inner_failure(ended)).await);
@@ -196,6 +204,8 @@ impl Cycle {
                     "transaction committed: input offsets {}",
                     describe(&offsets)
                 );
+                self.held.release();
+                self.open_records = 0;
                 self.open_until = None;
                 Ok(())
             }
@@ -205,10 +215,11 @@ impl Cycle {
 
     /// Aborts the open transaction after `reason`: the run's error.
     async fn fail(&mut self, reason: String) -> Error {
-        let producer = self.producer.clone();
-        let message = tokio::task::spawn_blocking(move || commit::abort(&*producer, &reason))
-            .await
-            .unwrap_or_else(|_| "aborting the transaction panicked".into());
+        let (producer, records) = (self.producer.clone(), self.open_records);
+        let message =
+            tokio::task::spawn_blocking(move || commit::abort(&*producer, &reason, records))
+                .await
+                .unwrap_or_else(|_| "aborting the transaction panicked".into());
         // Their records are not committed: the source must not call them
         // written.
         drop(self.link.take());

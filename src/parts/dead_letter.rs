@@ -84,7 +84,7 @@ impl DeadLetter {
     pub(super) fn flush(&self) -> Result<()> {
         let mut file = lock(&self.file);
         let lines = std::mem::take(&mut *lock(&self.pending));
-        file.write_all(&lines).map_err(|source| Error::Output {
+        super::whole_writes::whole(|| file.write_all(&lines)).map_err(|source| Error::Output {
             path: self.path.clone(),
             source,
         })

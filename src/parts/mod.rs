@@ -13,8 +13,9 @@ mod reject;
 mod sink;
 mod source;
 mod stats;
+pub mod whole_writes;
 
 pub use self::reject::{OnError, Rejects};
-pub use self::sink::{Sink, SinkInput, TryRecv, WrittenCounter};
+pub use self::sink::{HeldWritten, Sink, SinkInput, TryRecv, WrittenCounter};
 pub use self::source::{or_meanwhile, Closed, RawSender, Source, SourceContext};
 pub use self::stats::{ChannelFill, Channels, Latency, Stats};

@@ -51,15 +51,19 @@ impl SinkInput {
         )
     }
 
-    /// A second input, fed by the returned sender, that counts into this
-    /// one's figures and rejects into its handler: for a sink that wraps
-    /// another and hands it the batches (`--exactly-once`).
-    pub fn relay(&self, capacity: usize) -> (mpsc::Sender<Batch>, SinkInput) {
+    /// A second input, fed by the returned sender, that rejects into this
+    /// one's handler but counts what it writes apart ([`HeldWritten`]): for
+    /// a sink that wraps another, hands it the batches, and calls them
+    /// written only later (`--exactly-once`: once their transaction
+    /// committed).
+    pub fn relay(&self, capacity: usize) -> (mpsc::Sender<Batch>, SinkInput, HeldWritten) {
         let (tx, rx) = mpsc::channel(capacity);
-        (
-            tx,
-            SinkInput::new(rx, self.stats.clone(), self.rejects.clone()),
-        )
+        let held = HeldWritten {
+            held: Arc::default(),
+            run: self.stats.clone(),
+        };
+        let input = SinkInput::new(rx, held.held.clone(), self.rejects.clone());
+        (tx, input, held)
     }
 
     /// The next batch, waiting for it; `None` once the input is closed and drained.
@@ -89,6 +93,21 @@ impl SinkInput {
     /// A handle that counts written records, for use apart from the input.
     pub fn written_counter(&self) -> WrittenCounter {
         WrittenCounter(self.stats.clone())
+    }
+}
+
+/// What a relayed sink ([`SinkInput::relay`]) wrote, held apart from the
+/// run's figures until the wrapping sink calls it written.
+pub struct HeldWritten {
+    held: Arc<Stats>,
+    run: Arc<Stats>,
+}
+
+impl HeldWritten {
+    /// Counts what is held as written in the run's figures; returns how
+    /// many records that was.
+    pub fn release(&self) -> u64 {
+        self.held.move_written(&self.run)
     }
 }
 

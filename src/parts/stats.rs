@@ -40,6 +40,20 @@ pub struct Stats {
     pub channels: Channels,
 }
 
+impl Stats {
+    /// Moves the records and bytes written and the write times counted
+    /// here into `to` (`--exactly-once` counts a transaction's writes apart
+    /// until it commits); returns the records moved.
+    pub fn move_written(&self, to: &Stats) -> u64 {
+        let records = self.written.swap(0, Ordering::Relaxed);
+        to.written.fetch_add(records, Ordering::Relaxed);
+        let bytes = self.bytes_written.swap(0, Ordering::Relaxed);
+        to.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        self.sink_writes.move_to(&to.sink_writes);
+        records
+    }
+}
+
 /// Upper bounds, in seconds, of [`Latency`]'s buckets (the last bucket,
 /// +Inf, is implied).
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -68,6 +82,15 @@ impl Latency {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Moves every observation into `to`.
+    fn move_to(&self, to: &Latency) {
+        let pairs = self.buckets.iter().zip(&to.buckets);
+        let all = pairs.chain([(&self.sum_nanos, &to.sum_nanos), (&self.count, &to.count)]);
+        for (from, to) in all {
+            to.fetch_add(from.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
 
     /// The sum in seconds, the count, and each bucket's upper bound with
@@ -150,6 +173,21 @@ impl Channels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_counts_move_whole_and_leave_nothing_behind() {
+        let (held, run) = (Stats::default(), Stats::default());
+        held.written.store(7, Ordering::Relaxed);
+        held.bytes_written.store(70, Ordering::Relaxed);
+        held.sink_writes.observe(Duration::from_millis(3));
+        run.written.store(1, Ordering::Relaxed);
+        assert_eq!(held.move_written(&run), 7);
+        assert_eq!(run.written.load(Ordering::Relaxed), 8);
+        assert_eq!(run.bytes_written.load(Ordering::Relaxed), 70);
+        assert_eq!(run.sink_writes.snapshot().1, 1);
+        assert_eq!(held.move_written(&run), 0);
+        assert_eq!(held.sink_writes.snapshot().1, 0);
+    }
 
     #[test]
     fn latency_falls_in_its_buckets() {

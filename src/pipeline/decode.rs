@@ -67,6 +67,14 @@ pub(super) async fn run(
             if let Some(cut) = raw.cut_ack.take() {
                 out.acks.push(cut.kept(handled));
             }
+        } else if failure.is_some() {
+            // A rejection stopped the run: the records before the bad one
+            // go on, acknowledged alone, so that what is committed (under
+            // --exactly-once, in the same transaction) is what was output.
+            let kept = keep_before_failure(&raw, handled, &mut out);
+            if let Some(cut) = raw.cut_ack.take() {
+                out.acks.push(cut.kept(kept));
+            }
         }
         // The dead-letter lines of every record this batch's acks cover
         // (rejected here, or by the source before it sent the batch) reach
@@ -88,6 +96,28 @@ pub(super) async fn run(
         }
     }
     Ok(())
+}
+
+/// After the record at `handled - 1` stopped the run: keeps in `out` only
+/// the output of the records before those at its position (the rows of
+/// one Kafka message share its offset, and a message is committed whole
+/// or not at all); returns how many raw records that leaves handled.
+fn keep_before_failure(raw: &RawBatch, handled: usize, out: &mut Batch) -> usize {
+    let Some(bad) = raw.records().nth(handled.saturating_sub(1)) else {
+        return 0;
+    };
+    let at = bad.location.pos;
+    let kept = raw
+        .records()
+        .take(handled - 1)
+        .take_while(|record| record.location.pos != at)
+        .count();
+    let written = out
+        .iter()
+        .take_while(|record| record.location.pos != at)
+        .count();
+    out.truncate(written);
+    kept
 }
 
 /// Of a batch's records handled, those that were no record (blank lines)

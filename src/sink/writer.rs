@@ -14,7 +14,7 @@ use super::files::{self, WriteMode};
 use super::gone::OutputWatch;
 use crate::ack::Acks;
 use crate::error::{Error, Result};
-use crate::parts::{Rejects, Sink, SinkInput, TryRecv, WrittenCounter};
+use crate::parts::{whole_writes, Rejects, Sink, SinkInput, TryRecv, WrittenCounter};
 use crate::record::Batch;
 
 /// Output buffered up to this size is written in one call.
@@ -295,7 +295,7 @@ impl Output {
         let name = self.name.clone();
         let handle = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let result = write_parts(&mut *writer, &parts)
+            let result = whole_writes::whole(|| write_parts(&mut *writer, &parts))
                 .and_then(|()| writer.flush())
                 .map_err(|source| output_error(&name, source))
                 .and_then(|()| watch.map_or(Ok(()), |watch| watch.check()))

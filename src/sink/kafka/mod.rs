@@ -10,24 +10,21 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryResult, Producer, ProducerContext};
-use rdkafka::Statistics;
-use tokio::sync::Notify;
+use rdkafka::producer::Producer;
 
 use crate::ack::Acks;
 use crate::error::{Error, Result};
-use crate::kafka::{
-    self, client_context_via_log, ClientLog, KafkaConfig, TopicCheck, QUERY_TIMEOUT,
-};
+use crate::kafka::{self, ClientLog, KafkaConfig, TopicCheck, QUERY_TIMEOUT};
 use crate::parts::{Sink, SinkInput};
 use crate::record::Batch;
 
+mod delivery;
 mod key;
 mod native;
 mod partitions;
@@ -35,6 +32,7 @@ mod poller;
 mod producer_id;
 mod settings;
 mod transaction;
+use self::delivery::{BatchDelivery, DeliveryContext, InFlight};
 use self::key::key_of;
 use self::native::{Message, TopicHandle, ANY_PARTITION};
 use self::partitions::Partitions;
@@ -277,17 +275,22 @@ impl KafkaSink {
         partition: i32,
         context: &DeliveryContext,
     ) -> Result<Pending> {
-        let delivery = Arc::new(BatchDelivery {
-            remaining: AtomicUsize::new(batch.len()),
-        });
+        let delivery = BatchDelivery::new(batch.len());
+        let in_flight = InFlight::new(&delivery);
         let started = std::time::Instant::now();
         let mut next = 0;
         if partition != ANY_PARTITION {
             self.partitions.taken(partition);
         }
-        while let Some(full_at) = self.enqueue(&batch, next, partition, &delivery)? {
+        let sent = loop {
+            let full_at = match self.enqueue(&batch, next, partition, in_flight) {
+                Ok(None) => break Ok(()),
+                Ok(Some(full_at)) => full_at,
+                Err(error) => break Err(error),
+            };
             if let Some(failure) = context.failure() {
-                return Err(self.delivery_error(failure));
+                in_flight.never_sent(batch.len() - full_at);
+                break Err(self.delivery_error(failure));
             }
             // The queue drains as the broker confirms messages.
             tokio::select! {
@@ -295,15 +298,23 @@ impl KafkaSink {
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
             next = full_at;
-        }
+        };
+        let records = batch.len();
+        // Each message is a record's JSON line without its newline.
+        let bytes = batch.as_ndjson().len() - records;
+        let mut batch = batch;
+        let acks = std::mem::replace(&mut batch.acks, Acks::none());
+        // librdkafka reads the values where they are until their reports
+        // come, failed or not: they go with the delivery's count.
+        delivery.keep(batch.into_ndjson());
+        sent?;
         Ok(Pending {
             delivery,
             partition,
-            records: batch.len(),
-            // Each message is a record's JSON line without its newline.
-            bytes: batch.as_ndjson().len() - batch.len(),
+            records,
+            bytes,
             started,
-            acks: batch.acks,
+            acks,
         })
     }
 
@@ -316,7 +327,7 @@ impl KafkaSink {
         batch: &Batch,
         first: usize,
         partition: i32,
-        delivery: &Arc<BatchDelivery>,
+        in_flight: InFlight,
     ) -> Result<Option<usize>> {
         let keys: Vec<Option<Cow<'_, [u8]>>> = match &self.key_field {
             Some(field) => batch
@@ -335,11 +346,18 @@ impl KafkaSink {
                 key: keys.get(index).and_then(Option::as_deref),
             })
             .collect();
-        match self.topic_handle.produce(&messages, delivery, partition) {
-            (_, None) => Ok(None),
-            (sent, Some(RDKafkaErrorCode::QueueFull)) => Ok(Some(first + sent)),
-            (sent, Some(code)) => {
-                let record = batch.iter().nth(first + sent).expect("a refused record");
+        let done = self.topic_handle.produce(&messages, in_flight, partition);
+        match done.refused {
+            None => Ok(None),
+            Some(RDKafkaErrorCode::QueueFull) => Ok(Some(first + done.sent)),
+            Some(code) => {
+                // Messages after the refused one may be enqueued: only
+                // the others are never reported.
+                in_flight.never_sent(messages.len() - done.enqueued);
+                let record = batch
+                    .iter()
+                    .nth(first + done.sent)
+                    .expect("a refused record");
                 Err(Error::Kafka(format!(
                     "{}: cannot produce to topic `{}`: {}",
                     record.location,
@@ -358,75 +376,6 @@ impl KafkaSink {
         match self.key_field {
             Some(_) => Some(ANY_PARTITION),
             None => self.partitions.next(&self.producer, &self.topic, pending),
-        }
-    }
-}
-
-/// How many messages of one batch the broker has yet to confirm.
-#[derive(Debug)]
-struct BatchDelivery {
-    remaining: AtomicUsize,
-}
-
-/// The producer's context: logs, and delivery reports counted per batch.
-struct DeliveryContext {
-    log: ClientLog,
-    /// Woken when a batch is fully delivered or a delivery failed; the
-    /// sink's write loop waits on it.
-    completed: Notify,
-    /// The first delivery failure.
-    failure: Mutex<Option<String>>,
-    /// Messages the broker confirmed, all batches together.
-    delivered: AtomicUsize,
-}
-
-impl DeliveryContext {
-    fn new(log: ClientLog) -> Self {
-        DeliveryContext {
-            log,
-            completed: Notify::new(),
-            failure: Mutex::new(None),
-            delivered: AtomicUsize::new(0),
-        }
-    }
-
-    fn on_stats(&self, _statistics: &Statistics) {}
-
-    fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-}
-
-client_context_via_log!(DeliveryContext);
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Arc<BatchDelivery>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchDelivery>) {
-        match result {
-            Ok(_) => {
-                if self.log.is_down() {
-                    self.log.mark_up();
-                }
-                self.delivered.fetch_add(1, Ordering::AcqRel);
-                if batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    self.completed.notify_one();
-                }
-            }
-            Err((error, _)) => {
-                let mut failure = self
-                    .failure
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if failure.is_none() {
-                    *failure = Some(kafka::describe(error));
-                }
-                drop(failure);
-                self.completed.notify_one();
-            }
         }
     }
 }

@@ -4,10 +4,8 @@
 //! and two clock reads; the batch call takes a topic handle and does those
 //! once per batch (measured: see the commit that brought it in).
 //!
-//! The delivery opaques are rdkafka's own (`Arc::into_raw`, as its
-//! `IntoOpaque` for `Arc`), so rdkafka's poll, on the sink's polling thread
-//! (`poller`), hands every
-//! delivery report to [`super::DeliveryContext`] as for a `send`.
+//! Every message of a batch carries the batch's [`InFlight`] as its opaque
+//! (see `delivery`).
 
 use std::ffi::CString;
 use std::ptr::NonNull;
@@ -17,8 +15,8 @@ use rdkafka::bindings as rd;
 use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::delivery::InFlight;
 use super::poller::Client;
-use super::BatchDelivery;
 
 /// `RD_KAFKA_PARTITION_UA` (a macro, so not in the bindings): let the
 /// configured partitioner pick each message's partition.
@@ -28,7 +26,8 @@ pub(super) const ANY_PARTITION: i32 = -1;
 /// `--batch-records` is a `u64`, the call's count an `i32`).
 const MAX_CALL: usize = 8192;
 
-/// One message to enqueue: borrowed bytes, which librdkafka copies.
+/// One message to enqueue: its payload must outlive its delivery report
+/// (librdkafka reads it in place); the key is copied.
 pub(super) struct Message<'a> {
     pub payload: &'a [u8],
     pub key: Option<&'a [u8]>,
@@ -67,33 +66,41 @@ impl TopicHandle {
     }
 
     /// Enqueues `messages` in order to `partition` (or [`ANY_PARTITION`]),
-    /// each with its own reference to `delivery` as its opaque. Returns how many were enqueued before the
-    /// first one that was not, and why that one was not. After a full
-    /// queue librdkafka refuses every later message of the call too, so
-    /// the order holds when the rest is sent again.
+    /// each with `in_flight` as its opaque. After a full queue librdkafka
+    /// refuses every later message of the call too, so the order holds
+    /// when the rest is sent again; after another refusal it goes on, and
+    /// the calls stop there.
     pub(super) fn produce(
         &self,
         messages: &[Message<'_>],
-        delivery: &Arc<BatchDelivery>,
+        in_flight: InFlight,
         partition: i32,
-    ) -> (usize, Option<RDKafkaErrorCode>) {
-        let mut sent = 0;
+    ) -> Produced {
+        let mut done = Produced {
+            sent: 0,
+            enqueued: 0,
+            refused: None,
+        };
         for chunk in messages.chunks(MAX_CALL) {
-            match self.produce_call(chunk, delivery, partition) {
-                (_, None) => sent += chunk.len(),
-                (enqueued, refused) => return (sent + enqueued, refused),
+            let call = self.produce_call(chunk, in_flight, partition);
+            done.enqueued += call.enqueued;
+            if call.refused.is_some() {
+                done.sent += call.sent;
+                done.refused = call.refused;
+                return done;
             }
+            done.sent += chunk.len();
         }
-        (sent, None)
+        done
     }
 
     /// One `rd_kafka_produce_batch` call, for at most [`MAX_CALL`] messages.
     fn produce_call(
         &self,
         messages: &[Message<'_>],
-        delivery: &Arc<BatchDelivery>,
+        in_flight: InFlight,
         partition: i32,
-    ) -> (usize, Option<RDKafkaErrorCode>) {
+    ) -> Produced {
         let mut native: Vec<rd::rd_kafka_message_t> = messages
             .iter()
             .map(|message| {
@@ -110,38 +117,47 @@ impl TopicHandle {
                     key,
                     key_len,
                     offset: 0,
-                    _private: Arc::into_raw(delivery.clone()) as *mut _,
+                    _private: in_flight.as_ptr(),
                 }
             })
             .collect();
         let count = i32::try_from(native.len()).expect("at most MAX_CALL messages");
-        // SAFETY: the handle is live; every pointer is valid for the call,
-        // and RD_KAFKA_MSG_F_COPY makes librdkafka copy payloads (it always
-        // copies keys).
+        // SAFETY: the handle is live; every pointer is valid for the call.
+        // Without RD_KAFKA_MSG_F_COPY librdkafka keeps the payload pointers
+        // (not the keys: it always copies those): the caller keeps the
+        // payloads alive until each message's report (`BatchDelivery`).
         unsafe {
-            rd::rd_kafka_produce_batch(
-                self.raw.as_ptr(),
-                partition,
-                rd::RD_KAFKA_MSG_F_COPY,
-                native.as_mut_ptr(),
-                count,
-            );
+            rd::rd_kafka_produce_batch(self.raw.as_ptr(), partition, 0, native.as_mut_ptr(), count);
         }
-        let mut refused = None;
-        for (index, message) in native.iter().enumerate() {
-            if message.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                continue;
-            }
-            // SAFETY: librdkafka did not take this message, so its
-            // reference is still ours, made by `Arc::into_raw` above.
-            drop(unsafe { Arc::from_raw(message._private as *const BatchDelivery) });
-            refused.get_or_insert((index, RDKafkaErrorCode::from(message.err)));
-        }
-        match refused {
-            Some((index, code)) => (index, Some(code)),
-            None => (messages.len(), None),
+        let taken = |message: &rd::rd_kafka_message_t| {
+            message.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        };
+        let enqueued = native.iter().filter(|message| taken(message)).count();
+        match native.iter().position(|message| !taken(message)) {
+            Some(index) => Produced {
+                sent: index,
+                enqueued,
+                refused: Some(RDKafkaErrorCode::from(native[index].err)),
+            },
+            None => Produced {
+                sent: messages.len(),
+                enqueued,
+                refused: None,
+            },
         }
     }
+}
+
+/// What [`TopicHandle::produce`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Produced {
+    /// Messages enqueued before the first refused one (all, if none was).
+    pub sent: usize,
+    /// Messages enqueued in all (some after a refused one, unless the
+    /// queue was full): each will be reported.
+    pub enqueued: usize,
+    /// Why the first refused message was.
+    pub refused: Option<RDKafkaErrorCode>,
 }
 
 impl Drop for TopicHandle {
@@ -155,13 +171,14 @@ impl Drop for TopicHandle {
 
 #[cfg(test)]
 mod tests {
-    use super::super::DeliveryContext;
+    use super::super::delivery::BatchDelivery;
+    use super::super::delivery::DeliveryContext;
     use super::*;
     use crate::kafka::{ClientLog, KafkaConfig};
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering;
 
     #[test]
-    fn a_full_queue_stops_the_batch_and_gives_back_the_refused_references() {
+    fn a_full_queue_stops_the_batch_and_every_report_gives_back_the_reference() {
         // No broker: messages stay in the queue, which holds 8194.
         let config = KafkaConfig {
             brokers: "127.0.0.1:1".into(),
@@ -172,9 +189,8 @@ mod tests {
             .create_with_context(DeliveryContext::new(ClientLog::new("sink", "127.0.0.1:1")))
             .unwrap();
         let handle = TopicHandle::new(Arc::new(producer), "t").unwrap();
-        let delivery = Arc::new(BatchDelivery {
-            remaining: AtomicUsize::new(0),
-        });
+        let delivery = BatchDelivery::new(MAX_CALL + 5);
+        let in_flight = InFlight::new(&delivery);
         let payloads: Vec<Vec<u8>> = (0..MAX_CALL + 5)
             .map(|i| format!("{{\"n\":{i}}}").into_bytes())
             .collect();
@@ -186,12 +202,19 @@ mod tests {
             })
             .collect();
         // Across two calls: the first call's 8192, then 2 of the second's 5.
-        let (sent, refused) = handle.produce(&messages, &delivery, ANY_PARTITION);
-        assert_eq!((sent, refused), (8194, Some(RDKafkaErrorCode::QueueFull)));
-        // One reference per queued message, none for the refused ones.
-        assert_eq!(Arc::strong_count(&delivery), 1 + 8194);
-        let (sent, refused) = handle.produce(&messages[..1], &delivery, ANY_PARTITION);
-        assert_eq!((sent, refused), (0, Some(RDKafkaErrorCode::QueueFull)));
-        assert_eq!(Arc::strong_count(&delivery), 1 + 8194);
+        let full = Some(RDKafkaErrorCode::QueueFull);
+        let done = handle.produce(&messages, in_flight, ANY_PARTITION);
+        assert_eq!((done.sent, done.enqueued, done.refused), (8194, 8194, full));
+        let done = handle.produce(&messages[8194..], in_flight, ANY_PARTITION);
+        assert_eq!((done.sent, done.enqueued, done.refused), (0, 0, full));
+        // One reference for all the messages in flight.
+        assert_eq!(Arc::strong_count(&delivery), 2);
+        in_flight.never_sent(5);
+        assert_eq!(Arc::strong_count(&delivery), 2);
+        // The producer's drop purges the queue: each purged message is
+        // reported (failed), the last report gives the reference back.
+        drop(handle);
+        assert_eq!(Arc::strong_count(&delivery), 1);
+        assert_eq!(delivery.remaining.load(Ordering::Acquire), MAX_CALL + 5);
     }
 }

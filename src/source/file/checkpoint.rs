@@ -11,7 +11,9 @@
 //! replaced by one that got the same inode and first bytes (a CSV header),
 //! is read from its start, with a warning, not resumed in the middle of
 //! other rows. An entry whose file was read to its end and is no longer at
-//! its name (deleted, or rotated away) is dropped at the next save.
+//! its name is looked for in its folder: renamed there (rotated), it is
+//! kept under its new name; gone from it (deleted, moved away), it is
+//! dropped at the next save.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -209,11 +211,27 @@ impl Live {
     }
 }
 
-/// Whether the file of `(dev, ino)` is still at `path`: an entry whose file
-/// is not (deleted, or rotated away) is dropped once its read is over, or
-/// a log rotated every hour would grow the checkpoint forever.
-fn still_at(path: &str, dev: u64, ino: u64) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
+/// Where the file of `(dev, ino)` is now: at `path`, or under another name
+/// in the same folder (rotated: `app.log` renamed `app.log.1`, which a
+/// pattern may read later, resumed by this entry). None when it is in
+/// neither (deleted, or moved away): its entry is dropped once its read is
+/// over, or a log rotated every hour would grow the checkpoint forever.
+/// The folder is listed only when the file is no longer at `path`, and
+/// the entry then takes the name found (or goes), so once per rotation.
+fn now_at(path: &str, dev: u64, ino: u64) -> Option<String> {
+    let is_it = |m: &std::fs::Metadata| (m.dev(), m.ino()) == (dev, ino);
+    if std::fs::metadata(path).is_ok_and(|m| is_it(&m)) {
+        return Some(path.to_string());
+    }
+    let folder = match Path::new(path).parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    std::fs::read_dir(folder)
+        .ok()?
+        .flatten()
+        .find(|found| found.metadata().is_ok_and(|m| is_it(&m)))
+        .and_then(|found| Some(folder.join(found.file_name()).to_str()?.to_string()))
 }
 
 /// The positions of every file this run knows, saved to `--checkpoint`
@@ -240,7 +258,8 @@ struct Inner {
 impl Inner {
     /// Closes the copies kept of files whose read is over, fingerprinted
     /// one last time (otherwise every file met would keep a descriptor for
-    /// the whole run), and forgets those no longer at their name.
+    /// the whole run), and forgets those no longer in their folder
+    /// ([`now_at`]; those renamed there take their new name).
     fn release_closed(&mut self) {
         self.live.retain(|_, live| {
             if !live.finished() {
@@ -250,7 +269,13 @@ impl Inner {
                 live.entry();
                 live.file = None;
             }
-            still_at(&live.path, live.dev, live.ino)
+            match now_at(&live.path, live.dev, live.ino) {
+                Some(path) => {
+                    live.path = path;
+                    true
+                }
+                None => false,
+            }
         });
     }
 }
@@ -415,8 +440,18 @@ impl CheckpointStore {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.release_closed();
         // Not in `track`: a file renamed while no run was reading it is
-        // still found there, by its device and inode, under its new name.
-        inner.saved.retain(|e| still_at(&e.path, e.dev, e.ino));
+        // still found there, by its device and inode, under its new name;
+        // kept under that name, as this run may not have opened it yet
+        // (it waits for a slot, or matches a pattern only later).
+        inner
+            .saved
+            .retain_mut(|e| match now_at(&e.path, e.dev, e.ino) {
+                Some(path) => {
+                    e.path = path;
+                    true
+                }
+                None => false,
+            });
         let mut files = inner.saved.clone();
         let mut live: Vec<Entry> = inner.live.values_mut().map(Live::entry).collect();
         live.sort_by(|a, b| a.path.cmp(&b.path));

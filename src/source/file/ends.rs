@@ -34,6 +34,15 @@ impl Ends {
         self.each.push((line, end));
     }
 
+    /// Takes `noted`, the (line, end) of records put in a batch after the
+    /// ones noted before, in order: one lock for many records.
+    pub fn note_all(&mut self, noted: &mut Vec<(u64, Position)>) {
+        if let Some(&(_, end)) = noted.last() {
+            self.last = end;
+        }
+        self.each.append(noted);
+    }
+
     /// Gives `batch`, about to be sent, its acks: one that moves
     /// `checkpoint` to its last record (`last_line`), and the one for
     /// when `--limit` keeps only its first records.

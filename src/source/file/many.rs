@@ -167,7 +167,16 @@ pub(super) async fn read_many(
     // The run's own files met by a pattern, and matches that are not
     // regular files, each warned about once.
     let mut skipped: HashSet<String> = HashSet::new();
+    // Searched at the start, at each poll and folder change, and when a
+    // read ends in a way that may leave a new file at its path; not for a
+    // file giving up its slot (one search per slot made 2,000 files
+    // through 256 slots take 11 s: a search looks at every match).
     let mut search = true;
+    // Not restarted by each turn of the loop: with reads ending all the
+    // time, the poll still comes.
+    let mut poll = tokio::time::interval(options.poll_interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll.tick().await;
     loop {
         if search && !ctx.shutdown.is_cancelled() {
             let mut matched = HashSet::new();
@@ -229,7 +238,7 @@ pub(super) async fn read_many(
             // more than this search missed it (`Gone`).
             parked.retain(|id, _| gone.keep(*id, matched.contains(id)));
             gone.retain(|id| parked.contains_key(id));
-            search = options.follow;
+            search = false;
         }
         while reads.len() < options.max_open_files {
             // Once the run stops, only the files queued at a followed path
@@ -251,12 +260,16 @@ pub(super) async fn read_many(
                 ids.insert(path.clone(), *id);
             }
             let resume = ids.get(&path).and_then(|id| parked.remove(id));
+            let searched = successor
+                .is_none()
+                .then(|| ids.get(&path).copied())
+                .flatten();
             reads.push(read_path(
                 path,
                 options,
                 store,
                 ctx,
-                (restart, resume, successor.map(|(_, file)| file)),
+                (restart, resume, successor.map(|(_, file)| file), searched),
                 wake.map(|wake| (wake, waiting_count.clone())),
             ));
         }
@@ -275,7 +288,6 @@ pub(super) async fn read_many(
             successors.say_unread();
             return Ok(());
         }
-        let poll = tokio::time::sleep(options.poll_interval);
         tokio::select! {
             Some(done) = reads.next() => {
                 let Done { path, read, ended, parked: resume, refused: why } = done;
@@ -310,13 +322,23 @@ pub(super) async fn read_many(
                     active.insert(path.clone());
                     waiting.push_back(path.clone());
                 }
+                // Its path may hold a new file (rotated, deleted, or the
+                // same file truncated, read again from its start).
+                search = options.follow
+                    && matches!(ended, Ended::Rotated | Ended::Deleted | Ended::Truncated);
                 if ended == Ended::Truncated {
                     fresh.insert(path);
                 }
             }
             _ = async { folders_changed.as_ref().unwrap().notified().await },
-                if folders_changed.is_some() => hold.clear(),
-            _ = poll, if options.follow && !ctx.shutdown.is_cancelled() => hold.clear(),
+                if folders_changed.is_some() => {
+                    hold.clear();
+                    search = true;
+                }
+            _ = poll.tick(), if options.follow && !ctx.shutdown.is_cancelled() => {
+                hold.clear();
+                search = true;
+            }
             _ = ctx.shutdown.cancelled(), if options.follow && reads.is_empty() => {}
         }
     }
@@ -325,13 +347,19 @@ pub(super) async fn read_many(
 /// Opens and reads the file at `path` (followed when `wake` is given):
 /// from its start if `fresh`, else from where its earlier read stopped
 /// (`resume`: under another name, or before it was closed) or where the
-/// checkpoint has it.
+/// checkpoint has it. `searched`: the device and inode the search found
+/// at `path`, which the file opened must still be.
 async fn read_path(
     path: String,
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    how: (bool, Option<Parked>, Option<std::fs::File>),
+    how: (
+        bool,
+        Option<Parked>,
+        Option<std::fs::File>,
+        Option<(u64, u64)>,
+    ),
     wake: Option<Wake>,
 ) -> Done {
     let follow = wake.is_some();
@@ -380,7 +408,12 @@ async fn read_file(
     options: &FileOptions,
     store: &Arc<CheckpointStore>,
     ctx: &SourceContext,
-    (fresh, resume, successor): (bool, Option<Parked>, Option<std::fs::File>),
+    (fresh, resume, successor, searched): (
+        bool,
+        Option<Parked>,
+        Option<std::fs::File>,
+        Option<(u64, u64)>,
+    ),
     wake: Option<Wake>,
 ) -> Result<(Flow, Ended, Option<Parked>)> {
     let opened = match successor {
@@ -400,6 +433,20 @@ async fn read_file(
             })
         }
     };
+    // Renamed between the search and this open: the path holds another
+    // file than the one `read_many`'s tables (`ids`, `parked`) have at it.
+    // Read under that file's device and inode, its state would go to the
+    // other (resumed at its position, or kept from being read as "being
+    // read"): not read now, its state handed back, and the path searched
+    // again, which finds each file under the name it has now.
+    let now = file.metadata().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    });
+    if searched.is_some_and(|searched| now.is_ok_and(|now| now != searched)) {
+        tracing::debug!("{path}: another file than the one searched: searched again");
+        return Ok((Flow::InputEnded, Ended::Deleted, resume));
+    }
     // The path may hold another kind of file since it was searched.
     if !file.metadata().is_ok_and(|metadata| metadata.is_file()) {
         return Err(Error::Open {

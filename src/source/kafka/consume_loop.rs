@@ -25,7 +25,7 @@ use super::options::ASSIGNMENT_PATIENCE;
 use super::partitions::{PartitionTable, Partitions};
 use super::rebalance::GroupContext;
 use super::unreadable::{is_unreadable, Unreadable};
-use crate::ack::Ack;
+use crate::ack::{Ack, CutAck};
 use crate::error::{Error, Result};
 use crate::exactly_once::Link;
 use crate::kafka;
@@ -311,6 +311,7 @@ impl ConsumeLoop<'_> {
             );
             let ack = match (&self.transactions, &*batch.source) {
                 (Some(link), SourceInfo::Kafka { topic, partition }) => {
+                    batch.cut_ack = Some(self.cut_ack(link, &batch, epoch, next_offset));
                     link.ack(topic, *partition, epoch, next_offset, ack)
                 }
                 _ => ack,
@@ -319,6 +320,26 @@ impl ConsumeLoop<'_> {
             self.send(batch).await?;
         }
         Ok(())
+    }
+
+    /// `--exactly-once`: the ack of a batch's first records only (a
+    /// rejection stopped the run after them): the partition's next offset
+    /// is then the first record's not kept, so the last transaction
+    /// carries the offsets of exactly what it output.
+    fn cut_ack(&self, link: &Link, batch: &RawBatch, epoch: u64, next_offset: i64) -> CutAck {
+        let offsets: Vec<i64> = batch.records().map(|r| r.location.pos as i64).collect();
+        let (acks, table, link) = (self.acks_tx.clone(), self.table.clone(), link.clone());
+        let source = batch.source.clone();
+        CutAck::new(move |kept| {
+            let next = offsets.get(kept).copied().unwrap_or(next_offset);
+            let ack = ack_for(&acks, &table, source.clone(), epoch, next);
+            match &*source {
+                SourceInfo::Kafka { topic, partition } => {
+                    link.ack(topic, *partition, epoch, next, ack)
+                }
+                _ => ack,
+            }
+        })
     }
 
     /// Sends one batch, waiting while the pipeline is full; stores the
