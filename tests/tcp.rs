@@ -809,7 +809,10 @@ fn client_reset_mid_frame_rejects_only_the_unfinished_frame() {
         )
     ));
     assert!(
-        !done.stderr.iter().any(|line| line.contains("rejected 127.0.0.1")),
+        !done
+            .stderr
+            .iter()
+            .any(|line| line.contains("rejected 127.0.0.1")),
         "{:#?}",
         done.stderr
     );

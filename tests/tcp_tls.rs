@@ -213,17 +213,20 @@ fn a_tls_stream_cut_without_close_notify_is_said_and_its_last_record_rejected() 
     let peer = stream.get_ref().local_addr().unwrap();
     stream.write_all(b"one\ntwo\npart").unwrap();
     // The TCP stream ends with no TLS close_notify before it.
-    stream.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+    stream
+        .get_ref()
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
     server.stderr.wait_for(&format!(
-        "{peer} closed without TLS close_notify: the last record may be cut; its unfinished \
-         record 3 (4 bytes) rejected as cut, never written"
+        "tcp_conn{{peer={peer} conn=1}}: connection closed without TLS close_notify: the last \
+         record may be cut; its unfinished record 3 (4 bytes) rejected as cut, never written"
     ));
     drop(stream);
     let reason = "connection closed without TLS close_notify: the last record may be cut";
-    // In the file within the dead-letter writer's interval, the server
-    // running on.
+    // In the file once the connection has ended, the server running on
+    // (no later batch carries it out).
     let expected = format!(
-            "{{\"origin\":{{\"peer\":\"{peer}\",\"conn\":1,\"record\":3}},\"reason\":\"{reason}\",\
+        "{{\"origin\":{{\"peer\":\"{peer}\",\"conn\":1,\"record\":3}},\"reason\":\"{reason}\",\
              \"raw\":\"part\"}}\n"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -237,7 +240,10 @@ fn a_tls_stream_cut_without_close_notify_is_said_and_its_last_record_rejected() 
         [r#"{"message":"one"}"#, r#"{"message":"two"}"#]
     );
     let log = server.stderr.drain();
-    assert!(!log.iter().any(|line| line.contains("rejected 127.0.0.1")), "{log:#?}");
+    assert!(
+        !log.iter().any(|line| line.contains("rejected 127.0.0.1")),
+        "{log:#?}"
+    );
 }
 
 #[test]
