@@ -87,6 +87,33 @@ fn drip(clients: Vec<TcpStream>, every: Duration, stop: Arc<AtomicBool>) -> thre
     })
 }
 
+/// `count` clients, each connected with `connect` and sending
+/// `text(i)` (`i` from 0), held open.
+fn clients(
+    count: usize,
+    mut connect: impl FnMut() -> TcpStream,
+    text: impl Fn(usize) -> String,
+) -> Vec<TcpStream> {
+    (0..count)
+        .map(|i| {
+            let mut client = connect();
+            client.write_all(text(i).as_bytes()).unwrap();
+            client
+        })
+        .collect()
+}
+
+/// A client that sends one line and closes: its record comes out within
+/// 10 s, the slots held by others notwithstanding.
+fn a_real_client_is_served(server: &mut Server) {
+    let mut client = server.connect();
+    client.write_all(b"a real client\n").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    server
+        .stdout
+        .wait_for_within("a real client", Duration::from_secs(10));
+}
+
 /// Reads until the server closes the connection (or resets it).
 fn wait_closed(stream: &mut TcpStream) {
     stream.set_read_timeout(Some(tcp_server::DEADLINE)).unwrap();
@@ -192,15 +219,7 @@ fn a_thousand_concurrent_connections_are_all_served_past_a_low_soft_file_limit()
         file_limits(command, 256, None)
     });
     let metrics = server.metrics_addr();
-    let clients: Vec<TcpStream> = (0..CLIENTS)
-        .map(|i| {
-            let mut client = server.connect();
-            client
-                .write_all(format!("client {i}\n").as_bytes())
-                .unwrap();
-            client
-        })
-        .collect();
+    let clients = clients(CLIENTS, || server.connect(), |i| format!("client {i}\n"));
     // Every client open and its record written, all at once.
     wait_for_metric(
         &metrics,
@@ -306,12 +325,7 @@ fn one_address_holding_every_slot_cannot_lock_out_another() {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let dripping = drip(holders, Duration::from_secs(1), stop.clone());
-    let mut client = server.connect();
-    client.write_all(b"a real client\n").unwrap();
-    client.shutdown(Shutdown::Write).unwrap();
-    server
-        .stdout
-        .wait_for_within("a real client", Duration::from_secs(10));
+    a_real_client_is_served(&mut server);
     server
         .stderr
         .wait_for("its address has 3 connections open already (--max-connections-per-ip)");
@@ -337,26 +351,13 @@ fn clients_under_the_min_rate_are_evicted_their_whole_records_kept() {
         "127.0.0.1:0",
     ]);
     let metrics = server.metrics_addr();
-    let holders: Vec<TcpStream> = (0..4)
-        .map(|i| {
-            let mut client = server.connect();
-            client
-                .write_all(format!("held {i}\npartial").as_bytes())
-                .unwrap();
-            client
-        })
-        .collect();
+    let holders = clients(4, || server.connect(), |i| format!("held {i}\npartial"));
     wait_for_metric(&metrics, "streamer_tcp_connections_open", 4.0);
     let stop = Arc::new(AtomicBool::new(false));
     // A byte every 250 ms: never idle, far under 64 bytes a second.
     let dripping = drip(holders, Duration::from_millis(250), stop.clone());
     // Every slot is held: this one waits in the backlog until they go.
-    let mut client = server.connect();
-    client.write_all(b"a real client\n").unwrap();
-    client.shutdown(Shutdown::Write).unwrap();
-    server
-        .stdout
-        .wait_for_within("a real client", Duration::from_secs(10));
+    a_real_client_is_served(&mut server);
     wait_for_metric(
         &metrics,
         "streamer_tcp_connections_closed_total{reason=\"min_rate\"}",
@@ -411,13 +412,7 @@ fn evicting_300_slow_clients_logs_a_bounded_number_of_lines_and_counts_the_rest(
         "127.0.0.1:0",
     ]);
     let metrics = server.metrics_addr();
-    let clients: Vec<TcpStream> = (0..CLIENTS)
-        .map(|_| {
-            let mut client = server.connect();
-            client.write_all(b"whole\npartial").unwrap();
-            client
-        })
-        .collect();
+    let clients = clients(CLIENTS, || server.connect(), |_| "whole\npartial".into());
     let stop = Arc::new(AtomicBool::new(false));
     let dripping = drip(clients, Duration::from_millis(250), stop.clone());
     wait_for_metric(

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use crate::kafka_support::broker_script;
+use crate::kafka_support::{broker_script, free_port};
 use crate::pki::{authority, key_pem, leaf, pem, rsa_key};
 
 /// The SCRAM-SHA-256 user.
@@ -67,13 +67,6 @@ extern "C" fn stop_at_exit() {
 }
 
 fn start() -> SecureBroker {
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let dir = tempfile::tempdir().expect("broker dir").keep();
     let certs = Certificates::write(&dir);
     let [plain, controller, ssl, mtls, sasl_ssl, sasl_plain] = [(); 6].map(|_| free_port());
