@@ -1101,7 +1101,11 @@ fn unfinished_frames_stay_within_max_buffered_bytes() {
     // at rest (runtime, pipeline buffers): 90 MB in all, where holding
     // every unfinished frame would take 180 MB.
     const MEMORY_BOUND: u64 = BUDGET + CLIENTS as u64 * (128 << 10) + (32 << 20);
-    let (server, stdout) = Server::start_to_stdout(&["--max-buffered-bytes", "32M"]);
+    // No --frame-timeout (30 s by default) within the test's time: under a
+    // loaded machine, settling and then writing 180 MB in a debug build
+    // took past 30 s, and the frames holding shares were cut.
+    let (server, stdout) =
+        Server::start_to_stdout(&["--max-buffered-bytes", "32M", "--frame-timeout", "10m"]);
     let port = server.addr.port();
     let release = Arc::new(Barrier::new(CLIENTS + 1));
     let written = Arc::new(Mutex::new(vec![false; CLIENTS]));
@@ -1219,7 +1223,9 @@ fn connections_waiting_for_the_buffer_budget_still_idle_out() {
         "--max-buffered-bytes",
         "1M",
         "--idle-timeout",
-        "1s",
+        // Long enough that, on a loaded machine, the waiter is seen held
+        // back before the holder idles out and frees the budget.
+        "3s",
         "--dead-letter",
         "@dead.jsonl",
     ]);
@@ -1253,14 +1259,14 @@ fn connections_waiting_for_the_buffer_budget_still_idle_out() {
     let holder_peer = holder.local_addr().unwrap();
     let waiter_peer = waiter.local_addr().unwrap();
     server.log.wait_for(&format!(
-        "tcp_conn{{peer={waiter_peer} conn=2}}: idle for 1s: closing it"
+        "tcp_conn{{peer={waiter_peer} conn=2}}: idle for 3s: closing it"
     ));
     assert_closed_by_server(&mut holder);
     assert_closed_by_server(&mut waiter);
     let done = server.stop();
     assert_eq!(done.status.code(), Some(3), "{:?}", done.stderr);
     assert_eq!(done.lines(), [message("c1"), message("c2")]);
-    let reason = "connection idle for 1s inside a frame (--idle-timeout)";
+    let reason = "connection idle for 3s inside a frame (--idle-timeout)";
     // Each unfinished frame whole, as it was read.
     let expected = dead_letter(holder_peer, 1, 1, reason, &"a".repeat(900 * 1024))
         + &dead_letter(waiter_peer, 2, 1, reason, &"b".repeat(200 * 1024));
