@@ -4,6 +4,8 @@
 //! test (`kafka_support/secure.rs`). One broker serves every test here.
 
 mod kafka_support;
+#[path = "common/pki.rs"]
+mod pki;
 #[path = "kafka_support/secure.rs"]
 mod secure;
 

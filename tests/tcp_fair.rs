@@ -87,6 +87,33 @@ fn drip(clients: Vec<TcpStream>, every: Duration, stop: Arc<AtomicBool>) -> thre
     })
 }
 
+/// `count` clients, each connected with `connect` and sending
+/// `text(i)` (`i` from 0), held open.
+fn clients(
+    count: usize,
+    mut connect: impl FnMut() -> TcpStream,
+    text: impl Fn(usize) -> String,
+) -> Vec<TcpStream> {
+    (0..count)
+        .map(|i| {
+            let mut client = connect();
+            client.write_all(text(i).as_bytes()).unwrap();
+            client
+        })
+        .collect()
+}
+
+/// A client that sends one line and closes: its record comes out within
+/// 10 s, the slots held by others notwithstanding.
+fn a_real_client_is_served(server: &mut Server) {
+    let mut client = server.connect();
+    client.write_all(b"a real client\n").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    server
+        .stdout
+        .wait_for_within("a real client", Duration::from_secs(10));
+}
+
 /// Reads until the server closes the connection (or resets it).
 fn wait_closed(stream: &mut TcpStream) {
     stream.set_read_timeout(Some(tcp_server::DEADLINE)).unwrap();
@@ -192,15 +219,7 @@ fn a_thousand_concurrent_connections_are_all_served_past_a_low_soft_file_limit()
         file_limits(command, 256, None)
     });
     let metrics = server.metrics_addr();
-    let clients: Vec<TcpStream> = (0..CLIENTS)
-        .map(|i| {
-            let mut client = server.connect();
-            client
-                .write_all(format!("client {i}\n").as_bytes())
-                .unwrap();
-            client
-        })
-        .collect();
+    let clients = clients(CLIENTS, || server.connect(), |i| format!("client {i}\n"));
     // Every client open and its record written, all at once.
     wait_for_metric(
         &metrics,
@@ -306,12 +325,7 @@ fn one_address_holding_every_slot_cannot_lock_out_another() {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let dripping = drip(holders, Duration::from_secs(1), stop.clone());
-    let mut client = server.connect();
-    client.write_all(b"a real client\n").unwrap();
-    client.shutdown(Shutdown::Write).unwrap();
-    server
-        .stdout
-        .wait_for_within("a real client", Duration::from_secs(10));
+    a_real_client_is_served(&mut server);
     server
         .stderr
         .wait_for("its address has 3 connections open already (--max-connections-per-ip)");
@@ -337,26 +351,13 @@ fn clients_under_the_min_rate_are_evicted_their_whole_records_kept() {
         "127.0.0.1:0",
     ]);
     let metrics = server.metrics_addr();
-    let holders: Vec<TcpStream> = (0..4)
-        .map(|i| {
-            let mut client = server.connect();
-            client
-                .write_all(format!("held {i}\npartial").as_bytes())
-                .unwrap();
-            client
-        })
-        .collect();
+    let holders = clients(4, || server.connect(), |i| format!("held {i}\npartial"));
     wait_for_metric(&metrics, "streamer_tcp_connections_open", 4.0);
     let stop = Arc::new(AtomicBool::new(false));
     // A byte every 250 ms: never idle, far under 64 bytes a second.
     let dripping = drip(holders, Duration::from_millis(250), stop.clone());
     // Every slot is held: this one waits in the backlog until they go.
-    let mut client = server.connect();
-    client.write_all(b"a real client\n").unwrap();
-    client.shutdown(Shutdown::Write).unwrap();
-    server
-        .stdout
-        .wait_for_within("a real client", Duration::from_secs(10));
+    a_real_client_is_served(&mut server);
     wait_for_metric(
         &metrics,
         "streamer_tcp_connections_closed_total{reason=\"min_rate\"}",
@@ -395,4 +396,71 @@ fn clients_under_the_min_rate_are_evicted_their_whole_records_kept() {
             "{reason}"
         );
     }
+}
+
+#[test]
+fn evicting_300_slow_clients_logs_a_bounded_number_of_lines_and_counts_the_rest() {
+    const CLIENTS: usize = 300;
+    let mut server = Server::start(&[
+        "--max-connections",
+        "400",
+        "--min-rate",
+        "64",
+        "--min-rate-window",
+        "1s",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let metrics = server.metrics_addr();
+    let clients = clients(CLIENTS, || server.connect(), |_| "whole\npartial".into());
+    let stop = Arc::new(AtomicBool::new(false));
+    let dripping = drip(clients, Duration::from_millis(250), stop.clone());
+    wait_for_metric(
+        &metrics,
+        "streamer_tcp_connections_closed_total{reason=\"min_rate\"}",
+        CLIENTS as f64,
+    );
+    stop.store(true, Ordering::Relaxed);
+    dripping.join().unwrap();
+    assert_eq!(server.stop().code(), Some(3), "records were rejected");
+    assert_eq!(server.stdout.drain().len(), CLIENTS);
+    let log = server.stderr.drain().to_vec();
+    // A line a second at most, each naming the record it cut, and the
+    // rest counted: not a line per client.
+    assert!(log.len() <= 12, "{} lines: {log:#?}", log.len());
+    let printed: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("}: closing the connection: it sent "))
+        .collect();
+    assert!(!printed.is_empty(), "{log:#?}");
+    for line in &printed {
+        assert!(
+            line.contains("; its unfinished record 2 (") && line.contains(" rejected as cut"),
+            "{line}"
+        );
+    }
+    // Held back: the total the end of the run gives when some were still
+    // unsaid then, else (all said) the sum of the counts the printed lines
+    // carry.
+    let at_the_end: Option<usize> = log.iter().find_map(|line| {
+        let rest = line.trim_start().strip_prefix("WARN ")?;
+        let (count, what) = rest.split_once(" more warnings like this one were held back")?;
+        what.contains("closing the connection: it sent ")
+            .then(|| count.parse().unwrap())
+    });
+    let carried: usize = printed
+        .iter()
+        .filter_map(|line| {
+            let (_, count) = line.rsplit_once(" (")?;
+            let count =
+                count.strip_suffix(" more like this held back in the last second or so)")?;
+            Some(count.parse::<usize>().unwrap())
+        })
+        .sum();
+    let held_back = at_the_end.unwrap_or(carried);
+    assert_eq!(printed.len() + held_back, CLIENTS, "{log:#?}");
+    assert!(
+        !log.iter().any(|line| line.contains("rejected 127.0.0.1")),
+        "{log:#?}"
+    );
 }

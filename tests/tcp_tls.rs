@@ -6,6 +6,8 @@
 //! real sockets, waits on log lines and scrapes with a deadline.
 
 mod common;
+#[path = "common/pki.rs"]
+mod pki;
 mod tcp_server;
 
 use std::io::{ErrorKind, Read, Write};
@@ -14,117 +16,56 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::Dir;
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream};
-use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, SubjectAlternativeName};
-use openssl::x509::{X509Name, X509NameBuilder, X509};
+use openssl::x509::X509;
+use pki::{authority, ec_key as key, key_pem, leaf, pem};
 use tcp_server::{metric, scrape, wait_for_metric, Server};
 
 /// The PEM files of one test: a CA, the server's chain and key, a client
-/// certificate from that CA and one from another.
+/// certificate from that CA, one whose subject's values hold RFC 4514's
+/// special characters, and one from another CA.
 struct Pki {
     ca: String,
     server_cert: String,
     server_key: String,
     client: (PathBuf, PathBuf),
+    forged: (PathBuf, PathBuf),
     stranger: (PathBuf, PathBuf),
-}
-
-fn key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-}
-
-fn name(entries: &[(&str, &str)]) -> X509Name {
-    let mut name = X509NameBuilder::new().unwrap();
-    for (field, value) in entries {
-        name.append_entry_by_text(field, value).unwrap();
-    }
-    name.build()
-}
-
-/// A certificate for `subject`, signed by `issuer` (itself when `None`).
-fn certificate(
-    subject: &[(&str, &str)],
-    key: &PKey<Private>,
-    issuer: Option<(&X509, &PKey<Private>)>,
-    server: bool,
-) -> X509 {
-    let mut cert = X509::builder().unwrap();
-    cert.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-    cert.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    cert.set_subject_name(&name(subject)).unwrap();
-    cert.set_pubkey(key).unwrap();
-    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    match issuer {
-        None => {
-            cert.set_issuer_name(&name(subject)).unwrap();
-            cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                .unwrap();
-            cert.sign(key, MessageDigest::sha256()).unwrap();
-        }
-        Some((ca, ca_key)) => {
-            cert.set_issuer_name(ca.subject_name()).unwrap();
-            cert.append_extension(BasicConstraints::new().build().unwrap())
-                .unwrap();
-            let mut usage = ExtendedKeyUsage::new();
-            if server {
-                usage.server_auth();
-                let names = SubjectAlternativeName::new()
-                    .ip("127.0.0.1")
-                    .dns("localhost")
-                    .build(&cert.x509v3_context(Some(ca), None))
-                    .unwrap();
-                cert.append_extension(names).unwrap();
-            } else {
-                usage.client_auth();
-            }
-            cert.append_extension(usage.build().unwrap()).unwrap();
-            cert.sign(ca_key, MessageDigest::sha256()).unwrap();
-        }
-    }
-    cert.build()
 }
 
 impl Pki {
     fn new(dir: &Dir) -> Pki {
-        let write = |name: &str, pem: Vec<u8>| {
+        let write = |name: &str, bytes: Vec<u8>| {
             let path = dir.path(name);
-            std::fs::write(&path, pem).unwrap();
+            std::fs::write(&path, bytes).unwrap();
             path
         };
         let (ca_key, other_key) = (key(), key());
-        let ca = certificate(&[("CN", "streamer test CA")], &ca_key, None, false);
-        let other = certificate(&[("CN", "some other CA")], &other_key, None, false);
+        let ca = authority(&[("CN", "streamer test CA")], &ca_key);
+        let other = authority(&[("CN", "some other CA")], &other_key);
         let leaf = |subject: &[(&str, &str)], issuer: (&X509, &PKey<Private>), server, name| {
             let key = key();
-            let cert = certificate(subject, &key, Some(issuer), server);
-            let cert_path = write(&format!("{name}.pem"), cert.to_pem().unwrap());
-            let key_path = write(
-                &format!("{name}.key"),
-                key.private_key_to_pem_pkcs8().unwrap(),
-            );
+            let cert = leaf(subject, &key, issuer, server);
+            let cert_path = write(&format!("{name}.pem"), pem(&cert));
+            let key_path = write(&format!("{name}.key"), key_pem(&key));
             (cert_path, key_path, cert)
         };
         let (_, server_key, server) = leaf(&[("CN", "localhost")], (&ca, &ca_key), true, "server");
         // The chain, the server's own certificate first.
-        let chain = [server.to_pem().unwrap(), ca.to_pem().unwrap()].concat();
+        let chain = [pem(&server), pem(&ca)].concat();
         let (client_cert, client_key, _) = leaf(
             &[("O", "Acme"), ("CN", "sensor-7")],
             (&ca, &ca_key),
             false,
             "client",
+        );
+        // Values that would read as more attributes, unescaped.
+        let (forged_cert, forged_key, _) = leaf(
+            &[("O", "Acme+OU=ops"), ("CN", "evil,CN=admin")],
+            (&ca, &ca_key),
+            false,
+            "forged",
         );
         let (stranger_cert, stranger_key, _) = leaf(
             &[("CN", "stranger")],
@@ -133,10 +74,11 @@ impl Pki {
             "stranger",
         );
         Pki {
-            ca: write("ca.pem", ca.to_pem().unwrap()),
+            ca: write("ca.pem", pem(&ca)),
             server_cert: write("chain.pem", chain),
             server_key,
             client: (client_cert.into(), client_key.into()),
+            forged: (forged_cert.into(), forged_key.into()),
             stranger: (stranger_cert.into(), stranger_key.into()),
         }
     }
@@ -234,6 +176,73 @@ fn a_tls_client_is_served_with_its_certificate_subject_in_the_origin() {
             format!(r#"{{"message":"one",{}}}"#, origin(1)),
             format!(r#"{{"message":"two",{}}}"#, origin(2)),
         ]
+    );
+}
+
+#[test]
+fn a_subject_whose_values_hold_separators_is_escaped_in_the_origin() {
+    let dir = Dir::new();
+    let pki = Pki::new(&dir);
+    let mut args = pki.server_flags();
+    args.extend(["--client-ca", &pki.ca, "--origin"]);
+    let mut server = Server::start(&args);
+    let stream = tls_connect(&server, &pki.ca, Some(&pki.forged)).unwrap();
+    let peer = stream.get_ref().local_addr().unwrap();
+    send_and_close(stream, "hi\n");
+    // RFC 4514: each ',' and '+' inside a value escaped, so no value can
+    // pass for another attribute (CN=admin) or RDN (OU=ops).
+    let subject = r#"O=Acme\\+OU=ops,CN=evil\\,CN=admin"#;
+    assert_eq!(
+        server.stdout.wait_for("hi"),
+        format!(
+            r#"{{"message":"hi","_origin":{{"peer":"{peer}","conn":1,"subject":"{subject}","record":1}}}}"#
+        )
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_tls_stream_cut_without_close_notify_is_said_and_its_last_record_rejected() {
+    let dir = Dir::new();
+    let pki = Pki::new(&dir);
+    let dead = dir.path("dead.jsonl");
+    let mut args = pki.server_flags();
+    args.extend(["--dead-letter", &dead]);
+    let mut server = Server::start(&args);
+    let mut stream = tls_connect(&server, &pki.ca, None).unwrap();
+    let peer = stream.get_ref().local_addr().unwrap();
+    stream.write_all(b"one\ntwo\npart").unwrap();
+    // The TCP stream ends with no TLS close_notify before it.
+    stream
+        .get_ref()
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
+    server.stderr.wait_for(&format!(
+        "tcp_conn{{peer={peer} conn=1}}: connection closed without TLS close_notify: the last \
+         record may be cut; its unfinished record 3 (4 bytes) rejected as cut, never written"
+    ));
+    drop(stream);
+    let reason = "connection closed without TLS close_notify: the last record may be cut";
+    // In the file once the connection has ended, the server running on
+    // (no later batch carries it out).
+    let expected = format!(
+        "{{\"origin\":{{\"peer\":\"{peer}\",\"conn\":1,\"record\":3}},\"reason\":\"{reason}\",\
+             \"raw\":\"part\"}}\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&dead).unwrap() != expected {
+        assert!(Instant::now() < deadline, "no dead letter while running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.stop().code(), Some(3), "a record was rejected");
+    assert_eq!(
+        server.stdout.drain(),
+        [r#"{"message":"one"}"#, r#"{"message":"two"}"#]
+    );
+    let log = server.stderr.drain();
+    assert!(
+        !log.iter().any(|line| line.contains("rejected 127.0.0.1")),
+        "{log:#?}"
     );
 }
 

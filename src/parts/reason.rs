@@ -40,6 +40,7 @@ pub fn kind_of(reason: &str) -> usize {
         || reason.contains("inside a frame")
         || reason.contains("--frame-timeout")
         || reason.contains("truncated while being read")
+        || reason.contains("without TLS close_notify")
     {
         "unfinished"
     } else if reason.starts_with("empty message") || reason.contains("tombstone") {
@@ -109,6 +110,10 @@ mod tests {
             ),
             (
                 "connection idle for 1s inside a frame (--idle-timeout)",
+                "unfinished",
+            ),
+            (
+                "connection closed without TLS close_notify: the last record may be cut",
                 "unfinished",
             ),
             ("message has no value (a tombstone)", "empty"),

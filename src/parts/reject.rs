@@ -83,6 +83,19 @@ impl Rejects {
     /// dead-letter file. Under `--on-error stop` returns the error that
     /// ends the run.
     pub fn reject(&self, location: Location<'_>, raw: &[u8], reason: &str) -> Result<()> {
+        self.handle(location, raw, reason, true)
+    }
+
+    /// [`Rejects::reject`] without the warning: for a caller whose own
+    /// warning names the record (a TCP connection that breaks inside a
+    /// record says both in one line, and that line is rate-limited, where a
+    /// warning per record would be one line per client of a burst).
+    pub fn reject_unwarned(&self, location: Location<'_>, raw: &[u8], reason: &str) -> Result<()> {
+        self.handle(location, raw, reason, false)
+    }
+
+    /// Counts, dead-letters and (with `warn`) warns of one rejected record.
+    fn handle(&self, location: Location<'_>, raw: &[u8], reason: &str, warn: bool) -> Result<()> {
         let seen = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         self.by_kind.count(reason);
         if let Some(dead_letter) = &self.dead_letter {
@@ -94,6 +107,9 @@ impl Rejects {
                 reason: with_skip_hint(location, reason),
             }),
             OnError::Skip => {
+                if !warn {
+                    return Ok(());
+                }
                 if seen <= MAX_WARNINGS {
                     // A rejection names where it is itself: no span around it.
                     tracing::warn!(parent: None, "rejected {location}: {reason}");

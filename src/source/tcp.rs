@@ -69,10 +69,23 @@ use crate::codec::{Format, Framing};
 use crate::error::{Error, Result};
 use crate::parts::{Source, SourceContext};
 
+/// Serves one accepted client ([`serve`]), then writes out the dead
+/// letter of the record it may have ended inside of: the decode stage
+/// writes dead letters out only before a batch it forwards, and none may
+/// come after this one (the server idle, or every client gone), so
+/// without this it would wait, unwritten, until one does or the run ends.
+async fn open(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Result<()> {
+    let rejects = shared.ctx.rejects.clone();
+    let served = serve(stream, peer, conn, shared).await;
+    // Nothing to do, and no task, when no line waits.
+    let written = rejects.write_out().await;
+    served.and(written)
+}
+
 /// Serves one accepted client: the TLS handshake first, when the source
 /// has TLS (a failed one ends the connection, counted and logged), then
 /// its frames.
-async fn open(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Result<()> {
+async fn serve(stream: TcpStream, peer: SocketAddr, conn: u64, shared: Arc<Shared>) -> Result<()> {
     let Some(tls) = shared.options.tls.clone() else {
         return Connection::new(Socket::Plain(stream), peer, conn, None, shared)
             .run()

@@ -466,13 +466,6 @@ impl OwnBroker {
     /// Starts it with extra `server.properties` lines (which win over the
     /// script's own).
     pub fn start_with(config: &[&str]) -> Self {
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
         let (port, controller, sasl) = (free_port(), free_port(), free_port());
         let data = tempfile::tempdir().expect("broker data dir");
         let listeners = format!(
@@ -663,4 +656,13 @@ pub fn source_rides_out_a_broker_outage(how: &str, outage: impl Fn(&OwnBroker)) 
     assert!(status.success(), "{}", running.log());
     let duplicates = duplicates_without_loss(&read_json_lines(&out), 4000);
     eprintln!("broker {how} under the source: {duplicates} duplicates");
+}
+
+/// A port free on the loopback now, for a broker's listener.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

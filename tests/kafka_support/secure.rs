@@ -6,22 +6,14 @@
 //!
 //! Listeners: PLAINTEXT (to make topics and test data), SSL, SSL that
 //! requires a client certificate (MTLS), SASL_SSL with SCRAM-SHA-256 and
-//! SCRAM-SHA-512 users, SASL_PLAINTEXT with the same users.
+//! SCRAM-SHA-512 users, SASL_PLAINTEXT with the same users. The
+//! certificates are `tests/common/pki.rs`'s, with RSA keys.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-};
-use openssl::x509::{X509NameBuilder, X509};
-
-use crate::kafka_support::broker_script;
+use crate::kafka_support::{broker_script, free_port};
+use crate::pki::{authority, key_pem, leaf, pem, rsa_key};
 
 /// The SCRAM-SHA-256 user.
 pub const SCRAM_256_USER: &str = "alice";
@@ -75,13 +67,6 @@ extern "C" fn stop_at_exit() {
 }
 
 fn start() -> SecureBroker {
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let dir = tempfile::tempdir().expect("broker dir").keep();
     let certs = Certificates::write(&dir);
     let [plain, controller, ssl, mtls, sasl_ssl, sasl_plain] = [(); 6].map(|_| free_port());
@@ -162,17 +147,22 @@ struct Certificates {
 
 impl Certificates {
     fn write(dir: &Path) -> Self {
-        let (ca_key, ca) = authority("streamer test CA");
-        let (_, other_ca) = authority("streamer unrelated CA");
-        let (server_key, server) = leaf("127.0.0.1", &ca_key, &ca, true);
-        let (client_key, client) = leaf("streamer test client", &ca_key, &ca, false);
+        let (ca_key, other_key) = (rsa_key(), rsa_key());
+        let ca = authority(&[("CN", "streamer test CA")], &ca_key);
+        let other_ca = authority(&[("CN", "streamer unrelated CA")], &other_key);
+        let (server_key, client_key) = (rsa_key(), rsa_key());
+        let server = leaf(&[("CN", "127.0.0.1")], &server_key, (&ca, &ca_key), true);
+        let client = leaf(
+            &[("CN", "streamer test client")],
+            &client_key,
+            (&ca, &ca_key),
+            false,
+        );
         let write = |name: &str, parts: &[Vec<u8>]| {
             let path = dir.join(name);
             std::fs::write(&path, parts.concat()).expect("write a PEM file");
             path
         };
-        let pem = |cert: &X509| cert.to_pem().unwrap();
-        let key_pem = |key: &PKey<Private>| key.private_key_to_pem_pkcs8().unwrap();
         Certificates {
             ca: write("ca.pem", &[pem(&ca)]),
             other_ca: write("other-ca.pem", &[pem(&other_ca)]),
@@ -184,95 +174,4 @@ impl Certificates {
             client_key: write("client.key", &[key_pem(&client_key)]),
         }
     }
-}
-
-fn new_key() -> PKey<Private> {
-    PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
-}
-
-fn serial() -> openssl::asn1::Asn1Integer {
-    let mut number = BigNum::new().unwrap();
-    number.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-    number.to_asn1_integer().unwrap()
-}
-
-fn name(common_name: &str) -> openssl::x509::X509Name {
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", common_name).unwrap();
-    name.build()
-}
-
-/// A self-signed CA.
-fn authority(common_name: &str) -> (PKey<Private>, X509) {
-    let key = new_key();
-    let mut cert = X509::builder().unwrap();
-    cert.set_version(2).unwrap();
-    cert.set_serial_number(&serial()).unwrap();
-    cert.set_subject_name(&name(common_name)).unwrap();
-    cert.set_issuer_name(&name(common_name)).unwrap();
-    cert.set_pubkey(&key).unwrap();
-    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-        .unwrap();
-    cert.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    cert.sign(&key, MessageDigest::sha256()).unwrap();
-    (key, cert.build())
-}
-
-/// A certificate signed by the CA: a server's (for 127.0.0.1 and
-/// localhost) or a client's.
-fn leaf(
-    common_name: &str,
-    ca_key: &PKey<Private>,
-    ca: &X509,
-    server: bool,
-) -> (PKey<Private>, X509) {
-    let key = new_key();
-    let mut cert = X509::builder().unwrap();
-    cert.set_version(2).unwrap();
-    cert.set_serial_number(&serial()).unwrap();
-    cert.set_subject_name(&name(common_name)).unwrap();
-    cert.set_issuer_name(ca.subject_name()).unwrap();
-    cert.set_pubkey(&key).unwrap();
-    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    cert.append_extension(BasicConstraints::new().build().unwrap())
-        .unwrap();
-    cert.append_extension(
-        KeyUsage::new()
-            .critical()
-            .digital_signature()
-            .key_encipherment()
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let mut usage = ExtendedKeyUsage::new();
-    if server {
-        usage.server_auth();
-        let names = SubjectAlternativeName::new()
-            .ip("127.0.0.1")
-            .dns("localhost")
-            .build(&cert.x509v3_context(Some(ca), None))
-            .unwrap();
-        cert.append_extension(names).unwrap();
-    } else {
-        usage.client_auth();
-    }
-    cert.append_extension(usage.build().unwrap()).unwrap();
-    cert.sign(ca_key, MessageDigest::sha256()).unwrap();
-    (key, cert.build())
 }

@@ -39,7 +39,7 @@ use super::{Shared, StopReason};
 use crate::codec::{Format, FrameDecoder, Framing};
 use crate::error::Result;
 use crate::parts::Closed;
-use crate::record::{self, RawBatch, SourceInfo};
+use crate::record::{self, Location, RawBatch, SourceInfo};
 
 /// How much room each read gets.
 const READ_SIZE: usize = 64 * 1024;
@@ -367,6 +367,21 @@ fn ended(
     taken: (u64, &str),
 ) -> Result<()> {
     let reject = |(pos, raw): (u64, &[u8]), reason: &str| reject(shared, source, pos, raw, reason);
+    // The record cut by an end that is warned of: rejected without a
+    // warning of its own, the end's one warning naming it (one line per
+    // connection, rate-limited, where two would be, one of them not).
+    let cut = |reason: &str| -> Result<String> {
+        let Some((pos, raw)) = unfinished else {
+            return Ok(String::new());
+        };
+        shared.ctx.out.count_unsent(1);
+        let location = Location { source, pos };
+        shared.ctx.rejects.reject_unwarned(location, raw, reason)?;
+        Ok(format!(
+            "; its unfinished record {pos} ({} bytes) rejected as cut, never written",
+            raw.len()
+        ))
+    };
     match ended {
         Read::Data | Read::WindowEnd => unreachable!("data is framed, a window judged: not ends"),
         Read::Eof => {
@@ -374,15 +389,22 @@ fn ended(
             let (count, what) = taken;
             tracing::info!("closed by the client after {count} {what}");
         }
+        // rustls's read fails so when the TCP stream ends with no TLS
+        // close_notify before it: the client did not finish the session,
+        // or someone on the path cut it (a truncation attack looks the
+        // same), so the bytes read last may not be all the client sent.
+        Read::Failed(error)
+            if shared.options.tls.is_some() && error.kind() == io::ErrorKind::UnexpectedEof =>
+        {
+            shared.counters.closed(CloseReason::Failed);
+            let why = "connection closed without TLS close_notify: the last record may be cut";
+            let said = cut(why)?;
+            crate::warn_limited!("{why}{said}");
+        }
         Read::Failed(error) => {
             shared.counters.closed(CloseReason::Failed);
-            if let Some(unfinished) = unfinished {
-                reject(
-                    unfinished,
-                    &format!("connection failed inside a frame: {error}"),
-                )?;
-            }
-            crate::warn_limited!("connection failed: {error}");
+            let said = cut(&format!("connection failed inside a frame: {error}"))?;
+            crate::warn_limited!("connection failed: {error}{said}");
         }
         Read::Idle => {
             shared.counters.closed(CloseReason::IdleTimeout);
@@ -410,13 +432,8 @@ fn ended(
         Read::TooSlow(slow) => {
             shared.counters.closed(CloseReason::MinRate);
             let reason = slow.reason();
-            if let Some(unfinished) = unfinished {
-                reject(
-                    unfinished,
-                    &format!("connection closed inside a frame: it {reason}"),
-                )?;
-            }
-            crate::warn_limited!("closing the connection: it {reason}");
+            let said = cut(&format!("connection closed inside a frame: it {reason}"))?;
+            crate::warn_limited!("closing the connection: it {reason}{said}");
         }
         Read::Stopped => {
             shared.counters.closed(CloseReason::Stopped);
