@@ -1049,6 +1049,30 @@ fn with_a_checkpoint_fast_rotations_over_two_runs_give_every_line_once() {
 }
 
 #[test]
+fn files_rotated_away_from_a_plain_path_before_any_search_saw_them_are_read() {
+    let dir = Dir::new();
+    let log = dir.file("app.log", "start\n");
+    let follower = Follower::start(&dir, &[&log, "--poll-interval", "200ms"]);
+    follower.wait_for(1);
+    // No pause between rotations: each file is at the path for a few
+    // microseconds, too short for a search to see it there.
+    let mut expected = rotate(&dir, &log, 1..=50, 10, Duration::ZERO);
+    expected.push("start".into());
+    let count = expected.len();
+    follower.wait_for(count);
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let mut messages: Vec<String> = follower_records(&dir)
+        .into_iter()
+        .map(|(_, _, message)| message)
+        .collect();
+    messages.sort();
+    expected.sort();
+    assert_eq!(messages, expected, "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+}
+
+#[test]
 fn a_file_renamed_while_its_slot_was_given_up_and_missed_by_a_search_resumes() {
     let dir = Dir::new();
     let a = dir.file("a.log", "a 1\na 2\n");

@@ -135,6 +135,11 @@ pub(super) async fn read_many(
             }
         }
     }
+    if let Some(watch) = &mut watch {
+        for pattern in patterns.iter().filter(|p| !open::is_pattern(p)) {
+            watch.catch_arrivals(pattern, options.max_open_files);
+        }
+    }
     let folders_changed = watch.as_ref().map(|w| w.folders_changed.clone());
     // Paths being read, or waiting for a slot.
     let mut active: HashSet<String> = HashSet::new();
@@ -179,6 +184,17 @@ pub(super) async fn read_many(
     poll.tick().await;
     loop {
         if search && !ctx.shutdown.is_cancelled() {
+            let queue = Queue {
+                ids: &ids,
+                active: &mut active,
+                waiting: &mut waiting,
+            };
+            queue_arrivals(
+                watch.as_ref(),
+                &mut successors,
+                queue,
+                options.max_open_files,
+            );
             let mut matched = HashSet::new();
             for pattern in patterns {
                 let found = matches(pattern)?;
@@ -294,6 +310,14 @@ pub(super) async fn read_many(
         tokio::select! {
             Some(done) = reads.next() => {
                 let Done { path, read, ended, parked: resume, refused: why } = done;
+                // Before the file read is forgotten: one that came as it
+                // ended may be it, renamed away.
+                let queue = Queue {
+                    ids: &ids,
+                    active: &mut active,
+                    waiting: &mut waiting,
+                };
+                queue_arrivals(watch.as_ref(), &mut successors, queue, options.max_open_files);
                 active.remove(&path);
                 match why {
                     Some(why) => {
@@ -344,6 +368,40 @@ pub(super) async fn read_many(
             }
             _ = ctx.shutdown.cancelled(), if options.follow && reads.is_empty() => {}
         }
+    }
+}
+
+/// The tables of [`read_many`] a file queued at a path goes to.
+struct Queue<'a> {
+    /// The file read at each path.
+    ids: &'a HashMap<String, (u64, u64)>,
+    /// The paths read or waiting for a slot.
+    active: &'a mut HashSet<String>,
+    /// The paths waiting for a slot.
+    waiting: &'a mut VecDeque<String>,
+}
+
+/// Queues the files the watcher opened as they came to plain followed
+/// paths (or were renamed away from them): each is read at its path
+/// after the file read there, even if it is renamed again, or deleted,
+/// before a search could see it.
+fn queue_arrivals(watch: Option<&Watch>, successors: &mut Successors, queue: Queue, max: usize) {
+    let Some(watch) = watch else {
+        return;
+    };
+    let (arrivals, missed) = watch.take_arrivals();
+    for (path, id, file) in arrivals {
+        successors.arrived(&path, id, file, queue.ids, max);
+        if successors.waiting(&path) && queue.active.insert(path.clone()) {
+            queue.waiting.push_back(path);
+        }
+    }
+    if missed {
+        crate::warn_limited!(
+            "files come to a followed path faster than they are read: more than {max} \
+             (--max-open-files) wait, and some may be missed: follow a pattern that matches \
+             the rotated names too"
+        );
     }
 }
 

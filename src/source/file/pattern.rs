@@ -96,6 +96,14 @@ pub(super) fn matches(pattern: &str) -> Result<Matches> {
                 }
                 continue;
             }
+            // Not a symlink: the path was replaced between the two looks
+            // (a rotation renamed one file away and created the next).
+            Err(_) if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) => {
+                match std::fs::metadata(&path) {
+                    Ok(metadata) => metadata,
+                    Err(_) => continue,
+                }
+            }
             Err(error) => {
                 let why = match error.raw_os_error() {
                     Some(libc::ELOOP) => "is a symlink loop".to_string(),

@@ -35,15 +35,7 @@ impl Successors {
         if ids.get(path) == Some(&id) || ids.values().any(|&read| read == id) || self.holds(id) {
             return;
         }
-        if self.open >= max {
-            if !self.said {
-                self.said = true;
-                tracing::warn!(
-                    "{path}: files come to it faster than they are read: more than {max} \
-                     (--max-open-files) wait, and some may be missed: follow a pattern that \
-                     matches the rotated names too (such as '{path}*')"
-                );
-            }
+        if self.full(path, max) {
             return;
         }
         let Ok(file) = open_now(path) else {
@@ -56,15 +48,44 @@ impl Successors {
         if !metadata.is_file() {
             return;
         }
-        let opened = (metadata.dev(), metadata.ino());
-        if opened != id && (ids.values().any(|&read| read == opened) || self.holds(opened)) {
+        self.arrived(path, (metadata.dev(), metadata.ino()), file, ids, max);
+    }
+
+    /// The file `id`, opened as it came to `path` (or was renamed away
+    /// from it): queued unless it is read or queued already.
+    pub(super) fn arrived(
+        &mut self,
+        path: &str,
+        id: (u64, u64),
+        file: std::fs::File,
+        ids: &HashMap<String, (u64, u64)>,
+        max: usize,
+    ) {
+        if ids.values().any(|&read| read == id) || self.holds(id) || self.full(path, max) {
             return;
         }
         self.by_path
             .entry(path.to_string())
             .or_default()
-            .push_back((opened, file));
+            .push_back((id, file));
         self.open += 1;
+    }
+
+    /// Whether `max` files are queued already (said once: a file that
+    /// comes to `path` now may be missed).
+    pub(super) fn full(&mut self, path: &str, max: usize) -> bool {
+        if self.open < max {
+            return false;
+        }
+        if !self.said {
+            self.said = true;
+            tracing::warn!(
+                "{path}: files come to it faster than they are read: more than {max} \
+                 (--max-open-files) wait, and some may be missed: follow a pattern that \
+                 matches the rotated names too (such as '{path}*')"
+            );
+        }
+        true
     }
 
     /// Whether the file `id` is queued.
@@ -100,7 +121,15 @@ impl Successors {
     /// The next file to read at `path`, if one came while it was read.
     pub(super) fn take(&mut self, path: &str) -> Option<(FileId, std::fs::File)> {
         let queue = self.by_path.get_mut(path)?;
-        let next = queue.pop_front();
+        // The file at the path now is read last: read first, it would be
+        // followed, and the files rotated away before it (whose events
+        // came later) would wait behind it for the whole run.
+        let now = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        let at = queue
+            .iter()
+            .position(|(id, _)| Some(*id) != now)
+            .unwrap_or(0);
+        let next = queue.remove(at);
         if queue.is_empty() {
             self.by_path.remove(path);
         }

@@ -15,6 +15,48 @@ use tokio::sync::Notify;
 #[derive(Default)]
 struct Waiters {
     files: HashMap<PathBuf, Arc<Notify>>,
+    /// The plain followed paths (by event path, with the path as given),
+    /// whose files are opened the moment an event shows them.
+    plain: HashMap<PathBuf, String>,
+    arrivals: Arrivals,
+}
+
+/// A file's device and inode.
+type FileId = (u64, u64);
+
+/// Files that came to a plain followed path, opened on the watcher's
+/// thread as its event came: a file rotated away (or renamed again) before
+/// the search saw it at the path is still read, through its descriptor.
+#[derive(Default)]
+struct Arrivals {
+    /// By path as given, in the order they came.
+    files: Vec<(String, FileId, std::fs::File)>,
+    /// At most this many held (`--max-open-files`).
+    max: usize,
+    /// Whether one was not opened because `max` were held.
+    missed: bool,
+}
+
+impl Arrivals {
+    /// Opens what `at` holds now as a file that came to `path`, unless it
+    /// is held already.
+    fn open(&mut self, path: &str, at: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        if self.files.len() >= self.max {
+            self.missed = true;
+            return;
+        }
+        let Ok(file) = super::successors::open_now(&at.to_string_lossy()) else {
+            return;
+        };
+        let Ok(metadata) = file.metadata() else {
+            return;
+        };
+        let id = (metadata.dev(), metadata.ino());
+        if metadata.is_file() && !self.files.iter().any(|(_, held, _)| *held == id) {
+            self.files.push((path.to_string(), id, file));
+        }
+    }
 }
 
 /// See the module documentation.
@@ -39,6 +81,8 @@ impl Watch {
         // Runs on notify's own thread.
         let handler = move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
+            let mut waiters = for_events.lock().unwrap_or_else(|e| e.into_inner());
+            arrived(&mut waiters, &event);
             if matches!(
                 event.kind,
                 EventKind::Create(_)
@@ -47,7 +91,6 @@ impl Watch {
             ) {
                 changed.notify_one();
             }
-            let waiters = for_events.lock().unwrap_or_else(|e| e.into_inner());
             for path in &event.paths {
                 if let Some(waiter) = waiters.files.get(path) {
                     waiter.notify_one();
@@ -110,10 +153,54 @@ impl Watch {
         waiters.files.entry(key).or_default().clone()
     }
 
+    /// `path`, a plain path followed, has each file that comes to it
+    /// opened as its event comes (at most `max` held at once).
+    pub(super) fn catch_arrivals(&mut self, path: &str, max: usize) {
+        if self.watcher.is_none() {
+            return;
+        }
+        let key = event_path(Path::new(path));
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        waiters.arrivals.max = max;
+        waiters.plain.insert(key, path.to_string());
+    }
+
+    /// The files that came to plain followed paths since the last call,
+    /// each with its path, in the order they came; and whether one was
+    /// missed because `--max-open-files` were held.
+    pub(super) fn take_arrivals(&self) -> (Vec<(String, FileId, std::fs::File)>, bool) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        let missed = std::mem::take(&mut waiters.arrivals.missed);
+        (std::mem::take(&mut waiters.arrivals.files), missed)
+    }
+
     /// `path` is followed no more.
     pub(super) fn forget(&self, path: &Path) {
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         waiters.files.remove(&event_path(path));
+    }
+}
+
+/// Opens the file an event shows at a plain followed path: one created
+/// or renamed there, or one renamed away from it (its new name is the
+/// event's second path), which may be one the search never saw there.
+fn arrived(waiters: &mut Waiters, event: &notify::Event) {
+    use notify::event::{ModifyKind, RenameMode};
+    let Waiters {
+        plain, arrivals, ..
+    } = waiters;
+    match (event.kind, event.paths.as_slice()) {
+        (EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)), [at]) => {
+            if let Some(path) = plain.get(at) {
+                arrivals.open(path, at);
+            }
+        }
+        (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, to]) => {
+            if let Some(path) = plain.get(from) {
+                arrivals.open(path, to);
+            }
+        }
+        _ => {}
     }
 }
 
