@@ -79,12 +79,14 @@ fn some_names<'a>(paths: impl ExactSizeIterator<Item = &'a String>) -> String {
     format!("{}{}", names.join(", "), more.unwrap_or_default())
 }
 
-/// At the end of the run: the matches that never got a slot.
+/// At the end of the run (the pipeline closed: a stop drains them all):
+/// the matches still queued for a slot, whose unread bytes (all of a new
+/// one, the appended ones of one read before) were not read.
 fn say_never_read(waiting: &VecDeque<String>, max_open_files: usize) {
     if !waiting.is_empty() {
         tracing::warn!(
-            "{} matched files were never read: the run ended while they waited for one \
-             of the {max_open_files} slots of --max-open-files: {}",
+            "{} matched files were left with unread bytes: the run ended while they waited \
+             for one of the {max_open_files} slots of --max-open-files: {}",
             waiting.len(),
             some_names(waiting.iter())
         );
@@ -182,8 +184,15 @@ pub(super) async fn read_many(
     let mut poll = tokio::time::interval(options.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     poll.tick().await;
+    // A stop searches once more: a file read before and appended to since
+    // the last search (closed to free its slot, or read to its end) is
+    // queued then, and drained with the others up to its size.
+    let mut searched_at_stop = false;
     loop {
-        if search && !ctx.shutdown.is_cancelled() {
+        let stopping = ctx.shutdown.is_cancelled();
+        let last_search = options.follow && stopping && !searched_at_stop;
+        if (search && !stopping) || last_search {
+            searched_at_stop |= stopping;
             let queue = Queue {
                 ids: &ids,
                 active: &mut active,
@@ -224,6 +233,13 @@ pub(super) async fn read_many(
                     if ids.values().any(|&read| read == id) || successors.holds(id) {
                         continue;
                     }
+                    // The stop's search queues only files read before and
+                    // grown since: any other, its reader ended by the stop
+                    // with acks still to come, would be read again from a
+                    // checkpoint not yet past them.
+                    if stopping && !parked.contains_key(&id) {
+                        continue;
+                    }
                     if let Some(read) = parked.get(&id) {
                         // Read to its end and closed: opened again only once
                         // its size (or a compressed one's mtime) changed, so
@@ -255,16 +271,12 @@ pub(super) async fn read_many(
             search = false;
         }
         while reads.len() < options.max_open_files {
-            // Once the run stops, only the files queued at a followed path
-            // are still read (to their end): a restart would not find them.
-            let next = match ctx.shutdown.is_cancelled() {
-                false => waiting.pop_front(),
-                true => waiting
-                    .iter()
-                    .position(|path| successors.waiting(path))
-                    .and_then(|at| waiting.remove(at)),
-            };
-            let Some(path) = next else {
+            // Once the run stops, every queued file is still read, through
+            // the slots, up to its size (its follower stops there): bytes
+            // appended to a file after it gave up its slot would otherwise
+            // be dropped, and a file queued at a followed path would not
+            // be found by a restart.
+            let Some(path) = waiting.pop_front() else {
                 break;
             };
             let restart = fresh.remove(&path);
