@@ -1108,3 +1108,49 @@ fn a_file_renamed_while_its_slot_was_given_up_and_missed_by_a_search_resumes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_stop_reads_every_file_appended_to_while_waiting_for_a_slot() {
+    let dir = Dir::new();
+    for n in 0..200 {
+        dir.file(&format!("f{n:03}.log"), format!("f{n:03} 1\n"));
+    }
+    let pattern = format!("{}/*.log", dir.root().display());
+    // Two slots, no poll during the test: once every file was read and
+    // closed, the appends below are found only by the folder's events or
+    // the stop's last search, and queued behind the two slots.
+    let follower = Follower::start(
+        &dir,
+        &[&pattern, "--max-open-files", "2", "--poll-interval", "60s"],
+    );
+    follower.wait_for(200);
+    for n in 0..200 {
+        append(&dir.path(&format!("f{n:03}.log")), &format!("f{n:03} 2\n"));
+    }
+    // Stopped at once: the files still waiting for a slot are read up
+    // to their size at the signal, through the slots, before the exit.
+    let (code, stderr) = follower.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let mut messages: Vec<String> = std::fs::read_to_string(dir.path("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    messages.sort();
+    let mut expected: Vec<String> = (0..200)
+        .flat_map(|n| [format!("f{n:03} 1"), format!("f{n:03} 2")])
+        .collect();
+    expected.sort();
+    assert_eq!(messages.len(), 400, "{stderr}");
+    assert_eq!(messages, expected, "{stderr}");
+    assert!(!stderr.contains("unread bytes"), "{stderr}");
+    assert!(
+        summary(&stderr).contains("400 records read, 400 written"),
+        "{stderr}"
+    );
+}
