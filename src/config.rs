@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 use crate::codec::DecodeOptions;
-use crate::exactly_once::Link;
+use crate::exactly_once::{transaction_timeout, Link, MIN_TRANSACTION_TIMEOUT};
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
 use crate::process::Processing;
@@ -522,11 +522,16 @@ fn source_config(command: Command, global: &GlobalArgs) -> Result<SourceConfig, 
                     .rev()
                     .find(|(key, _)| key == "transactional.id")
                     .map(|(_, id)| id.as_str());
+                let interval = global.transaction_interval;
                 Link::new(
                     &args.group,
                     args.instance_id.as_deref(),
                     explicit,
-                    global.transaction_interval,
+                    interval,
+                    // Not a number: librdkafka refuses it when the producer
+                    // is made; the least timeout stands in till then.
+                    transaction_timeout(interval, &global.kafka_settings)
+                        .unwrap_or(MIN_TRANSACTION_TIMEOUT),
                 )
             }),
             config: kafka_config(global),

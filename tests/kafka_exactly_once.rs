@@ -454,8 +454,9 @@ fn a_fenced_copier_names_its_transactional_id_and_counts_only_what_committed() {
         log.contains(&format!(
             "streamer: error: kafka: topic `{output}` (transactional.id {id}): "
         )) && log.contains(
-            "the transaction holding 1000 records was aborted by the newer producer with \
-             this transactional.id"
+            "the transaction holding 1000 records was aborted by a newer producer with \
+             this transactional.id (another run with the same --instance-id or -X \
+             transactional.id)"
         ),
         "{log}"
     );
@@ -470,6 +471,59 @@ fn a_fenced_copier_names_its_transactional_id_and_counts_only_what_committed() {
     let seen = ids(brokers, &output, PARTITIONS, "read_committed");
     assert!(
         seen.len() == 1000 && (0..1000u64).all(|id| seen.get(&id) == Some(&1)),
+        "{seen:?}"
+    );
+}
+
+/// Waits until a read_committed reader of `output` sees `messages`
+/// messages, failing if the copier ends first.
+fn wait_for_committed(brokers: &str, output: &str, messages: i64, copier: &mut Background) {
+    wait_until(
+        &format!("{messages} messages committed"),
+        Duration::from_secs(90),
+        || {
+            if let Some(status) = copier.child.try_wait().unwrap() {
+                panic!(
+                    "the copier ended ({status}) early; its log:\n{}",
+                    copier.log()
+                );
+            }
+            watermarks(brokers, output, "read_committed") >= messages
+        },
+    );
+}
+
+#[test]
+fn transactions_longer_than_ten_seconds_commit() {
+    // The transaction timeout was a fixed 10 s: the broker aborted every
+    // transaction of a --transaction-interval of 10 s or more before it
+    // committed, and the run failed (blaming a "newer producer").
+    let brokers = bootstrap();
+    let (input, output) = topics(brokers, "eos-long");
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Background::start(
+        copier(brokers, &input, &unique("eos-long-g"), &output, &[])
+            .args(["--transaction-interval", "12s"]),
+        &dir.path().join("copier.log"),
+    );
+    let records = numbered(2000, PARTITIONS);
+    produce(brokers, &input, &records[..1000]);
+    wait_for_committed(brokers, &output, 1000, &mut running);
+    // A second transaction, 12 s long too.
+    produce(brokers, &input, &records[1000..]);
+    wait_for_committed(
+        brokers,
+        &output,
+        2000 + 2 * i64::from(PARTITIONS),
+        &mut running,
+    );
+    running.signal("TERM");
+    let status = running.wait(Duration::from_secs(60));
+    let log = running.log();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let seen = ids(brokers, &output, PARTITIONS, "read_committed");
+    assert!(
+        seen.len() == 2000 && (0..2000u64).all(|id| seen.get(&id) == Some(&1)),
         "{seen:?}"
     );
 }
@@ -540,5 +594,43 @@ fn exactly_once_is_refused_where_it_cannot_hold() {
         &[&copy[..], &["-X", "isolation.level=read_uncommitted"]].concat(),
         "-X isolation.level=read_uncommitted would copy the messages of aborted transactions \
          too",
+    );
+    // librdkafka trims values and ignores their case: so does the check.
+    refused(
+        &[&copy[..], &["-X", "isolation.level= Read_Uncommitted "]].concat(),
+        "-X isolation.level=read_uncommitted would copy the messages of aborted transactions \
+         too",
+    );
+    for key in ["enable.auto.commit", "enable.auto.offset.store"] {
+        refused(
+            &[&copy[..], &["-X", &format!("{key}=true")]].concat(),
+            &format!(
+                "-X {key}=true would commit the input's offsets outside the transaction (an \
+                 aborted transaction's records would then be lost)"
+            ),
+        );
+    }
+    refused(
+        &[
+            &copy[..],
+            &["--transaction-interval", "20s"],
+            &["-X", "transaction.timeout.ms=20000"],
+        ]
+        .concat(),
+        "--transaction-interval (20000 ms) is not shorter than -X transaction.timeout.ms=20000: \
+         the broker would abort every transaction before its commit",
+    );
+    refused(
+        &[&copy[..], &["-X", "transaction.timeout.ms=soon"]].concat(),
+        "-X transaction.timeout.ms=soon is not a number of milliseconds",
+    );
+    // It overflowed the transaction's deadline (a panic).
+    refused(
+        &[
+            &copy[..],
+            &["--transaction-interval", "18446744073709551615s"],
+        ]
+        .concat(),
+        "`18446744073709551615s` is over 5m",
     );
 }

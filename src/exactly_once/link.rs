@@ -52,6 +52,7 @@ pub struct Link(Arc<Inner>);
 struct Inner {
     transactional_id: String,
     interval: Duration,
+    timeout: Duration,
     group: OnceLock<Box<dyn Group>>,
     open: Mutex<Open>,
 }
@@ -70,11 +71,41 @@ pub(super) struct Taken {
     pub(super) acks: Acks,
 }
 
-/// librdkafka's `transaction.timeout.ms` for `--exactly-once` unless `-X`
+/// The least `transaction.timeout.ms` for `--exactly-once` unless `-X`
 /// sets it: how long the open transaction of a killed process keeps
 /// `read_committed` readers (and the input offsets) waiting when nothing
 /// restarts with its `transactional.id` (librdkafka's default: 60 s).
-pub const TRANSACTION_TIMEOUT_MS: &str = "10000";
+pub const MIN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The broker's default `transaction.max.timeout.ms` (15 min): a longer
+/// timeout is refused by `init_transactions`.
+pub const MAX_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// What a transaction's timeout leaves past twice its interval: the
+/// commit itself (waiting for the deliveries) takes time too.
+const TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
+
+/// The `transaction.timeout.ms` of a run committing every `interval`: the
+/// last `-X transaction.timeout.ms` if given (it wins; `None` if it is not
+/// a number, which librdkafka then refuses), else twice the interval plus
+/// a margin, at least [`MIN_TRANSACTION_TIMEOUT`] and at most
+/// [`MAX_TRANSACTION_TIMEOUT`]. A fixed 10 s made every interval of 10 s
+/// or more fail: the broker aborted each transaction before its commit.
+pub fn transaction_timeout(interval: Duration, settings: &[(String, String)]) -> Option<Duration> {
+    match settings
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "transaction.timeout.ms")
+    {
+        Some((_, value)) => value.parse::<u64>().ok().map(Duration::from_millis),
+        None => Some(
+            interval
+                .saturating_mul(2)
+                .saturating_add(TIMEOUT_MARGIN)
+                .clamp(MIN_TRANSACTION_TIMEOUT, MAX_TRANSACTION_TIMEOUT),
+        ),
+    }
+}
 
 impl Link {
     /// The link of a run consuming in `group`, committing every
@@ -85,13 +116,15 @@ impl Link {
     /// process: two copiers of one group on one host must not fence each
     /// other, and the group's generation (KIP-447) already fences a member
     /// the group has moved past; a killed process's open transaction is
-    /// then aborted by the broker after [`TRANSACTION_TIMEOUT_MS`].
+    /// then aborted by the broker after `timeout` (its
+    /// `transaction.timeout.ms`, see [`transaction_timeout`]).
     /// `explicit`, from `-X transactional.id=...`, wins over both.
     pub fn new(
         group: &str,
         instance_id: Option<&str>,
         explicit: Option<&str>,
         interval: Duration,
+        timeout: Duration,
     ) -> Self {
         let transactional_id = match (explicit, instance_id) {
             (Some(id), _) => id.to_string(),
@@ -106,6 +139,7 @@ impl Link {
         Link(Arc::new(Inner {
             transactional_id,
             interval,
+            timeout,
             group: OnceLock::new(),
             open: Mutex::new(Open::default()),
         }))
@@ -121,6 +155,12 @@ impl Link {
         self.0.interval
     }
 
+    /// The producer's `transaction.timeout.ms`: the broker aborts a
+    /// transaction open longer.
+    pub fn timeout(&self) -> Duration {
+        self.0.timeout
+    }
+
     /// The producer's settings: `transactional.id` and the transaction
     /// timeout ahead of `config`'s own, so `-X` still wins.
     pub fn producer_config(&self, config: &KafkaConfig) -> KafkaConfig {
@@ -131,7 +171,7 @@ impl Link {
                 ("transactional.id".into(), self.0.transactional_id.clone()),
                 (
                     "transaction.timeout.ms".into(),
-                    TRANSACTION_TIMEOUT_MS.into(),
+                    self.0.timeout.as_millis().to_string(),
                 ),
             ],
         );
@@ -203,6 +243,7 @@ impl fmt::Debug for Link {
         f.debug_struct("Link")
             .field("transactional_id", &self.0.transactional_id)
             .field("interval", &self.0.interval)
+            .field("timeout", &self.0.timeout)
             .finish()
     }
 }
@@ -214,13 +255,20 @@ mod tests {
 
     #[test]
     fn delivered_batches_note_their_partition_s_last_offset_and_keep_the_source_ack() {
-        let link = Link::new("g", Some("host-1"), None, Duration::from_millis(100));
+        let link = Link::new(
+            "g",
+            Some("host-1"),
+            None,
+            Duration::from_millis(100),
+            MIN_TRANSACTION_TIMEOUT,
+        );
         assert_eq!(link.transactional_id(), "streamer-g-host-1");
         let given = Link::new(
             "g",
             Some("host-1"),
             Some("mine"),
             Duration::from_millis(100),
+            MIN_TRANSACTION_TIMEOUT,
         );
         assert_eq!(given.transactional_id(), "mine", "-X transactional.id wins");
         let fired = Arc::new(AtomicUsize::new(0));
@@ -253,7 +301,13 @@ mod tests {
 
     #[test]
     fn without_an_instance_id_each_process_has_its_own_id_and_x_wins() {
-        let link = Link::new("g", None, None, Duration::from_millis(100));
+        let link = Link::new(
+            "g",
+            None,
+            None,
+            Duration::from_millis(100),
+            MIN_TRANSACTION_TIMEOUT,
+        );
         let prefix = format!("streamer-g-{}-", std::process::id());
         assert!(link.transactional_id().starts_with(&prefix));
         let config = KafkaConfig {
@@ -264,5 +318,19 @@ mod tests {
         assert_eq!(settings[0].0, "transactional.id");
         // Later settings win: -X's timeout comes after ours.
         assert_eq!(settings.last().unwrap().1, "30000");
+    }
+
+    #[test]
+    fn the_transaction_timeout_outlasts_the_interval_unless_x_sets_it() {
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(
+            transaction_timeout(Duration::from_millis(100), &[]),
+            Some(secs(10))
+        );
+        assert_eq!(transaction_timeout(secs(15), &[]), Some(secs(35)));
+        assert_eq!(transaction_timeout(secs(600), &[]), Some(secs(900)));
+        let x = |v: &str| vec![("transaction.timeout.ms".to_string(), v.to_string())];
+        assert_eq!(transaction_timeout(secs(15), &x("12000")), Some(secs(12)));
+        assert_eq!(transaction_timeout(secs(15), &x("soon")), None);
     }
 }

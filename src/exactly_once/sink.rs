@@ -216,10 +216,18 @@ impl Cycle {
     /// Aborts the open transaction after `reason`: the run's error.
     async fn fail(&mut self, reason: String) -> Error {
         let (producer, records) = (self.producer.clone(), self.open_records);
-        let message =
-            tokio::task::spawn_blocking(move || commit::abort(&*producer, &reason, records))
-                .await
-                .unwrap_or_else(|_| "aborting the transaction panicked".into());
+        // Open past its timeout, the broker aborted it (and bumped the
+        // epoch, which librdkafka reports as a fencing).
+        let timed_out = self
+            .open_until
+            .map(|until| until - self.link.interval())
+            .filter(|opened| opened.elapsed() >= self.link.timeout())
+            .map(|_| self.link.timeout());
+        let message = tokio::task::spawn_blocking(move || {
+            commit::abort(&*producer, &reason, records, timed_out)
+        })
+        .await
+        .unwrap_or_else(|_| "aborting the transaction panicked".into());
         // Their records are not committed: the source must not call them
         // written.
         drop(self.link.take());
