@@ -191,13 +191,15 @@ fn check_exactly_once(cli: &Cli) -> Result<(), String> {
                     "-X transaction.timeout.ms={timeout} is not a number of milliseconds"
                 ))
             }
-            Some(timeout) if timeout <= global.transaction_interval => return Err(format!(
+            Some(timeout) if timeout <= global.transaction_interval => {
+                return Err(format!(
                 "--transaction-interval ({} ms) is not shorter than -X transaction.timeout.ms={}: \
                      the broker would abort every transaction before its commit; set the \
                      timeout above twice the interval, or drop it (streamer then sets it so)",
                 global.transaction_interval.as_millis(),
                 timeout.as_millis()
-            )),
+            ))
+            }
             Some(_) => {}
         }
     }

@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::ConsumerGroupMetadata;
+use tokio::sync::Notify;
 
 use crate::ack::{Ack, Acks};
 use crate::kafka::KafkaConfig;
@@ -53,6 +55,12 @@ struct Inner {
     transactional_id: String,
     interval: Duration,
     timeout: Duration,
+    /// Revokes in progress: while any is, the sink commits each batch at
+    /// once instead of at the end of the interval, so that the revoked
+    /// partitions' records commit before they are handed over.
+    hurry: AtomicUsize,
+    /// Wakes the sink when a revoke starts.
+    hurried: Notify,
     group: OnceLock<Box<dyn Group>>,
     open: Mutex<Open>,
 }
@@ -140,6 +148,8 @@ impl Link {
             transactional_id,
             interval,
             timeout,
+            hurry: AtomicUsize::new(0),
+            hurried: Notify::new(),
             group: OnceLock::new(),
             open: Mutex::new(Open::default()),
         }))
@@ -176,6 +186,31 @@ impl Link {
             ],
         );
         config
+    }
+
+    /// A revoke starts: the open transaction is to commit now (and every
+    /// batch after it at once) until [`Link::unhurry`]. Without it the
+    /// revoked partitions' records stayed in a transaction committed only
+    /// by its timer, which then failed as theirs were revoked (exit 1).
+    pub fn hurry(&self) {
+        self.0.hurry.fetch_add(1, Ordering::AcqRel);
+        // notify_one keeps a permit if the sink is not waiting right now.
+        self.0.hurried.notify_one();
+    }
+
+    /// The revoke that called [`Link::hurry`] is over.
+    pub fn unhurry(&self) {
+        self.0.hurry.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether a revoke wants the open transaction committed now.
+    pub(super) fn hurried(&self) -> bool {
+        self.0.hurry.load(Ordering::Acquire) > 0
+    }
+
+    /// Resolves when a revoke calls [`Link::hurry`] (or already did).
+    pub(super) async fn hurry_called(&self) {
+        self.0.hurried.notified().await
     }
 
     /// The source attaches its consumer group, once.

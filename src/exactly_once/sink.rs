@@ -134,7 +134,12 @@ impl Cycle {
     /// them as it goes and once the input ends.
     async fn copy(&mut self, input: &mut SinkInput, relay: mpsc::Sender<Batch>) -> Result<()> {
         loop {
-            let due = self.open_until.unwrap_or_else(Instant::now);
+            // A revoke in progress: commit what is open now.
+            let due = match self.open_until {
+                Some(_) if self.link.hurried() => Instant::now(),
+                Some(until) => until,
+                None => Instant::now(),
+            };
             tokio::select! {
                 batch = input.recv() => match batch {
                     Some(mut batch) => {
@@ -160,6 +165,8 @@ impl Cycle {
                     }
                 },
                 _ = tokio::time::sleep_until(due), if self.open_until.is_some() => self.end().await?,
+                // Loops to the check above (a stale wake-up costs nothing).
+                _ = self.link.hurry_called() => {}
                 ended = &mut self.inner => return Err(self.fail(inner_failure(ended)).await),
             }
         }
