@@ -529,6 +529,63 @@ fn transactions_longer_than_ten_seconds_commit() {
 }
 
 #[test]
+fn a_member_joining_or_leaving_mid_transaction_commits_it_and_both_run_on() {
+    // A revoke waited 5 s for the revoked partitions' records, but their
+    // transaction committed only at its 60 s timer, and then failed: they
+    // had been revoked (exit 1). Now the revoke commits it at once.
+    let brokers = bootstrap();
+    let (input, output) = topics(brokers, "eos-join");
+    let group = unique("eos-join-g");
+    let long = [
+        "--transaction-interval",
+        "60s",
+        "-X",
+        "transaction.timeout.ms=120000",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Background::start(
+        &mut copier(brokers, &input, &group, &output, &long),
+        &dir.path().join("first.log"),
+    );
+    let records = numbered(2000, PARTITIONS);
+    produce(brokers, &input, &records[..1000]);
+    wait_for_output(brokers, &output, 1000, &mut first);
+    assert!(
+        watermarks(brokers, &output, "read_committed") < 1000,
+        "the first 1000 records are in the open 60 s transaction"
+    );
+    let mut second = Background::start(
+        &mut copier(brokers, &input, &group, &output, &long),
+        &dir.path().join("second.log"),
+    );
+    // The join's revoke commits the first transaction long before its 60 s.
+    let joined = Instant::now();
+    wait_for_committed(brokers, &output, 1000, &mut first);
+    assert!(
+        joined.elapsed() < Duration::from_secs(40),
+        "committed {:?} after the join",
+        joined.elapsed()
+    );
+    produce(brokers, &input, &records[1000..]);
+    // Most of them in the copiers' open transactions.
+    wait_for_output(brokers, &output, 1900, &mut first);
+    // The second leaves (a revoke for the first again), then the first.
+    second.signal("TERM");
+    let status = second.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", second.log());
+    first.signal("TERM");
+    let status = first.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", first.log());
+    // What neither had read yet (if anything), copied by a last run.
+    let log = finish(&mut copier(brokers, &input, &group, &output, &[]));
+    let seen = ids(brokers, &output, PARTITIONS, "read_committed");
+    assert!(
+        seen.len() == 2000 && (0..2000u64).all(|id| seen.get(&id) == Some(&1)),
+        "{seen:?}\n{log}"
+    );
+}
+
+#[test]
 fn exactly_once_is_refused_where_it_cannot_hold() {
     let refused = |args: &[&str], message: &str| {
         let output = run_with_deadline(streamer("127.0.0.1:1").args(args), Duration::from_secs(10));
