@@ -586,6 +586,45 @@ fn a_member_joining_or_leaving_mid_transaction_commits_it_and_both_run_on() {
 }
 
 #[test]
+fn groups_and_instance_ids_that_join_alike_do_not_fence_each_other() {
+    // `-g P-x --instance-id y-z` and `-g P-x-y --instance-id z` were both
+    // `streamer-P-x-y-z`: the second fenced the first (exit 1).
+    let brokers = bootstrap();
+    let (input, output) = topics(brokers, "eos-ids");
+    let other = unique("eos-ids-other");
+    create_topic(brokers, &other, PARTITIONS);
+    let prefix = unique("eos-ids-g");
+    let long = [
+        "-X",
+        "transaction.timeout.ms=60000",
+        "--transaction-interval",
+        "8s",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Background::start(
+        copier(brokers, &input, &format!("{prefix}-x"), &output, &long)
+            .args(["--instance-id", "y-z"]),
+        &dir.path().join("first.log"),
+    );
+    produce(brokers, &input, &numbered(1000, PARTITIONS));
+    wait_for_output(brokers, &output, 1000, &mut first);
+    // The other command starts while the first's transaction is open.
+    finish(
+        copier(brokers, &other, &format!("{prefix}-x-y"), &output, &[])
+            .args(["--instance-id", "z"]),
+    );
+    wait_for_committed(brokers, &output, 1000, &mut first);
+    first.signal("TERM");
+    let status = first.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", first.log());
+    let seen = ids(brokers, &output, PARTITIONS, "read_committed");
+    assert!(
+        seen.len() == 1000 && (0..1000u64).all(|id| seen.get(&id) == Some(&1)),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn exactly_once_is_refused_where_it_cannot_hold() {
     let refused = |args: &[&str], message: &str| {
         let output = run_with_deadline(streamer("127.0.0.1:1").args(args), Duration::from_secs(10));

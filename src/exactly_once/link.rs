@@ -117,10 +117,10 @@ pub fn transaction_timeout(interval: Duration, settings: &[(String, String)]) ->
 
 impl Link {
     /// The link of a run consuming in `group`, committing every
-    /// `interval`. Its `transactional.id` is `streamer-GROUP-ID` with
+    /// `interval`. Its `transactional.id` is `streamer-N-GROUP-ID` with
     /// `--instance-id ID`: stable, so a member restarted with its instance
     /// id fences its dead predecessor and aborts its open transaction at
-    /// once. Without one, `streamer-GROUP-PID-MILLIS`, unique to the
+    /// once. Without one, `streamer-N-GROUP-PID-MILLIS`, unique to the
     /// process: two copiers of one group on one host must not fence each
     /// other, and the group's generation (KIP-447) already fences a member
     /// the group has moved past; a killed process's open transaction is
@@ -136,12 +136,19 @@ impl Link {
     ) -> Self {
         let transactional_id = match (explicit, instance_id) {
             (Some(id), _) => id.to_string(),
-            (None, Some(id)) => format!("streamer-{group}-{id}"),
+            // N, the group's length in bytes, keeps the id unambiguous:
+            // `-g a-x --instance-id y-z` and `-g a-x-y --instance-id z`
+            // were both `streamer-a-x-y-z` and fenced each other.
+            (None, Some(id)) => format!("streamer-{}-{group}-{id}", group.len()),
             (None, None) => {
                 let millis = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis());
-                format!("streamer-{group}-{}-{millis}", std::process::id())
+                format!(
+                    "streamer-{}-{group}-{}-{millis}",
+                    group.len(),
+                    std::process::id()
+                )
             }
         };
         Link(Arc::new(Inner {
@@ -297,7 +304,23 @@ mod tests {
             Duration::from_millis(100),
             MIN_TRANSACTION_TIMEOUT,
         );
-        assert_eq!(link.transactional_id(), "streamer-g-host-1");
+        assert_eq!(link.transactional_id(), "streamer-1-g-host-1");
+        let id = |group, instance| {
+            Link::new(
+                group,
+                Some(instance),
+                None,
+                Duration::ZERO,
+                MIN_TRANSACTION_TIMEOUT,
+            )
+            .transactional_id()
+            .to_string()
+        };
+        assert_ne!(
+            id("a-x", "y-z"),
+            id("a-x-y", "z"),
+            "no two commands share an id"
+        );
         let given = Link::new(
             "g",
             Some("host-1"),
@@ -343,7 +366,7 @@ mod tests {
             Duration::from_millis(100),
             MIN_TRANSACTION_TIMEOUT,
         );
-        let prefix = format!("streamer-g-{}-", std::process::id());
+        let prefix = format!("streamer-1-g-{}-", std::process::id());
         assert!(link.transactional_id().starts_with(&prefix));
         let config = KafkaConfig {
             brokers: "b:1".into(),
