@@ -233,3 +233,15 @@ fn a_kafka_output_that_is_read_too_is_refused() {
          forever"
     );
 }
+
+#[test]
+fn a_dead_letter_topic_is_refused_at_start() {
+    let dir = Dir::new();
+    // It failed at the first rejected record: "cannot write kafka://dlq:
+    // No such file or directory".
+    assert_eq!(
+        refused(&dir, &["kafka", "-t", "in", "--dead-letter", "kafka://dlq"]),
+        "--dead-letter kafka://dlq: the dead letters go to a file (a Kafka topic is not \
+         supported): give a file path"
+    );
+}

@@ -209,6 +209,19 @@ fn check_exactly_once(cli: &Cli) -> Result<(), String> {
 /// `--key`, `--compression` and `--output-format csv` against the output:
 /// the first two need a `kafka://` one, the last cannot have it.
 fn check_kafka_output(global: &GlobalArgs) -> Result<(), String> {
+    // It failed only at the first rejected record ("cannot write
+    // kafka://...: No such file or directory").
+    if let Some(path) = global
+        .dead_letter
+        .as_ref()
+        .filter(|path| path.to_string_lossy().starts_with("kafka://"))
+    {
+        return Err(format!(
+            "--dead-letter {}: the dead letters go to a file (a Kafka topic is not \
+             supported): give a file path",
+            path.display()
+        ));
+    }
     let kafka = kafka_output(global);
     if !kafka && global.key.is_some() {
         return Err(

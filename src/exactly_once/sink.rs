@@ -245,6 +245,9 @@ impl Cycle {
 /// Why the Kafka sink's task ended while this sink still fed it.
 fn inner_failure(ended: std::result::Result<Result<()>, tokio::task::JoinError>) -> String {
     match ended {
+        // Without its "kafka: " prefix: the run's error wraps it in one
+        // (it read `kafka: topic ...: kafka: cannot deliver ...`).
+        Ok(Err(Error::Kafka(message))) => message,
         Ok(Err(error)) => error.to_string(),
         Ok(Ok(())) => "the Kafka sink ended before its input".into(),
         Err(error) => format!("the Kafka sink panicked: {error}"),
