@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 use crate::codec::DecodeOptions;
-use crate::exactly_once::Link;
+use crate::exactly_once::{transaction_timeout, Link, MIN_TRANSACTION_TIMEOUT};
 use crate::kafka::{check_topic_name, KafkaConfig};
 use crate::pipeline::{OnError, PipelineConfig};
 use crate::process::Processing;
@@ -192,6 +192,7 @@ impl RunConfig {
         config.pipeline.process = processing.is_active().then(|| Arc::new(processing));
         // Before any output is opened (emptied) for writing.
         config.output_plan().check().map_err(ConfigError::Usage)?;
+        config.check_loop().map_err(ConfigError::Usage)?;
         config.check_clients().map_err(ConfigError::Unusable)?;
         Ok(config)
     }
@@ -278,14 +279,31 @@ impl RunConfig {
         if let SourceConfig::Kafka(options) = &self.source {
             options.validate().map_err(|error| error.to_string())?;
         }
+        Ok(())
+    }
+
+    /// A Kafka output that is also an input: a refusal like the other
+    /// combinations (exit 2).
+    fn check_loop(&self) -> Result<(), String> {
         if let (SourceConfig::Kafka(options), Output::Kafka { topic, .. }) =
             (&self.source, &self.sink.output)
         {
-            // Both clients take the same --brokers and -X.
-            if options.topics.contains(topic) {
+            // Both clients take the same --brokers and -X. A `^pattern`
+            // subscribes to every topic it matches (librdkafka's regex;
+            // one that does not compile is librdkafka's to refuse).
+            let read = |input: &String| match input.strip_prefix('^') {
+                Some(_) => regex::Regex::new(input).is_ok_and(|pattern| pattern.is_match(topic)),
+                None => input == topic,
+            };
+            if let Some(input) = options.topics.iter().find(|input| read(input)) {
+                let how = if input == topic {
+                    String::new()
+                } else {
+                    format!(" (-t {input} matches it)")
+                };
                 return Err(format!(
-                    "-o kafka://{topic} is the topic being read: every record written would \
-                     be read again, forever"
+                    "-o kafka://{topic} is a topic being read{how}: every record written \
+                     would be read again, forever"
                 ));
             }
         }
@@ -522,11 +540,16 @@ fn source_config(command: Command, global: &GlobalArgs) -> Result<SourceConfig, 
                     .rev()
                     .find(|(key, _)| key == "transactional.id")
                     .map(|(_, id)| id.as_str());
+                let interval = global.transaction_interval;
                 Link::new(
                     &args.group,
                     args.instance_id.as_deref(),
                     explicit,
-                    global.transaction_interval,
+                    interval,
+                    // Not a number: librdkafka refuses it when the producer
+                    // is made; the least timeout stands in till then.
+                    transaction_timeout(interval, &global.kafka_settings)
+                        .unwrap_or(MIN_TRANSACTION_TIMEOUT),
                 )
             }),
             config: kafka_config(global),
@@ -627,10 +650,20 @@ mod tests {
         let cli = parse(&["kafka", "-t", "orders", "-o", "kafka://orders"]).unwrap();
         let error = RunConfig::from_cli(cli).unwrap_err();
         assert!(
-            error.to_string().contains("is the topic being read"),
+            error.to_string().contains("is a topic being read"),
             "{error}"
         );
         config(&["kafka", "-t", "orders", "-o", "kafka://copy"]);
+        let cli = parse(&["kafka", "-t", "^ord.*$", "-o", "kafka://orders"]).unwrap();
+        let error = RunConfig::from_cli(cli).unwrap_err();
+        assert!(
+            error.to_string().contains(
+                "-o kafka://orders is a topic being read (-t ^ord.*$ matches it): every \
+                 record written would be read again, forever"
+            ),
+            "{error}"
+        );
+        config(&["kafka", "-t", "^ord.*x$", "-o", "kafka://orders"]);
     }
 
     fn kafka_topic_and_key(args: &[&str]) -> Option<(String, Option<String>)> {

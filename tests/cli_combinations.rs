@@ -213,3 +213,35 @@ fn defaults_and_the_environment_are_not_typed_flags() {
         "{\"message\":\"x\"}\n"
     );
 }
+
+#[test]
+fn a_kafka_output_that_is_read_too_is_refused() {
+    let dir = Dir::new();
+    // A `^pattern` that matches the output read it forever; the literal
+    // topic was refused with exit 1.
+    assert_eq!(
+        refused(
+            &dir,
+            &["kafka", "-t", "^f16-in10$", "-o", "kafka://f16-in10"]
+        ),
+        "-o kafka://f16-in10 is a topic being read (-t ^f16-in10$ matches it): every record \
+         written would be read again, forever"
+    );
+    assert_eq!(
+        refused(&dir, &["kafka", "-t", "orders", "-o", "kafka://orders"]),
+        "-o kafka://orders is a topic being read: every record written would be read again, \
+         forever"
+    );
+}
+
+#[test]
+fn a_dead_letter_topic_is_refused_at_start() {
+    let dir = Dir::new();
+    // It failed at the first rejected record: "cannot write kafka://dlq:
+    // No such file or directory".
+    assert_eq!(
+        refused(&dir, &["kafka", "-t", "in", "--dead-letter", "kafka://dlq"]),
+        "--dead-letter kafka://dlq: the dead letters go to a file (a Kafka topic is not \
+         supported): give a file path"
+    );
+}

@@ -454,8 +454,9 @@ fn a_fenced_copier_names_its_transactional_id_and_counts_only_what_committed() {
         log.contains(&format!(
             "streamer: error: kafka: topic `{output}` (transactional.id {id}): "
         )) && log.contains(
-            "the transaction holding 1000 records was aborted by the newer producer with \
-             this transactional.id"
+            "the transaction holding 1000 records was aborted by a newer producer with \
+             this transactional.id (another run with the same --instance-id or -X \
+             transactional.id)"
         ),
         "{log}"
     );
@@ -467,6 +468,155 @@ fn a_fenced_copier_names_its_transactional_id_and_counts_only_what_committed() {
         ),
         "{log}"
     );
+    let seen = ids(brokers, &output, PARTITIONS, "read_committed");
+    assert!(
+        seen.len() == 1000 && (0..1000u64).all(|id| seen.get(&id) == Some(&1)),
+        "{seen:?}"
+    );
+}
+
+/// Waits until a read_committed reader of `output` sees `messages`
+/// messages, failing if the copier ends first.
+fn wait_for_committed(brokers: &str, output: &str, messages: i64, copier: &mut Background) {
+    wait_until(
+        &format!("{messages} messages committed"),
+        Duration::from_secs(90),
+        || {
+            if let Some(status) = copier.child.try_wait().unwrap() {
+                panic!(
+                    "the copier ended ({status}) early; its log:\n{}",
+                    copier.log()
+                );
+            }
+            watermarks(brokers, output, "read_committed") >= messages
+        },
+    );
+}
+
+#[test]
+fn transactions_longer_than_ten_seconds_commit() {
+    // The transaction timeout was a fixed 10 s: the broker aborted every
+    // transaction of a --transaction-interval of 10 s or more before it
+    // committed, and the run failed (blaming a "newer producer").
+    let brokers = bootstrap();
+    let (input, output) = topics(brokers, "eos-long");
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Background::start(
+        copier(brokers, &input, &unique("eos-long-g"), &output, &[])
+            .args(["--transaction-interval", "12s"]),
+        &dir.path().join("copier.log"),
+    );
+    let records = numbered(2000, PARTITIONS);
+    produce(brokers, &input, &records[..1000]);
+    wait_for_committed(brokers, &output, 1000, &mut running);
+    // A second transaction, 12 s long too.
+    produce(brokers, &input, &records[1000..]);
+    wait_for_committed(
+        brokers,
+        &output,
+        2000 + 2 * i64::from(PARTITIONS),
+        &mut running,
+    );
+    running.signal("TERM");
+    let status = running.wait(Duration::from_secs(60));
+    let log = running.log();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let seen = ids(brokers, &output, PARTITIONS, "read_committed");
+    assert!(
+        seen.len() == 2000 && (0..2000u64).all(|id| seen.get(&id) == Some(&1)),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_member_joining_or_leaving_mid_transaction_commits_it_and_both_run_on() {
+    // A revoke waited 5 s for the revoked partitions' records, but their
+    // transaction committed only at its 60 s timer, and then failed: they
+    // had been revoked (exit 1). Now the revoke commits it at once.
+    let brokers = bootstrap();
+    let (input, output) = topics(brokers, "eos-join");
+    let group = unique("eos-join-g");
+    let long = [
+        "--transaction-interval",
+        "60s",
+        "-X",
+        "transaction.timeout.ms=120000",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Background::start(
+        &mut copier(brokers, &input, &group, &output, &long),
+        &dir.path().join("first.log"),
+    );
+    let records = numbered(2000, PARTITIONS);
+    produce(brokers, &input, &records[..1000]);
+    wait_for_output(brokers, &output, 1000, &mut first);
+    assert!(
+        watermarks(brokers, &output, "read_committed") < 1000,
+        "the first 1000 records are in the open 60 s transaction"
+    );
+    let mut second = Background::start(
+        &mut copier(brokers, &input, &group, &output, &long),
+        &dir.path().join("second.log"),
+    );
+    // The join's revoke commits the first transaction long before its 60 s.
+    let joined = Instant::now();
+    wait_for_committed(brokers, &output, 1000, &mut first);
+    assert!(
+        joined.elapsed() < Duration::from_secs(40),
+        "committed {:?} after the join",
+        joined.elapsed()
+    );
+    produce(brokers, &input, &records[1000..]);
+    // Most of them in the copiers' open transactions.
+    wait_for_output(brokers, &output, 1900, &mut first);
+    // The second leaves (a revoke for the first again), then the first.
+    second.signal("TERM");
+    let status = second.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", second.log());
+    first.signal("TERM");
+    let status = first.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", first.log());
+    // What neither had read yet (if anything), copied by a last run.
+    let log = finish(&mut copier(brokers, &input, &group, &output, &[]));
+    let seen = ids(brokers, &output, PARTITIONS, "read_committed");
+    assert!(
+        seen.len() == 2000 && (0..2000u64).all(|id| seen.get(&id) == Some(&1)),
+        "{seen:?}\n{log}"
+    );
+}
+
+#[test]
+fn groups_and_instance_ids_that_join_alike_do_not_fence_each_other() {
+    // `-g P-x --instance-id y-z` and `-g P-x-y --instance-id z` were both
+    // `streamer-P-x-y-z`: the second fenced the first (exit 1).
+    let brokers = bootstrap();
+    let (input, output) = topics(brokers, "eos-ids");
+    let other = unique("eos-ids-other");
+    create_topic(brokers, &other, PARTITIONS);
+    let prefix = unique("eos-ids-g");
+    let long = [
+        "-X",
+        "transaction.timeout.ms=60000",
+        "--transaction-interval",
+        "8s",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Background::start(
+        copier(brokers, &input, &format!("{prefix}-x"), &output, &long)
+            .args(["--instance-id", "y-z"]),
+        &dir.path().join("first.log"),
+    );
+    produce(brokers, &input, &numbered(1000, PARTITIONS));
+    wait_for_output(brokers, &output, 1000, &mut first);
+    // The other command starts while the first's transaction is open.
+    finish(
+        copier(brokers, &other, &format!("{prefix}-x-y"), &output, &[])
+            .args(["--instance-id", "z"]),
+    );
+    wait_for_committed(brokers, &output, 1000, &mut first);
+    first.signal("TERM");
+    let status = first.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", first.log());
     let seen = ids(brokers, &output, PARTITIONS, "read_committed");
     assert!(
         seen.len() == 1000 && (0..1000u64).all(|id| seen.get(&id) == Some(&1)),
@@ -540,5 +690,43 @@ fn exactly_once_is_refused_where_it_cannot_hold() {
         &[&copy[..], &["-X", "isolation.level=read_uncommitted"]].concat(),
         "-X isolation.level=read_uncommitted would copy the messages of aborted transactions \
          too",
+    );
+    // librdkafka trims values and ignores their case: so does the check.
+    refused(
+        &[&copy[..], &["-X", "isolation.level= Read_Uncommitted "]].concat(),
+        "-X isolation.level=read_uncommitted would copy the messages of aborted transactions \
+         too",
+    );
+    for key in ["enable.auto.commit", "enable.auto.offset.store"] {
+        refused(
+            &[&copy[..], &["-X", &format!("{key}=true")]].concat(),
+            &format!(
+                "-X {key}=true would commit the input's offsets outside the transaction (an \
+                 aborted transaction's records would then be lost)"
+            ),
+        );
+    }
+    refused(
+        &[
+            &copy[..],
+            &["--transaction-interval", "20s"],
+            &["-X", "transaction.timeout.ms=20000"],
+        ]
+        .concat(),
+        "--transaction-interval (20000 ms) is not shorter than -X transaction.timeout.ms=20000: \
+         the broker would abort every transaction before its commit",
+    );
+    refused(
+        &[&copy[..], &["-X", "transaction.timeout.ms=soon"]].concat(),
+        "-X transaction.timeout.ms=soon is not a number of milliseconds",
+    );
+    // It overflowed the transaction's deadline (a panic).
+    refused(
+        &[
+            &copy[..],
+            &["--transaction-interval", "18446744073709551615s"],
+        ]
+        .concat(),
+        "`18446744073709551615s` is over 5m",
     );
 }

@@ -31,6 +31,7 @@ pub use self::tools::{CompletionsArgs, ManArgs, Tool};
 use self::help::{EXAMPLES, FILE_EXAMPLES, KAFKA_EXAMPLES, TCP_EXAMPLES};
 use self::parse::{
     bytes_text, parse_delimiter, parse_max_record_bytes, parse_name, parse_stats_interval,
+    parse_transaction_interval,
 };
 use crate::codec::{Format, Framing};
 use crate::kafka::parse_setting;
@@ -302,7 +303,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, help_heading = KAFKA)]
     pub exactly_once: bool,
     /// With --exactly-once: how long a transaction stays open before it commits (a read_committed reader sees its records only then).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration, help_heading = KAFKA)]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "100ms", value_parser = parse_transaction_interval, help_heading = KAFKA)]
     pub transaction_interval: Duration,
 }
 

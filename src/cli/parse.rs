@@ -89,6 +89,24 @@ pub fn parse_stats_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+/// `--transaction-interval`: at most [`MAX_TRANSACTION_INTERVAL`], which
+/// keeps the transaction's deadline (now + interval) representable and
+/// its derived timeout under the broker's `transaction.max.timeout.ms`.
+pub fn parse_transaction_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_duration(text)?;
+    if interval > MAX_TRANSACTION_INTERVAL {
+        return Err(format!(
+            "`{text}` is over 5m: a transaction open that long holds every read_committed \
+             reader of the output, and its timeout would pass the broker's \
+             transaction.max.timeout.ms (15 min by default)"
+        ));
+    }
+    Ok(interval)
+}
+
+/// The longest `--transaction-interval`.
+pub const MAX_TRANSACTION_INTERVAL: Duration = Duration::from_secs(300);
+
 /// A non-empty name (an empty `group.instance.id` would be no static
 /// membership at all).
 pub fn parse_name(text: &str) -> Result<String, String> {

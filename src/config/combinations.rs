@@ -8,6 +8,7 @@
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::codec::Format;
+use crate::exactly_once::transaction_timeout;
 use crate::pipeline::OnError;
 use crate::sink::OutputFormat;
 
@@ -151,10 +152,17 @@ fn check_exactly_once(cli: &Cli) -> Result<(), String> {
                 .into(),
         );
     }
-    let read_uncommitted = global.kafka_settings.iter().any(|(key, value)| {
-        key == "isolation.level" && value.eq_ignore_ascii_case("read_uncommitted")
-    });
-    if read_uncommitted {
+    // The last -X of a key is the one librdkafka uses; it compares values
+    // case-insensitively (and -X values are trimmed as it trims them).
+    let setting = |name: &str| {
+        global
+            .kafka_settings
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.to_ascii_lowercase())
+    };
+    if setting("isolation.level").as_deref() == Some("read_uncommitted") {
         return Err(
             "-X isolation.level=read_uncommitted would copy the messages of aborted \
              transactions too (duplicates in the output): drop it with --exactly-once, which \
@@ -162,8 +170,38 @@ fn check_exactly_once(cli: &Cli) -> Result<(), String> {
                 .into(),
         );
     }
+    // The consumer's own offset commits would move the group past records
+    // whose transaction then aborts: they would be lost.
+    for key in ["enable.auto.commit", "enable.auto.offset.store"] {
+        if matches!(setting(key).as_deref(), Some("true" | "1" | "yes" | "on")) {
+            return Err(format!(
+                "-X {key}=true would commit the input's offsets outside the transaction \
+                 (an aborted transaction's records would then be lost): drop it with \
+                 --exactly-once, which commits the offsets in the output's transaction"
+            ));
+        }
+    }
     if global.transaction_interval.is_zero() {
         return Err("--transaction-interval must be more than 0".into());
+    }
+    if let Some(timeout) = setting("transaction.timeout.ms") {
+        match transaction_timeout(global.transaction_interval, &global.kafka_settings) {
+            None => {
+                return Err(format!(
+                    "-X transaction.timeout.ms={timeout} is not a number of milliseconds"
+                ))
+            }
+            Some(timeout) if timeout <= global.transaction_interval => {
+                return Err(format!(
+                "--transaction-interval ({} ms) is not shorter than -X transaction.timeout.ms={}: \
+                     the broker would abort every transaction before its commit; set the \
+                     timeout above twice the interval, or drop it (streamer then sets it so)",
+                global.transaction_interval.as_millis(),
+                timeout.as_millis()
+            ))
+            }
+            Some(_) => {}
+        }
     }
     Ok(())
 }
@@ -171,6 +209,19 @@ fn check_exactly_once(cli: &Cli) -> Result<(), String> {
 /// `--key`, `--compression` and `--output-format csv` against the output:
 /// the first two need a `kafka://` one, the last cannot have it.
 fn check_kafka_output(global: &GlobalArgs) -> Result<(), String> {
+    // It failed only at the first rejected record ("cannot write
+    // kafka://...: No such file or directory").
+    if let Some(path) = global
+        .dead_letter
+        .as_ref()
+        .filter(|path| path.to_string_lossy().starts_with("kafka://"))
+    {
+        return Err(format!(
+            "--dead-letter {}: the dead letters go to a file (a Kafka topic is not \
+             supported): give a file path",
+            path.display()
+        ));
+    }
     let kafka = kafka_output(global);
     if !kafka && global.key.is_some() {
         return Err(

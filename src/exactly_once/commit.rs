@@ -65,18 +65,33 @@ pub(super) fn commit(producer: &dyn Transactions, link: &Link) -> Result<Vec<Nex
 }
 
 /// Aborts the open transaction, which holds `records` records, after
-/// `reason`; returns the run's error message. Blocks: run it off the
-/// workers.
-pub(super) fn abort(producer: &dyn Transactions, reason: &str, records: u64) -> String {
+/// `reason`; returns the run's error message. `timed_out`: the
+/// transaction's timeout, if it has been open that long (the broker then
+/// aborted it itself, which librdkafka reports as a fencing). Blocks: run
+/// it off the workers.
+pub(super) fn abort(
+    producer: &dyn Transactions,
+    reason: &str,
+    records: u64,
+    timed_out: Option<Duration>,
+) -> String {
     match retrying(|| producer.abort(CALL_TIMEOUT)) {
+        Err(error) if fenced(&error) && timed_out.is_some() => format!(
+            "{reason}; the transaction holding {records} records was open longer than its \
+             transaction.timeout.ms ({} ms), so the broker aborted it: none of them is \
+             visible to a read_committed reader (nor counted written); a commit took too \
+             long (a slow or unreachable broker)",
+            timed_out.unwrap_or_default().as_millis()
+        ),
         Ok(()) => format!(
             "{reason}; the transaction holding {records} records was aborted: none of them \
              is visible to a read_committed reader (nor counted written), and the next run \
              reads them again from the last committed offsets"
         ),
         Err(error) if fenced(&error) => format!(
-            "{reason}; the transaction holding {records} records was aborted by the newer \
-             producer with this transactional.id: none of them is visible to a \
+            "{reason}; the transaction holding {records} records was aborted by a newer \
+             producer with this transactional.id (another run with the same --instance-id or \
+             -X transactional.id): none of them is visible to a \
              read_committed reader (nor counted written)"
         ),
         Err(error) => format!(

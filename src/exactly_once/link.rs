@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::ConsumerGroupMetadata;
+use tokio::sync::Notify;
 
 use crate::ack::{Ack, Acks};
 use crate::kafka::KafkaConfig;
@@ -52,6 +54,13 @@ pub struct Link(Arc<Inner>);
 struct Inner {
     transactional_id: String,
     interval: Duration,
+    timeout: Duration,
+    /// Revokes in progress: while any is, the sink commits each batch at
+    /// once instead of at the end of the interval, so that the revoked
+    /// partitions' records commit before they are handed over.
+    hurry: AtomicUsize,
+    /// Wakes the sink when a revoke starts.
+    hurried: Notify,
     group: OnceLock<Box<dyn Group>>,
     open: Mutex<Open>,
 }
@@ -70,42 +79,84 @@ pub(super) struct Taken {
     pub(super) acks: Acks,
 }
 
-/// librdkafka's `transaction.timeout.ms` for `--exactly-once` unless `-X`
+/// The least `transaction.timeout.ms` for `--exactly-once` unless `-X`
 /// sets it: how long the open transaction of a killed process keeps
 /// `read_committed` readers (and the input offsets) waiting when nothing
 /// restarts with its `transactional.id` (librdkafka's default: 60 s).
-pub const TRANSACTION_TIMEOUT_MS: &str = "10000";
+pub const MIN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The broker's default `transaction.max.timeout.ms` (15 min): a longer
+/// timeout is refused by `init_transactions`.
+pub const MAX_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// What a transaction's timeout leaves past twice its interval: the
+/// commit itself (waiting for the deliveries) takes time too.
+const TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
+
+/// The `transaction.timeout.ms` of a run committing every `interval`: the
+/// last `-X transaction.timeout.ms` if given (it wins; `None` if it is not
+/// a number, which librdkafka then refuses), else twice the interval plus
+/// a margin, at least [`MIN_TRANSACTION_TIMEOUT`] and at most
+/// [`MAX_TRANSACTION_TIMEOUT`]. A fixed 10 s made every interval of 10 s
+/// or more fail: the broker aborted each transaction before its commit.
+pub fn transaction_timeout(interval: Duration, settings: &[(String, String)]) -> Option<Duration> {
+    match settings
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "transaction.timeout.ms")
+    {
+        Some((_, value)) => value.parse::<u64>().ok().map(Duration::from_millis),
+        None => Some(
+            interval
+                .saturating_mul(2)
+                .saturating_add(TIMEOUT_MARGIN)
+                .clamp(MIN_TRANSACTION_TIMEOUT, MAX_TRANSACTION_TIMEOUT),
+        ),
+    }
+}
 
 impl Link {
     /// The link of a run consuming in `group`, committing every
-    /// `interval`. Its `transactional.id` is `streamer-GROUP-ID` with
+    /// `interval`. Its `transactional.id` is `streamer-N-GROUP-ID` with
     /// `--instance-id ID`: stable, so a member restarted with its instance
     /// id fences its dead predecessor and aborts its open transaction at
-    /// once. Without one, `streamer-GROUP-PID-MILLIS`, unique to the
+    /// once. Without one, `streamer-N-GROUP-PID-MILLIS`, unique to the
     /// process: two copiers of one group on one host must not fence each
     /// other, and the group's generation (KIP-447) already fences a member
     /// the group has moved past; a killed process's open transaction is
-    /// then aborted by the broker after [`TRANSACTION_TIMEOUT_MS`].
+    /// then aborted by the broker after `timeout` (its
+    /// `transaction.timeout.ms`, see [`transaction_timeout`]).
     /// `explicit`, from `-X transactional.id=...`, wins over both.
     pub fn new(
         group: &str,
         instance_id: Option<&str>,
         explicit: Option<&str>,
         interval: Duration,
+        timeout: Duration,
     ) -> Self {
         let transactional_id = match (explicit, instance_id) {
             (Some(id), _) => id.to_string(),
-            (None, Some(id)) => format!("streamer-{group}-{id}"),
+            // N, the group's length in bytes, keeps the id unambiguous:
+            // `-g a-x --instance-id y-z` and `-g a-x-y --instance-id z`
+            // were both `streamer-a-x-y-z` and fenced each other.
+            (None, Some(id)) => format!("streamer-{}-{group}-{id}", group.len()),
             (None, None) => {
                 let millis = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis());
-                format!("streamer-{group}-{}-{millis}", std::process::id())
+                format!(
+                    "streamer-{}-{group}-{}-{millis}",
+                    group.len(),
+                    std::process::id()
+                )
             }
         };
         Link(Arc::new(Inner {
             transactional_id,
             interval,
+            timeout,
+            hurry: AtomicUsize::new(0),
+            hurried: Notify::new(),
             group: OnceLock::new(),
             open: Mutex::new(Open::default()),
         }))
@@ -121,6 +172,12 @@ impl Link {
         self.0.interval
     }
 
+    /// The producer's `transaction.timeout.ms`: the broker aborts a
+    /// transaction open longer.
+    pub fn timeout(&self) -> Duration {
+        self.0.timeout
+    }
+
     /// The producer's settings: `transactional.id` and the transaction
     /// timeout ahead of `config`'s own, so `-X` still wins.
     pub fn producer_config(&self, config: &KafkaConfig) -> KafkaConfig {
@@ -131,11 +188,36 @@ impl Link {
                 ("transactional.id".into(), self.0.transactional_id.clone()),
                 (
                     "transaction.timeout.ms".into(),
-                    TRANSACTION_TIMEOUT_MS.into(),
+                    self.0.timeout.as_millis().to_string(),
                 ),
             ],
         );
         config
+    }
+
+    /// A revoke starts: the open transaction is to commit now (and every
+    /// batch after it at once) until [`Link::unhurry`]. Without it the
+    /// revoked partitions' records stayed in a transaction committed only
+    /// by its timer, which then failed as theirs were revoked (exit 1).
+    pub fn hurry(&self) {
+        self.0.hurry.fetch_add(1, Ordering::AcqRel);
+        // notify_one keeps a permit if the sink is not waiting right now.
+        self.0.hurried.notify_one();
+    }
+
+    /// The revoke that called [`Link::hurry`] is over.
+    pub fn unhurry(&self) {
+        self.0.hurry.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether a revoke wants the open transaction committed now.
+    pub(super) fn hurried(&self) -> bool {
+        self.0.hurry.load(Ordering::Acquire) > 0
+    }
+
+    /// Resolves when a revoke calls [`Link::hurry`] (or already did).
+    pub(super) async fn hurry_called(&self) {
+        self.0.hurried.notified().await
     }
 
     /// The source attaches its consumer group, once.
@@ -203,6 +285,7 @@ impl fmt::Debug for Link {
         f.debug_struct("Link")
             .field("transactional_id", &self.0.transactional_id)
             .field("interval", &self.0.interval)
+            .field("timeout", &self.0.timeout)
             .finish()
     }
 }
@@ -214,13 +297,36 @@ mod tests {
 
     #[test]
     fn delivered_batches_note_their_partition_s_last_offset_and_keep_the_source_ack() {
-        let link = Link::new("g", Some("host-1"), None, Duration::from_millis(100));
-        assert_eq!(link.transactional_id(), "streamer-g-host-1");
+        let link = Link::new(
+            "g",
+            Some("host-1"),
+            None,
+            Duration::from_millis(100),
+            MIN_TRANSACTION_TIMEOUT,
+        );
+        assert_eq!(link.transactional_id(), "streamer-1-g-host-1");
+        let id = |group, instance| {
+            Link::new(
+                group,
+                Some(instance),
+                None,
+                Duration::ZERO,
+                MIN_TRANSACTION_TIMEOUT,
+            )
+            .transactional_id()
+            .to_string()
+        };
+        assert_ne!(
+            id("a-x", "y-z"),
+            id("a-x-y", "z"),
+            "no two commands share an id"
+        );
         let given = Link::new(
             "g",
             Some("host-1"),
             Some("mine"),
             Duration::from_millis(100),
+            MIN_TRANSACTION_TIMEOUT,
         );
         assert_eq!(given.transactional_id(), "mine", "-X transactional.id wins");
         let fired = Arc::new(AtomicUsize::new(0));
@@ -253,8 +359,14 @@ mod tests {
 
     #[test]
     fn without_an_instance_id_each_process_has_its_own_id_and_x_wins() {
-        let link = Link::new("g", None, None, Duration::from_millis(100));
-        let prefix = format!("streamer-g-{}-", std::process::id());
+        let link = Link::new(
+            "g",
+            None,
+            None,
+            Duration::from_millis(100),
+            MIN_TRANSACTION_TIMEOUT,
+        );
+        let prefix = format!("streamer-1-g-{}-", std::process::id());
         assert!(link.transactional_id().starts_with(&prefix));
         let config = KafkaConfig {
             brokers: "b:1".into(),
@@ -264,5 +376,19 @@ mod tests {
         assert_eq!(settings[0].0, "transactional.id");
         // Later settings win: -X's timeout comes after ours.
         assert_eq!(settings.last().unwrap().1, "30000");
+    }
+
+    #[test]
+    fn the_transaction_timeout_outlasts_the_interval_unless_x_sets_it() {
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(
+            transaction_timeout(Duration::from_millis(100), &[]),
+            Some(secs(10))
+        );
+        assert_eq!(transaction_timeout(secs(15), &[]), Some(secs(35)));
+        assert_eq!(transaction_timeout(secs(600), &[]), Some(secs(900)));
+        let x = |v: &str| vec![("transaction.timeout.ms".to_string(), v.to_string())];
+        assert_eq!(transaction_timeout(secs(15), &x("12000")), Some(secs(12)));
+        assert_eq!(transaction_timeout(secs(15), &x("soon")), None);
     }
 }

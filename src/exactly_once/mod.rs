@@ -22,5 +22,7 @@ mod commit;
 mod link;
 mod sink;
 
-pub use self::link::{Group, Link, NextOffset};
+pub use self::link::{
+    transaction_timeout, Group, Link, NextOffset, MAX_TRANSACTION_TIMEOUT, MIN_TRANSACTION_TIMEOUT,
+};
 pub use self::sink::TransactionalSink;

@@ -134,7 +134,12 @@ impl Cycle {
     /// them as it goes and once the input ends.
     async fn copy(&mut self, input: &mut SinkInput, relay: mpsc::Sender<Batch>) -> Result<()> {
         loop {
-            let due = self.open_until.unwrap_or_else(Instant::now);
+            // A revoke in progress: commit what is open now.
+            let due = match self.open_until {
+                Some(_) if self.link.hurried() => Instant::now(),
+                Some(until) => until,
+                None => Instant::now(),
+            };
             tokio::select! {
                 batch = input.recv() => match batch {
                     Some(mut batch) => {
@@ -160,6 +165,8 @@ impl Cycle {
                     }
                 },
                 _ = tokio::time::sleep_until(due), if self.open_until.is_some() => self.end().await?,
+                // Loops to the check above (a stale wake-up costs nothing).
+                _ = self.link.hurry_called() => {}
                 ended = &mut self.inner => return Err(self.fail(inner_failure(ended)).await),
             }
         }
@@ -216,10 +223,18 @@ impl Cycle {
     /// Aborts the open transaction after `reason`: the run's error.
     async fn fail(&mut self, reason: String) -> Error {
         let (producer, records) = (self.producer.clone(), self.open_records);
-        let message =
-            tokio::task::spawn_blocking(move || commit::abort(&*producer, &reason, records))
-                .await
-                .unwrap_or_else(|_| "aborting the transaction panicked".into());
+        // Open past its timeout, the broker aborted it (and bumped the
+        // epoch, which librdkafka reports as a fencing).
+        let timed_out = self
+            .open_until
+            .map(|until| until - self.link.interval())
+            .filter(|opened| opened.elapsed() >= self.link.timeout())
+            .map(|_| self.link.timeout());
+        let message = tokio::task::spawn_blocking(move || {
+            commit::abort(&*producer, &reason, records, timed_out)
+        })
+        .await
+        .unwrap_or_else(|_| "aborting the transaction panicked".into());
         // Their records are not committed: the source must not call them
         // written.
         drop(self.link.take());
@@ -230,6 +245,9 @@ impl Cycle {
 /// Why the Kafka sink's task ended while this sink still fed it.
 fn inner_failure(ended: std::result::Result<Result<()>, tokio::task::JoinError>) -> String {
     match ended {
+        // Without its "kafka: " prefix: the run's error wraps it in one
+        // (it read `kafka: topic ...: kafka: cannot deliver ...`).
+        Ok(Err(Error::Kafka(message))) => message,
         Ok(Err(error)) => error.to_string(),
         Ok(Ok(())) => "the Kafka sink ended before its input".into(),
         Err(error) => format!("the Kafka sink panicked: {error}"),

@@ -90,7 +90,9 @@ impl KafkaConfig {
 pub fn parse_setting(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.to_string()))
+            // librdkafka trims both: an untrimmed value would slip past
+            // the checks that compare it (`isolation.level= read_uncommitted`).
+            Ok((key.trim().to_string(), value.trim().to_string()))
         }
         _ => Err(format!(
             "`{text}` is not KEY=VALUE (a librdkafka property, like -X fetch.wait.max.ms=50)"

@@ -90,7 +90,7 @@ impl KafkaSource {
             until_end: options.until_end.then_some(options.offset_reset),
             changed: changed.clone(),
             start: start::Placer::new(options.start.clone()),
-            transactional: options.exactly_once.is_some(),
+            transactional: options.exactly_once.clone(),
         };
         let consumer: StreamConsumer<GroupContext> = config
             .create_with_context(context)

@@ -33,6 +33,7 @@ use super::options::OffsetReset;
 use super::partition_span;
 use super::partitions::PartitionTable;
 use super::start::Placer;
+use crate::exactly_once::Link;
 use crate::kafka::{self, client_context_via_log, ClientLog, QUERY_TIMEOUT};
 
 /// The consumer's context: logs, statistics, and the rebalance callbacks
@@ -50,7 +51,7 @@ pub(super) struct GroupContext {
     pub(super) start: Placer,
     /// `--exactly-once`: the offsets are committed in the output's
     /// transactions, never by the consumer (`transactional`).
-    pub(super) transactional: bool,
+    pub(super) transactional: Option<Link>,
 }
 
 /// How long the revoke callback waits for the revoked partitions' batches
@@ -142,7 +143,16 @@ impl GroupContext {
             // read again by the next owner: let the sink write them first
             // (their acks reach the table without the read loop, which is
             // blocked in this callback). Lost partitions are gone already.
-            if !lost && !self.partitions.wait_written(&revoked, REVOKE_WAIT) {
+            // Under --exactly-once they are written once their transaction
+            // commits: have it commit now, not at its interval's end.
+            if let Some(link) = self.transactional.as_ref().filter(|_| !lost) {
+                link.hurry();
+            }
+            let written = lost || self.partitions.wait_written(&revoked, REVOKE_WAIT);
+            if let Some(link) = self.transactional.as_ref().filter(|_| !lost) {
+                link.unhurry();
+            }
+            if !written {
                 tracing::warn!(
                     "batches of the revoked partitions still not written after {} s; \
                      their records will be read again by the partitions' next owner",
@@ -167,7 +177,7 @@ impl GroupContext {
             // hold this callback (and so the rejoin) until it came back.
             // Under --exactly-once, waiting above was for their
             // transaction's commit, which committed the offsets.
-            if !lost && !self.transactional {
+            if !lost && self.transactional.is_none() {
                 commit_offsets(consumer, &self.partitions, &finished, "revoked partitions")
             }
         });
